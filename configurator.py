@@ -1,0 +1,76 @@
+"""
+nanoGPT-style configuration, shared by train.py, sample.py, bench.py and sweep.py.
+
+    python train.py config/finetune_de.py --dataset_tokens=1e6 --device=cpu
+
+Config files are plain Python, executed in order; then --key=value overrides, parsed as Python
+literals (a bare word is a string). Every key must already exist as a module-level default of the
+calling script and keep its type (an integral float such as 1e6 is accepted for an int key), so a
+typo exits with one line that names the key and the closest known one, instead of being ignored.
+"""
+
+import ast
+import difflib
+import sys
+
+
+def _fail(msg):
+    sys.exit(f"error: {msg}")
+
+
+def _closest(key, known):
+    match = difflib.get_close_matches(key, known, n=1)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _coerce(key, value, default, source):
+    """Return value converted to the type of default, or exit naming the key."""
+    if default is None or isinstance(value, type(default)) and not (
+            isinstance(value, bool) and not isinstance(default, bool)):
+        return value
+    if isinstance(default, bool):
+        pass  # an int is not a bool: fall through to the error
+    elif isinstance(default, int) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    _fail(f"{source}: {key}={value!r} must be of type {type(default).__name__} "
+          f"(default {default!r})")
+
+
+def configure(config, argv):
+    """Apply config files and --key=value overrides in argv to the dict config (a script's
+    globals()). Returns the set of keys that were set explicitly."""
+    known = [k for k, v in config.items() if not k.startswith('_') and
+             isinstance(v, (int, float, bool, str, type(None)))]
+    explicit = set()
+    for arg in argv:
+        if not arg.startswith('--'):
+            try:
+                code = open(arg).read()
+            except OSError as e:
+                _fail(f"cannot read config file {arg}: {e.strerror}")
+            scope = {}
+            exec(code, {}, scope)
+            for key, value in scope.items():
+                if key.startswith('_') or callable(value) or type(value).__name__ == 'module':
+                    continue
+                if key not in known:
+                    _fail(f"{arg}: unknown config key '{key}'{_closest(key, known)}")
+                config[key] = _coerce(key, value, config[key], arg)
+                explicit.add(key)
+        else:
+            key, sep, text = arg[2:].partition('=')
+            if not sep:
+                _fail(f"override '{arg}' must look like --key=value")
+            if key not in known:
+                _fail(f"unknown config key '{key}'{_closest(key, known)}")
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = text  # a bare word, e.g. --device=cpu
+            if isinstance(config[key], str) and not isinstance(value, str):
+                value = text  # e.g. --out_dir=2024 is a directory name, not a number
+            config[key] = _coerce(key, value, config[key], f"--{key}")
+            explicit.add(key)
+    return explicit

@@ -1,0 +1,443 @@
+"""
+One script for the three kinds of run of the study:
+    pre-train on English:      python train.py config/pretrain_16M.py
+    fine-tune from English:    python train.py config/finetune_de.py --dataset_tokens=1e6
+    the from-scratch twin:     python train.py config/scratch_de.py --dataset_tokens=1e6
+on one process (add --device=cpu on a laptop) or under DDP:
+    torchrun --standalone --nproc_per_node=8 train.py config/pretrain_70M.py
+
+The run's result is out_dir/log.json (the contract with fit_scaling.py, see DESIGN.md), rewritten
+atomically at every evaluation, with ckpt.pt (latest, for init_from='resume') and best.pt (the
+model at the best validation loss, the one fine-tuning starts from).
+"""
+
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from configurator import configure
+from model import GPT, GPTConfig
+
+# -----------------------------------------------------------------------------
+# default config values (a config file or --key=value overrides any of them)
+# I/O
+out_dir = 'out/run'
+init_from = 'scratch'  # 'scratch', 'resume' (continue out_dir/ckpt.pt) or a checkpoint to fine-tune
+role = ''  # 'pretrain' | 'scratch' | 'finetune'; '' infers it from init_from and the language
+# data
+data_dir = 'data'
+dataset = 'builtin_en'  # data_dir/<dataset>/{train,val}.bin + meta.json, written by prepare/
+dataset_tokens = 0  # D_f: train on the first D_f tokens of the (shuffled) train split; 0 = all
+extra_val = ''  # comma-separated datasets whose val split is also evaluated (e.g. forgetting)
+eval_tokens = 262144  # the fixed validation set: the first eval_tokens tokens of the val split
+# evaluation and stopping
+eval_interval = 100
+eval_dense = True  # also evaluate at eval_interval/2, /4, ... early on, where fine-tunes peak
+log_interval = 10
+patience = 0  # stop after this many evaluations without improvement (0 = never stop early) ...
+patience_epochs = 0.0  # ... once also this many epochs of D_f passed since the best one ...
+min_iters = 0  # ... and never before this step
+max_tokens = 0  # stop after this many training tokens (sets max_iters when > 0)
+# model
+n_layer = 4
+n_head = 4
+n_embd = 256
+block_size = 256
+dropout = 0.0
+bias = False
+# optimizer: AdamW; the schedule is a linear warm-up then a cosine decay to min_lr at max_iters
+batch_size = 16  # sequences per micro-step (per process)
+gradient_accumulation_steps = 1  # micro-steps per optimizer step, summed over all processes
+learning_rate = 1e-3
+max_iters = 1000
+weight_decay = 0.0
+beta1 = 0.9
+beta2 = 0.95
+grad_clip = 1.0
+warmup_iters = 100
+min_lr = -1.0  # -1 = learning_rate / 10
+# system
+device = 'cuda' if torch.cuda.is_available() else 'cpu'
+dtype = 'auto'  # 'float32' | 'bfloat16' | 'float16'; auto = bf16 on CUDA (fp16 without it), fp32 on CPU
+compile = None  # torch.compile: None = on for CUDA, off on CPU
+seed = 1337
+# -----------------------------------------------------------------------------
+config_keys = [k for k, v in globals().items()
+               if not k.startswith('_') and isinstance(v, (int, float, bool, str, type(None)))]
+explicit_keys = configure(globals(), sys.argv[1:])
+# -----------------------------------------------------------------------------
+
+
+def fail(msg):
+    if master_process:
+        print(f"error: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def atomic_write(path, write):
+    tmp = f"{path}.{os.getpid()}.tmp"
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_json(path, obj):
+    def w(tmp):
+        with open(tmp, 'w') as f:
+            json.dump(obj, f, indent=1)
+    atomic_write(path, w)
+
+
+# distributed setup: torchrun sets RANK; gloo on CPU so the DDP path is testable here
+ddp = int(os.environ.get('RANK', -1)) != -1
+if ddp:
+    dist.init_process_group(backend='nccl' if device.startswith('cuda') else 'gloo')
+    rank, world_size = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
+    if device.startswith('cuda'):
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        torch.cuda.set_device(device)
+else:
+    rank, world_size = 0, 1
+master_process = rank == 0
+ckpt_path, best_path, log_path = (os.path.join(out_dir, f) for f in ('ckpt.pt', 'best.pt', 'log.json'))
+ckpt = None
+if init_from == 'resume':
+    if not os.path.exists(ckpt_path):
+        fail(f"init_from='resume' but there is no {ckpt_path}: start the run without it")
+    ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=False)
+    # a resumed run is the same run: its original config wins over everything but the system keys
+    for k, v in ckpt['config'].items():
+        if k not in ('device', 'dtype', 'compile', 'out_dir', 'init_from'):
+            globals()[k] = v
+config = {k: globals()[k] for k in config_keys}
+if gradient_accumulation_steps % world_size:
+    fail(f"gradient_accumulation_steps={gradient_accumulation_steps} must be a multiple of "
+         f"the number of processes ({world_size})")
+grad_accum = gradient_accumulation_steps // world_size
+device_type = 'cuda' if device.startswith('cuda') else 'cpu'
+if dtype == 'auto':
+    dtype = ('bfloat16' if torch.cuda.is_bf16_supported() else 'float16') \
+        if device_type == 'cuda' else 'float32'
+if compile is None:
+    compile = device_type == 'cuda'
+if dtype not in ('float32', 'bfloat16', 'float16') or not isinstance(compile, bool):
+    fail(f"dtype must be auto/float32/bfloat16/float16 (got {dtype!r}), compile True or False")
+config.update(device=device, dtype=dtype, compile=compile)
+ptdtype = getattr(torch, dtype)
+autocast = torch.autocast(device_type=device_type, dtype=ptdtype, enabled=dtype != 'float32')
+if device_type == 'cuda':
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+tokens_per_iter = batch_size * block_size * gradient_accumulation_steps
+if max_tokens > 0:
+    max_iters = math.ceil(max_tokens / tokens_per_iter)
+if min_lr < 0:
+    min_lr = learning_rate / 10
+config.update(max_iters=max_iters, min_lr=min_lr)
+if master_process:
+    os.makedirs(out_dir, exist_ok=True)
+
+# -----------------------------------------------------------------------------
+# data: uint16 token ids, read through np.memmap so a corpus larger than RAM is fine
+
+
+def load_meta(name):
+    path = os.path.join(data_dir, name, 'meta.json')
+    if not os.path.exists(os.path.join(data_dir, name, 'train.bin')) or not os.path.exists(path):
+        lang = name.split('_')[1] if name.startswith('builtin_') else '<lang>'
+        fail(f"{os.path.join(data_dir, name)}/train.bin or meta.json not found: prepare it first, "
+             f"e.g. python prepare/debian_docs.py --lang {lang} (see README, Data)")
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_tokens(name, split):
+    return np.memmap(os.path.join(data_dir, name, f'{split}.bin'), dtype=np.uint16, mode='r')
+
+
+def count_bytes(tokens, meta):
+    """UTF-8 bytes of the text these tokens encode (end-of-text ids encode no text)."""
+    tokens = np.asarray(tokens)
+    tokens = tokens[tokens != meta['eot_token']]
+    if meta['tokenizer'] == 'bytes':
+        return int(len(tokens))
+    from prepare.common import get_tokenizer
+    return len(get_tokenizer(meta['tokenizer']).decode_bytes(tokens.tolist()))
+
+
+meta = load_meta(dataset)
+train_data = load_tokens(dataset, 'train')
+if dataset_tokens == 0:
+    dataset_tokens = len(train_data)
+if dataset_tokens > len(train_data):
+    fail(f"dataset_tokens={dataset_tokens:,} but {dataset}'s train split holds only "
+         f"{len(train_data):,} tokens")
+if dataset_tokens < block_size + 1:
+    fail(f"dataset_tokens={dataset_tokens} must be at least block_size+1 = {block_size + 1}")
+train_data = train_data[:dataset_tokens]
+config['dataset_tokens'] = dataset_tokens
+dataset_bytes = (meta['splits']['train']['bytes'] if dataset_tokens == meta['splits']['train']['tokens']
+                 else count_bytes(train_data, meta))
+# batches are block_size windows at uniformly random offsets into the first D_f tokens, drawn by
+# a generator of their own whose state the checkpoint keeps: a resumed run sees the same batches
+data_rng = torch.Generator().manual_seed(seed + rank)
+
+
+def get_batch():
+    ix = torch.randint(len(train_data) - block_size, (batch_size,), generator=data_rng).numpy()
+    buf = torch.from_numpy(train_data[ix[:, None] + np.arange(block_size + 1)].astype(np.int64))
+    x, y = buf[:, :-1], buf[:, 1:]
+    if device_type == 'cuda':
+        return (x.pin_memory().to(device, non_blocking=True),
+                y.pin_memory().to(device, non_blocking=True))
+    return x, y
+
+
+def load_val(name, m):
+    """The fixed validation set: the first eval_tokens of the val split as contiguous
+    block_size windows, each process taking every world_size-th window."""
+    val = load_tokens(name, 'val')[:eval_tokens]
+    n = (len(val) - 1) // block_size
+    if n < 1:
+        fail(f"{name}'s val split has {len(val)} tokens, fewer than block_size+1")
+    seqs = torch.from_numpy(val[:n * block_size + 1].astype(np.int64))
+    x = seqs[:-1].view(n, block_size)[rank::world_size]
+    y = seqs[1:].view(n, block_size)[rank::world_size]
+    return x, y, n * block_size, count_bytes(val[1:n * block_size + 1], m)
+
+
+val_sets = {dataset: load_val(dataset, meta)}
+for name in filter(None, extra_val.split(',')):
+    m = load_meta(name)
+    if (m['tokenizer'], m['vocab_size']) != (meta['tokenizer'], meta['vocab_size']):
+        fail(f"extra_val {name} uses tokenizer {m['tokenizer']} ({m['vocab_size']}), "
+             f"but {dataset} uses {meta['tokenizer']} ({meta['vocab_size']})")
+    val_sets[name] = load_val(name, m)
+
+# -----------------------------------------------------------------------------
+# model
+shape_keys = ('n_layer', 'n_head', 'n_embd', 'block_size', 'bias')
+if ckpt is not None:
+    source = ckpt
+elif init_from != 'scratch':
+    if not os.path.exists(init_from):
+        fail(f"init_from={init_from!r} is neither 'scratch', 'resume' nor an existing checkpoint")
+    source = torch.load(init_from, map_location='cpu', weights_only=False)
+else:
+    source = None
+if source is not None:
+    # the shape comes from the checkpoint; naming a different one is a mistake, not a request
+    for k in shape_keys:
+        if k in explicit_keys and config[k] != source['model_args'][k]:
+            fail(f"{k}={config[k]} but checkpoint {init_from} has {k}={source['model_args'][k]}: "
+                 f"drop --{k} or use a checkpoint of that shape")
+        globals()[k] = config[k] = source['model_args'][k]
+    if (source['tokenizer'], source['model_args']['vocab_size']) != (meta['tokenizer'], meta['vocab_size']):
+        fail(f"checkpoint {init_from} was trained with tokenizer {source['tokenizer']} "
+             f"(vocab {source['model_args']['vocab_size']}), but {dataset} uses {meta['tokenizer']} "
+             f"(vocab {meta['vocab_size']}): prepare {dataset} with --tokenizer {source['tokenizer']}")
+model_args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
+                  bias=bias, vocab_size=meta['vocab_size'], dropout=dropout)
+torch.manual_seed(seed)
+model = GPT(GPTConfig(**model_args))
+if source is not None:
+    model.load_state_dict(source['model'])
+model.to(device)
+N = model.n_params()
+flops_per_token = model.flops_per_token()
+optimizer = model.configure_optimizer(weight_decay, learning_rate, (beta1, beta2), device_type)
+scaler = torch.amp.GradScaler(device_type, enabled=dtype == 'float16')
+if ckpt is not None:
+    optimizer.load_state_dict(ckpt['optimizer'])
+    scaler.load_state_dict(ckpt['scaler'])
+raw_model = model
+if compile:
+    model = torch.compile(model)
+if ddp:
+    model = DDP(model, device_ids=[int(os.environ['LOCAL_RANK'])] if device_type == 'cuda' else None)
+
+if not role:
+    role = 'finetune' if source is not None else 'pretrain' if meta.get('language') == 'en' else 'scratch'
+    config['role'] = role
+
+
+def get_lr(it):
+    if it < warmup_iters:
+        return learning_rate * (it + 1) / (warmup_iters + 1)
+    ratio = min(1.0, (it - warmup_iters) / max(1, max_iters - warmup_iters))
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (learning_rate - min_lr)
+
+
+def is_eval_iter(it):
+    if it % eval_interval == 0 or it == max_iters:
+        return True
+    # dense early: eval_interval/2, /4, ... (fine-tuned runs often peak before the first interval)
+    return eval_dense and it in {eval_interval >> k for k in range(1, eval_interval.bit_length())}
+
+
+def should_stop():
+    return (patience > 0 and evals_since_best >= patience and it >= min_iters and
+            it * tokens_per_iter - best['tokens'] >= patience_epochs * dataset_tokens)
+
+
+@torch.no_grad()
+def estimate_loss(x, y):
+    """Mean loss in nats/token over the whole fixed set, summed over processes."""
+    model.eval()
+    total = torch.zeros(2, dtype=torch.float64, device=device)
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        with autocast:
+            _, loss = model(xb, yb)
+        total += torch.tensor([loss.item() * yb.numel(), yb.numel()], dtype=torch.float64, device=device)
+    if ddp:
+        dist.all_reduce(total)
+    model.train()
+    return (total[0] / total[1]).item()
+
+
+# -----------------------------------------------------------------------------
+# the run's state: restored whole from ckpt.pt on resume
+if ckpt is not None:
+    log = ckpt['log']
+    it, best, evals_since_best = ckpt['iter'], ckpt['best'], ckpt['evals_since_best']
+    data_rng.set_state(ckpt['data_rng'][rank] if rank < len(ckpt['data_rng']) else ckpt['data_rng'][0])
+    torch.set_rng_state(ckpt['torch_rng'])
+    init_path = log['init_from']
+    log['status'] = 'running'
+else:
+    it, best, evals_since_best = 0, None, 0
+    init_path = None if source is None else init_from
+    log = dict(
+        schema=1, status='running', role=role, init_from=init_path, config=config,
+        model=dict(model_args, N=N, flops_per_token=flops_per_token),
+        data=dict(dataset=dataset, language=meta.get('language'), tokenizer=meta['tokenizer'],
+                  dataset_tokens=dataset_tokens, dataset_bytes=dataset_bytes,
+                  val_tokens=val_sets[dataset][2], val_bytes=val_sets[dataset][3],
+                  extra_val={k: dict(val_tokens=v[2], val_bytes=v[3]) for k, v in val_sets.items()
+                             if k != dataset}),
+        evals=[], best=None, tokens_seen=0, flops=0, elapsed_s=0.0, epochs=0.0)
+elapsed_before = log['elapsed_s']
+
+
+def save_checkpoint(path, full):
+    obj = dict(model=raw_model.state_dict(), model_args=model_args, config=config,
+               tokenizer=meta['tokenizer'], iter=it, log=log)
+    if full:
+        rng = [torch.zeros(0, dtype=torch.uint8)] * world_size
+        if ddp:
+            dist.all_gather_object(rng, data_rng.get_state())
+        else:
+            rng = [data_rng.get_state()]
+        obj.update(optimizer=optimizer.state_dict(), scaler=scaler.state_dict(), best=best,
+                   evals_since_best=evals_since_best, data_rng=rng, torch_rng=torch.get_rng_state())
+    if master_process:
+        atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def finish(status, error=None):
+    log['status'] = status
+    if error:
+        log['error'] = error
+    if master_process:
+        write_json(log_path, log)
+    if ddp:
+        dist.destroy_process_group()
+
+
+if master_process:
+    print(f"{role} run -> {out_dir}: N={N:,} non-embedding parameters, "
+          f"{flops_per_token:,} FLOPs/token, D_f={dataset_tokens:,} tokens ({dataset_bytes:,} bytes), "
+          f"{tokens_per_iter:,} tokens/step, max_iters={max_iters}, {device} {dtype}"
+          f"{' compiled' if compile else ''}, {world_size} process(es)")
+timers = dict(data=0.0, eval=0.0, checkpoint=0.0)
+t_start = time.time()
+train_loss_sum = torch.zeros((), device=device)
+train_loss_n = 0
+resumed_at = it if ckpt is not None else None
+status = 'done'
+while True:
+    lr = get_lr(it)
+    for group in optimizer.param_groups:
+        group['lr'] = lr
+    if is_eval_iter(it) and it == resumed_at and should_stop():
+        status = 'early_stopped'  # killed between the deciding evaluation and the end of the run
+        break
+    if is_eval_iter(it) and it != resumed_at:
+        t0 = time.time()
+        losses = {name: estimate_loss(x, y) for name, (x, y, _, _) in val_sets.items()}
+        val_loss = losses[dataset]
+        tokens = it * tokens_per_iter
+        train_loss = (train_loss_sum.item() / train_loss_n) if train_loss_n else None
+        train_loss_sum.zero_()
+        train_loss_n = 0
+        timers['eval'] += time.time() - t0
+        if not math.isfinite(val_loss) or (train_loss is not None and not math.isfinite(train_loss)):
+            msg = f"non-finite loss at iter {it} (train {train_loss}, val {val_loss})"
+            finish('failed', msg + f"; the last good checkpoint is kept in {out_dir}")
+            fail(msg + ": lower learning_rate or check the data; the last good checkpoint is kept")
+        log['tokens_seen'], log['flops'] = tokens, tokens * flops_per_token
+        log['epochs'] = tokens / dataset_tokens
+        log['elapsed_s'] = elapsed_before + time.time() - t_start
+        log['evals'].append(dict(
+            iter=it, tokens=tokens, flops=tokens * flops_per_token, epoch=tokens / dataset_tokens,
+            train_loss=train_loss, val_loss=val_loss, lr=lr, elapsed_s=log['elapsed_s'],
+            extra_val={k: v for k, v in losses.items() if k != dataset}))
+        t0 = time.time()
+        if best is None or val_loss < best['val_loss']:
+            best = dict(iter=it, tokens=tokens, flops=tokens * flops_per_token, val_loss=val_loss,
+                        val_bpb=val_loss * val_sets[dataset][2] / val_sets[dataset][3] / math.log(2))
+            evals_since_best = 0
+            save_checkpoint(best_path, full=False)
+        else:
+            evals_since_best += 1
+        log['best'] = best
+        save_checkpoint(ckpt_path, full=True)
+        if master_process:
+            write_json(log_path, log)
+        timers['checkpoint'] += time.time() - t0
+        if master_process:
+            print(f"iter {it}: val {val_loss:.4f}" + ''.join(f", {k} {v:.4f}" for k, v in losses.items()
+                                                        if k != dataset) +
+                  f", best {best['val_loss']:.4f} @ {best['iter']}, epoch {tokens / dataset_tokens:.2f}")
+        if should_stop():
+            status = 'early_stopped'
+            break
+    if it >= max_iters:
+        break
+    # one optimizer step: grad_accum micro-steps, gradients synchronised on the last only
+    for micro in range(grad_accum):
+        if ddp:
+            model.require_backward_grad_sync = micro == grad_accum - 1
+        t0 = time.time()
+        x, y = get_batch()
+        timers['data'] += time.time() - t0
+        with autocast:
+            _, loss = model(x, y)
+        train_loss_sum += loss.detach()
+        train_loss_n += 1
+        scaler.scale(loss / grad_accum).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    it += 1
+    if master_process and log_interval and it % log_interval == 0:
+        print(f"iter {it}: loss {loss.item():.4f}, lr {lr:.2e}, "
+              f"{(time.time() - t_start) * 1000 / (it - (resumed_at or 0)):.0f} ms/iter")
+
+finish(status)
+if master_process:
+    wall = time.time() - t_start
+    other = wall - sum(timers.values())
+    print(f"{status}: best val {best['val_loss']:.4f} nats/token ({best['val_bpb']:.4f} bits/byte) at "
+          f"iter {best['iter']}; {it} iters in {wall:.1f}s: training {other:.1f}s, " +
+          ', '.join(f"{k} {v:.1f}s ({100 * v / max(wall, 1e-9):.0f}%)" for k, v in timers.items()))
