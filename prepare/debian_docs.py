@@ -1,0 +1,473 @@
+"""
+Built-in offline corpora from Debian/Ubuntu documentation packages: English for pre-training,
+German, Spanish and Chinese for fine-tuning, the latter mostly translations of the same manuals.
+Packages are fetched with `apt-get download` and unpacked with `dpkg -x` into .cache/debian/
+(no root needed where apt's package lists exist), converted to text, filtered to paragraphs in
+the target language, cleaned of repeated boilerplate and exact duplicates, and written by
+prepare/common.py.
+
+    python prepare/debian_docs.py --lang en          # -> data/builtin_en  (byte tokens)
+    python prepare/debian_docs.py --lang de          # -> data/builtin_de
+    python prepare/debian_docs.py --lang zh --tokenizer gpt2   # -> data/builtin_zh_gpt2
+    python prepare/debian_docs.py --lang de --parallel_only    # documents present in de, es, zh
+    python prepare/debian_docs.py --lang de --packages fortunes-de --name fortunes_de
+"""
+import os
+import re
+import sys
+import gzip
+import zlib
+import time
+import shutil
+import struct
+import argparse
+import subprocess
+import multiprocessing as mp
+from html.parser import HTMLParser
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import die  # noqa: E402
+
+# -----------------------------------------------------------------------------
+# what goes into each corpus: package -> regex of the files to read inside it (matched against
+# the path in the package). Names like python3-doc are metapackages; their version-specific
+# dependency (python3.11-doc, ...) is followed automatically, so this works across releases.
+
+ENGLISH = {  # pre-training: none of these are (translations of) the fine-tuning manuals
+    'python3-doc': r'/html/_sources/.*\.txt$',
+    'linux-doc': r'/Documentation/(?!translations/).*\.(rst|txt)(\.gz)?$',
+    'postgresql-doc': r'/html/[^/]*\.html$',
+    'perl-doc': r'\.pod$',
+    'sqlite3-doc': r'\.html$',
+    'git-doc': r'/git-doc/[^/]*\.txt$',
+    'manpages': r'/man/man\d/[^/]*\.gz$',
+    'manpages-dev': r'/man/man\d/[^/]*\.gz$',
+    'sword-text-web': r'\.bzz$',
+    'fortunes': r'/games/fortunes/[^/.]+$',
+    'fortunes-min': r'/games/fortunes/[^/.]+$',
+    'jargon-text': r'jargon\.txt\.gz$',
+}
+# fine-tuning: the same manuals in each language; {pkg} is the package's language suffix and
+# {dir} the language's directory name inside multi-language packages
+TARGETS = {
+    'de': {'pkg': 'de', 'dirs': ['de-DE', 'de'], 'manpages': 'manpages-de'},
+    'es': {'pkg': 'es', 'dirs': ['es-ES', 'es'], 'manpages': 'manpages-es'},
+    'zh': {'pkg': 'zh-cn', 'dirs': ['zh-CN', 'zh_CN', 'zh-cn'], 'manpages': 'manpages-zh'},
+}
+
+
+def target_packages(lang, manpages=False):
+    t = TARGETS[lang]
+    d = '(' + '|'.join(map(re.escape, t['dirs'])) + ')'
+    pk = t['pkg']
+    packages = {
+        f'libreoffice-help-{pk}': rf'/help/{d}/text/.*\.html$',
+        'debian-handbook': rf'/html/{d}/[^/]*\.html$',
+        'installation-guide-amd64': rf'/installation-guide-amd64/{d}/[^/]*\.html$',
+        f'debian-reference-{pk}': r'/debian-reference/[^/]*\.html$',
+        f'maint-guide-{pk}': r'/html/[^/]*\.html$',
+    }
+    if manpages:
+        packages[t['manpages']] = r'/man/[^/]+/man\d/[^/]*\.gz$'
+    return packages
+
+
+def corpus_packages(lang, manpages=False):
+    return dict(ENGLISH) if lang == 'en' else target_packages(lang, manpages)
+
+
+def guess_pattern(package):
+    """Files to read in a package given by --packages: the known pattern, else any text-like
+    file outside /usr/share/doc/<pkg>/ (copyright, changelogs)."""
+    for lang in common.LANGUAGES:
+        known = corpus_packages(lang, manpages=True)
+        if package in known:
+            return known[package]
+    if package.startswith('fortunes'):
+        return r'/games/fortunes/(.*/)?[^/.]+(\.fortunes)?$'
+    return r'^(?!.*/usr/share/doc/[^/]+/(copyright|changelog)).*\.(html?|txt|rst|pod)(\.gz)?$|/man/.*\.gz$'
+
+# -----------------------------------------------------------------------------
+# fetching: apt-get download + dpkg -x into the cache
+
+
+def run(cmd, cwd=None):
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+
+
+def check_apt():
+    for tool in ('apt-get', 'apt-cache', 'dpkg-deb'):
+        if shutil.which(tool) is None:
+            die(f"{tool} not found: the built-in corpora need Debian/Ubuntu's apt; elsewhere use "
+                f"prepare/text.py --input FILES or prepare/hf.py")
+
+
+def fetch(package, cache):
+    """Download and unpack one package (cached); returns its root directory."""
+    root = os.path.join(cache, 'root', package)
+    if os.path.isdir(root):
+        return root
+    debs = os.path.join(cache, 'debs')
+    os.makedirs(debs, exist_ok=True)
+    have = [f for f in os.listdir(debs) if f.startswith(package + '_') and f.endswith('.deb')]
+    if not have:
+        r = run(['apt-get', 'download', package], cwd=debs)
+        have = [f for f in os.listdir(debs) if f.startswith(package + '_') and f.endswith('.deb')]
+        if r.returncode != 0 or not have:
+            msg = (r.stderr.strip().splitlines() or ['no output'])[-1]
+            die(f"`apt-get download {package}` failed ({msg}): run `apt-get update` (as root) if "
+                f"the package lists are missing, or leave {package} out with --skip_missing or "
+                f"--packages")
+    tmp = root + '.tmp'
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(os.path.dirname(tmp), exist_ok=True)
+    r = run(['dpkg-deb', '-x', os.path.join(debs, sorted(have)[-1]), tmp])
+    if r.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        die(f"`dpkg-deb -x` failed on {package}: {r.stderr.strip()}; delete {debs} and retry")
+    os.replace(tmp, root)  # only complete extractions are cached
+    return root
+
+
+def list_files(root):
+    out = []
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            if os.path.isfile(p) and not os.path.islink(p):  # a link repeats another file
+                out.append(os.path.relpath(p, root))
+    return sorted(out)
+
+
+def is_metapackage(package, files):
+    return all(f.startswith(f'usr/share/doc/{package}/') or f.startswith('usr/share/lintian/')
+               for f in files)
+
+
+def dependencies(package):
+    r = run(['apt-cache', 'depends', package])
+    return [line.split(':', 1)[1].strip() for line in r.stdout.splitlines()
+            if line.strip().lstrip('|').startswith('Depends:')]
+
+
+def package_files(package, pattern, cache):
+    """[(path, name)] of the files matching pattern in package, following a metapackage to its
+    version-specific dependency (python3-doc -> python3.11-doc, linux-doc -> linux-doc-6.1)."""
+    root = fetch(package, cache)
+    files = list_files(root)
+    roots = [(package, root, files)]
+    if is_metapackage(package, files):
+        stem = package.split('-')[0]
+        for dep in dependencies(package):
+            if dep.split('-')[0].startswith(stem.rstrip('0123456789')):
+                droot = fetch(dep, cache)
+                roots.append((dep, droot, list_files(droot)))
+    rx = re.compile(pattern)
+    return [(os.path.join(r, f), f'{p}:{f}') for p, r, fs in roots for f in fs
+            if rx.search('/' + f)]
+
+# -----------------------------------------------------------------------------
+# text extraction, one function per format; each returns a list of normalised paragraphs
+
+BLOCK = {'p', 'div', 'br', 'li', 'ul', 'ol', 'dl', 'dt', 'dd', 'table', 'tr', 'td', 'th', 'pre',
+         'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'blockquote', 'section', 'article', 'hr', 'caption',
+         'body', 'title', 'figcaption', 'main'}
+SKIP = {'script', 'style', 'head', 'header', 'nav', 'aside', 'footer', 'noscript', 'button',
+        'select', 'form'}
+SKIP_CLASS = re.compile(r'\b(navheader|navfooter|toc|breadcrumbs?|navigation|footer)\b')
+
+
+class TextExtractor(HTMLParser):
+    """Visible text of an HTML page, a paragraph per block element, without navigation."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.pars, self.cur, self.skip_tag, self.skip_depth = [], [], None, 0
+
+    def flush(self):
+        p = common.normalize(''.join(self.cur))
+        if p:
+            self.pars.append(p)
+        self.cur = []
+
+    def handle_starttag(self, tag, attrs):
+        if self.skip_depth:
+            self.skip_depth += tag == self.skip_tag
+            return
+        cls = dict(attrs).get('class') or ''
+        if tag in SKIP or (tag in ('div', 'table', 'p', 'ul') and SKIP_CLASS.search(cls)):
+            self.skip_tag, self.skip_depth = tag, 1
+        elif tag in BLOCK:
+            self.flush()
+
+    def handle_endtag(self, tag):
+        if self.skip_depth:
+            self.skip_depth -= tag == self.skip_tag
+            return
+        if tag in BLOCK:
+            self.flush()
+
+    def handle_data(self, data):
+        if not self.skip_depth:
+            self.cur.append(data)
+
+
+def html_paragraphs(text):
+    x = TextExtractor()
+    x.feed(text)
+    x.close()
+    x.flush()
+    return x.pars
+
+
+MAN_ESCAPES = [(r'\\f(\[[^\]]*\]|\(..|.)', ''), (r'\\s[-+]?\d', ''), (r'\\\*(\[[^\]]*\]|\(..|.)', ''),
+               (r'\\\(em', '—'), (r'\\\(en', '–'), (r'\\\(aq', "'"), (r'\\\([lr]q', '"'),
+               (r'\\\(bu', '•'), (r'\\\(co', '©'), (r'\\\(..', ''), (r'\\\[[^\]]*\]', ''),
+               (r'\\-', '-'), (r'\\e', '\\\\'), (r'\\[ ~0]', ' '), (r'\\[&,/:%|^)]', ''),
+               (r'\\c$', '')]
+MAN_ESCAPES = [(re.compile(a), b) for a, b in MAN_ESCAPES]
+
+
+def man_paragraphs(text):
+    """roff source of a man page to paragraphs: requests are dropped or become paragraph
+    breaks, font macros keep their text, escapes become characters."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith(('.\\"', "'\\\"", '\\"')):
+            continue
+        if line.startswith(('.', "'")):
+            m = re.match(r"[.'](\S+)\s*(.*)", line)
+            req, rest = (m.group(1), m.group(2)) if m else ('', '')
+            if req in ('SH', 'SS'):
+                lines += ['', rest.replace('"', ''), '']
+            elif req in ('B', 'I', 'BR', 'IR', 'RB', 'RI', 'BI', 'IB', 'SM', 'SB', 'UR', 'MT'):
+                lines.append(rest.replace('"', ''))
+            elif req in ('PP', 'P', 'LP', 'TP', 'IP', 'HP', 'sp', 'RS', 'RE', 'nf', 'fi', 'TH',
+                         'EX', 'EE', 'TS', 'TE'):
+                lines.append('')
+            continue
+        for rx, rep in MAN_ESCAPES:
+            line = rx.sub(rep, line)
+        lines.append(line)
+    return common.split_paragraphs('\n'.join(lines))
+
+
+POD_CODE = re.compile(r'[A-Z]<(?:<+\s+(.*?)\s+>+|([^<>]*))>')
+
+
+def pod_paragraphs(text):
+    out = []
+    for block in re.split(r'\n\s*\n', text):
+        if block.startswith('='):
+            cmd, _, rest = block.partition(' ')
+            if cmd not in ('=head1', '=head2', '=head3', '=head4', '=item'):
+                continue
+            block = rest
+        for _ in range(3):  # nested formatting codes: B<L<foo>>
+            block = POD_CODE.sub(lambda m: (m.group(1) or m.group(2) or '').split('|')[0], block)
+        p = common.normalize(block)
+        if p:
+            out.append(p)
+    return out
+
+
+def fortune_paragraphs(text):
+    return [p for p in (common.normalize(f) for f in re.split(r'\n%\n', text)) if p]
+
+
+def sword_paragraphs(path):
+    """A SWORD zText module (sword-text-web): .bzs holds (offset, size, usize) per block of the
+    zlib-compressed .bzz; a block holds a book in OSIS XML, paragraphs marked by x-p divs."""
+    with open(path[:-1] + 's', 'rb') as f:
+        index = f.read()
+    with open(path, 'rb') as f:
+        data = f.read()
+    pars = []
+    for i in range(0, len(index) - 11, 12):
+        off, size, _ = struct.unpack('<III', index[i:i + 12])
+        xml = zlib.decompress(data[off:off + size]).decode('utf-8', errors='replace')
+        xml = re.sub(r'<note\b.*?</note>', '', xml, flags=re.S)  # footnotes
+        xml = re.sub(r'<(div[^>]*type="x-p"|chapter|title)[^>]*>', '\n\n', xml)
+        xml = re.sub(r'</title>', '\n\n', xml)
+        pars += common.split_paragraphs(re.sub(r'<[^>]*>', '', xml))
+    return pars
+
+
+def read_text(path):
+    opener = gzip.open if path.endswith('.gz') else open
+    with opener(path, 'rb') as f:
+        return f.read().decode('utf-8')  # UnicodeDecodeError: the caller skips the file
+
+
+def extract(path):
+    """Paragraphs of one file, by format."""
+    if path.endswith('.bzz'):
+        return sword_paragraphs(path)
+    text = read_text(path)
+    base = path[:-3] if path.endswith('.gz') else path
+    if base.endswith(('.html', '.htm')):
+        return html_paragraphs(text)
+    if base.endswith('.pod'):
+        return pod_paragraphs(text)
+    if '/games/fortunes/' in path:
+        return fortune_paragraphs(text)
+    if '/man/' in path:
+        return man_paragraphs(text)
+    return common.split_paragraphs(text)
+
+
+def process_file(job):
+    """Worker: extract one file and keep the paragraphs in the target language."""
+    path, name, lang, min_bytes = job
+    try:
+        pars = extract(path)
+    except (UnicodeDecodeError, OSError, zlib.error, ValueError):
+        return name, [], {'unreadable_files': 1}
+    kept, st = [], {'raw_bytes': 0, 'language_dropped_bytes': 0, 'short_dropped_bytes': 0}
+    for p in pars:
+        n = len(p.encode('utf-8'))
+        st['raw_bytes'] += n
+        if n < min_bytes:
+            st['short_dropped_bytes'] += n  # menu labels, "Next", page numbers
+        elif common.in_language(p, lang):
+            kept.append(p)
+        else:
+            st['language_dropped_bytes'] += n
+    return name, kept, st
+
+# -----------------------------------------------------------------------------
+# documents present in all three target languages (--parallel_only)
+
+
+def doc_key(name, lang):
+    """The language-independent identity of a translated page: package and path with the
+    language tag replaced, e.g. libreoffice-help-de:usr/share/libreoffice/help/de/text/x.html
+    and libreoffice-help-zh-cn:.../help/zh-CN/text/x.html give the same key."""
+    t = TARGETS[lang]
+    tags = sorted(set(t['dirs'] + [t['pkg']]), key=len, reverse=True)
+    rx = r'(?<=[/.:\-])(' + '|'.join(map(re.escape, tags)) + r')(?=[/.:\-]|$)'
+    return re.sub(rx, '{L}', name)
+
+
+def parallel_keys(args, cache):
+    keys = None
+    for lang in TARGETS:
+        ks = set()
+        for package, pattern in target_packages(lang).items():
+            ks |= {doc_key(n, lang) for _, n in package_files(package, pattern, cache)}
+        keys = ks if keys is None else keys & ks
+    return keys
+
+# -----------------------------------------------------------------------------
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--lang', required=True, help="en (pre-training), de, es or zh")
+    parser.add_argument('--packages', default=None,
+                        help="comma-separated packages instead of the language's default list")
+    parser.add_argument('--manpages', action='store_true',
+                        help="add the language's translated man pages (more volume, other domain)")
+    parser.add_argument('--parallel_only', action='store_true',
+                        help="keep only documents present in all of de, es and zh")
+    parser.add_argument('--skip_missing', action='store_true',
+                        help="leave out packages this release does not have instead of failing")
+    parser.add_argument('--min_bytes', type=int, default=20,
+                        help="drop paragraphs of fewer UTF-8 bytes (labels, navigation)")
+    parser.add_argument('--boilerplate_docs', type=int, default=5,
+                        help="drop paragraphs found in at least this many documents (0: off)")
+    parser.add_argument('--cache_dir', default=os.path.join(common.CACHE_DIR, 'debian'))
+    common.add_common_args(parser)
+    args = parser.parse_args(argv)
+    t0 = time.time()
+    common.check_choice(args.lang, common.LANGUAGES, 'language')
+    common.check_choice(args.tokenizer, common.TOKENIZERS, 'tokenizer')
+    if args.parallel_only and args.lang == 'en':
+        die("--parallel_only selects documents shared by de, es and zh: use it with --lang de/es/zh")
+    name = args.name or f"builtin_{args.lang}" + ('' if args.tokenizer == 'bytes' else '_'
+                                                  + args.tokenizer)
+    out_dir = os.path.join(args.data_dir, name)
+    out_args = common.output_args(args, skip=('force', 'num_proc', 'data_dir', 'cache_dir'))
+    if common.skip_if_done(out_dir, out_args, args.force):
+        return
+    check_apt()
+
+    if args.packages:
+        packages = {p: guess_pattern(p) for p in args.packages.split(',') if p}
+    else:
+        packages = corpus_packages(args.lang, args.manpages)
+    jobs, sources = [], {}
+    for package, pattern in packages.items():
+        try:
+            files = package_files(package, pattern, args.cache_dir)
+        except SystemExit:
+            if not args.skip_missing:
+                raise
+            print(f"skipping {package}: not available", file=sys.stderr)
+            continue
+        if not files:
+            die(f"package {package} has no files matching {pattern}: its layout differs in this "
+                f"release; leave it out with --packages")
+        for _, n in files:  # by the package that holds the file (python3.11-doc, not python3-doc)
+            pkg = n.split(':', 1)[0]
+            sources.setdefault(pkg, {'package': pkg, 'files': 0, 'requested_as': package})
+            sources[pkg]['files'] += 1
+        jobs += [(path, n, args.lang, args.min_bytes) for path, n in files]
+    if args.parallel_only:
+        keys = parallel_keys(args, args.cache_dir)
+        before = len(jobs)
+        jobs = [j for j in jobs if doc_key(j[1], args.lang) in keys]
+        print(f"--parallel_only: {len(jobs)} of {before} files exist in de, es and zh")
+    print(f"extracting {len(jobs)} files from {len(sources)} packages for {args.lang}...")
+
+    stats = {'raw_bytes': 0, 'language_dropped_bytes': 0, 'short_dropped_bytes': 0,
+             'unreadable_files': 0}
+    docs = []
+    with mp.get_context('fork').Pool(args.num_proc) as pool:
+        for name_, kept, st in pool.imap(process_file, jobs, chunksize=8):
+            for k, v in st.items():
+                stats[k] = stats.get(k, 0) + v
+            package = name_.split(':', 1)[0]
+            src = sources[package]
+            src['raw_bytes'] = src.get('raw_bytes', 0) + st.get('raw_bytes', 0)
+            if kept:
+                docs.append((name_, kept))
+    docs = common.clean_corpus(docs, args.boilerplate_docs, stats)
+    kept_by_pkg = {}
+    for name_, pars in docs:
+        package = name_.split(':', 1)[0]
+        kept_by_pkg[package] = kept_by_pkg.get(package, 0) + len(common.doc_text(pars).encode())
+    for package, src in sources.items():
+        src['kept_bytes'] = kept_by_pkg.get(package, 0)
+    raw = stats['raw_bytes']
+    kept_bytes = sum(kept_by_pkg.values())
+    if kept_bytes == 0:
+        die(f"nothing left for {args.lang} after language filtering and dedup "
+            f"({raw} bytes extracted): check --packages / --lang")
+    for k in ('language_dropped_bytes', 'short_dropped_bytes', 'boilerplate_bytes',
+              'duplicate_bytes'):
+        stats.setdefault(k, 0)
+        stats[k.replace('_bytes', '_fraction')] = round(stats[k] / max(raw, 1), 4)
+    stats['kept_bytes'] = kept_bytes
+    stats['kept_fraction'] = round(kept_bytes / max(raw, 1), 4)
+    print(f"kept {common.human(kept_bytes)}B of {common.human(raw)}B extracted "
+          f"({100 * stats['kept_fraction']:.1f}%): dropped other-language "
+          f"{100 * stats['language_dropped_fraction']:.1f}%, short "
+          f"{100 * stats['short_dropped_fraction']:.1f}%, boilerplate "
+          f"{100 * stats['boilerplate_fraction']:.1f}%, duplicates "
+          f"{100 * stats['duplicate_fraction']:.1f}%")
+    for src in sources.values():
+        print(f"  {src['package']:28s} {src['files']:6d} files {common.human(src.get('raw_bytes', 0)):>6s}B "
+              f"-> {common.human(src['kept_bytes']):>6s}B")
+    docs = list(common.split_long(docs, args.max_doc_bytes))
+    common.write_dataset(docs, out_dir, tokenizer=args.tokenizer, language=args.lang,
+                         args=out_args, sources=list(sources.values()), stats=stats,
+                         seed=args.seed, val_frac=args.val_frac,
+                         val_max_tokens=args.val_max_tokens, num_proc=args.num_proc, t0=t0,
+                         extra={'source': 'debian_docs'})
+
+
+if __name__ == '__main__':
+    main()
