@@ -134,12 +134,6 @@ autocast = torch.autocast(device_type=device_type, dtype=ptdtype, enabled=dtype 
 if device_type == 'cuda':
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-tokens_per_iter = batch_size * block_size * gradient_accumulation_steps
-if max_tokens > 0:
-    max_iters = math.ceil(max_tokens / tokens_per_iter)
-if min_lr < 0:
-    min_lr = learning_rate / 10
-config.update(max_iters=max_iters, min_lr=min_lr)
 if master_process:
     os.makedirs(out_dir, exist_ok=True)
 
@@ -172,6 +166,34 @@ def count_bytes(tokens, meta):
 
 
 meta = load_meta(dataset)
+
+# a checkpoint to start from: the shape and tokenizer come from it, and must fit the data
+shape_keys = ('n_layer', 'n_head', 'n_embd', 'block_size', 'bias')
+if ckpt is not None:
+    source = ckpt
+elif init_from != 'scratch':
+    if not os.path.exists(init_from):
+        fail(f"init_from={init_from!r} is neither 'scratch', 'resume' nor an existing checkpoint")
+    source = torch.load(init_from, map_location='cpu', weights_only=False)
+else:
+    source = None
+if source is not None:
+    # the shape comes from the checkpoint; naming a different one is a mistake, not a request
+    for k in shape_keys:
+        if k in explicit_keys and config[k] != source['model_args'][k]:
+            fail(f"{k}={config[k]} but checkpoint {init_from} has {k}={source['model_args'][k]}: "
+                 f"drop --{k} or use a checkpoint of that shape")
+        globals()[k] = config[k] = source['model_args'][k]
+    if (source['tokenizer'], source['model_args']['vocab_size']) != (meta['tokenizer'], meta['vocab_size']):
+        fail(f"checkpoint {init_from} was trained with tokenizer {source['tokenizer']} "
+             f"(vocab {source['model_args']['vocab_size']}), but {dataset} uses {meta['tokenizer']} "
+             f"(vocab {meta['vocab_size']}): prepare {dataset} with --tokenizer {source['tokenizer']}")
+tokens_per_iter = batch_size * block_size * gradient_accumulation_steps
+if max_tokens > 0:
+    max_iters = math.ceil(max_tokens / tokens_per_iter)
+if min_lr < 0:
+    min_lr = learning_rate / 10
+config.update(max_iters=max_iters, min_lr=min_lr)
 train_data = load_tokens(dataset, 'train')
 if dataset_tokens == 0:
     dataset_tokens = len(train_data)
@@ -222,26 +244,6 @@ for name in filter(None, extra_val.split(',')):
 
 # -----------------------------------------------------------------------------
 # model
-shape_keys = ('n_layer', 'n_head', 'n_embd', 'block_size', 'bias')
-if ckpt is not None:
-    source = ckpt
-elif init_from != 'scratch':
-    if not os.path.exists(init_from):
-        fail(f"init_from={init_from!r} is neither 'scratch', 'resume' nor an existing checkpoint")
-    source = torch.load(init_from, map_location='cpu', weights_only=False)
-else:
-    source = None
-if source is not None:
-    # the shape comes from the checkpoint; naming a different one is a mistake, not a request
-    for k in shape_keys:
-        if k in explicit_keys and config[k] != source['model_args'][k]:
-            fail(f"{k}={config[k]} but checkpoint {init_from} has {k}={source['model_args'][k]}: "
-                 f"drop --{k} or use a checkpoint of that shape")
-        globals()[k] = config[k] = source['model_args'][k]
-    if (source['tokenizer'], source['model_args']['vocab_size']) != (meta['tokenizer'], meta['vocab_size']):
-        fail(f"checkpoint {init_from} was trained with tokenizer {source['tokenizer']} "
-             f"(vocab {source['model_args']['vocab_size']}), but {dataset} uses {meta['tokenizer']} "
-             f"(vocab {meta['vocab_size']}): prepare {dataset} with --tokenizer {source['tokenizer']}")
 model_args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
                   bias=bias, vocab_size=meta['vocab_size'], dropout=dropout)
 torch.manual_seed(seed)

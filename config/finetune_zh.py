@@ -1,0 +1,8 @@
+# Fine-tune the English 16M model on zh: python train.py config/finetune_zh.py --dataset_tokens=1e6
+# Its twin from scratch is config/scratch_zh.py. Another size: --init_from=out/pretrain_70M/best.pt
+# (and that size's learning_rate); the shape always comes from the checkpoint.
+exec(open('config/_transfer_base.py').read())
+dataset = 'cqa_zh'  # python prepare/hf.py --lang zh (GPT-2 BPE)
+init_from = 'out/pretrain_16M/best.pt'
+extra_val = 'openwebtext2'  # English val loss at each evaluation: how much is forgotten
+out_dir = 'out/finetune_zh'

@@ -1,0 +1,10 @@
+# Train the 16M model from scratch on de: python train.py config/scratch_de.py --dataset_tokens=1e6
+# The twin of config/finetune_de.py: the same data, schedule, evaluation and stopping; random init.
+# Another size: its shape and learning_rate, e.g. --n_layer=10 --n_embd=768 --n_head=12.
+exec(open('config/_transfer_base.py').read())
+dataset = 'fineweb2_de'  # python prepare/hf.py --lang de (GPT-2 BPE)
+n_layer = 5  # the shape of config/pretrain_16M.py
+n_embd = 512
+n_head = 8
+extra_val = 'openwebtext2'
+out_dir = 'out/scratch_de'

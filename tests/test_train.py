@@ -1,0 +1,232 @@
+"""train.py, model.py and sample.py as a user runs them, on tiny CPU runs."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import ROOT, TINY, read_log, run
+
+sys.path.insert(0, ROOT)
+from configurator import configure  # noqa: E402
+from model import GPT, GPTConfig  # noqa: E402
+
+
+def train_defaults():
+    """train.py's module-level defaults, read from its source without running the script."""
+    scope = {}
+    exec(open(os.path.join(ROOT, 'train.py')).read().split('config_keys =')[0], scope)
+    return scope
+
+
+@pytest.mark.parametrize('label,target', [('3M', 3.3e6), ('16M', 16e6), ('39M', 39e6),
+                                          ('51M', 51e6), ('70M', 70e6), ('124M', 124e6)])
+def test_pretrain_configs_have_the_labelled_N(label, target):
+    cfg = train_defaults()
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # config files include config/_pretrain_base.py relative to the repo root
+    try:
+        configure(cfg, [f'config/pretrain_{label}.py'])
+    finally:
+        os.chdir(cwd)
+    L, d = cfg['n_layer'], cfg['n_embd']
+    assert cfg['n_head'] == d // 64
+    model = GPT(GPTConfig(n_layer=L, n_head=cfg['n_head'], n_embd=d, block_size=cfg['block_size'],
+                          vocab_size=50257))
+    N = model.n_params()
+    # Kaplan's N: 12 L d^2 for the blocks plus the LayerNorm gains; no embedding of any kind
+    assert N == 12 * L * d * d + (2 * L + 1) * d
+    assert abs(N / target - 1) < 0.05
+    assert model.n_params(non_embedding=False) == N + 50304 * d + 1024 * d
+    assert model.flops_per_token() == 6 * N + 6 * L * 1024 * d
+    assert cfg['learning_rate'] == pytest.approx(0.003239 - 0.0001395 * math.log(N), rel=0.01)
+    assert cfg['batch_size'] * cfg['gradient_accumulation_steps'] == 512
+    assert cfg['max_tokens'] == 26_000_000_000
+
+
+def test_transfer_configs_are_twins():
+    cfgs = {}
+    for kind in ('finetune', 'scratch'):
+        cfg = train_defaults()
+        cwd = os.getcwd()
+        os.chdir(ROOT)
+        try:
+            configure(cfg, [f'config/{kind}_de.py', '--dataset_tokens=1e6'])
+        finally:
+            os.chdir(cwd)
+        cfgs[kind] = {k: v for k, v in cfg.items() if isinstance(v, (int, float, str))}
+    ft, sc = cfgs['finetune'], cfgs['scratch']
+    assert ft['dataset_tokens'] == 1_000_000 and isinstance(ft['dataset_tokens'], int)
+    assert ft['init_from'] == 'out/pretrain_16M/best.pt' and sc['init_from'] == 'scratch'
+    differ = {k for k in ft if ft[k] != sc[k]}
+    # the shape of the fine-tune comes from its checkpoint (5 x 512, as scratch_de.py sets it)
+    assert differ <= {'init_from', 'out_dir', 'n_layer', 'n_embd', 'n_head'}, differ
+    assert ft['warmup_iters'] == 300 and ft['max_tokens'] == 15_000_000
+
+
+@pytest.fixture(scope='module')
+def pretrained(data_dir, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('out') / 'pt')
+    run('train.py', *TINY, f'--data_dir={data_dir}', '--dataset=toy_en', f'--out_dir={out}',
+        '--max_iters=200', '--eval_interval=50')
+    return out
+
+
+def test_pretrain_loss_falls_and_log_follows_the_contract(pretrained):
+    log = read_log(pretrained)
+    assert log['schema'] == 1 and log['status'] == 'done' and log['role'] == 'pretrain'
+    assert log['init_from'] is None
+    evals = log['evals']
+    assert evals[0]['iter'] == 0 and evals[-1]['iter'] == 200
+    assert [e['iter'] for e in evals[:4]] == [0, 1, 3, 6]  # the dense early evaluations
+    assert evals[-1]['val_loss'] < evals[0]['val_loss'] - 2.0  # from ln(257) = 5.55 to < 3.5
+    assert log['model']['N'] == 12 * 2 * 64 * 64 + 5 * 64
+    assert log['flops'] == 200 * 8 * 64 * log['model']['flops_per_token']
+    best = log['best']
+    assert best['val_loss'] == min(e['val_loss'] for e in evals)
+    # bits per byte: the toy bytes are all ASCII, end-of-text ids carry no text
+    d = log['data']
+    assert best['val_bpb'] == pytest.approx(best['val_loss'] * d['val_tokens'] / d['val_bytes'] / math.log(2))
+    assert d['val_bytes'] < d['val_tokens'] and d['dataset_tokens'] == 300_000
+    assert set(log['config']) >= {'n_layer', 'learning_rate', 'dataset_tokens', 'patience', 'device'}
+    for f in ('ckpt.pt', 'best.pt'):
+        assert os.path.exists(os.path.join(pretrained, f))
+    assert not [f for f in os.listdir(pretrained) if f.endswith('.tmp')]
+
+
+def transfer_args(data_dir, out, *extra):
+    return [*TINY, f'--data_dir={data_dir}', '--dataset=toy_de', '--dataset_tokens=8000',
+            '--max_iters=150', '--eval_interval=25', '--extra_val=toy_en', f'--out_dir={out}', *extra]
+
+
+def test_finetune_and_scratch_twins(pretrained, data_dir, tmp_path):
+    run('train.py', *transfer_args(data_dir, tmp_path / 'ft', f'--init_from={pretrained}/best.pt'))
+    run('train.py', *transfer_args(data_dir, tmp_path / 'sc'))
+    ft, sc = read_log(tmp_path / 'ft'), read_log(tmp_path / 'sc')
+    assert ft['role'] == 'finetune' and sc['role'] == 'scratch'
+    assert ft['init_from'] == f'{pretrained}/best.pt' and sc['init_from'] is None
+    assert ft['data'] == sc['data'] and ft['data']['dataset_tokens'] == 8000
+    differ = {k for k in ft['config'] if ft['config'][k] != sc['config'][k]}
+    assert differ == {'init_from', 'out_dir', 'role'}
+    assert ft['model'] == sc['model']
+    # the pre-trained model starts far ahead and stays ahead on this small D_f
+    assert ft['evals'][0]['val_loss'] < sc['evals'][0]['val_loss'] - 0.3
+    assert ft['best']['val_loss'] < sc['best']['val_loss']
+    # forgetting is measured on the English val split
+    assert 'toy_en' in ft['evals'][-1]['extra_val']
+    assert ft['evals'][-1]['epoch'] == pytest.approx(150 * 8 * 64 / 8000)
+
+
+def test_early_stopping_on_a_tiny_dataset(data_dir, tmp_path):
+    out = tmp_path / 'es'
+    run('train.py', *TINY, f'--data_dir={data_dir}', '--dataset=toy_de', '--dataset_tokens=2000',
+        '--n_embd=128', '--learning_rate=1e-2', '--max_iters=3000', '--eval_interval=20',
+        '--patience=3', '--patience_epochs=5', f'--out_dir={out}')
+    log = read_log(out)
+    assert log['status'] == 'early_stopped'
+    last, best = log['evals'][-1], log['best']
+    assert last['iter'] < 3000
+    assert [e['val_loss'] for e in log['evals'][-3:]] > [best['val_loss']] * 3
+    assert (last['tokens'] - best['tokens']) / 2000 >= 5  # the patience in epochs of D_f held
+    assert torch.load(out / 'best.pt', weights_only=False)['iter'] == best['iter']
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(data_dir, tmp_path):
+    args = [*TINY, f'--data_dir={data_dir}', '--dataset=toy_en', '--max_iters=400',
+            '--eval_interval=20', '--eval_dense=False']
+    run('train.py', *args, f'--out_dir={tmp_path / "a"}')
+    out = tmp_path / 'b'
+    p = subprocess.Popen([sys.executable, 'train.py', *args, f'--out_dir={out}'], cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if len(read_log(out)['evals']) >= 6:
+                break
+        except (FileNotFoundError, ValueError):
+            pass
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    killed = read_log(out)
+    assert killed['status'] == 'running' and killed['evals'][-1]['iter'] < 400
+    run('train.py', '--init_from=resume', f'--out_dir={out}', '--device=cpu')
+    a, b = read_log(tmp_path / 'a'), read_log(out)
+    assert b['status'] == 'done'
+    strip = ('elapsed_s',)
+    assert [{k: v for k, v in e.items() if k not in strip} for e in a['evals']] == \
+           [{k: v for k, v in e.items() if k not in strip} for e in b['evals']]  # bit for bit
+    assert a['best'] == b['best']
+
+
+def test_ddp_two_processes_over_gloo(data_dir, tmp_path):
+    out = tmp_path / 'ddp'
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+           'train.py', *TINY, f'--data_dir={data_dir}', '--dataset=toy_en', '--max_iters=60',
+           '--eval_interval=20', '--gradient_accumulation_steps=2', f'--out_dir={out}']
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    log = read_log(out)
+    assert log['status'] == 'done'
+    assert log['tokens_seen'] == 60 * 8 * 64 * 2  # both processes' micro-batches count
+    assert log['evals'][-1]['val_loss'] < log['evals'][0]['val_loss'] - 1.0
+    assert sorted(os.listdir(out)) == ['best.pt', 'ckpt.pt', 'log.json']
+    # the checkpoint keeps each process's data position
+    assert len(torch.load(out / 'ckpt.pt', weights_only=False)['data_rng']) == 2
+
+
+def test_compile_and_bf16_autocast_on_cpu(data_dir, tmp_path):
+    out = tmp_path / 'compiled'
+    run('train.py', *TINY, f'--data_dir={data_dir}', '--dataset=toy_en', '--max_iters=40',
+        '--eval_interval=20', '--compile=True', '--dtype=bfloat16', f'--out_dir={out}')
+    log = read_log(out)
+    assert log['config']['compile'] is True and log['config']['dtype'] == 'bfloat16'
+    assert log['evals'][-1]['val_loss'] < log['evals'][0]['val_loss'] - 0.5
+
+
+def test_sample_from_a_checkpoint(pretrained):
+    p = run('sample.py', f'--out_dir={pretrained}', '--start=the', '--num_samples=1',
+            '--max_new_tokens=40', '--device=cpu')
+    assert p.stdout.startswith('the') and len(p.stdout) > 30
+
+
+# --- bad input: one line, non-zero exit, nothing half-written --------------------------------
+
+def fails_with(*args, contains):
+    p = run('train.py', *args, check=False)
+    assert p.returncode != 0
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error:') and contains in lines[0], p.stderr
+    return lines[0]
+
+
+def test_bad_input(pretrained, data_dir, tmp_path):
+    base = [*TINY, f'--data_dir={data_dir}', f'--out_dir={tmp_path / "bad"}']
+    fails_with(*base, '--dataset=nothing_here', contains='prepare')
+    fails_with(*base, '--datset=toy_en', contains="did you mean 'dataset'")
+    fails_with(*base, '--max_iters=ten', contains='max_iters')
+    fails_with(*base, '--max_iters=1.5', contains='max_iters')
+    fails_with(*base, '--dataset=toy_de', '--dataset_tokens=1e9', contains='100,000')
+    fails_with(*base, '--dataset=toy_gpt2', f'--init_from={pretrained}/best.pt', contains='tokenizer')
+    fails_with(*base, '--dataset=toy_de', f'--init_from={pretrained}/best.pt', '--n_embd=128',
+               contains='n_embd')
+    fails_with(*base, '--init_from=resume', contains='resume')
+    assert not os.path.exists(tmp_path / 'bad' / 'log.json')
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
+    out = tmp_path / 'nan'
+    line = fails_with(*TINY, f'--data_dir={data_dir}', '--dataset=toy_en', f'--out_dir={out}',
+                      '--learning_rate=1e30', '--grad_clip=0.0', '--warmup_iters=0',
+                      '--max_iters=200', '--eval_interval=10', contains='non-finite')
+    assert 'checkpoint' in line
+    log = read_log(out)
+    assert log['status'] == 'failed' and 'non-finite' in log['error']
+    good = torch.load(out / 'ckpt.pt', weights_only=False)
+    assert all(torch.isfinite(v).all() for v in good['model'].values())
