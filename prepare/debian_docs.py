@@ -229,6 +229,12 @@ MAN_ESCAPES = [(r'\\f(\[[^\]]*\]|\(..|.)', ''), (r'\\s[-+]?\d', ''), (r'\\\*(\[[
 MAN_ESCAPES = [(re.compile(a), b) for a, b in MAN_ESCAPES]
 
 
+def man_unescape(line):
+    for rx, rep in MAN_ESCAPES:
+        line = rx.sub(rep, line)
+    return line
+
+
 def man_paragraphs(text):
     """roff source of a man page to paragraphs: requests are dropped or become paragraph
     breaks, font macros keep their text, escapes become characters."""
@@ -239,17 +245,16 @@ def man_paragraphs(text):
         if line.startswith(('.', "'")):
             m = re.match(r"[.'](\S+)\s*(.*)", line)
             req, rest = (m.group(1), m.group(2)) if m else ('', '')
+            rest = man_unescape(rest).replace('"', '')
             if req in ('SH', 'SS'):
-                lines += ['', rest.replace('"', ''), '']
+                lines += ['', rest, '']
             elif req in ('B', 'I', 'BR', 'IR', 'RB', 'RI', 'BI', 'IB', 'SM', 'SB', 'UR', 'MT'):
-                lines.append(rest.replace('"', ''))
+                lines.append(rest)
             elif req in ('PP', 'P', 'LP', 'TP', 'IP', 'HP', 'sp', 'RS', 'RE', 'nf', 'fi', 'TH',
                          'EX', 'EE', 'TS', 'TE'):
                 lines.append('')
             continue
-        for rx, rep in MAN_ESCAPES:
-            line = rx.sub(rep, line)
-        lines.append(line)
+        lines.append(man_unescape(line))
     return common.split_paragraphs('\n'.join(lines))
 
 
@@ -350,54 +355,8 @@ def doc_key(name, lang):
     return re.sub(rx, '{L}', name)
 
 
-def parallel_keys(args, cache):
-    keys = None
-    for lang in TARGETS:
-        ks = set()
-        for package, pattern in target_packages(lang).items():
-            ks |= {doc_key(n, lang) for _, n in package_files(package, pattern, cache)}
-        keys = ks if keys is None else keys & ks
-    return keys
-
-# -----------------------------------------------------------------------------
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--lang', required=True, help="en (pre-training), de, es or zh")
-    parser.add_argument('--packages', default=None,
-                        help="comma-separated packages instead of the language's default list")
-    parser.add_argument('--manpages', action='store_true',
-                        help="add the language's translated man pages (more volume, other domain)")
-    parser.add_argument('--parallel_only', action='store_true',
-                        help="keep only documents present in all of de, es and zh")
-    parser.add_argument('--skip_missing', action='store_true',
-                        help="leave out packages this release does not have instead of failing")
-    parser.add_argument('--min_bytes', type=int, default=20,
-                        help="drop paragraphs of fewer UTF-8 bytes (labels, navigation)")
-    parser.add_argument('--boilerplate_docs', type=int, default=5,
-                        help="drop paragraphs found in at least this many documents (0: off)")
-    parser.add_argument('--cache_dir', default=os.path.join(common.CACHE_DIR, 'debian'))
-    common.add_common_args(parser)
-    args = parser.parse_args(argv)
-    t0 = time.time()
-    common.check_choice(args.lang, common.LANGUAGES, 'language')
-    common.check_choice(args.tokenizer, common.TOKENIZERS, 'tokenizer')
-    if args.parallel_only and args.lang == 'en':
-        die("--parallel_only selects documents shared by de, es and zh: use it with --lang de/es/zh")
-    name = args.name or f"builtin_{args.lang}" + ('' if args.tokenizer == 'bytes' else '_'
-                                                  + args.tokenizer)
-    out_dir = os.path.join(args.data_dir, name)
-    out_args = common.output_args(args, skip=('force', 'num_proc', 'data_dir', 'cache_dir'))
-    if common.skip_if_done(out_dir, out_args, args.force):
-        return
-    check_apt()
-
-    if args.packages:
-        packages = {p: guess_pattern(p) for p in args.packages.split(',') if p}
-    else:
-        packages = corpus_packages(args.lang, args.manpages)
+def collect_jobs(packages, lang, args):
+    """Files to extract as pool jobs, and a sources entry per package that holds them."""
     jobs, sources = [], {}
     for package, pattern in packages.items():
         try:
@@ -414,26 +373,93 @@ def main(argv=None):
             pkg = n.split(':', 1)[0]
             sources.setdefault(pkg, {'package': pkg, 'files': 0, 'requested_as': package})
             sources[pkg]['files'] += 1
-        jobs += [(path, n, args.lang, args.min_bytes) for path, n in files]
-    if args.parallel_only:
-        keys = parallel_keys(args, args.cache_dir)
-        before = len(jobs)
-        jobs = [j for j in jobs if doc_key(j[1], args.lang) in keys]
-        print(f"--parallel_only: {len(jobs)} of {before} files exist in de, es and zh")
+        jobs += [(path, n, lang, args.min_bytes) for path, n in files]
+    return jobs, sources
+
+
+def extract_all(jobs, num_proc):
+    """[(name, kept paragraphs, stats)] for all files, in job order, on num_proc processes."""
+    with mp.get_context('fork').Pool(num_proc) as pool:
+        return list(pool.imap(process_file, jobs, chunksize=8))
+
+
+def parallel_keys(args, results):
+    """Keys of the pages that are really translated in each of de, es and zh: at least
+    --parallel_min_share of the page's text is in the language (the packages ship every page in
+    every language, falling back to English where a paragraph is untranslated)."""
+    keys = None
+    for lang in TARGETS:
+        if lang == args.lang:
+            res = results
+        else:
+            jobs, _ = collect_jobs(target_packages(lang), lang, args)
+            res = extract_all(jobs, args.num_proc)
+        ks = {doc_key(n, lang) for n, kept, st in res if st.get('raw_bytes') and
+              sum(len(p.encode('utf-8')) for p in kept) >= args.parallel_min_share * st['raw_bytes']}
+        keys = ks if keys is None else keys & ks
+    return keys
+
+# -----------------------------------------------------------------------------
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--lang', required=True, help="en (pre-training), de, es or zh")
+    parser.add_argument('--packages', default=None,
+                        help="comma-separated packages instead of the language's default list")
+    parser.add_argument('--manpages', action='store_true',
+                        help="add the language's translated man pages (more volume, other domain)")
+    parser.add_argument('--parallel_only', action='store_true',
+                        help="keep only pages translated into all of de, es and zh")
+    parser.add_argument('--parallel_min_share', type=float, default=0.5,
+                        help="a page counts as translated if this share of its text passes the "
+                             "language filter")
+    parser.add_argument('--skip_missing', action='store_true',
+                        help="leave out packages this release does not have instead of failing")
+    parser.add_argument('--min_bytes', type=int, default=20,
+                        help="drop paragraphs of fewer UTF-8 bytes (labels, navigation)")
+    parser.add_argument('--boilerplate_docs', type=int, default=5,
+                        help="drop paragraphs found in at least this many documents (0: off)")
+    parser.add_argument('--cache_dir', default=os.path.join(common.CACHE_DIR, 'debian'))
+    common.add_common_args(parser)
+    args = parser.parse_args(argv)
+    t0 = time.time()
+    common.check_choice(args.lang, common.LANGUAGES, 'language')
+    common.check_choice(args.tokenizer, common.TOKENIZERS, 'tokenizer')
+    if args.parallel_only and args.lang == 'en':
+        die("--parallel_only selects documents shared by de, es and zh: use it with --lang de/es/zh")
+    name = args.name or (f"builtin_{args.lang}" + ('_parallel' if args.parallel_only else '')
+                         + ('' if args.tokenizer == 'bytes' else '_' + args.tokenizer))
+    out_dir = os.path.join(args.data_dir, name)
+    out_args = common.output_args(args, skip=('force', 'num_proc', 'data_dir', 'cache_dir'))
+    if common.skip_if_done(out_dir, out_args, args.force):
+        return
+    check_apt()
+
+    if args.packages:
+        packages = {p: guess_pattern(p) for p in args.packages.split(',') if p}
+    else:
+        packages = corpus_packages(args.lang, args.manpages)
+    jobs, sources = collect_jobs(packages, args.lang, args)
     print(f"extracting {len(jobs)} files from {len(sources)} packages for {args.lang}...")
+    results = extract_all(jobs, args.num_proc)
+    if args.parallel_only:
+        keys = parallel_keys(args, results)
+        before = len(results)
+        results = [r for r in results if doc_key(r[0], args.lang) in keys]
+        print(f"--parallel_only: {len(results)} of {before} pages are translated into de, es and zh")
 
     stats = {'raw_bytes': 0, 'language_dropped_bytes': 0, 'short_dropped_bytes': 0,
              'unreadable_files': 0}
     docs = []
-    with mp.get_context('fork').Pool(args.num_proc) as pool:
-        for name_, kept, st in pool.imap(process_file, jobs, chunksize=8):
-            for k, v in st.items():
-                stats[k] = stats.get(k, 0) + v
-            package = name_.split(':', 1)[0]
-            src = sources[package]
-            src['raw_bytes'] = src.get('raw_bytes', 0) + st.get('raw_bytes', 0)
-            if kept:
-                docs.append((name_, kept))
+    for name_, kept, st in results:
+        for k, v in st.items():
+            stats[k] = stats.get(k, 0) + v
+        src = sources[name_.split(':', 1)[0]]
+        src['raw_bytes'] = src.get('raw_bytes', 0) + st.get('raw_bytes', 0)
+        if kept:
+            docs.append((name_, kept))
     docs = common.clean_corpus(docs, args.boilerplate_docs, stats)
     kept_by_pkg = {}
     for name_, pars in docs:
@@ -441,23 +467,9 @@ def main(argv=None):
         kept_by_pkg[package] = kept_by_pkg.get(package, 0) + len(common.doc_text(pars).encode())
     for package, src in sources.items():
         src['kept_bytes'] = kept_by_pkg.get(package, 0)
-    raw = stats['raw_bytes']
-    kept_bytes = sum(kept_by_pkg.values())
-    if kept_bytes == 0:
+    if not kept_by_pkg:
         die(f"nothing left for {args.lang} after language filtering and dedup "
-            f"({raw} bytes extracted): check --packages / --lang")
-    for k in ('language_dropped_bytes', 'short_dropped_bytes', 'boilerplate_bytes',
-              'duplicate_bytes'):
-        stats.setdefault(k, 0)
-        stats[k.replace('_bytes', '_fraction')] = round(stats[k] / max(raw, 1), 4)
-    stats['kept_bytes'] = kept_bytes
-    stats['kept_fraction'] = round(kept_bytes / max(raw, 1), 4)
-    print(f"kept {common.human(kept_bytes)}B of {common.human(raw)}B extracted "
-          f"({100 * stats['kept_fraction']:.1f}%): dropped other-language "
-          f"{100 * stats['language_dropped_fraction']:.1f}%, short "
-          f"{100 * stats['short_dropped_fraction']:.1f}%, boilerplate "
-          f"{100 * stats['boilerplate_fraction']:.1f}%, duplicates "
-          f"{100 * stats['duplicate_fraction']:.1f}%")
+            f"({stats['raw_bytes']} bytes extracted): check --packages / --lang")
     for src in sources.values():
         print(f"  {src['package']:28s} {src['files']:6d} files {common.human(src.get('raw_bytes', 0)):>6s}B "
               f"-> {common.human(src['kept_bytes']):>6s}B")

@@ -1,0 +1,141 @@
+"""
+Local text to data/<name>/: a .txt file (one document; long ones are cut at paragraph
+boundaries), a .jsonl file (one document per line, text in --text_field), or a directory of
+them (read recursively, in sorted order). Text is read as UTF-8.
+
+    python prepare/text.py --input notes.txt --lang de --name notes_de
+    python prepare/text.py --input corpus/ --lang zh --text_field content --tokenizer gpt2
+    python prepare/text.py --input mixed.txt --lang de --lang_filter   # German paragraphs only
+"""
+import os
+import sys
+import json
+import time
+import argparse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import die  # noqa: E402
+
+EXTENSIONS = ('.txt', '.jsonl')
+
+
+def input_files(paths):
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            for dirpath, _, names in sorted(os.walk(path)):
+                files += [os.path.join(dirpath, n) for n in sorted(names) if n.endswith(EXTENSIONS)]
+        elif os.path.isfile(path):
+            if not path.endswith(EXTENSIONS):
+                die(f"{path}: unsupported file type; give .txt or .jsonl files (or a directory)")
+            files.append(path)
+        else:
+            die(f"{path} does not exist: give a .txt or .jsonl file or a directory of them")
+    if not files:
+        die(f"no .txt or .jsonl files under {', '.join(paths)}")
+    return files
+
+
+def jsonl_text(obj, field, where):
+    """The text of one JSON record: one field, or several joined (e.g. title,content)."""
+    if not isinstance(obj, dict):
+        die(f"{where}: expected a JSON object per line")
+    parts = []
+    for f in field.split(','):
+        if f not in obj:
+            die(f"{where}: no field {f!r} (fields: {', '.join(obj)}); set --text_field")
+        if obj[f] is not None:
+            parts.append(str(obj[f]))
+    return '\n\n'.join(parts)
+
+
+def read_documents(files, text_field, stats):
+    """Yields (name, text) for each document, reading lazily so memory stays flat."""
+    for path in files:
+        try:
+            if path.endswith('.txt'):
+                with open(path, encoding='utf-8') as f:
+                    text = f.read()
+                stats['raw_bytes'] += len(text.encode('utf-8'))
+                yield path, text
+                continue
+            with open(path, encoding='utf-8') as f:
+                for i, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(line)
+                    except ValueError as e:
+                        die(f"{path}:{i}: not valid JSON ({e}); give one JSON object per line")
+                    text = jsonl_text(obj, text_field, f"{path}:{i}")
+                    stats['raw_bytes'] += len(text.encode('utf-8'))
+                    yield f"{path}:{i}", text
+        except UnicodeDecodeError as e:
+            die(f"cannot read {path}: not UTF-8 ({e.reason} at byte {e.start}); convert it, "
+                f"e.g. iconv -t UTF-8")
+        except OSError as e:
+            die(f"cannot read {path}: {e.strerror}; check the path and its permissions")
+
+
+def documents(raw, lang, lang_filter, min_bytes, stats):
+    """(name, text) -> (name, [paragraphs]), optionally keeping only paragraphs in `lang`."""
+    for name, text in raw:
+        pars = []
+        for p in common.split_paragraphs(text):
+            n = len(p.encode('utf-8'))
+            if n < min_bytes:
+                stats['short_dropped_bytes'] += n
+            elif lang_filter and not common.in_language(p, lang):
+                stats['language_dropped_bytes'] += n
+            else:
+                pars.append(p)
+        if pars:
+            yield name, pars
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--input', nargs='+', required=True, help=".txt/.jsonl files or dirs")
+    parser.add_argument('--lang', required=True, help="ISO code of the text, e.g. en de es zh")
+    parser.add_argument('--text_field', default='text',
+                        help="JSON field(s) holding the text; comma-separated ones are joined")
+    parser.add_argument('--lang_filter', action='store_true',
+                        help="keep only paragraphs detected as --lang (en, de, es, zh)")
+    parser.add_argument('--dedup', type=int, default=1,
+                        help="1: remove exact duplicate paragraphs across the corpus")
+    parser.add_argument('--min_bytes', type=int, default=0, help="drop shorter paragraphs")
+    common.add_common_args(parser)
+    args = parser.parse_args(argv)
+    t0 = time.time()
+    common.check_choice(args.tokenizer, common.TOKENIZERS, 'tokenizer')
+    if args.lang_filter:
+        common.check_choice(args.lang, common.LANGUAGES, 'language for --lang_filter')
+    files = input_files(args.input)
+    base = os.path.splitext(os.path.basename(os.path.normpath(args.input[0])))[0]
+    name = args.name or base + ('' if args.tokenizer == 'bytes' else '_' + args.tokenizer)
+    out_dir = os.path.join(args.data_dir, name)
+    out_args = common.output_args(args)
+    out_args['input'] = [os.path.abspath(p) for p in args.input]
+    # skip-if-done also needs the inputs unchanged: their sizes and times are part of the key
+    out_args['input_files'] = {os.path.abspath(f): [os.path.getsize(f), int(os.path.getmtime(f))]
+                               for f in files}
+    if common.skip_if_done(out_dir, out_args, args.force):
+        return
+    stats = {'raw_bytes': 0, 'short_dropped_bytes': 0, 'language_dropped_bytes': 0}
+    docs = documents(read_documents(files, args.text_field, stats), args.lang, args.lang_filter,
+                     args.min_bytes, stats)
+    if args.dedup:
+        docs = common.dedup_stream(docs, stats)
+    docs = common.split_long(docs, args.max_doc_bytes)
+    sources = [{'path': os.path.abspath(f), 'bytes': os.path.getsize(f)} for f in files]
+    meta = common.write_dataset(docs, out_dir, tokenizer=args.tokenizer, language=args.lang,
+                                args=out_args, sources=sources, stats=stats, seed=args.seed,
+                                val_frac=args.val_frac, val_max_tokens=args.val_max_tokens,
+                                num_proc=args.num_proc, t0=t0, extra={'source': 'text'})
+    return meta
+
+
+if __name__ == '__main__':
+    main()
