@@ -21,7 +21,7 @@ DATA_DIR = os.path.join(REPO, 'data')
 CACHE_DIR = os.path.join(REPO, '.cache')
 LANGUAGES = ('en', 'de', 'es', 'zh')
 TOKENIZERS = ('bytes', 'gpt2')
-FORMAT_VERSION = 1  # bump when the output of the same arguments changes, so reruns redo the work
+FORMAT_VERSION = 2  # bump when the output of the same arguments changes, so reruns redo the work
 
 
 def die(msg):
