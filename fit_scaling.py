@@ -17,8 +17,8 @@ instead of (N_c/N)^(alpha_N/alpha_D), because D_e is only ever read at a measure
 sweep has 2-4 scratch points per size: a 3-parameter curve per size would be ill-posed, a joint
 fit with K+2 parameters for K sizes is not. It has a floor L_inf(N) = a_N^alpha_D that a loss can
 fall below (flagged). With too few points for that fit (< K+3 points or < 3 distinct D) we fall
-back to monotone interpolation of log L against log D per size, extrapolating the end segments
-as power laws (flagged). Whichever is primary, the other gives D_e_alt as a cross-check.
+back to monotone (PCHIP) interpolation of log D against log L per size, extrapolating the end
+segments as power laws (flagged). Whichever is primary, the other gives D_e_alt as a cross-check.
 """
 import argparse
 import glob
@@ -33,6 +33,7 @@ from scipy.interpolate import PchipInterpolator
 from scipy.optimize import least_squares
 import matplotlib
 matplotlib.use("Agg")
+import matplotlib.ticker
 import matplotlib.pyplot as plt
 
 SCHEMA = 1
@@ -94,7 +95,7 @@ def load_runs(root, msgs):
             continue
         d = log["data"]
         runs.append({"name": name, "dir": os.path.dirname(path), "log": log, "role": log["role"],
-                     "target": d["dataset"], "lang": d["language"], "N": float(log["model"]["N"]),
+                     "target": d["dataset"], "lang": d["language"] or "?", "N": float(log["model"]["N"]),
                      "D": float(d["dataset_tokens"]), "bpt": float(d["dataset_bytes"]) / float(d["dataset_tokens"]),
                      "loss": float(log["best"]["val_loss"]), "bpb": fnum(log["best"].get("val_bpb")),
                      "flops": fnum(log["best"]["flops"]), "evals": log.get("evals") or []})
@@ -380,9 +381,11 @@ def forgetting(r, pt):
     ev = [e for e in r["evals"] if isinstance(e.get("extra_val"), dict) and e["extra_val"]]
     if not ev:
         return None
-    keys = set(ev[0]["extra_val"])
-    key = pt["target"] if pt and pt["target"] in keys else (next(iter(keys)) if len(keys) == 1 else None)
-    key = key or next((k for k in sorted(keys) if k.endswith("en")), None)
+    keys = sorted(ev[0]["extra_val"])  # the English set: the pre-training dataset, the only one, or *en
+    if pt and pt["target"] in keys:
+        key = pt["target"]
+    else:
+        key = keys[0] if len(keys) == 1 else next((k for k in keys if k.endswith("en")), None)
     if key is None:
         return None
     seq = [(e.get("iter"), fnum(e["extra_val"].get(key))) for e in ev]
@@ -450,8 +453,9 @@ def finding_fraction(T):
     hN = (nN - upN) > nN / 2 if nN else None
     hD = upD > nD / 2 if nD else None
     text = (f"D_f/D_e fell with model size in {nN - upN} of {nN} series at fixed D_f (seed: it decreases with N, "
-            f"pre-training helps bigger models more) and rose with D_f in {upD} of {nD} series at fixed N "
-            f"(seed: it increases with D_f, pre-training matters less as fine-tuning data grows). ")
+            f"pre-training helps bigger models more)" if nN else "No D_f was measured at two sizes, so the trend with N is untested")
+    text += (f"; it rose with D_f in {upD} of {nD} series at fixed N (seed: it increases with D_f, pre-training "
+             f"matters less as fine-tuning data grows). " if nD else "; no size has two D_f, so the trend with D_f is untested. ")
     parts = [f"{'holds' if h else 'does not hold'} for {what}" for h, what in ((hN, "N"), (hD, "D_f")) if h is not None]
     return (None if None in (hN, hD) else hN and hD), text + "The seed's finding " + " and ".join(parts) + "."
 
@@ -494,8 +498,8 @@ def finding_negative(T):
     floor = sum("below_floor" in p["flags"] for _, p in pts)
     none = sum("no_scratch_curve" in p["flags"] for _, p in pts)
     text = (f"{len(neg)} of {len(pts)} fine-tuned points showed negative transfer, D_e < D_f"
-            + (": " + "; ".join(neg) if neg else "") + ". They stay in the tables with D_t < 0 and are left out of "
-            f"the power-law fit, which needs D_t > 0. {floor} point(s) were below the lowest loss the scratch curve "
+            + (": " + "; ".join(neg) + ". They stay in the tables with D_t < 0 and are left out of "
+               "the power-law fit, which needs D_t > 0" if neg else "") + f". {floor} point(s) were below the lowest loss the scratch curve "
             f"reaches at any D (D_e unbounded, also left out) and {none} had no scratch curve at their size.")
     return None, text
 
@@ -513,8 +517,8 @@ def finding_law(o):
     used = law["n"]
     left = f"{o['n_negative']} negative and {o['n_no_De']} without a finite D_e left out"
     if law.get("alpha") is None and law.get("k") is None:
-        return None, f"{o['label']}: no transfer law ({law.get('note', 'no points')}; {left})."
-    text = (f"{o['label']}: D_t = k D_f^alpha N^beta with k = {fmt_ci(law, 'k')}, alpha = {fmt_ci(law, 'alpha')}, "
+        return None, f"No transfer law ({law.get('note', 'no points')}; {left})."
+    text = (f"D_t = k D_f^alpha N^beta with k = {fmt_ci(law, 'k')}, alpha = {fmt_ci(law, 'alpha')}, "
             f"beta = {fmt_ci(law, 'beta')} (95% bootstrap CIs), R^2 = {law['r2']:.3f}, over {used} positive points "
             f"({left}; {o['n_extrapolated_in_fit']} of the {used} needed extrapolation of the scratch curve). "
             f"In bytes: k = {fmt_ci(lb, 'k')}, alpha = {fmt_ci(lb, 'alpha')}, beta = {fmt_ci(lb, 'beta')}."
@@ -529,8 +533,8 @@ def finding_pretrain(P):
     if not P:
         return None, "No finished English pre-training runs were found, so L(N) and the compute frontier are not fitted."
     a, c = P["L_of_N"], P["L_of_C"]
-    text = (f"English pre-training: L(N) = (N_c/N)^alpha_N gave alpha_N = {a['alpha_N']:.3f} (R^2 = {a['r2']:.3f}) over "
-            f"{len(P['points'])} sizes" if a else f"English pre-training: only {len(P['points'])} size, no L(N) fit")
+    text = (f"L(N) = (N_c/N)^alpha_N gave alpha_N = {a['alpha_N']:.3f} (R^2 = {a['r2']:.3f}) over "
+            f"{len(P['points'])} sizes" if a else f"Only {len(P['points'])} size, no L(N) fit")
     text += (f"; the loss-vs-compute frontier gave alpha_C = {c['alpha_C']:.3f} (R^2 = {c['r2']:.3f}). " if c else ". ")
     return None, text + "For scale, Kaplan et al. (2020) report alpha_N = 0.076 and alpha_C = 0.050 at far larger N and C."
 
@@ -550,7 +554,7 @@ def findings(res):
                                  ("Compute efficiency", finding_compute(T)),
                                  ("Parameter- vs data-limited", finding_limited(T)),
                                  ("Negative transfer", finding_negative(T)),
-                                 *((f"Transfer law, {o['label']}", finding_law(o)) for o in T.values()),
+                                 *((f"Transfer law for {o['label']}", finding_law(o)) for o in T.values()),
                                  ("English pre-training", finding_pretrain(res["pretrain"])),
                                  ("Forgetting", finding_forgetting(T))):
         out.append({"title": title, "holds": holds, "text": text})
@@ -563,6 +567,7 @@ def save(fig, path):
     os.close(fd)
     fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+    os.chmod(tmp, 0o644)             # mkstemp makes 0600; a report is for reading
     os.replace(tmp, path)
 
 def grid(nr, nc, title):
@@ -614,7 +619,8 @@ def per_target(T, path, title, draw, ok):
     for ax, o in zip(axs[0], rows):
         draw(ax, o)
         ax.set_title(o["label"])
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=5)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())   # crowded on short log axes
     fig.tight_layout()
     save(fig, path)
 
@@ -634,7 +640,8 @@ def draw_loss_vs_N(ax, o):
         for pts, key, style, lab in ((o["scratch"], "D", "o-", "scratch"), (o["points"], "D_f", "s--", "fine-tuned")):
             ps = sorted((p for p in pts if p[key] == d), key=lambda p: p["N"])
             if ps:
-                ax.plot([p["N"] for p in ps], [p["loss"] for p in ps], style, c=col[d], label=f"{lab} D={d:.3g}")
+                ax.plot([p["N"] for p in ps], [p["loss"] for p in ps], style, c=col[d],
+                        label=f"D={d:.3g}" if lab == "scratch" or d not in [q["D"] for q in o["scratch"]] else None)
     ax.set(xscale="log", xlabel="N (non-embedding params)", ylabel="val loss (nats/token)")
 
 def draw_compute(ax, o):
@@ -708,6 +715,7 @@ def write_atomic(path, text):
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 def g(x, f=".3g"):
@@ -722,7 +730,8 @@ def cell(p):
         return "no curve"
     if "below_floor" in p["flags"]:
         return "below floor (D_e=inf)"
-    return f"{g(p['D_t'])} ({g(p['Df_over_De'], '.2f')}){'*' if 'extrapolated' in p['flags'] else ''}"
+    return (f"{g(p['D_t'])} ({g(p['Df_over_De'], '.2f')}, {g(1 / p['Df_over_De'], '.3g')}x)"
+            + ("*" if "extrapolated" in p["flags"] else ""))
 
 def report_md(res):
     T, md = res["targets"], [f"# nanotransfer scaling report\n\nSource: `{res['source']}`; {res['n_runs_used']} runs used, "
@@ -746,7 +755,8 @@ def report_md(res):
         Ns, Dfs = sorted({p["N"] for p in o["points"]}), sorted({p["D_f"] for p in o["points"]})
         cells = {(p["N"], p["D_f"]): p for p in o["points"]}
         if Ns:
-            md.append("D_t in tokens (D_f/D_e); * = D_e extrapolated beyond the measured scratch D; negative D_t = negative transfer.\n")
+            md.append("D_t in tokens (D_f/D_e, D_e/D_f = what the pre-trained model is worth in fine-tuning data); "
+                      "* = D_e extrapolated beyond the measured scratch D; negative D_t = negative transfer.\n")
             md.append(table(["D_f \\ N"] + [g(n) for n in Ns],
                             [[g(d)] + [cell(cells[n, d]) if (n, d) in cells else "" for n in Ns] for d in Dfs]))
             md.append(table(["run", "N", "D_f", "D_f bytes", "loss", "bpb", "D_e", "D_e alt", "D_t", "D_t bytes", "flags"],

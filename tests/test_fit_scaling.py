@@ -50,9 +50,9 @@ def trajectory(loss, start, tokens_best, n=12, extra=None):
 
 
 def write_log(root, name, role, lang, N, D, loss, *, status="done", schema=1, init_from=None, bpt=1.0,
-              start=5.5, tokens_best=None, extra=None, mtime=None, config=None):
+              start=None, tokens_best=None, extra=None, mtime=None, config=None):
     """Write out/<name>/log.json as train.py would (DESIGN.md run contract, schema 1)."""
-    tokens_best = tokens_best or 20 * D
+    tokens_best, start = tokens_best or 20 * D, start or max(5.5, loss + 1.0)
     fpt = 6 * N                                  # Kaplan FLOPs per token (attention term left out)
     evals = trajectory(loss, start, tokens_best, extra=extra)
     for e in evals:
