@@ -11,6 +11,7 @@ import json
 import time
 import shlex
 import hashlib
+from array import array
 import multiprocessing as mp
 from collections import Counter
 
@@ -306,7 +307,8 @@ def tokenize_all(texts, tokenizer, path, num_proc, shard_tokens=1 << 24):
     """Tokenize documents in their given order on num_proc processes, appending ids + eot to
     `path`; only one shard is held in memory. Returns per-document token and byte counts."""
     eot = tokenizer_info(tokenizer)['eot_token']
-    ntok, nbytes, gpt2_tokens = [], [], 0
+    # per-document counts in compact arrays (8 bytes a document), not Python lists
+    ntok, nbytes, gpt2_tokens = array('q'), array('q'), 0
     shard, shard_len = [], 0
     if tokenizer == 'bytes':
         _gpt2_count('')  # load GPT-2 once, before forking, for the bytes/token report
@@ -353,7 +355,7 @@ def tokenize_all(texts, tokenizer, path, num_proc, shard_tokens=1 << 24):
         bar.close()
         if pool is not None:
             pool.terminate()
-    return np.array(ntok, dtype=np.int64), np.array(nbytes, dtype=np.int64), gpt2_tokens
+    return np.frombuffer(ntok, dtype=np.int64), np.frombuffer(nbytes, dtype=np.int64), gpt2_tokens
 
 
 def split_docs(ntok, seed, val_frac, val_max_tokens):
@@ -406,16 +408,11 @@ def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=No
     meta_path = os.path.join(out_dir, 'meta.json')
     stream = os.path.join(out_dir, '.all.bin.tmp')
     tmps = {s: os.path.join(out_dir, f'.{s}.bin.tmp') for s in ('train', 'val')}
-    names = []
-
-    def texts():
-        for name, pars in docs:
-            names.append(name)
-            yield doc_text(pars)
+    texts = (doc_text(pars) for _, pars in docs)
 
     try:
         t1 = time.time()
-        ntok, nbytes, gpt2_tokens = tokenize_all(texts(), tokenizer, stream, num_proc)
+        ntok, nbytes, gpt2_tokens = tokenize_all(texts, tokenizer, stream, num_proc)
         t_tok = time.time() - t1
         if len(ntok) == 0 or nbytes.sum() == 0:
             die("no text left to write (empty input or everything was filtered out): "

@@ -125,7 +125,8 @@ def fetch(package, cache):
     r = run(['dpkg-deb', '-x', os.path.join(debs, sorted(have)[-1]), tmp])
     if r.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        die(f"`dpkg-deb -x` failed on {package}: {r.stderr.strip()}; delete {debs} and retry")
+        die(f"`dpkg-deb -x` failed on {package} ({r.stderr.strip().splitlines()[-1:]}): delete "
+            f"{os.path.join(debs, sorted(have)[-1])} and retry")
     os.replace(tmp, root)  # only complete extractions are cached
     return root
 
@@ -399,6 +400,46 @@ def parallel_keys(args, results):
         keys = ks if keys is None else keys & ks
     return keys
 
+def build_corpus(args):
+    """Fetch, extract, language-filter and clean: docs [(name, [paragraphs])], sources, stats."""
+    if args.packages:
+        packages = {p: guess_pattern(p) for p in args.packages.split(',') if p}
+    else:
+        packages = corpus_packages(args.lang, args.manpages)
+    jobs, sources = collect_jobs(packages, args.lang, args)
+    print(f"extracting {len(jobs)} files from {len(sources)} packages for {args.lang}...")
+    results = extract_all(jobs, args.num_proc)
+    if args.parallel_only:
+        keys = parallel_keys(args, results)
+        before = len(results)
+        results = [r for r in results if doc_key(r[0], args.lang) in keys]
+        print(f"--parallel_only: {len(results)} of {before} pages are translated into de, es and zh")
+
+    stats = {'raw_bytes': 0, 'language_dropped_bytes': 0, 'short_dropped_bytes': 0,
+             'unreadable_files': 0}
+    docs = []
+    for name_, kept, st in results:
+        for k, v in st.items():
+            stats[k] = stats.get(k, 0) + v
+        src = sources[name_.split(':', 1)[0]]
+        src['raw_bytes'] = src.get('raw_bytes', 0) + st.get('raw_bytes', 0)
+        if kept:
+            docs.append((name_, kept))
+    docs = common.clean_corpus(docs, args.boilerplate_docs, stats)
+    kept_by_pkg = {}
+    for name_, pars in docs:
+        package = name_.split(':', 1)[0]
+        kept_by_pkg[package] = kept_by_pkg.get(package, 0) + len(common.doc_text(pars).encode())
+    for package, src in sources.items():
+        src['kept_bytes'] = kept_by_pkg.get(package, 0)
+    if not kept_by_pkg:
+        die(f"nothing left for {args.lang} after language filtering and dedup "
+            f"({stats['raw_bytes']} bytes extracted): check --packages / --lang")
+    for src in sources.values():
+        raw, kept = common.human(src.get('raw_bytes', 0)), common.human(src['kept_bytes'])
+        print(f"  {src['package']:28s} {src['files']:6d} files {raw:>6s}B -> {kept:>6s}B")
+    return docs, sources, stats
+
 # -----------------------------------------------------------------------------
 
 
@@ -437,42 +478,7 @@ def main(argv=None):
         return
     check_apt()
 
-    if args.packages:
-        packages = {p: guess_pattern(p) for p in args.packages.split(',') if p}
-    else:
-        packages = corpus_packages(args.lang, args.manpages)
-    jobs, sources = collect_jobs(packages, args.lang, args)
-    print(f"extracting {len(jobs)} files from {len(sources)} packages for {args.lang}...")
-    results = extract_all(jobs, args.num_proc)
-    if args.parallel_only:
-        keys = parallel_keys(args, results)
-        before = len(results)
-        results = [r for r in results if doc_key(r[0], args.lang) in keys]
-        print(f"--parallel_only: {len(results)} of {before} pages are translated into de, es and zh")
-
-    stats = {'raw_bytes': 0, 'language_dropped_bytes': 0, 'short_dropped_bytes': 0,
-             'unreadable_files': 0}
-    docs = []
-    for name_, kept, st in results:
-        for k, v in st.items():
-            stats[k] = stats.get(k, 0) + v
-        src = sources[name_.split(':', 1)[0]]
-        src['raw_bytes'] = src.get('raw_bytes', 0) + st.get('raw_bytes', 0)
-        if kept:
-            docs.append((name_, kept))
-    docs = common.clean_corpus(docs, args.boilerplate_docs, stats)
-    kept_by_pkg = {}
-    for name_, pars in docs:
-        package = name_.split(':', 1)[0]
-        kept_by_pkg[package] = kept_by_pkg.get(package, 0) + len(common.doc_text(pars).encode())
-    for package, src in sources.items():
-        src['kept_bytes'] = kept_by_pkg.get(package, 0)
-    if not kept_by_pkg:
-        die(f"nothing left for {args.lang} after language filtering and dedup "
-            f"({stats['raw_bytes']} bytes extracted): check --packages / --lang")
-    for src in sources.values():
-        print(f"  {src['package']:28s} {src['files']:6d} files {common.human(src.get('raw_bytes', 0)):>6s}B "
-              f"-> {common.human(src['kept_bytes']):>6s}B")
+    docs, sources, stats = build_corpus(args)
     docs = list(common.split_long(docs, args.max_doc_bytes))
     common.write_dataset(docs, out_dir, tokenizer=args.tokenizer, language=args.lang,
                          args=out_args, sources=list(sources.values()), stats=stats,

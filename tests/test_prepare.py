@@ -420,11 +420,16 @@ def test_missing_package_is_an_error(tmp_path):
     assert not os.path.exists(tmp_path / 'data')
 
 
+@pytest.fixture(scope='module')
+def apt_cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp('apt_cache'))  # fresh: really downloads, once per run
+
+
 @needs_apt
-def test_real_package_end_to_end(tmp_path):
+def test_real_package_end_to_end(tmp_path, apt_cache):
     """fortunes-de: apt-get download + dpkg -x into a fresh cache, German filter, bins, meta."""
     args = ['--lang', 'de', '--packages', 'fortunes-de', '--name', 'fortunes_de',
-            '--cache_dir', str(tmp_path / 'cache'), '--data_dir', str(tmp_path / 'data')]
+            '--cache_dir', apt_cache, '--data_dir', str(tmp_path / 'data')]
     r = run_script('debian_docs.py', *args)
     assert r.returncode == 0, r.stderr
     assert 'MB/s' in r.stdout and 'produced by: python' in r.stdout
@@ -441,3 +446,11 @@ def test_real_package_end_to_end(tmp_path):
     # a rerun with the same arguments skips the work
     r = run_script('debian_docs.py', *args)
     assert r.returncode == 0 and 'already prepared' in r.stdout
+
+
+@needs_apt
+def test_real_package_in_the_wrong_language_is_an_error(tmp_path, apt_cache):
+    r = run_script('debian_docs.py', '--lang', 'zh', '--packages', 'fortunes-de', '--cache_dir',
+                   apt_cache, '--data_dir', str(tmp_path / 'data'))
+    assert r.returncode != 0 and r.stderr.strip().splitlines()[-1].startswith('error: nothing left for zh')
+    assert not os.path.exists(tmp_path / 'data')
