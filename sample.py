@@ -40,9 +40,8 @@ if ckpt['tokenizer'] == 'bytes':
     def decode(ids):
         return bytes(i for i in ids if i < 256).decode('utf-8', errors='replace')
 else:
-    from prepare.common import get_tokenizer
-    tok = get_tokenizer(ckpt['tokenizer'])
-    encode, decode = tok.encode, tok.decode
+    from prepare.common import gpt2_encoding
+    encode, decode = gpt2_encoding().encode_ordinary, gpt2_encoding().decode
 
 if start.startswith('FILE:'):
     with open(start[5:], encoding='utf-8') as f:

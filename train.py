@@ -144,9 +144,12 @@ if master_process:
 def load_meta(name):
     path = os.path.join(data_dir, name, 'meta.json')
     if not os.path.exists(os.path.join(data_dir, name, 'train.bin')) or not os.path.exists(path):
-        lang = name.split('_')[1] if name.startswith('builtin_') else '<lang>'
-        fail(f"{os.path.join(data_dir, name)}/train.bin or meta.json not found: prepare it first, "
-             f"e.g. python prepare/debian_docs.py --lang {lang} (see README, Data)")
+        lang = (name.split('_') + ['<lang>'])[1]
+        how = (f"python prepare/debian_docs.py --lang {lang}" if name.startswith('builtin_') else
+               f"python prepare/hf.py --lang {lang}" + (' --tokenizer gpt2' * name.endswith('_gpt2'))
+               if name.startswith('hf_') else f"python prepare/text.py --input PATH --lang LANG --name {name}")
+        fail(f"{os.path.join(data_dir, name)}/train.bin or meta.json not found: prepare it first "
+             f"with {how} (see README, Data)")
     with open(path) as f:
         return json.load(f)
 
@@ -161,8 +164,8 @@ def count_bytes(tokens, meta):
     tokens = tokens[tokens != meta['eot_token']]
     if meta['tokenizer'] == 'bytes':
         return int(len(tokens))
-    from prepare.common import get_tokenizer
-    return len(get_tokenizer(meta['tokenizer']).decode_bytes(tokens.tolist()))
+    from prepare.common import gpt2_encoding
+    return len(gpt2_encoding().decode_bytes(tokens.tolist()))
 
 
 meta = load_meta(dataset)
@@ -222,16 +225,17 @@ def get_batch():
 
 
 def load_val(name, m):
-    """The fixed validation set: the first eval_tokens of the val split as contiguous
-    block_size windows, each process taking every world_size-th window."""
-    val = load_tokens(name, 'val')[:eval_tokens]
-    n = (len(val) - 1) // block_size
+    """The fixed validation set: eval_tokens tokens as block_size windows spread evenly over the
+    val split (so they sample many documents, not the first few), every world_size-th window
+    on each process. The same windows at every evaluation, for fine-tuned and scratch twins."""
+    val = load_tokens(name, 'val')
+    n = min(eval_tokens, len(val) - 1) // block_size
     if n < 1:
-        fail(f"{name}'s val split has {len(val)} tokens, fewer than block_size+1")
-    seqs = torch.from_numpy(val[:n * block_size + 1].astype(np.int64))
-    x = seqs[:-1].view(n, block_size)[rank::world_size]
-    y = seqs[1:].view(n, block_size)[rank::world_size]
-    return x, y, n * block_size, count_bytes(val[1:n * block_size + 1], m)
+        fail(f"{name}'s val split has {len(val)} tokens, fewer than block_size+1 = {block_size + 1}")
+    starts = np.linspace(0, len(val) - block_size - 1, n).astype(np.int64)
+    windows = val[starts[:, None] + np.arange(block_size + 1)]
+    seqs = torch.from_numpy(windows.astype(np.int64))[rank::world_size]
+    return seqs[:, :-1], seqs[:, 1:], n * block_size, count_bytes(windows[:, 1:].ravel(), m)
 
 
 val_sets = {dataset: load_val(dataset, meta)}

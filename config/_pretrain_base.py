@@ -2,7 +2,7 @@
 # Kaplan et al. 2020): GPT-2 BPE, 512 sequences x 1024 tokens per step, Adam, a 500-step linear
 # warm-up, then a cosine decay to 10% of the maximum learning rate at the end of 26B tokens.
 # Each config/pretrain_<size>.py executes this file, then sets its shape and learning rate.
-dataset = 'openwebtext2'  # python prepare/hf.py --lang en (GPT-2 BPE)
+dataset = 'hf_en_gpt2'  # OpenWebText2: python prepare/hf.py --lang en --tokenizer gpt2 --max_bytes 70e9 (all of it)
 block_size = 1024
 batch_size = 16  # per micro-step and GPU: 16 x 1024 tokens fit a 40GB GPU at these sizes
 gradient_accumulation_steps = 32  # 16 x 32 = 512 sequences/step, divided among torchrun's GPUs

@@ -2,7 +2,7 @@
 # Its twin from scratch is config/scratch_de.py. Another size: --init_from=out/pretrain_70M/best.pt
 # (and that size's learning_rate); the shape always comes from the checkpoint.
 exec(open('config/_transfer_base.py').read())
-dataset = 'fineweb2_de'  # python prepare/hf.py --lang de (GPT-2 BPE)
+dataset = 'hf_de_gpt2'  # python prepare/hf.py --lang de --tokenizer gpt2 --max_bytes 2e9
 init_from = 'out/pretrain_16M/best.pt'
-extra_val = 'openwebtext2'  # English val loss at each evaluation: how much is forgotten
+extra_val = 'hf_en_gpt2'  # English val loss at each evaluation: how much is forgotten
 out_dir = 'out/finetune_de'

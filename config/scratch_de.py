@@ -2,9 +2,9 @@
 # The twin of config/finetune_de.py: the same data, schedule, evaluation and stopping; random init.
 # Another size: its shape and learning_rate, e.g. --n_layer=10 --n_embd=768 --n_head=12.
 exec(open('config/_transfer_base.py').read())
-dataset = 'fineweb2_de'  # python prepare/hf.py --lang de (GPT-2 BPE)
+dataset = 'hf_de_gpt2'  # python prepare/hf.py --lang de --tokenizer gpt2 --max_bytes 2e9
 n_layer = 5  # the shape of config/pretrain_16M.py
 n_embd = 512
 n_head = 8
-extra_val = 'openwebtext2'
+extra_val = 'hf_en_gpt2'
 out_dir = 'out/scratch_de'
