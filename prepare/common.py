@@ -374,24 +374,33 @@ def split_docs(ntok, seed, val_frac, val_max_tokens):
     return perm[n_val:], perm[:n_val]
 
 
-def write_split(src, starts, ntok, order, path, shard_tokens=1 << 24):
-    """Copy documents `order` from the token stream src into a new uint16 file via memmap,
-    flushing every shard so memory stays flat."""
+def write_split(src_path, starts, ntok, order, path, shard_tokens=1 << 24):
+    """Copy documents `order` from the token stream at src_path into a new uint16 file, written
+    through np.memmap and re-mapped every shard: mapped pages count as resident memory until
+    unmapped, so memory stays flat however large the corpus. The source is read with pread,
+    since random reads through a map would pull whole read-ahead windows into memory."""
     total = int(ntok[order].sum())
-    dst = np.memmap(path, dtype=np.uint16, mode='w+', shape=(max(total, 1),))
-    pos, since_flush = 0, 0
-    for i in order:
-        a, n = starts[i], ntok[i]
-        dst[pos:pos + n] = src[a:a + n]
-        pos += n
-        since_flush += n
-        if since_flush >= shard_tokens:
-            dst.flush()
-            since_flush = 0
-    dst.flush()
-    del dst
-    if total == 0:  # np.memmap cannot map 0 bytes; keep the file honest
-        os.truncate(path, 0)
+    if total == 0:  # np.memmap cannot map 0 bytes
+        open(path, 'wb').close()
+        return 0
+    dst = np.memmap(path, dtype=np.uint16, mode='w+', shape=(total,))
+    pos, since_remap = 0, 0
+    fd = os.open(src_path, os.O_RDONLY)
+    try:
+        for i in order:
+            a, n = int(starts[i]), int(ntok[i])
+            dst[pos:pos + n] = np.frombuffer(os.pread(fd, 2 * n, 2 * a), dtype=np.uint16)
+            pos += n
+            since_remap += n
+            if since_remap >= shard_tokens:
+                dst.flush()
+                del dst
+                dst = np.memmap(path, dtype=np.uint16, mode='r+', shape=(total,))
+                since_remap = 0
+        dst.flush()
+        del dst
+    finally:
+        os.close(fd)
     return total
 
 
@@ -419,13 +428,11 @@ def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=No
                 "check the input, the language, or relax the filters")
         train_order, val_order = split_docs(ntok, seed, val_frac, val_max_tokens)
         starts = np.concatenate([[0], np.cumsum(ntok)[:-1]])
-        src = np.memmap(stream, dtype=np.uint16, mode='r')
         splits = {}
         for split, order in (('train', train_order), ('val', val_order)):
-            tokens = write_split(src, starts, ntok, order, tmps[split])
+            tokens = write_split(stream, starts, ntok, order, tmps[split])
             splits[split] = {'tokens': tokens, 'bytes': int(nbytes[order].sum()),
                              'documents': len(order)}
-        del src
         hashes = {s: sha256_file(tmps[s]) for s in tmps}
         # commit: the old meta.json goes first, so a crash in between leaves "not done"
         if os.path.exists(meta_path):
