@@ -80,10 +80,24 @@ def pick_field(columns, text_field):
         f"set --text_field")
 
 
+def rows(ds, args):
+    """The records; a streamed corpus can also fail halfway (network, a corrupt shard)."""
+    it = iter(ds)
+    while True:
+        try:
+            row = next(it)
+        except StopIteration:
+            return
+        except Exception as e:
+            die(f"reading {args.dataset} failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}; "
+                f"rerun (finished work is kept only when complete) or check the data files")
+        yield row
+
+
 def documents(ds, args, stats, source):
     """(name, [paragraphs]) per record, until --max_bytes / --max_docs."""
     fields = None
-    for i, row in enumerate(ds):
+    for i, row in enumerate(rows(ds, args)):
         if fields is None:
             fields = pick_field(list(row.keys()), args.text_field)
             print(f"reading text from column(s) {', '.join(fields)}")
