@@ -22,7 +22,7 @@ DATA_DIR = os.path.join(REPO, 'data')
 CACHE_DIR = os.path.join(REPO, '.cache')
 LANGUAGES = ('en', 'de', 'es', 'zh')
 TOKENIZERS = ('bytes', 'gpt2')
-FORMAT_VERSION = 2  # bump when the output of the same arguments changes, so reruns redo the work
+FORMAT_VERSION = 3  # bump when the output of the same arguments changes, so reruns redo the work
 
 
 def die(msg):
@@ -132,25 +132,35 @@ def han_share(par):
     return han / (han + words) if han + words else 0.0
 
 
-def detect_language(par):
+def langid():
     global _langid
-    if _langid is None:
-        import py3langid  # ships its model inside the wheel: no download
+    if _langid is None:  # py3langid ships its model inside the wheel: no download
         from py3langid.langid import LanguageIdentifier, MODEL_FILE
         _langid = LanguageIdentifier.from_model_file(MODEL_FILE)
         _langid.set_languages(LANGID_SET)
-    return _langid.classify(par)[0]
+    return _langid
+
+
+def detect_language(par):
+    return langid().classify(par)[0]
+
+
+def rank_languages(par):
+    """Languages of LANGID_SET, most likely first (10x slower than detect_language)."""
+    return [lang for lang, _ in langid().rank(par)]
 
 
 def in_language(par, lang):
     """Is this paragraph in `lang`? Chinese by script share (robust on short mixed text), the
     others by py3langid. Translated manuals fall back to English for untranslated paragraphs;
-    this is what keeps them out."""
+    this is what keeps them out. A short paragraph of a close neighbour (Spanish read as
+    Portuguese) is kept when `lang` is the runner-up and English is not the winner."""
     if lang == 'zh':
         return han_share(par) >= 0.5
     if HAN.search(par) and han_share(par) >= 0.5:
         return False
-    return detect_language(par) == lang
+    top = detect_language(par)
+    return top == lang or (top != 'en' and rank_languages(par)[1] == lang)
 
 
 def para_key(par):
