@@ -459,7 +459,6 @@ def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=No
     if tokenizer == 'gpt2':
         gpt2_tokens = int(ntok.sum()) - len(ntok)
     elapsed = time.time() - t0
-    text_bytes = total_bytes
     meta = {
         **info,
         'language': language,
@@ -480,8 +479,8 @@ def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=No
         'format_version': FORMAT_VERSION,
         'elapsed_s': round(elapsed, 2),
         'tokenize_s': round(t_tok, 2),
-        'mb_per_s': round(text_bytes / 1e6 / max(elapsed, 1e-9), 3),
-        'tokenize_mb_per_s': round(text_bytes / 1e6 / max(t_tok, 1e-9), 3),
+        'mb_per_s': round(total_bytes / 1e6 / max(elapsed, 1e-9), 3),
+        'tokenize_mb_per_s': round(total_bytes / 1e6 / max(t_tok, 1e-9), 3),
         'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
         **(extra or {}),
     }
@@ -490,7 +489,7 @@ def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=No
     print(f"wrote {out_dir}: train {human(tr['tokens'])} tokens / {human(tr['bytes'])}B / "
           f"{tr['documents']} docs, val {human(va['tokens'])} tokens / {human(va['bytes'])}B / "
           f"{va['documents']} docs ({tokenizer}, vocab {info['vocab_size']})")
-    print(f"{human(text_bytes)}B of text in {elapsed:.1f}s: {meta['mb_per_s']:.2f} MB/s overall, "
+    print(f"{human(total_bytes)}B of text in {elapsed:.1f}s: {meta['mb_per_s']:.2f} MB/s overall, "
           f"{meta['tokenize_mb_per_s']:.2f} MB/s tokenizing on {num_proc} processes")
     print(f"produced by: {meta['command']}")
     return meta
@@ -511,7 +510,7 @@ def summarize_cleaning(stats, kept_bytes):
     return stats
 
 
-def add_common_args(parser, name_required=False):
+def add_common_args(parser):
     """Arguments every prepare script shares."""
     parser.add_argument('--tokenizer', default='bytes', help="bytes (default) or gpt2")
     parser.add_argument('--name', default=None, help="output dataset name: data/<name>/")
