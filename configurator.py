@@ -42,7 +42,7 @@ def configure(config, argv):
     """Apply config files and --key=value overrides in argv to the dict config (a script's
     globals()). Returns the set of keys that were set explicitly."""
     known = [k for k, v in config.items() if not k.startswith('_') and
-             isinstance(v, (int, float, bool, str, type(None)))]
+             isinstance(v, (int, float, bool, str, list, dict, tuple, type(None)))]
     explicit = set()
     for arg in argv:
         if not arg.startswith('--'):

@@ -36,7 +36,8 @@ data_dir = 'data'
 dataset = 'builtin_en'  # data_dir/<dataset>/{train,val}.bin + meta.json, written by prepare/
 dataset_tokens = 0  # D_f: train on the first D_f tokens of the (shuffled) train split; 0 = all
 extra_val = ''  # comma-separated datasets whose val split is also evaluated (e.g. forgetting)
-eval_tokens = 262144  # the fixed validation set: the first eval_tokens tokens of the val split
+eval_tokens = 262144  # the fixed validation set: eval_tokens tokens spread over the val split
+eval_batch_size = 0  # sequences per evaluation forward pass; 0 = batch_size
 # evaluation and stopping
 eval_interval = 100
 eval_dense = True  # also evaluate at eval_interval/2, /4, ... early on, where fine-tunes peak
@@ -297,8 +298,9 @@ def estimate_loss(x, y):
     """Mean loss in nats/token over the whole fixed set, summed over processes."""
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=device)
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+    step = eval_batch_size or batch_size
+    for i in range(0, len(x), step):
+        xb, yb = x[i:i + step].to(device), y[i:i + step].to(device)
         with autocast:
             _, loss = model(xb, yb)
         total += torch.tensor([loss.item() * yb.numel(), yb.numel()], dtype=torch.float64, device=device)

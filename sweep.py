@@ -1,0 +1,235 @@
+"""
+Run a whole study: the English pre-training run of each model size, then for every language,
+size and fine-tuning set size D_f one run fine-tuned from English and its twin from scratch, then
+fit_scaling.py on the results.
+
+    python sweep.py config/sweep_builtin.py --jobs=2       # the built-in CPU study
+    python sweep.py config/sweep_paper.py --print > cmds    # commands for a cluster, in order
+
+Runs whose log.json says they finished are skipped; interrupted ones resume from their ckpt.pt;
+a failed run is retried once. Killing sweep.py kills its runs too, and starting it again finishes
+the grid. Each run's output goes to <out_dir>/<run>/train.txt.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tqdm import tqdm
+
+from configurator import configure
+
+# -----------------------------------------------------------------------------
+out_dir = 'out/sweep'
+pretrain_dataset = 'builtin_en'
+languages = {'de': 'builtin_de', 'es': 'builtin_es', 'zh': 'builtin_zh'}  # language -> dataset
+sizes = {}  # name -> train.py overrides for that size: shape, learning_rate, ...
+pretrain_configs = []  # config files every pre-training run starts from
+transfer_configs = []  # ... and every transfer run (fine-tuned and scratch alike)
+pretrain = {}  # train.py overrides for the pre-training runs
+transfer = {}  # ... for the transfer runs (both twins)
+dataset_tokens = [4096, 16384, 65536]  # the D_f grid: a fine-tuned and a scratch run each
+scratch_only_tokens = []  # D_f values with scratch runs only, beyond the grid: D_e must
+                          # be read off the scratch curve at losses the fine-tunes reach
+english_val = True  # log the English val loss during transfer runs (forgetting)
+seeds = {}  # {(language, size, D_f): [seed, ...]} extra scratch/fine-tune repeats (noise)
+jobs = 1  # runs at once: one GPU each when there are GPUs, else the CPU cores split evenly
+print_only = False  # print the commands instead of running them (--print)
+pretrain_launcher = ''  # e.g. 'torchrun --standalone --nproc_per_node=8' (with --print)
+retries = 1
+fit = True  # run fit_scaling.py at the end
+fit_args = []
+# -----------------------------------------------------------------------------
+
+
+def normalise_argv(args):
+    """Also accept the spellings --print and --jobs N."""
+    out, i = [], 0
+    while i < len(args):
+        if args[i] == '--print':
+            out.append('--print_only=True')
+        elif args[i] == '--jobs' and i + 1 < len(args):
+            out.append(f'--jobs={args[i + 1]}')
+            i += 1
+        else:
+            out.append(args[i])
+        i += 1
+    return out
+
+
+configure(globals(), normalise_argv(sys.argv[1:]))
+# -----------------------------------------------------------------------------
+
+
+def human(n):
+    """2048 -> '2K', 1048576 -> '1M', 100000 -> '100K': short run names for D_f."""
+    for unit, div in (('G', 1 << 30), ('M', 1 << 20), ('K', 1 << 10)):
+        if n >= div and n % div == 0:
+            return f"{n // div}{unit}"
+    for unit, div in (('G', 10**9), ('M', 10**6), ('K', 10**3)):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return str(n)
+
+
+def size_label(name):
+    return f"N{name}"
+
+
+def overrides(d):
+    return [f'--{k}={v}' for k, v in d.items()]
+
+
+def make_runs():
+    """Every run of the grid as (name, train.py arguments, name of the run it needs first)."""
+    runs = []
+    for s, shape in sizes.items():
+        name = f"pt_{size_label(s)}"
+        runs.append((name, [*pretrain_configs, *overrides(pretrain), *overrides(shape),
+                            f'--dataset={pretrain_dataset}'], None))
+    for lang, ds in languages.items():
+        for s, shape in sizes.items():
+            grid = [(d, init) for d in dataset_tokens for init in ('ft', 'sc')]
+            grid += [(d, 'sc') for d in scratch_only_tokens]
+            for d, init in grid:
+                for seed in [None] + seeds.get((lang, s, d), []):
+                    name = f"{init}_{lang}_{size_label(s)}_D{human(d)}" + (f"_s{seed}" if seed else '')
+                    args = [*transfer_configs, *overrides(transfer), *overrides(shape),
+                            f'--dataset={ds}', f'--dataset_tokens={d}']
+                    if english_val:
+                        args.append(f'--extra_val={pretrain_dataset}')
+                    if seed:
+                        args.append(f'--seed={seed}')
+                    need = None
+                    if init == 'ft':
+                        need = f"pt_{size_label(s)}"
+                        args.append(f'--init_from={os.path.join(out_dir, need, "best.pt")}')
+                    runs.append((name, args, need))
+    return runs
+
+
+def run_state(name):
+    """'finished', 'failed', 'resumable' or 'new', from the run's log.json and ckpt.pt."""
+    d = os.path.join(out_dir, name)
+    try:
+        with open(os.path.join(d, 'log.json')) as f:
+            status = json.load(f)['status']
+    except (OSError, ValueError, KeyError):
+        status = None
+    if status in ('done', 'early_stopped'):
+        return 'finished'
+    if status == 'failed':
+        return 'failed'
+    return 'resumable' if os.path.exists(os.path.join(d, 'ckpt.pt')) else 'new'
+
+
+def command(name, args, resume):
+    cmd = [sys.executable, 'train.py', *args, f'--out_dir={os.path.join(out_dir, name)}']
+    if resume:
+        # a resumed run takes its whole config from its checkpoint
+        cmd = [sys.executable, 'train.py', '--init_from=resume', f'--out_dir={os.path.join(out_dir, name)}']
+    return cmd
+
+
+def die_with_parent():
+    # a sweep killed with SIGKILL must not leave runs behind that a restarted sweep would then
+    # run a second time next to them (Linux: PR_SET_PDEATHSIG)
+    try:
+        import ctypes
+        ctypes.CDLL('libc.so.6').prctl(1, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def launch(name, cmd, slot):
+    env = dict(os.environ)
+    n_gpus = int(os.environ.get('NUM_GPUS', '0')) or _cuda_count()
+    if n_gpus:
+        env['CUDA_VISIBLE_DEVICES'] = str(slot % n_gpus)
+    else:  # split the cores: two runs fighting over every core are slower than one each
+        env['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // jobs))
+    d = os.path.join(out_dir, name)
+    os.makedirs(d, exist_ok=True)
+    out = open(os.path.join(d, 'train.txt'), 'a')
+    out.write(' '.join(cmd) + '\n')
+    out.flush()
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                            preexec_fn=die_with_parent if os.name == 'posix' else None), out
+
+
+def _cuda_count():
+    try:
+        out = subprocess.run(['nvidia-smi', '-L'], capture_output=True, text=True, timeout=10)
+        return len(out.stdout.strip().splitlines()) if out.returncode == 0 else 0
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+
+
+def run_all(runs):
+    todo = [r for r in runs if run_state(r[0]) != 'finished']
+    done = {r[0] for r in runs} - {r[0] for r in todo}
+    failed, attempts, running = set(), {}, {}
+    bar = tqdm(total=len(runs), initial=len(done), unit='run', smoothing=0.05)
+    while todo or running:
+        for name, (p, f, slot) in list(running.items()):
+            if p.poll() is None:
+                continue
+            f.close()
+            del running[name]
+            if run_state(name) == 'finished':
+                done.add(name)
+                bar.update(1)
+            elif attempts[name] <= retries:
+                tqdm.write(f"{name} failed (exit {p.returncode}): retrying, see {out_dir}/{name}/train.txt")
+                todo.insert(0, next(r for r in runs if r[0] == name))
+            else:
+                failed.add(name)
+                tqdm.write(f"{name} failed again: giving up, see {out_dir}/{name}/train.txt")
+        for r in list(todo):
+            if len(running) >= jobs:
+                break
+            name, args, need = r
+            if need in failed:
+                todo.remove(r)
+                failed.add(name)
+                tqdm.write(f"{name} skipped: {need} failed")
+                continue
+            if need is not None and need not in done:
+                continue
+            todo.remove(r)
+            attempts[name] = attempts.get(name, 0) + 1
+            state = run_state(name)
+            if state == 'failed':  # a retry starts over
+                for fname in ('ckpt.pt', 'best.pt', 'log.json'):
+                    if os.path.exists(os.path.join(out_dir, name, fname)):
+                        os.remove(os.path.join(out_dir, name, fname))
+            slot = min(set(range(jobs)) - {s for _, _, s in running.values()})
+            p, f = launch(name, command(name, args, state == 'resumable'), slot)
+            running[name] = (p, f, slot)
+            bar.set_postfix_str(name)
+        time.sleep(0.2)
+    bar.close()
+    return failed
+
+
+if __name__ == '__main__':
+    runs = make_runs()
+    if print_only:
+        for name, args, _ in runs:  # already in dependency order: pre-training first
+            cmd = ['python'] + command(name, args, False)[1:]
+            if name.startswith('pt_') and pretrain_launcher:
+                cmd = pretrain_launcher.split() + cmd[1:]
+            print(' '.join(cmd))
+        if fit:
+            print(' '.join(['python', 'fit_scaling.py', out_dir, *fit_args]))
+        sys.exit(0)
+    t0 = time.time()
+    failed = run_all(runs)
+    print(f"sweep: {len(runs) - len(failed)}/{len(runs)} runs finished in {time.time() - t0:.0f}s"
+          + (f"; failed: {', '.join(sorted(failed))}" if failed else ''))
+    if fit:
+        subprocess.run([sys.executable, 'fit_scaling.py', out_dir, *fit_args], check=False)
+    sys.exit(1 if failed else 0)
