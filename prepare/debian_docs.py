@@ -9,7 +9,8 @@ prepare/common.py.
     python prepare/debian_docs.py --lang en          # -> data/builtin_en  (byte tokens)
     python prepare/debian_docs.py --lang de          # -> data/builtin_de
     python prepare/debian_docs.py --lang zh --tokenizer gpt2   # -> data/builtin_zh_gpt2
-    python prepare/debian_docs.py --lang de --parallel_only    # documents present in de, es, zh
+    python prepare/debian_docs.py --lang de --parallel_only    # -> data/builtin_de_parallel
+    python prepare/debian_docs.py --lang zh --manpages         # -> data/builtin_zh_man
     python prepare/debian_docs.py --lang de --packages fortunes-de --name fortunes_de
 """
 import os
@@ -470,7 +471,12 @@ def main(argv=None):
     common.check_choice(args.tokenizer, common.TOKENIZERS, 'tokenizer')
     if args.parallel_only and args.lang == 'en':
         die("--parallel_only selects documents shared by de, es and zh: use it with --lang de/es/zh")
-    name = args.name or (f"builtin_{args.lang}" + ('_parallel' if args.parallel_only else '')
+    if args.packages and not args.name:
+        die("--packages makes a corpus of your own: name it with --name, so that it does not "
+            f"replace data/builtin_{args.lang}")
+    # options that change the corpus change the default name, so builtin_<lang> stays the default
+    name = args.name or (f"builtin_{args.lang}" + ('_man' if args.manpages else '')
+                         + ('_parallel' if args.parallel_only else '')
                          + ('' if args.tokenizer == 'bytes' else '_' + args.tokenizer))
     out_dir = os.path.join(args.data_dir, name)
     out_args = common.output_args(args, skip=('force', 'num_proc', 'data_dir', 'cache_dir'))

@@ -353,6 +353,7 @@ def run_script(script, *args, cwd=REPO):
 @pytest.mark.parametrize('script,args,expect', [
     ('debian_docs.py', ['--lang', 'fr'], "unknown language 'fr'"),
     ('debian_docs.py', ['--lang', 'de', '--tokenizer', 'sentencepiece'], "unknown tokenizer"),
+    ('debian_docs.py', ['--lang', 'de', '--packages', 'fortunes-de'], "name it with --name"),
     ('hf.py', ['--lang', 'xx'], "unknown language"),
     ('text.py', ['--input', '/nonexistent/file.txt', '--lang', 'de'], "does not exist"),
 ])
@@ -415,7 +416,7 @@ needs_apt = pytest.mark.skipif(not apt_has('fortunes-de'),
 @needs_apt
 def test_missing_package_is_an_error(tmp_path):
     with pytest.raises(SystemExit, match=r"apt-get download no-such-package-nanotransfer.*--skip_missing"):
-        debian_docs.main(['--lang', 'de', '--packages', 'no-such-package-nanotransfer',
+        debian_docs.main(['--lang', 'de', '--packages', 'no-such-package-nanotransfer', '--name', 'x',
                           '--cache_dir', str(tmp_path / 'cache'), '--data_dir', str(tmp_path / 'data')])
     assert not os.path.exists(tmp_path / 'data')
 
@@ -450,7 +451,7 @@ def test_real_package_end_to_end(tmp_path, apt_cache):
 
 @needs_apt
 def test_real_package_in_the_wrong_language_is_an_error(tmp_path, apt_cache):
-    r = run_script('debian_docs.py', '--lang', 'zh', '--packages', 'fortunes-de', '--cache_dir',
-                   apt_cache, '--data_dir', str(tmp_path / 'data'))
+    r = run_script('debian_docs.py', '--lang', 'zh', '--packages', 'fortunes-de', '--name', 'x',
+                   '--cache_dir', apt_cache, '--data_dir', str(tmp_path / 'data'))
     assert r.returncode != 0 and r.stderr.strip().splitlines()[-1].startswith('error: nothing left for zh')
     assert not os.path.exists(tmp_path / 'data')
