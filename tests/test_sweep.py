@@ -1,0 +1,87 @@
+"""sweep.py: the grid in dependency order, --print, and a sweep killed at a random moment that
+finishes on restart without redoing finished runs."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import ROOT, run
+
+
+def write_sweep_config(path, data_dir, out_dir):
+    tiny = dict(device='cpu', data_dir=data_dir, block_size=64, batch_size=8, eval_tokens=2048,
+                log_interval=0, learning_rate=3e-3, warmup_iters=5)
+    with open(path, 'w') as f:
+        f.write(f"""
+out_dir = {str(out_dir)!r}
+pretrain_dataset = 'toy_en'
+languages = {{'de': 'toy_de'}}
+sizes = {{'10K': dict(n_layer=1, n_head=1, n_embd=32), '33K': dict(n_layer=2, n_head=2, n_embd=48)}}
+pretrain = dict({tiny!r}, max_iters=60, eval_interval=20)
+transfer = dict({tiny!r}, max_iters=60, eval_interval=20, patience=2)
+dataset_tokens = [2000, 8000]
+scratch_only_tokens = [32000]
+jobs = 2
+fit_args = ['--boot', '50']
+""")
+
+
+def test_print_lists_the_grid_in_dependency_order(data_dir, tmp_path):
+    cfg = tmp_path / 'sweep.py'
+    write_sweep_config(cfg, data_dir, tmp_path / 'out')
+    lines = run('sweep.py', str(cfg), '--print').stdout.strip().splitlines()
+    # 2 pre-training runs, 1 language x 2 sizes x (2 D_f x 2 inits + 1 scratch-only), the fit
+    assert len(lines) == 2 + 2 * 5 + 1
+    assert all('--dataset=toy_en' in l for l in lines[:2])
+    assert lines[-1].startswith('python fit_scaling.py')
+    ft = [l for l in lines if 'ft_de_N33K_D2000 ' in l + ' ' or '/ft_de_N33K_D2K' in l]
+    assert len(ft) == 1 and f"--init_from={tmp_path / 'out'}/pt_N33K/best.pt" in ft[0]
+    names = [l.split('--out_dir=')[1].split()[0].rsplit('/', 1)[1] for l in lines[:-1]]
+    assert names.index('pt_N33K') < names.index(ft[0].split('--out_dir=')[1].split()[0].rsplit('/', 1)[1])
+    assert not os.path.exists(tmp_path / 'out')  # printing runs nothing
+
+
+def test_sweep_killed_midway_finishes_on_restart(data_dir, tmp_path):
+    cfg = tmp_path / 'sweep.py'
+    out = tmp_path / 'out'
+    write_sweep_config(cfg, data_dir, out)
+    p = subprocess.Popen([sys.executable, 'sweep.py', str(cfg)], cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finished = {}
+    deadline = time.time() + 300
+    while time.time() < deadline and len(finished) < 4:
+        for path in glob.glob(str(out / '*' / 'log.json')):
+            try:
+                with open(path) as f:
+                    if json.load(f)['status'] in ('done', 'early_stopped'):
+                        finished[path] = open(path).read()
+            except (OSError, ValueError):
+                pass  # mid-rename: atomically replaced files are never half-written
+        time.sleep(0.05)
+    assert p.poll() is None, "the sweep ended before it could be killed"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    time.sleep(0.5)
+    # the runs died with the sweep: nothing keeps writing into the grid
+    snapshot = {f: os.path.getmtime(f) for f in glob.glob(str(out / '*' / '*'))}
+    time.sleep(1.5)
+    assert snapshot == {f: os.path.getmtime(f) for f in glob.glob(str(out / '*' / '*'))}
+
+    p2 = run('sweep.py', str(cfg))
+    assert '12/12 runs finished' in p2.stdout
+    logs = glob.glob(str(out / '*' / 'log.json'))
+    assert len(logs) == 12
+    for path in logs:
+        with open(path) as f:
+            assert json.load(f)['status'] in ('done', 'early_stopped')
+    for path, text in finished.items():  # finished runs were not run again
+        assert open(path).read() == text
+        with open(os.path.join(os.path.dirname(path), 'train.txt')) as f:
+            assert sum(l.startswith(sys.executable) for l in f) == 1
+    assert os.path.exists(out / 'report' / 'results.json')
+    # a third start has nothing left to do
+    assert '12/12 runs finished' in run('sweep.py', str(cfg)).stdout
