@@ -125,6 +125,40 @@ def dedupe(runs, msgs):
                         + (f"; configs differ in {', '.join(diff[:8])}" if diff else ""))
     return kept
 
+def split_checks(runs):
+    """Runs tagged as checks by sweep.py (config.tag) test the grid's choices and are not fitted."""
+    tagged = lambda r: bool((r["log"].get("config") or {}).get("tag"))
+    return [r for r in runs if not tagged(r)], [r for r in runs if tagged(r)]
+
+def analyse_checks(checks, grid):
+    """Each check beside its grid twin (same role, dataset, N, D_f); and per cell with seed
+    repeats, the run-to-run spread of the best loss and of the fine-tuned minus scratch gap."""
+    key = lambda r: (r["role"], r["target"], r["N"], r["D"])
+    twins = {key(r): r for r in grid}
+    rows = []
+    for c in sorted(checks, key=lambda r: r["name"]):
+        t = twins.get(key(c))
+        rows.append({"tag": c["log"]["config"]["tag"], "run": c["name"], "role": c["role"], "target": c["target"],
+                     "N": c["N"], "D_f": c["D"], "loss": c["loss"], "grid_run": t and t["name"],
+                     "grid_loss": t and t["loss"], "diff": t and c["loss"] - t["loss"]})
+    spread = []
+    seeded = {(r["target"], r["N"], r["D_f"]) for r in rows if r["tag"].startswith("seed")}
+    for target, n, d in sorted(seeded):
+        loss = {}
+        for role in ("finetune", "scratch"):
+            g = twins.get((role, target, n, d))
+            loss[role] = {"grid": g["loss"]} if g else {}
+            loss[role].update({r["tag"]: r["loss"] for r in rows if r["tag"].startswith("seed")
+                               and (r["role"], r["target"], r["N"], r["D_f"]) == (role, target, n, d)})
+        tags = sorted(set(loss["finetune"]) & set(loss["scratch"]))
+        gaps = [loss["finetune"][t] - loss["scratch"][t] for t in tags]
+        spread.append({"target": target, "N": n, "D_f": d, "seeds": tags,
+                       "finetune_std": float(np.std(list(loss["finetune"].values()), ddof=1)) if len(loss["finetune"]) > 1 else None,
+                       "scratch_std": float(np.std(list(loss["scratch"].values()), ddof=1)) if len(loss["scratch"]) > 1 else None,
+                       "gaps": gaps, "gap_mean": float(np.mean(gaps)) if gaps else None,
+                       "gap_std": float(np.std(gaps, ddof=1)) if len(gaps) > 1 else None})
+    return {"runs": rows, "seed_spread": spread}
+
 # ----------------------------------------------------------------------------- fits
 
 def powerlaw(x, y):
@@ -785,6 +819,18 @@ def report_md(res):
     if P:
         md.append("## English pre-training\n")
         md.append(table(["run", "N", "best loss", "FLOPs"], [[p["run"], g(p["N"]), g(p["loss"], ".4f"), g(p["flops"])] for p in P["points"]]))
+    C = res.get("checks") or {}
+    if C.get("runs"):
+        md.append("## Checks (runs beside the grid, not fitted)\n")
+        md.append(table(["tag", "run", "loss", "grid twin", "twin loss", "difference"],
+                        [[c["tag"], c["run"], g(c["loss"], ".4f"), c["grid_run"] or "none", g(c["grid_loss"], ".4f"),
+                          g(c["diff"], "+.4f")] for c in C["runs"]]))
+        for sp in C["seed_spread"]:
+            md.append(f"Run-to-run spread at {sp['target']} N={g(sp['N'])} D_f={g(sp['D_f'])} over seeds "
+                      f"{', '.join(sp['seeds'])}: std of the best loss {g(sp['finetune_std'], '.4f')} (fine-tuned), "
+                      f"{g(sp['scratch_std'], '.4f')} (scratch); fine-tuned minus scratch "
+                      f"{', '.join(g(x, '+.4f') for x in sp['gaps'])} (mean {g(sp['gap_mean'], '+.4f')}, "
+                      f"std {g(sp['gap_std'], '.4f')}).\n")
     md.append("## Figures\n\n" + "\n".join(f"- ![{k}]({v})" for k, v in PLOTS.items()) + "\n")
     md.append("## Messages\n\n" + ("\n".join(f"- {m}" for m in res["messages"]) or "none") + "\n")
     return "\n".join(md)
@@ -794,6 +840,7 @@ def report_md(res):
 def analyse(root, curve="auto", boot=1000, seed=0):
     msgs = []
     runs, skipped = load_runs(root, msgs)
+    runs, checks = split_checks(runs)
     runs = dedupe(runs, msgs)
     pre = [r for r in runs if r["role"] == "pretrain"]
     res = {"schema": 1, "source": root, "curve": curve, "bootstrap": boot, "seed": seed, "n_runs_used": len(runs),
@@ -804,6 +851,7 @@ def analyse(root, curve="auto", boot=1000, seed=0):
     for t in sorted({r["target"] for r in runs if r["role"] != "pretrain"}):
         res["targets"][t] = analyse_target(t, [r for r in runs if r["target"] == t and r["role"] != "pretrain"],
                                            pre, curve, boot, seed, msgs)
+    res["checks"] = analyse_checks(checks, runs)
     res["findings"] = findings(res)
     return res
 

@@ -35,7 +35,11 @@ dataset_tokens = [4096, 16384, 65536]  # the D_f grid: a fine-tuned and a scratc
 scratch_only_tokens = []  # D_f values with scratch runs only, beyond the grid: D_e must
                           # be read off the scratch curve at losses the fine-tunes reach
 english_val = True  # log the English val loss during transfer runs (forgetting)
-seeds = {}  # {(language, size, D_f): [seed, ...]} extra scratch/fine-tune repeats (noise)
+# runs beside the grid, to test the grid's choices: a fine-tuned and a scratch twin each, e.g.
+# dict(language='de', size='55K', dataset_tokens=8192, tag='seed2', seed=2) (run-to-run spread) or
+# dict(..., tag='patience20', patience=20) (does a longer patience change the best loss?).
+# fit_scaling.py reports them beside their grid twin instead of fitting them.
+checks = []
 jobs = 1  # runs at once: one GPU each when there are GPUs, else the CPU cores split evenly
 print_only = False  # print the commands instead of running them (--print)
 pretrain_launcher = ''  # e.g. 'torchrun --standalone --nproc_per_node=8' (with --print)
@@ -83,31 +87,37 @@ def overrides(d):
     return [f'--{k}={v}' for k, v in d.items()]
 
 
+def transfer_run(lang, size, d, init, extra=None):
+    """(name, train.py arguments, the run it needs first) of one transfer run."""
+    extra = dict(extra or {})
+    tag = extra.get('tag', '')
+    name = f"{init}_{lang}_{size_label(size)}_D{human(d)}" + (f"_{tag}" if tag else '')
+    args = [*transfer_configs, *overrides(transfer), *overrides(sizes[size]),
+            f'--dataset={languages[lang]}', f'--dataset_tokens={d}', *overrides(extra)]
+    if english_val:
+        args.append(f'--extra_val={pretrain_dataset}')
+    need = None
+    if init == 'ft':
+        need = f"pt_{size_label(size)}"
+        args.append(f'--init_from={os.path.join(out_dir, need, "best.pt")}')
+    return name, args, need
+
+
 def make_runs():
-    """Every run of the grid as (name, train.py arguments, name of the run it needs first)."""
-    runs = []
-    for s, shape in sizes.items():
-        name = f"pt_{size_label(s)}"
-        runs.append((name, [*pretrain_configs, *overrides(pretrain), *overrides(shape),
-                            f'--dataset={pretrain_dataset}'], None))
-    for lang, ds in languages.items():
-        for s, shape in sizes.items():
-            grid = [(d, init) for d in dataset_tokens for init in ('ft', 'sc')]
-            grid += [(d, 'sc') for d in scratch_only_tokens]
-            for d, init in grid:
-                for seed in [None] + seeds.get((lang, s, d), []):
-                    name = f"{init}_{lang}_{size_label(s)}_D{human(d)}" + (f"_s{seed}" if seed else '')
-                    args = [*transfer_configs, *overrides(transfer), *overrides(shape),
-                            f'--dataset={ds}', f'--dataset_tokens={d}']
-                    if english_val:
-                        args.append(f'--extra_val={pretrain_dataset}')
-                    if seed:
-                        args.append(f'--seed={seed}')
-                    need = None
-                    if init == 'ft':
-                        need = f"pt_{size_label(s)}"
-                        args.append(f'--init_from={os.path.join(out_dir, need, "best.pt")}')
-                    runs.append((name, args, need))
+    """Every run of the study in dependency order: pre-training, the grid, then the checks."""
+    runs = [(f"pt_{size_label(s)}", [*pretrain_configs, *overrides(pretrain), *overrides(shape),
+                                     f'--dataset={pretrain_dataset}'], None)
+            for s, shape in sizes.items()]
+    for lang in languages:
+        for s in sizes:
+            runs += [transfer_run(lang, s, d, init) for d in dataset_tokens for init in ('ft', 'sc')]
+            runs += [transfer_run(lang, s, d, 'sc') for d in scratch_only_tokens]
+    for c in checks:
+        c = dict(c)
+        lang, s, d = c.pop('language'), c.pop('size'), c.pop('dataset_tokens')
+        if not c.get('tag'):
+            sys.exit(f"error: check {c} needs a tag (its runs are named and reported by it)")
+        runs += [transfer_run(lang, s, d, init, c) for init in ('ft', 'sc')]
     return runs
 
 

@@ -31,6 +31,7 @@ from model import GPT, GPTConfig
 out_dir = 'out/run'
 init_from = 'scratch'  # 'scratch', 'resume' (continue out_dir/ckpt.pt) or a checkpoint to fine-tune
 role = ''  # 'pretrain' | 'scratch' | 'finetune'; '' infers it from init_from and the language
+tag = ''  # labels a run outside a sweep's grid (a check): fit_scaling.py reports it, not fits it
 # data
 data_dir = 'data'
 dataset = 'builtin_en'  # data_dir/<dataset>/{train,val}.bin + meta.json, written by prepare/

@@ -320,3 +320,32 @@ def test_empty_directory_still_writes_placeholders(tmp_path):
     assert all((out / png).exists() for png in fs.PLOTS.values())
     assert strict_json(out / "results.json")["n_runs_used"] == 0
     assert fs.main([str(tmp_path / "missing")]) == 1
+
+
+def test_checks_are_reported_beside_their_twin_and_not_fitted(tmp_path):
+    root = make_sweep(str(tmp_path / "sweep"), langs=("de",))
+    clean = fs.analyse(root, boot=20)
+    N, Df = SIZES[1], DFS[1]
+    base = {r["run"]: r for r in fs.clean(clean)["checks"]["runs"]}
+    assert base == {}
+    # two seed repeats of one cell, and a long-patience run that reaches a lower loss
+    for tag, dl in (("seed2", 0.01), ("seed3", -0.02)):
+        for role, prefix in (("finetune", "ft"), ("scratch", "sc")):
+            L = scratch_loss(N, Df + (transfer("de", N, Df) if role == "finetune" else 0)) + dl
+            write_log(root, f"{prefix}_de_N{N:.0e}_D{Df:.0e}_{tag}", role, "de", N, Df, L,
+                      config={"tag": tag, "seed": int(tag[-1])})
+    write_log(root, f"ft_de_N{N:.0e}_D{Df:.0e}_p20", "finetune", "de", N, Df, 0.5, config={"tag": "p20"})
+    res = fs.analyse(root, boot=20)
+    # the fit is the same as without the checks: a check never replaces a grid point
+    law, law0 = res["targets"]["synth_de"]["law_tokens"], clean["targets"]["synth_de"]["law_tokens"]
+    assert law["alpha"] == pytest.approx(law0["alpha"]) and law["n"] == law0["n"]
+    rows = {r["run"]: r for r in res["checks"]["runs"]}
+    assert len(rows) == 5
+    p20 = rows[f"ft_de_N{N:.0e}_D{Df:.0e}_p20"]
+    assert p20["grid_run"] == f"ft_de_N{N:.0e}_D{Df:.0e}" and p20["diff"] == pytest.approx(0.5 - p20["grid_loss"])
+    (sp,) = res["checks"]["seed_spread"]
+    assert sp["seeds"] == ["grid", "seed2", "seed3"]
+    assert sp["finetune_std"] == pytest.approx(np.std([0.0, 0.01, -0.02], ddof=1), rel=1e-3)
+    assert sp["gap_std"] == pytest.approx(0.0, abs=1e-9)  # both twins moved together here
+    md = fs.report_md(res)
+    assert "## Checks" in md and "Run-to-run spread" in md
