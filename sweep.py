@@ -11,6 +11,7 @@ a failed run is retried once. Killing sweep.py kills its runs too, and starting 
 the grid. Each run's output goes to <out_dir>/<run>/train.txt.
 """
 
+import ast
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ from configurator import configure
 out_dir = 'out/sweep'
 pretrain_dataset = 'builtin_en'
 languages = {'de': 'builtin_de', 'es': 'builtin_es', 'zh': 'builtin_zh'}  # language -> dataset
-sizes = {}  # name -> train.py overrides for that size: shape, learning_rate, ...
+sizes = {}  # name -> train.py overrides for that size (shape, learning_rate), or its config file
 pretrain_configs = []  # config files every pre-training run starts from
 transfer_configs = []  # ... and every transfer run (fine-tuned and scratch alike)
 pretrain = {}  # train.py overrides for the pre-training runs
@@ -44,6 +45,8 @@ jobs = 1  # runs at once: one GPU each when there are GPUs, else the CPU cores s
 print_only = False  # print the commands instead of running them (--print)
 pretrain_launcher = ''  # e.g. 'torchrun --standalone --nproc_per_node=8' (with --print)
 retries = 1
+cost = False  # print the FLOPs and GPU-hours of every run instead of running them (--cost)
+gpu_flops = 1.25e14  # achieved FLOP/s per GPU for --cost: an A100 at 40% of its 312 TFLOP/s bf16 peak
 fit = True  # run fit_scaling.py at the end
 fit_args = []
 # -----------------------------------------------------------------------------
@@ -53,8 +56,8 @@ def normalise_argv(args):
     """Also accept the spellings --print and --jobs N."""
     out, i = [], 0
     while i < len(args):
-        if args[i] == '--print':
-            out.append('--print_only=True')
+        if args[i] in ('--print', '--cost'):
+            out.append({'--print': '--print_only=True', '--cost': '--cost=True'}[args[i]])
         elif args[i] == '--jobs' and i + 1 < len(args):
             out.append(f'--jobs={args[i + 1]}')
             i += 1
@@ -87,12 +90,19 @@ def overrides(d):
     return [f'--{k}={v}' for k, v in d.items()]
 
 
+def size_args(size):
+    """A size's config file goes first (the study's configs refine it), its overrides last."""
+    spec = sizes[size]
+    return ([spec], []) if isinstance(spec, str) else ([], overrides(spec))
+
+
 def transfer_run(lang, size, d, init, extra=None):
     """(name, train.py arguments, the run it needs first) of one transfer run."""
     extra = dict(extra or {})
     tag = extra.get('tag', '')
     name = f"{init}_{lang}_{size_label(size)}_D{human(d)}" + (f"_{tag}" if tag else '')
-    args = [*transfer_configs, *overrides(transfer), *overrides(sizes[size]),
+    first, last = size_args(size)
+    args = [*first, *transfer_configs, *overrides(transfer), *last,
             f'--dataset={languages[lang]}', f'--dataset_tokens={d}', *overrides(extra)]
     if english_val:
         args.append(f'--extra_val={pretrain_dataset}')
@@ -105,9 +115,11 @@ def transfer_run(lang, size, d, init, extra=None):
 
 def make_runs():
     """Every run of the study in dependency order: pre-training, the grid, then the checks."""
-    runs = [(f"pt_{size_label(s)}", [*pretrain_configs, *overrides(pretrain), *overrides(shape),
-                                     f'--dataset={pretrain_dataset}'], None)
-            for s, shape in sizes.items()]
+    runs = []
+    for s in sizes:
+        first, last = size_args(s)
+        runs.append((f"pt_{size_label(s)}", [*first, *pretrain_configs, *overrides(pretrain), *last,
+                                             f'--dataset={pretrain_dataset}'], None))
     for lang in languages:
         for s in sizes:
             runs += [transfer_run(lang, s, d, init) for d in dataset_tokens for init in ('ft', 'sc')]
@@ -225,8 +237,52 @@ def run_all(runs):
     return failed
 
 
+def resolve(args):
+    """The train.py settings a run's arguments make (config files, then overrides), enough to cost it."""
+    cfg = dict(n_layer=4, n_embd=256, block_size=256, batch_size=16, gradient_accumulation_steps=1,
+               max_iters=1000, max_tokens=0)
+    for a in args:
+        if a.startswith('--'):
+            k, _, v = a[2:].partition('=')
+            try:
+                cfg[k] = ast.literal_eval(v)
+            except (ValueError, SyntaxError):
+                cfg[k] = v
+        else:
+            exec(open(a).read(), {}, cfg)
+    return cfg
+
+
+def print_cost(runs):
+    """FLOPs per run from model.py's FLOPs model, output layer included (it is real work on a GPU),
+    at each run's full token budget: early stopping makes transfer runs cheaper than this bound."""
+    import torch
+    from model import GPT, GPTConfig
+    total = {}
+    for name, args, _ in runs:
+        c = resolve(args)
+        with torch.device('meta'):  # shapes only, no memory
+            model = GPT(GPTConfig(n_layer=c['n_layer'], n_head=1, n_embd=c['n_embd'],
+                                  block_size=c['block_size'], vocab_size=50257 if 'gpt2' in str(c.get('dataset')) else 257))
+        per_iter = c['batch_size'] * c['block_size'] * c['gradient_accumulation_steps']
+        tokens = c['max_tokens'] or c['max_iters'] * per_iter
+        flops = tokens * model.flops_per_token(include_output_layer=True)
+        kind = 'pre-training' if name.startswith('pt_') else 'transfer (upper bound)'
+        key = (kind, f"N={model.n_params() / 1e6:.3g}M")
+        n, f = total.get(key, (0, 0.0))
+        total[key] = (n + 1, f + flops)
+    print(f"{'runs':>5} {'kind':<24} {'size':<10} {'FLOPs':>10} {'GPU-hours':>10}  (at {gpu_flops:.3g} FLOP/s per GPU)")
+    for (kind, size), (n, f) in total.items():
+        print(f"{n:>5} {kind:<24} {size:<10} {f:>10.3g} {f / gpu_flops / 3600:>10.1f}")
+    f = sum(f for _, f in total.values())
+    print(f"{len(runs):>5} {'all':<24} {'':<10} {f:>10.3g} {f / gpu_flops / 3600:>10.1f}")
+
+
 if __name__ == '__main__':
     runs = make_runs()
+    if cost:
+        print_cost(runs)
+        sys.exit(0)
     if print_only:
         for name, args, _ in runs:  # already in dependency order: pre-training first
             cmd = ['python'] + command(name, args, False)[1:]

@@ -13,7 +13,6 @@ min_lr = -1.0  # = learning_rate / 10
 weight_decay = 0.0
 beta1, beta2 = 0.9, 0.95
 grad_clip = 1.0
-learning_rate = 9.27e-04  # the 16M model's pre-training rate (see config/pretrain_16M.py)
 # Early stopping: the best validation loss is the result. Evaluate every 25 steps (and densely
 # before: fine-tuned runs peak early) and stop after 8 evaluations without improvement, but only
 # once 2 epochs of D_f have passed since the best one and never before the warm-up ends: a patience
