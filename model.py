@@ -93,10 +93,55 @@ class Block(nn.Module):
         return x
 
 
+class LinearCrossEntropy(torch.autograd.Function):
+    """mean cross-entropy of (x @ w.T)[:, :V] against targets, chunk rows at a time. The softmax is
+    at hand in the forward pass, so the gradients are computed there too (no extra FLOPs) and
+    backward only scales them: the (rows, vocab) float32 logits, their log-softmax and their
+    gradient never exist beyond one chunk. The matmuls run in dtype (the autocast dtype), the
+    softmax in float32; padded columns of w (ids >= V) are masked out, so they get no gradient."""
+
+    @staticmethod
+    def forward(ctx, x, w, targets, V, chunk, dtype, grad):
+        with torch.autocast(x.device.type, enabled=False):
+            n, xc, wc = x.shape[0], x.to(dtype), w.to(dtype)
+            loss = torch.zeros((), dtype=torch.float32, device=x.device)
+            if grad:
+                grad_x = torch.empty(x.shape, dtype=dtype, device=x.device)
+                grad_w = torch.zeros(w.shape, dtype=torch.float32, device=w.device)
+            for i in range(0, n, chunk):
+                xi, ti = xc[i:i + chunk], targets[i:i + chunk]
+                logits = (xi @ wc.t()).float()
+                if V < w.shape[0]:
+                    logits[:, V:] = float('-inf')
+                lse = torch.logsumexp(logits, dim=1)
+                loss += (lse - logits.gather(1, ti[:, None]).squeeze(1)).sum()
+                if grad:  # d loss_sum / d logits = softmax - one_hot(target)
+                    p = logits.sub_(lse[:, None]).exp_()
+                    p[torch.arange(len(ti), device=p.device), ti] -= 1.0
+                    p = p.to(dtype)
+                    grad_x[i:i + chunk] = p @ wc
+                    if dtype == torch.float32:
+                        grad_w.addmm_(p.t(), xi)
+                    else:
+                        grad_w += p.t() @ xi
+        if grad:
+            ctx.save_for_backward(grad_x, grad_w)
+            ctx.scale, ctx.x_dtype = 1.0 / n, x.dtype
+        return loss / n
+
+    @staticmethod
+    def backward(ctx, g):
+        grad_x, grad_w = ctx.saved_tensors
+        g = g * ctx.scale
+        return (grad_x * g).to(ctx.x_dtype), grad_w * g, None, None, None, None, None
+
+
 class GPT(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
+        # rows of the output layer and loss computed at once: ~8M logits (32 MB in float32)
+        self.loss_chunk = max(64, (1 << 23) // padded_vocab_size(config.vocab_size))
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(padded_vocab_size(config.vocab_size), config.n_embd),
             wpe=nn.Embedding(config.block_size, config.n_embd),
@@ -150,11 +195,15 @@ class GPT(nn.Module):
         x = self.transformer.ln_f(x)
         if targets is None:
             return self.lm_head(x[:, [-1], :]), None  # generation needs the last position only
-        logits = self.lm_head(x)
-        # the loss is over the real vocabulary only: padded ids must not take probability mass
-        V = self.config.vocab_size
-        loss = F.cross_entropy(logits[..., :V].reshape(-1, V).float(), targets.reshape(-1))
-        return logits, loss
+        # no (B, T, vocab) logits: the output layer and the loss run in chunks of rows (see
+        # LinearCrossEntropy), over the real vocabulary only (padded ids take no probability)
+        w = self.lm_head.weight
+        cdt = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) \
+            else x.dtype
+        grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
+        loss = LinearCrossEntropy.apply(x.reshape(B * T, -1), w, targets.reshape(-1),
+                                        self.config.vocab_size, self.loss_chunk, cdt, grad)
+        return None, loss
 
     def configure_optimizer(self, weight_decay, learning_rate, betas, device_type):
         # decay only the matrices (not LayerNorm gains/biases), as in GPT-2 / nanoGPT

@@ -1,0 +1,260 @@
+"""
+Time the real training step and report its hardware efficiency:
+    python bench.py config/pretrain_16M.py --device=cpu --dataset=builtin_en_gpt2 --batch_size=8
+    python bench.py --dataset= --vocab_size=50257 --dtype=bfloat16 --json_out=-
+The same config files and --key=value overrides as train.py (its defaults are read from its
+source, so every train.py key is accepted), plus the bench keys below. One step is what train.py
+does: gradient_accumulation_steps x (get_batch, forward under autocast, backward), gradient
+clipping, the AdamW step (model.configure_optimizer) and zero_grad.
+
+MFU (PaLM's convention, DESIGN.md) = achieved FLOP/s / peak, where achieved FLOP/s = tokens/s x
+model.flops_per_token(include_output_layer=True, attention_factor=12), i.e.
+6N + 6 vocab_size n_embd + 12 n_layer block_size n_embd per training token, and the peak is the
+best dense matmul throughput measured in this process, in the dtype in use, on the same device
+and threads: no datasheet figure, so a CPU, an A100 and an H100 each get an honest MFU.
+Peak memory: torch.cuda.max_memory_allocated on CUDA (tensors only); on CPU the process's peak
+resident set size (Linux VmHWM, reset just before the timed steps), which includes the Python
+interpreter, torch and the model, so the per-step part is also reported as the growth over the
+resident set before the first timed step.
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+from configurator import configure
+from model import GPT, GPTConfig
+
+# -----------------------------------------------------------------------------
+# train.py's defaults, read from its source (not imported: it is a script that runs on import)
+_here = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(_here, 'train.py')) as _f:
+    exec(_f.read().split('\nconfig_keys =')[0].split('# default config values')[1].split('\n', 1)[1])
+batch_size = 8  # bench default (train.py's is 16): the issue's reference measurement
+# bench keys
+vocab_size = 257  # with dataset='' (synthetic uniform tokens): 257 = bytes, 50257 = GPT-2
+warmup = 3  # untimed steps first (allocator, oneDNN/cuBLAS heuristics, torch.compile)
+steps = 5  # timed steps per repeat
+repeats = 5  # the reported figures are medians over the repeats
+threads = 0  # torch.set_num_threads (0 = torch's default: one per physical core)
+peak_sizes = ''  # comma-separated square matmul sizes for the peak; '' = chosen from the model
+profile = False  # also print a torch.profiler table of a few steps
+json_out = ''  # write the results as JSON to this path ('-' = stdout, the rest goes to stderr)
+# -----------------------------------------------------------------------------
+configure(globals(), sys.argv[1:])
+# -----------------------------------------------------------------------------
+say_file = sys.stderr if json_out == '-' else sys.stdout
+
+
+def say(*a):
+    print(*a, file=say_file, flush=True)
+
+
+if threads > 0:
+    torch.set_num_threads(threads)
+device_type = 'cuda' if device.startswith('cuda') else 'cpu'
+if dtype == 'auto':
+    dtype = ('bfloat16' if torch.cuda.is_bf16_supported() else 'float16') \
+        if device_type == 'cuda' else 'float32'
+if compile is None:
+    compile = device_type == 'cuda'
+ptdtype = getattr(torch, dtype)
+autocast = torch.autocast(device_type=device_type, dtype=ptdtype, enabled=dtype != 'float32')
+if device_type == 'cuda':
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+torch.manual_seed(seed)
+
+
+def sync():
+    if device_type == 'cuda':
+        torch.cuda.synchronize()
+
+
+# -----------------------------------------------------------------------------
+# data: train.py's loader (uniformly random block_size windows of a uint16 memmap)
+if dataset:
+    with open(os.path.join(data_dir, dataset, 'meta.json')) as f:
+        vocab_size = json.load(f)['vocab_size']
+    train_data = np.memmap(os.path.join(data_dir, dataset, 'train.bin'), dtype=np.uint16, mode='r')
+    if dataset_tokens:
+        train_data = train_data[:dataset_tokens]
+else:
+    train_data = np.random.default_rng(seed).integers(0, vocab_size, 1 << 20).astype(np.uint16)
+data_rng = torch.Generator().manual_seed(seed)
+
+
+def get_batch():
+    ix = torch.randint(len(train_data) - block_size, (batch_size,), generator=data_rng).numpy()
+    buf = torch.from_numpy(train_data[ix[:, None] + np.arange(block_size + 1)].astype(np.int64))
+    x, y = buf[:, :-1], buf[:, 1:]
+    if device_type == 'cuda':
+        return (x.pin_memory().to(device, non_blocking=True),
+                y.pin_memory().to(device, non_blocking=True))
+    return x, y
+
+
+# -----------------------------------------------------------------------------
+# the model and the training step, as in train.py
+model = GPT(GPTConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
+                      bias=bias, vocab_size=vocab_size, dropout=dropout)).to(device)
+optimizer = model.configure_optimizer(weight_decay, learning_rate, (beta1, beta2), device_type)
+scaler = torch.amp.GradScaler(device_type, enabled=dtype == 'float16')
+step_model = torch.compile(model) if compile else model
+tokens_per_step = batch_size * block_size * gradient_accumulation_steps
+flops_per_token = model.flops_per_token(include_output_layer=True, attention_factor=12)
+
+
+def train_step():
+    for _ in range(gradient_accumulation_steps):
+        x, y = get_batch()
+        with autocast:
+            _, loss = step_model(x, y)
+        scaler.scale(loss / gradient_accumulation_steps).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
+def rss_mb(field):
+    """VmRSS / VmHWM of this process in MB (Linux), or None."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_memory():
+    if device_type == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+        return
+    try:  # "5" resets the peak resident set size (VmHWM) to the current one, Linux >= 4.0
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        pass
+
+
+# -----------------------------------------------------------------------------
+# the matmul peak for this dtype on this device, measured now
+def matmul_flops(n, reps):
+    a = torch.randn(n, n, device=device, dtype=ptdtype)
+    b = torch.randn(n, n, device=device, dtype=ptdtype)
+    for _ in range(2):
+        torch.mm(a, b)
+    best = float('inf')
+    for _ in range(5):
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            torch.mm(a, b)
+        sync()
+        best = min(best, (time.perf_counter() - t0) / reps)
+    return 2 * n ** 3 / best
+
+
+def measure_peak():
+    if peak_sizes:
+        sizes = [int(s) for s in peak_sizes.split(',')]
+    else:  # the model's width and its MLP width, and larger squares, which run closest to peak
+        sizes = sorted({n_embd, 4 * n_embd, 1024, 2048} | ({4096, 8192} if device_type == 'cuda' else set()))
+    results = {}
+    for n in sizes:
+        reps = max(1, int(2e9 / (2 * n ** 3))) if device_type == 'cpu' else max(3, int(2e11 / (2 * n ** 3)))
+        results[n] = matmul_flops(n, reps)
+    return max(results.values()), results
+
+
+# -----------------------------------------------------------------------------
+load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
+say(f"bench: {n_layer} layers, d_model {n_embd}, {n_head} heads, context {block_size}, vocab "
+    f"{vocab_size} (padded {model.lm_head.weight.shape[0]}), batch {batch_size} x "
+    f"{gradient_accumulation_steps}, {device} {dtype}{' compiled' if compile else ''}, "
+    f"{torch.get_num_threads()} threads, data {dataset or 'synthetic'}"
+    + (f", load average {load:.2f}" if load is not None else ''))
+peak, peak_by_size = measure_peak()
+say("matmul peak (" + dtype + "): " + ', '.join(f"{n}: {f / 1e9:.0f}" for n, f in peak_by_size.items())
+    + " GFLOP/s")
+
+t0 = time.perf_counter()
+for _ in range(warmup):
+    train_step()
+sync()
+warmup_s = time.perf_counter() - t0
+rss_before = rss_mb('VmRSS')
+reset_peak_memory()
+times = []
+for _ in range(repeats):
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = train_step()
+    sync()
+    times.append((time.perf_counter() - t0) / steps)
+loss = loss.item()
+if device_type == 'cuda':
+    peak_mem = torch.cuda.max_memory_allocated() / 2 ** 20
+    mem_kind = 'torch.cuda.max_memory_allocated'
+    peak_delta = None
+else:
+    peak_mem = rss_mb('VmHWM')
+    mem_kind = 'peak RSS (VmHWM) of the process'
+    peak_delta = peak_mem - rss_before if peak_mem is not None and rss_before is not None else None
+
+step_s = statistics.median(times)
+tokens_per_s = tokens_per_step / step_s
+flops_per_s = tokens_per_s * flops_per_token
+mfu = flops_per_s / peak
+# the same peak measured again after the steps: a busy machine shows as a large difference
+peak_after, _ = measure_peak()
+result = dict(
+    config=dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
+                vocab_size=vocab_size, batch_size=batch_size,
+                gradient_accumulation_steps=gradient_accumulation_steps, device=device,
+                dtype=dtype, compile=compile, threads=torch.get_num_threads(),
+                dataset=dataset or None),
+    N=model.n_params(), flops_per_token=flops_per_token, flops_convention='PaLM: 6N + 6 V d + 12 L T d',
+    tokens_per_step=tokens_per_step, step_ms=step_s * 1e3,
+    step_ms_all=[t * 1e3 for t in times], tokens_per_s=tokens_per_s, flops_per_s=flops_per_s,
+    peak_flops_per_s=peak, peak_flops_per_s_after=peak_after,
+    peak_by_size={str(k): v for k, v in peak_by_size.items()}, mfu=mfu,
+    peak_memory_mb=peak_mem, peak_memory_kind=mem_kind, peak_memory_growth_mb=peak_delta,
+    warmup_s=warmup_s, loss=loss, load_average=load, torch=torch.__version__)
+say(f"step {step_s * 1e3:.1f} ms (median of {repeats} x {steps} steps; range "
+    f"{min(times) * 1e3:.1f}-{max(times) * 1e3:.1f}), {tokens_per_s:,.0f} tokens/s, "
+    f"{flops_per_token / 1e6:.2f} MFLOPs/token (PaLM), {flops_per_s / 1e9:.1f} GFLOP/s")
+say(f"MFU {mfu:.3f} of the measured {dtype} matmul peak {peak / 1e9:.0f} GFLOP/s "
+    f"({peak_after / 1e9:.0f} measured again after the steps)")
+say(f"peak memory {peak_mem:.0f} MB ({mem_kind}" +
+    (f"; {peak_delta:+.0f} MB over the {rss_before:.0f} MB before the timed steps)" if peak_delta is not None else ')'))
+if abs(peak_after - peak) > 0.1 * peak or (load is not None and load > 0.5):
+    say("warning: the machine looks busy (load average or an unstable peak): repeat the measurement")
+
+if profile:
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device_type == 'cuda' else [])
+    with torch_profile(activities=activities) as prof:
+        for _ in range(steps):
+            train_step()
+        sync()
+    sort = 'self_cuda_time_total' if device_type == 'cuda' else 'self_cpu_time_total'
+    say(prof.key_averages().table(sort_by=sort, row_limit=25))
+
+if json_out == '-':
+    print(json.dumps(result))
+elif json_out:
+    with open(json_out, 'w') as f:
+        json.dump(result, f, indent=1)
