@@ -237,6 +237,24 @@ def run_all(runs):
     return failed
 
 
+def print_time_breakdown(runs):
+    """Where the runs' time went, summed over every run's log: the share that is not training
+    (process start-up, data loading, evaluation, checkpoints) is the study's overhead."""
+    total = {}
+    for name, _, _ in runs:
+        try:
+            with open(os.path.join(out_dir, name, 'log.json')) as f:
+                t = json.load(f).get('time', {})
+        except (OSError, ValueError):
+            continue
+        for k, v in t.items():
+            total[k] = total.get(k, 0.0) + v
+    if total.get('total'):
+        print(f"time in runs: {total['total']:.0f}s of CPU/GPU slots: " + ', '.join(
+            f"{k} {100 * total.get(k, 0) / total['total']:.1f}%"
+            for k in ('training', 'startup', 'data', 'eval', 'checkpoint')))
+
+
 def resolve(args):
     """The train.py settings a run's arguments make (config files, then overrides), enough to cost it."""
     cfg = dict(n_layer=4, n_embd=256, block_size=256, batch_size=16, gradient_accumulation_steps=1,
@@ -296,6 +314,7 @@ if __name__ == '__main__':
     failed = run_all(runs)
     print(f"sweep: {len(runs) - len(failed)}/{len(runs)} runs finished in {time.time() - t0:.0f}s"
           + (f"; failed: {', '.join(sorted(failed))}" if failed else ''))
+    print_time_breakdown(runs)
     if fit:
         subprocess.run([sys.executable, 'fit_scaling.py', out_dir, *fit_args], check=False)
     sys.exit(1 if failed else 0)

@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import time
+t_process = time.time()  # the start-up (imports, data, model) counts as run overhead
 
 import numpy as np
 import torch
@@ -352,6 +353,7 @@ def save_checkpoint(path, full):
 
 def finish(status, error=None):
     log['status'] = status
+    log['time'] = time_breakdown()
     if error:
         log['error'] = error
     if master_process:
@@ -365,8 +367,18 @@ if master_process:
           f"{flops_per_token:,} FLOPs/token, D_f={dataset_tokens:,} tokens ({dataset_bytes:,} bytes), "
           f"{tokens_per_iter:,} tokens/step, max_iters={max_iters}, {device} {dtype}"
           f"{' compiled' if compile else ''}, {world_size} process(es)")
-timers = dict(data=0.0, eval=0.0, checkpoint=0.0)
 t_start = time.time()
+timers = dict(startup=t_start - t_process, data=0.0, eval=0.0, checkpoint=0.0)
+time_before = log.get('time', {})  # a resumed run adds to the time its first part took
+
+
+def time_breakdown():
+    """Seconds of this run by where they went (all parts of a resumed run summed)."""
+    t = dict(timers, total=time.time() - t_process)
+    t['training'] = t['total'] - sum(timers.values())
+    return {k: time_before.get(k, 0.0) + v for k, v in t.items()}
+
+
 train_loss_sum = torch.zeros((), device=device)
 train_loss_n = 0
 resumed_at = it if ckpt is not None else None
@@ -394,6 +406,7 @@ while True:
         log['tokens_seen'], log['flops'] = tokens, tokens * flops_per_token
         log['epochs'] = tokens / dataset_tokens
         log['elapsed_s'] = elapsed_before + time.time() - t_start
+        log['time'] = time_breakdown()
         log['evals'].append(dict(
             iter=it, tokens=tokens, flops=tokens * flops_per_token, epoch=tokens / dataset_tokens,
             train_loss=train_loss, val_loss=val_loss, lr=lr, elapsed_s=log['elapsed_s'],
@@ -445,8 +458,8 @@ while True:
 
 finish(status)
 if master_process:
-    wall = time.time() - t_start
-    other = wall - sum(timers.values())
+    t = time_breakdown()
     print(f"{status}: best val {best['val_loss']:.4f} nats/token ({best['val_bpb']:.4f} bits/byte) at "
-          f"iter {best['iter']}; {it} iters in {wall:.1f}s: training {other:.1f}s, " +
-          ', '.join(f"{k} {v:.1f}s ({100 * v / max(wall, 1e-9):.0f}%)" for k, v in timers.items()))
+          f"iter {best['iter']}; {it} iters in {t['total']:.1f}s: " +
+          ', '.join(f"{k} {t[k]:.1f}s ({100 * t[k] / max(t['total'], 1e-9):.0f}%)"
+                    for k in ('training', 'startup', 'data', 'eval', 'checkpoint')))
