@@ -62,8 +62,17 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.c_attn(x).split(C, dim=2)
         # (B, T, C) -> (B, n_head, T, head_size)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        if q.device.type == 'cpu' and q.dtype == torch.bfloat16 and not (self.training and self.dropout):
+            # bf16 on CPU: the masked softmax between two batched matmuls (AMX) runs ~1.6x faster
+            # forward+backward than the CPU flash kernel at these sizes; fp32 and CUDA use SDPA
+            hs = C // self.n_head
+            q, k, v = (t.reshape(B * self.n_head, T, hs) for t in (q, k, v))
+            mask = torch.full((T, T), float('-inf'), device=x.device, dtype=q.dtype).triu_(1)
+            att = torch.baddbmm(mask, q, k.transpose(1, 2), alpha=1.0 / math.sqrt(hs))
+            y = torch.bmm(att.softmax(dim=-1), v).view(B, self.n_head, T, hs)
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
@@ -113,10 +122,10 @@ class LinearCrossEntropy(torch.autograd.Function):
                 logits = (xi @ wc.t()).float()
                 if V < w.shape[0]:
                     logits[:, V:] = float('-inf')
-                lse = torch.logsumexp(logits, dim=1)
-                loss += (lse - logits.gather(1, ti[:, None]).squeeze(1)).sum()
+                logp = torch.log_softmax(logits, dim=1)
+                loss -= logp.gather(1, ti[:, None]).sum()
                 if grad:  # d loss_sum / d logits = softmax - one_hot(target)
-                    p = logits.sub_(lse[:, None]).exp_()
+                    p = logp.exp_()
                     p[torch.arange(len(ti), device=p.device), ti] -= 1.0
                     p = p.to(dtype)
                     grad_x[i:i + chunk] = p @ wc
@@ -212,9 +221,10 @@ class GPT(nn.Module):
             {'params': [p for p in params if p.dim() >= 2], 'weight_decay': weight_decay},
             {'params': [p for p in params if p.dim() < 2], 'weight_decay': 0.0},
         ]
-        # the fused kernel is the fast path on CUDA; on CPU the default (foreach) path is used
+        # the fused kernel: the fast path on CUDA, and on CPU too (a training step of the built-in
+        # study's 332K model 8% faster than the default foreach path, see bench.py)
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas,
-                                 fused=(device_type == 'cuda'))
+                                 fused=device_type in ('cuda', 'cpu'))
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):

@@ -1,0 +1,114 @@
+"""bench.py on a tiny CPU config, and model.py's chunked output layer + loss against the plain one."""
+
+import json
+import os
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import ROOT, run
+
+sys.path.insert(0, ROOT)
+from model import GPT, GPTConfig, padded_vocab_size  # noqa: E402
+
+TINY_BENCH = ['--device=cpu', '--n_layer=2', '--n_head=2', '--n_embd=64', '--block_size=64',
+              '--batch_size=4', '--warmup=1', '--steps=2', '--repeats=2', '--peak_sizes=64,128',
+              '--json_out=-']
+
+
+def check_result(r, n_layer=2, n_embd=64, block_size=64):
+    assert r['tokens_per_s'] > 0 and r['step_ms'] > 0
+    assert 0 < r['mfu'] < 1.5, r
+    assert 0 < r['mfu_model_width'] < 1.5 * r['peak_flops_per_s'] / r['peak_model_width_flops_per_s']
+    assert r['peak_flops_per_s'] == max(r['peak_by_size'].values())
+    assert r['flops_per_s'] == pytest.approx(r['tokens_per_s'] * r['flops_per_token'])
+    # PaLM's convention (DESIGN.md): 6N + 6 V d + 12 L T d
+    expect = 6 * r['N'] + 6 * r['config']['vocab_size'] * n_embd + 12 * n_layer * block_size * n_embd
+    assert r['flops_per_token'] == expect
+    assert r['peak_memory_mb'] > 0 and r['loss'] > 0
+
+
+def test_bench_synthetic_json():
+    p = run('bench.py', *TINY_BENCH, '--dataset=', '--vocab_size=300')
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    check_result(r)
+    assert r['config']['vocab_size'] == 300 and r['config']['dataset'] is None
+    assert len(r['step_ms_all']) == 2
+    assert 'MFU' in p.stderr  # the human-readable report goes to stderr with --json_out=-
+
+
+def test_bench_dataset_bf16_profile(data_dir, tmp_path):
+    out = tmp_path / 'bench.json'
+    p = run('bench.py', *TINY_BENCH[:-1], f'--data_dir={data_dir}', '--dataset=toy_en',
+            '--dtype=bfloat16', '--profile=True', f'--json_out={out}')
+    r = json.loads(out.read_text())
+    check_result(r)
+    assert r['config']['vocab_size'] == 257 and r['config']['dtype'] == 'bfloat16'
+    assert 'MFU' in p.stdout and 'Self CPU' in p.stdout  # the profiler's table
+
+
+def test_bench_rejects_unknown_key():
+    p = run('bench.py', '--n_layr=2', check=False)
+    assert p.returncode != 0 and "n_layer" in p.stderr
+
+
+def reference_loss(model, idx, targets):
+    """The plain computation: full logits, cross-entropy over the real vocabulary only."""
+    B, T = idx.shape
+    tr = model.transformer
+    x = tr.wte(idx) + tr.wpe(torch.arange(T))
+    for block in tr.h:
+        x = block(x)
+    logits = model.lm_head(tr.ln_f(x))
+    V = model.config.vocab_size
+    return F.cross_entropy(logits[..., :V].reshape(-1, V).float(), targets.reshape(-1))
+
+
+@pytest.mark.parametrize('vocab_size', [257, 320, 1000])  # padded to 320, not padded, padded to 1024
+@pytest.mark.parametrize('chunk', [7, 64, 10_000])  # many uneven chunks, a few, one
+def test_chunked_loss_and_gradients_match_the_plain_loss(vocab_size, chunk):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=vocab_size))
+    assert model.lm_head.weight.shape[0] == padded_vocab_size(vocab_size)
+    model.loss_chunk = chunk
+    idx = torch.randint(0, vocab_size, (3, 16))
+    targets = torch.randint(0, vocab_size, (3, 16))
+    targets[0, :4] = vocab_size - 1  # the last real id, next to the padded ones
+    logits, loss = model(idx, targets)
+    assert logits is None
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    ref = reference_loss(model, idx, targets)
+    ref.backward()
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-6, abs=1e-6)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(grads[n], p.grad, rtol=1e-4, atol=1e-6, msg=n)
+    # the padded rows of the tied output/embedding matrix get no gradient
+    assert grads['transformer.wte.weight'][vocab_size:].abs().sum().item() == 0
+    with torch.no_grad():  # evaluation: the same loss, no gradients computed
+        assert model(idx, targets)[1].item() == pytest.approx(ref.item(), rel=1e-6)
+
+
+def test_bf16_cpu_paths_match_float32():
+    """Under bf16 autocast on CPU the attention runs as batched matmuls and the loss in chunks:
+    both must agree with the float32 model within bf16 precision, gradients included."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=32, vocab_size=257))
+    model.loss_chunk = 50
+    idx = torch.randint(0, 257, (4, 32))
+    targets = torch.randint(0, 257, (4, 32))
+    _, loss32 = model(idx, targets)
+    loss32.backward()
+    g32 = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        _, loss16 = model(idx, targets)
+    loss16.backward()
+    assert loss16.dtype == torch.float32
+    assert loss16.item() == pytest.approx(loss32.item(), rel=2e-2)
+    for n, p in model.named_parameters():
+        cos = F.cosine_similarity(p.grad.flatten().float(), g32[n].flatten(), dim=0).item()
+        assert cos > 0.98, (n, cos)
