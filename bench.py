@@ -248,7 +248,8 @@ say(f"MFU {mfu:.3f} of the measured {dtype} matmul peak {peak / 1e9:.0f} GFLOP/s
     f"{peak_width / 1e9:.0f} GFLOP/s of a {n_embd}-sized square matmul (the model's width)")
 say(f"peak memory {peak_mem:.0f} MB ({mem_kind}" +
     (f"; {peak_delta:+.0f} MB over the {rss_before:.0f} MB before the timed steps)" if peak_delta is not None else ')'))
-if abs(peak_after - peak) > 0.1 * peak or (load is not None and load > 0.5):
+# the load average counts this process too: more than one runnable task per core means sharing
+if abs(peak_after - peak) > 0.1 * peak or (load is not None and load > (os.cpu_count() or 1)):
     say("warning: the machine looks busy (load average or an unstable peak): repeat the measurement")
 
 if profile:
