@@ -145,6 +145,11 @@ class LinearCrossEntropy(torch.autograd.Function):
         return (grad_x * g).to(ctx.x_dtype), grad_w * g, None, None, None, None, None
 
 
+@torch.compiler.disable  # eager under torch.compile: its loop over chunks is not unrolled
+def linear_cross_entropy(x, w, targets, V, chunk, dtype, grad):
+    return LinearCrossEntropy.apply(x, w, targets, V, chunk, dtype, grad)
+
+
 class GPT(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -210,8 +215,8 @@ class GPT(nn.Module):
         cdt = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) \
             else x.dtype
         grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
-        loss = LinearCrossEntropy.apply(x.reshape(B * T, -1), w, targets.reshape(-1),
-                                        self.config.vocab_size, self.loss_chunk, cdt, grad)
+        loss = linear_cross_entropy(x.reshape(B * T, -1), w, targets.reshape(-1),
+                                    self.config.vocab_size, self.loss_chunk, cdt, grad)
         return None, loss
 
     def configure_optimizer(self, weight_decay, learning_rate, betas, device_type):
