@@ -16,7 +16,7 @@ import math
 import os
 import sys
 import time
-t_process = time.time()  # the start-up (imports, data, model) counts as run overhead
+_t_process = time.time()  # the start-up (imports, data, model) counts as run overhead
 
 import numpy as np
 import torch
@@ -368,13 +368,13 @@ if master_process:
           f"{tokens_per_iter:,} tokens/step, max_iters={max_iters}, {device} {dtype}"
           f"{' compiled' if compile else ''}, {world_size} process(es)")
 t_start = time.time()
-timers = dict(startup=t_start - t_process, data=0.0, eval=0.0, checkpoint=0.0)
+timers = dict(startup=t_start - _t_process, data=0.0, eval=0.0, checkpoint=0.0)
 time_before = log.get('time', {})  # a resumed run adds to the time its first part took
 
 
 def time_breakdown():
     """Seconds of this run by where they went (all parts of a resumed run summed)."""
-    t = dict(timers, total=time.time() - t_process)
+    t = dict(timers, total=time.time() - _t_process)
     t['training'] = t['total'] - sum(timers.values())
     return {k: time_before.get(k, 0.0) + v for k, v in t.items()}
 

@@ -59,7 +59,7 @@ def test_transfer_configs_are_twins():
             configure(cfg, [f'config/{kind}_de.py', '--dataset_tokens=1e6'])
         finally:
             os.chdir(cwd)
-        cfgs[kind] = {k: v for k, v in cfg.items() if isinstance(v, (int, float, str))}
+        cfgs[kind] = {k: v for k, v in cfg.items() if not k.startswith('_') and isinstance(v, (int, float, str))}
     ft, sc = cfgs['finetune'], cfgs['scratch']
     assert ft['dataset_tokens'] == 1_000_000 and isinstance(ft['dataset_tokens'], int)
     assert ft['init_from'] == 'out/pretrain_16M/best.pt' and sc['init_from'] == 'scratch'
