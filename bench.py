@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from configurator import configure
-from model import GPT, GPTConfig
+from model import GPT, GPTConfig, compile_model
 
 # -----------------------------------------------------------------------------
 # train.py's defaults, read from its source (not imported: it is a script that runs on import)
@@ -109,7 +109,7 @@ model = GPT(GPTConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=
                       bias=bias, vocab_size=vocab_size, dropout=dropout)).to(device)
 optimizer = model.configure_optimizer(weight_decay, learning_rate, (beta1, beta2), device_type)
 scaler = torch.amp.GradScaler(device_type, enabled=dtype == 'float16')
-step_model = torch.compile(model) if compile else model
+step_model = compile_model(model) if compile else model
 tokens_per_step = batch_size * block_size * gradient_accumulation_steps
 flops_per_token = model.flops_per_token(include_output_layer=True, attention_factor=12)
 

@@ -147,15 +147,23 @@ class LinearCrossEntropy(torch.autograd.Function):
         return (grad_x * g).to(ctx.x_dtype), grad_w * g, None, None, None, None, None
 
 
-@torch.compiler.disable  # eager under torch.compile: its loop over chunks is not unrolled
 def linear_cross_entropy(x, w, targets, V, chunk, dtype, grad):
     return LinearCrossEntropy.apply(x, w, targets, V, chunk, dtype, grad)
+
+
+def compile_model(model):
+    """torch.compile(model), with the chunked loss left eager (its loop over chunks is not
+    unrolled). torch.compiler.disable imports dynamo, a second of every run's start-up, so it is
+    applied here rather than as a decorator at import."""
+    model.loss_fn = torch.compiler.disable(linear_cross_entropy)
+    return torch.compile(model)
 
 
 class GPT(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
+        self.loss_fn = linear_cross_entropy  # compile_model() swaps in an eager-only wrapper
         # rows of the output layer and loss computed at once: ~8M logits (32 MB in float32)
         self.loss_chunk = max(64, (1 << 23) // padded_vocab_size(config.vocab_size))
         self.transformer = nn.ModuleDict(dict(
@@ -217,7 +225,7 @@ class GPT(nn.Module):
         cdt = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) \
             else x.dtype
         grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
-        loss = linear_cross_entropy(x.reshape(B * T, -1), w, targets.reshape(-1),
+        loss = self.loss_fn(x.reshape(B * T, -1), w, targets.reshape(-1),
                                     self.config.vocab_size, self.loss_chunk, cdt, grad)
         return None, loss
 

@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import configure
-from model import GPT, GPTConfig
+from model import GPT, GPTConfig, compile_model
 
 # -----------------------------------------------------------------------------
 # default config values (a config file or --key=value overrides any of them)
@@ -267,7 +267,7 @@ if ckpt is not None:
     scaler.load_state_dict(ckpt['scaler'])
 raw_model = model
 if compile:
-    model = torch.compile(model)
+    model = compile_model(model)
 if ddp:
     model = DDP(model, device_ids=[int(os.environ['LOCAL_RANK'])] if device_type == 'cuda' else None)
 
@@ -295,7 +295,7 @@ def should_stop():
             it * tokens_per_iter - best['tokens'] >= patience_epochs * dataset_tokens)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def estimate_loss(x, y):
     """Mean loss in nats/token over the whole fixed set, summed over processes."""
     model.eval()
