@@ -22,7 +22,7 @@ out_dir = 'out/builtin'
 pretrain_dataset = 'builtin_en'
 languages = {'de': 'builtin_de', 'es': 'builtin_es', 'zh': 'builtin_zh'}
 _common = dict(device='cpu', block_size=128, learning_rate=4e-3, eval_tokens=8192,
-               eval_batch_size=64, log_interval=0, compile=False, dtype='float32')
+               eval_batch_size=32, log_interval=0, compile=False, dtype='float32')
 sizes = {
     '14K': dict(n_layer=2, n_head=1, n_embd=24),
     '56K': dict(n_layer=2, n_head=2, n_embd=48),
