@@ -43,7 +43,8 @@ english_val = True  # log the English val loss during transfer runs (forgetting)
 checks = []
 jobs = 1  # runs at once: one GPU each when there are GPUs, else the CPU cores split evenly
 print_only = False  # print the commands instead of running them (--print)
-pretrain_launcher = ''  # e.g. 'torchrun --standalone --nproc_per_node=8' (with --print)
+pretrain_launcher = ''  # e.g. 'torchrun --standalone --nproc_per_node=8': pre-training runs then
+                        # use every GPU of the node, one at a time, before the transfer runs
 retries = 1
 cost = False  # print the FLOPs and GPU-hours of every run instead of running them (--cost)
 gpu_flops = 1.25e14  # achieved FLOP/s per GPU for --cost: an A100 at 40% of its 312 TFLOP/s bf16 peak
@@ -148,12 +149,15 @@ def run_state(name):
     return 'resumable' if os.path.exists(os.path.join(d, 'ckpt.pt')) else 'new'
 
 
-def command(name, args, resume):
-    cmd = [sys.executable, 'train.py', *args, f'--out_dir={os.path.join(out_dir, name)}']
-    if resume:
-        # a resumed run takes its whole config from its checkpoint
-        cmd = [sys.executable, 'train.py', '--init_from=resume', f'--out_dir={os.path.join(out_dir, name)}']
-    return cmd
+def exclusive(name):
+    return name.startswith('pt_') and bool(pretrain_launcher)
+
+
+def command(name, args, resume, python=sys.executable):
+    if resume:  # a resumed run takes its whole config from its checkpoint
+        args = ['--init_from=resume']
+    launcher = pretrain_launcher.split() if exclusive(name) else [python]
+    return [*launcher, 'train.py', *args, f'--out_dir={os.path.join(out_dir, name)}']
 
 
 def die_with_parent():
@@ -169,7 +173,9 @@ def die_with_parent():
 def launch(name, cmd, slot):
     env = dict(os.environ)
     n_gpus = int(os.environ.get('NUM_GPUS', '0')) or _cuda_count()
-    if n_gpus:
+    if exclusive(name):
+        pass  # the launcher's processes share the whole node
+    elif n_gpus:
         env['CUDA_VISIBLE_DEVICES'] = str(slot % n_gpus)
     else:  # split the cores: two runs fighting over every core are slower than one each
         env['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // jobs))
@@ -211,9 +217,10 @@ def run_all(runs):
                 failed.add(name)
                 tqdm.write(f"{name} failed again: giving up, see {out_dir}/{name}/train.txt")
         for r in list(todo):
-            if len(running) >= jobs:
-                break
             name, args, need = r
+            if len(running) >= jobs or any(exclusive(n) for n in running) or \
+                    (exclusive(name) and running):
+                break
             if need in failed:
                 todo.remove(r)
                 failed.add(name)
@@ -303,10 +310,7 @@ if __name__ == '__main__':
         sys.exit(0)
     if print_only:
         for name, args, _ in runs:  # already in dependency order: pre-training first
-            cmd = ['python'] + command(name, args, False)[1:]
-            if name.startswith('pt_') and pretrain_launcher:
-                cmd = pretrain_launcher.split() + cmd[1:]
-            print(' '.join(cmd))
+            print(' '.join(command(name, args, False, python='python')))
         if fit:
             print(' '.join(['python', 'fit_scaling.py', out_dir, *fit_args]))
         sys.exit(0)

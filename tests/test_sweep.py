@@ -43,6 +43,10 @@ def test_print_lists_the_grid_in_dependency_order(data_dir, tmp_path):
     names = [l.split('--out_dir=')[1].split()[0].rsplit('/', 1)[1] for l in lines[:-1]]
     assert names.index('pt_N33K') < names.index(ft[0].split('--out_dir=')[1].split()[0].rsplit('/', 1)[1])
     assert not os.path.exists(tmp_path / 'out')  # printing runs nothing
+    # multi-GPU pre-training stays torchrun; the transfer runs are one process each
+    lines = run('sweep.py', str(cfg), '--print', '--pretrain_launcher=torchrun --nproc_per_node=8').stdout.splitlines()
+    assert all(l.startswith('torchrun --nproc_per_node=8 train.py ') for l in lines[:2])
+    assert all(l.startswith('python train.py ') for l in lines[2:-1])
 
 
 def test_sweep_killed_midway_finishes_on_restart(data_dir, tmp_path):
