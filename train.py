@@ -162,13 +162,17 @@ def load_tokens(name, split):
 
 
 def count_bytes(tokens, meta):
-    """UTF-8 bytes of the text these tokens encode (end-of-text ids encode no text)."""
-    tokens = np.asarray(tokens)
-    tokens = tokens[tokens != meta['eot_token']]
-    if meta['tokenizer'] == 'bytes':
-        return int(len(tokens))
-    from prepare.common import gpt2_encoding
-    return len(gpt2_encoding().decode_bytes(tokens.tolist()))
+    """UTF-8 bytes of the text these tokens encode: each token's byte length summed (end-of-text
+    ids encode no text), a chunk at a time, so a billion tokens need no more memory than a few."""
+    lengths = np.ones(meta['vocab_size'], dtype=np.int64)
+    if meta['tokenizer'] != 'bytes':
+        from prepare.common import gpt2_encoding
+        enc = gpt2_encoding()
+        lengths = np.array([len(enc.decode_single_token_bytes(i)) if i != meta['eot_token'] else 0
+                            for i in range(meta['vocab_size'])], dtype=np.int64)
+    lengths[meta['eot_token']] = 0
+    chunk = 1 << 24
+    return int(sum(lengths[np.asarray(tokens[i:i + chunk])].sum() for i in range(0, len(tokens), chunk)))
 
 
 meta = load_meta(dataset)

@@ -231,3 +231,28 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
     assert log['status'] == 'failed' and 'non-finite' in log['error']
     good = torch.load(out / 'ckpt.pt', weights_only=False)
     assert all(torch.isfinite(v).all() for v in good['model'].values())
+
+
+def test_gpt2_bytes_are_exact(tmp_path):
+    """D_f and the validation set in bytes: the UTF-8 bytes of the text the GPT-2 tokens encode."""
+    import json
+    import numpy as np
+    from prepare.common import encode
+    docs = ['Über die Größe des Gerätes: 42 °C.', '中文文本测试，英语预训练。', 'plain English text here'] * 40
+    ids = np.concatenate([np.append(encode(d, 'gpt2'), 50256) for d in docs]).astype(np.uint16)
+    d = tmp_path / 'data' / 'gpt2_mix'
+    d.mkdir(parents=True)
+    ids.tofile(d / 'train.bin')
+    ids.tofile(d / 'val.bin')
+    n_bytes = sum(len(x.encode('utf-8')) for x in docs)
+    split = dict(tokens=len(ids), bytes=n_bytes, documents=len(docs))
+    (d / 'meta.json').write_text(json.dumps(dict(tokenizer='gpt2', vocab_size=50257, eot_token=50256,
+                                                 language='de', splits=dict(train=split, val=split))))
+    half = int(np.nonzero(ids == 50256)[0][len(docs) // 2 - 1]) + 1  # the first half of the documents
+    run('train.py', '--device=cpu', '--n_layer=1', '--n_head=1', '--n_embd=32', '--block_size=32',
+        '--batch_size=2', '--max_iters=1', '--eval_interval=1', f'--eval_tokens={len(ids)}',
+        f'--data_dir={tmp_path / "data"}', '--dataset=gpt2_mix', f'--dataset_tokens={half}',
+        f'--out_dir={tmp_path / "out"}')
+    data = read_log(tmp_path / 'out')['data']
+    assert data['dataset_bytes'] == sum(len(x.encode('utf-8')) for x in docs[:len(docs) // 2])
+    assert data['val_bytes'] / data['val_tokens'] == pytest.approx(n_bytes / len(ids), rel=0.1)
