@@ -12,6 +12,7 @@ the grid. Each run's output goes to <out_dir>/<run>/train.txt.
 """
 
 import ast
+import functools
 import json
 import os
 import signal
@@ -188,6 +189,7 @@ def launch(name, cmd, slot):
                             preexec_fn=die_with_parent if os.name == 'posix' else None), out
 
 
+@functools.lru_cache(maxsize=None)
 def _cuda_count():
     try:
         out = subprocess.run(['nvidia-smi', '-L'], capture_output=True, text=True, timeout=10)
