@@ -33,6 +33,7 @@ import torch
 
 from configurator import configure
 from model import GPT, GPTConfig, compile_model
+from runtime import device_settings, get_batch
 
 # -----------------------------------------------------------------------------
 # train.py's defaults, read from its source (not imported: it is a script that runs on import)
@@ -61,17 +62,10 @@ def say(*a):
 
 if threads > 0:
     torch.set_num_threads(threads)
-device_type = 'cuda' if device.startswith('cuda') else 'cpu'
-if dtype == 'auto':
-    dtype = ('bfloat16' if torch.cuda.is_bf16_supported() else 'float16') \
-        if device_type == 'cuda' else 'float32'
-if compile is None:
-    compile = device_type == 'cuda'
+if dtype not in ('auto', 'float32', 'bfloat16', 'float16') or compile not in (None, True, False):
+    sys.exit(f"error: dtype must be auto/float32/bfloat16/float16 (got {dtype!r}), compile True or False")
+device_type, dtype, compile, autocast = device_settings(device, dtype, compile)
 ptdtype = getattr(torch, dtype)
-autocast = torch.autocast(device_type=device_type, dtype=ptdtype, enabled=dtype != 'float32')
-if device_type == 'cuda':
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
 torch.manual_seed(seed)
 
 
@@ -93,16 +87,6 @@ else:
 data_rng = torch.Generator().manual_seed(seed)
 
 
-def get_batch():
-    ix = torch.randint(len(train_data) - block_size, (batch_size,), generator=data_rng).numpy()
-    buf = torch.from_numpy(train_data[ix[:, None] + np.arange(block_size + 1)].astype(np.int64))
-    x, y = buf[:, :-1], buf[:, 1:]
-    if device_type == 'cuda':
-        return (x.pin_memory().to(device, non_blocking=True),
-                y.pin_memory().to(device, non_blocking=True))
-    return x, y
-
-
 # -----------------------------------------------------------------------------
 # the model and the training step, as in train.py
 model = GPT(GPTConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
@@ -116,7 +100,7 @@ flops_per_token = model.flops_per_token(include_output_layer=True, attention_fac
 
 def train_step():
     for _ in range(gradient_accumulation_steps):
-        x, y = get_batch()
+        x, y = get_batch(train_data, block_size, batch_size, data_rng, device)
         with autocast:
             _, loss = step_model(x, y)
         scaler.scale(loss / gradient_accumulation_steps).backward()

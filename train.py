@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import configure
 from model import GPT, GPTConfig, compile_model
+from runtime import device_settings, get_batch
 
 # -----------------------------------------------------------------------------
 # default config values (a config file or --key=value overrides any of them)
@@ -123,20 +124,10 @@ if gradient_accumulation_steps % world_size:
     fail(f"gradient_accumulation_steps={gradient_accumulation_steps} must be a multiple of "
          f"the number of processes ({world_size})")
 grad_accum = gradient_accumulation_steps // world_size
-device_type = 'cuda' if device.startswith('cuda') else 'cpu'
-if dtype == 'auto':
-    dtype = ('bfloat16' if torch.cuda.is_bf16_supported() else 'float16') \
-        if device_type == 'cuda' else 'float32'
-if compile is None:
-    compile = device_type == 'cuda'
-if dtype not in ('float32', 'bfloat16', 'float16') or not isinstance(compile, bool):
+if dtype not in ('auto', 'float32', 'bfloat16', 'float16') or compile not in (None, True, False):
     fail(f"dtype must be auto/float32/bfloat16/float16 (got {dtype!r}), compile True or False")
+device_type, dtype, compile, autocast = device_settings(device, dtype, compile)
 config.update(device=device, dtype=dtype, compile=compile)
-ptdtype = getattr(torch, dtype)
-autocast = torch.autocast(device_type=device_type, dtype=ptdtype, enabled=dtype != 'float32')
-if device_type == 'cuda':
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
 if master_process:
     os.makedirs(out_dir, exist_ok=True)
 
@@ -219,16 +210,6 @@ dataset_bytes = (meta['splits']['train']['bytes'] if dataset_tokens == meta['spl
 # batches are block_size windows at uniformly random offsets into the first D_f tokens, drawn by
 # a generator of their own whose state the checkpoint keeps: a resumed run sees the same batches
 data_rng = torch.Generator().manual_seed(seed + rank)
-
-
-def get_batch():
-    ix = torch.randint(len(train_data) - block_size, (batch_size,), generator=data_rng).numpy()
-    buf = torch.from_numpy(train_data[ix[:, None] + np.arange(block_size + 1)].astype(np.int64))
-    x, y = buf[:, :-1], buf[:, 1:]
-    if device_type == 'cuda':
-        return (x.pin_memory().to(device, non_blocking=True),
-                y.pin_memory().to(device, non_blocking=True))
-    return x, y
 
 
 def load_val(name, m):
@@ -442,7 +423,7 @@ while True:
         if ddp:
             model.require_backward_grad_sync = micro == grad_accum - 1
         t0 = time.time()
-        x, y = get_batch()
+        x, y = get_batch(train_data, block_size, batch_size, data_rng, device)
         timers['data'] += time.time() - t0
         with autocast:
             _, loss = model(x, y)

@@ -1,7 +1,6 @@
 """bench.py on a tiny CPU config, and model.py's chunked output layer + loss against the plain one."""
 
 import json
-import os
 import sys
 
 import pytest

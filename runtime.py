@@ -1,0 +1,37 @@
+"""
+What train.py and bench.py share, so that bench.py times exactly what train.py runs: the device
+settings (dtype, autocast, torch.compile defaults) and the batch loader.
+"""
+
+import numpy as np
+import torch
+
+
+def device_settings(device, dtype, compile):
+    """(device_type, dtype, compile, autocast context) from the config values: dtype 'auto' is
+    bf16 on CUDA (fp16 where bf16 is missing, with a GradScaler in the caller) and float32 on the
+    CPU; compile None is on for CUDA, off on the CPU."""
+    device_type = 'cuda' if device.startswith('cuda') else 'cpu'
+    if dtype == 'auto':
+        dtype = ('bfloat16' if torch.cuda.is_bf16_supported() else 'float16') \
+            if device_type == 'cuda' else 'float32'
+    if compile is None:
+        compile = device_type == 'cuda'
+    autocast = torch.autocast(device_type=device_type, dtype=getattr(torch, dtype),
+                              enabled=dtype != 'float32')
+    if device_type == 'cuda':
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device_type, dtype, compile, autocast
+
+
+def get_batch(data, block_size, batch_size, generator, device):
+    """batch_size windows of block_size + 1 tokens at uniformly random offsets into data (a uint16
+    memmap, or its first D_f tokens), drawn by generator: inputs and next-token targets."""
+    ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator).numpy()
+    buf = torch.from_numpy(data[ix[:, None] + np.arange(block_size + 1)].astype(np.int64))
+    x, y = buf[:, :-1], buf[:, 1:]
+    if device.startswith('cuda'):  # pinned memory makes the copy asynchronous
+        return (x.pin_memory().to(device, non_blocking=True),
+                y.pin_memory().to(device, non_blocking=True))
+    return x, y
