@@ -33,7 +33,7 @@ import torch
 
 from configurator import configure
 from model import GPT, GPTConfig, compile_model
-from runtime import device_settings, get_batch
+from runtime import device_settings, get_batch, optimizer_step
 
 # -----------------------------------------------------------------------------
 # train.py's defaults, read from its source (not imported: it is a script that runs on import)
@@ -104,12 +104,7 @@ def train_step():
         with autocast:
             _, loss = step_model(x, y)
         scaler.scale(loss / gradient_accumulation_steps).backward()
-    if grad_clip > 0:
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    scaler.step(optimizer)
-    scaler.update()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer_step(model, optimizer, scaler, grad_clip)
     return loss
 
 

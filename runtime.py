@@ -35,3 +35,13 @@ def get_batch(data, block_size, batch_size, generator, device):
         return (x.pin_memory().to(device, non_blocking=True),
                 y.pin_memory().to(device, non_blocking=True))
     return x, y
+
+
+def optimizer_step(model, optimizer, scaler, grad_clip):
+    """After the micro-steps' backward passes: clip the gradient norm, step, clear."""
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)

@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import configure
 from model import GPT, GPTConfig, compile_model
-from runtime import device_settings, get_batch
+from runtime import device_settings, get_batch, optimizer_step
 
 # -----------------------------------------------------------------------------
 # default config values (a config file or --key=value overrides any of them)
@@ -430,12 +430,7 @@ while True:
         train_loss_sum += loss.detach()
         train_loss_n += 1
         scaler.scale(loss / grad_accum).backward()
-    if grad_clip > 0:
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    scaler.step(optimizer)
-    scaler.update()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer_step(model, optimizer, scaler, grad_clip)
     it += 1
     if master_process and log_interval and it % log_interval == 0:
         print(f"iter {it}: loss {loss.item():.4f}, lr {lr:.2e}, "
