@@ -9,16 +9,23 @@ fit_scaling.py on the results.
 Runs whose log.json says they finished are skipped; interrupted ones resume from their ckpt.pt;
 a failed run is retried once. Killing sweep.py kills its runs too, and starting it again finishes
 the grid. Each run's output goes to <out_dir>/<run>/train.txt.
+
+Each run is `python train.py ...` as --print shows it, but run in a fork of this process, which
+has imported torch once (fork_runs): a new interpreter spends ~2 s importing torch and dynamo,
+12% of the built-in study's time. train.py still runs as a script, top to bottom, in its own
+process; multi-process launches (pretrain_launcher) are started as commands.
 """
 
 import ast
 import functools
 import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
 import time
+import traceback
 
 from tqdm import tqdm
 
@@ -36,7 +43,7 @@ transfer = {}  # ... for the transfer runs (both twins)
 dataset_tokens = [4096, 16384, 65536]  # the D_f grid: a fine-tuned and a scratch run each
 scratch_only_tokens = []  # D_f values with scratch runs only, beyond the grid: D_e must
                           # be read off the scratch curve at losses the fine-tunes reach
-english_val = True  # log the English val loss during transfer runs (forgetting)
+english_val = True  # log the English val loss during fine-tuning runs (forgetting)
 # runs beside the grid, to test the grid's choices: a fine-tuned and a scratch twin each, e.g.
 # dict(language='de', size='55K', dataset_tokens=8192, tag='seed2', seed=2) (run-to-run spread) or
 # dict(..., tag='patience20', patience=20) (does a longer patience change the best loss?).
@@ -47,6 +54,7 @@ print_only = False  # print the commands instead of running them (--print)
 pretrain_launcher = ''  # e.g. 'torchrun --standalone --nproc_per_node=8': pre-training runs then
                         # use every GPU of the node, one at a time, before the transfer runs
 retries = 1
+fork_runs = True  # start runs as forks of this process with torch imported (POSIX; see above)
 cost = False  # print the FLOPs and GPU-hours of every run instead of running them (--cost)
 gpu_flops = 1.25e14  # achieved FLOP/s per GPU for --cost: an A100 at 40% of its 312 TFLOP/s bf16 peak
 fit = True  # run fit_scaling.py at the end
@@ -106,7 +114,7 @@ def transfer_run(lang, size, d, init, extra=None):
     first, last = size_args(size)
     args = [*first, *transfer_configs, *overrides(transfer), *last,
             f'--dataset={languages[lang]}', f'--dataset_tokens={d}', *overrides(extra)]
-    if english_val:
+    if english_val and init == 'ft':  # forgetting is a fine-tuned model's: scratch runs skip it
         args.append(f'--extra_val={pretrain_dataset}')
     need = None
     if init == 'ft':
@@ -185,8 +193,65 @@ def launch(name, cmd, slot):
     out = open(os.path.join(d, 'train.txt'), 'a')
     out.write(' '.join(cmd) + '\n')
     out.flush()
+    if fork_runs and hasattr(os, 'fork') and cmd[0] == sys.executable and cmd[1] == 'train.py':
+        return ForkedRun(cmd[2:], out, env), out
     return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                             preexec_fn=die_with_parent if os.name == 'posix' else None), out
+
+
+def preload():
+    """Import what train.py imports (the optimizer imports dynamo), once, before the first fork.
+    Nothing here may start a thread or run a parallel kernel: a forked child would inherit a
+    thread pool without its threads. CUDA is not initialised either (each child picks its GPU)."""
+    t0 = time.time()
+    import numpy, torch, torch._dynamo, torch.distributed, torch.nn.parallel  # noqa: F401
+    import model, runtime  # noqa: F401
+    return time.time() - t0
+
+
+class ForkedRun:
+    """A run of train.py in a forked child, with what run_all uses of a subprocess.Popen."""
+
+    def __init__(self, args, out, env):
+        sys.stdout.flush()  # or the child would write the parent's pending output a second time
+        sys.stderr.flush()
+        self.returncode = None
+        self.pid = os.fork()
+        if self.pid == 0:
+            os._exit(self._child(args, out, env))
+
+    @staticmethod
+    def _child(args, out, env):
+        code = 1
+        try:
+            die_with_parent()
+            os.dup2(out.fileno(), 1)
+            os.dup2(out.fileno(), 2)
+            os.environ.clear()
+            os.environ.update(env)
+            if 'OMP_NUM_THREADS' in env:  # torch read the variable at import, in the parent
+                import torch
+                torch.set_num_threads(int(env['OMP_NUM_THREADS']))
+            sys.argv = ['train.py', *args]
+            runpy.run_path('train.py', run_name='__main__')
+            code = 0
+        except SystemExit as e:  # what the interpreter does with sys.exit's argument
+            if isinstance(e.code, str):
+                print(e.code, file=sys.stderr)
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        return code
+
+    def poll(self):
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
 
 
 @functools.lru_cache(maxsize=None)
@@ -317,6 +382,9 @@ if __name__ == '__main__':
             print(' '.join(['python', 'fit_scaling.py', out_dir, *fit_args]))
         sys.exit(0)
     t0 = time.time()
+    if fork_runs and hasattr(os, 'fork'):
+        tqdm.monitor_interval = 0  # no monitor thread: the forks must come from a single thread
+        print(f"sweep: torch imported once for all runs in {preload():.1f}s")
     failed = run_all(runs)
     print(f"sweep: {len(runs) - len(failed)}/{len(runs)} runs finished in {time.time() - t0:.0f}s"
           + (f"; failed: {', '.join(sorted(failed))}" if failed else ''))

@@ -15,7 +15,7 @@
 # - D_f from 2K to 256K bytes (128x); scratch runs also at 1M bytes, 4x beyond the largest D_f,
 #   so that D_e can be read off the scratch curve at the losses the fine-tuned runs reach.
 # - Validation: 8,192 bytes in 64 windows spread evenly over each val split, the same windows for
-#   every run of a language; the English val loss is logged during transfer (forgetting).
+#   every run of a language; the English val loss is logged during fine-tuning (forgetting).
 # - The 1M-byte budget makes the scratch runs at the largest D_f compute-limited (they are still
 #   improving when it ends): the README says what that means for D_t there.
 out_dir = 'out/builtin'

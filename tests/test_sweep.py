@@ -89,3 +89,21 @@ def test_sweep_killed_midway_finishes_on_restart(data_dir, tmp_path):
     assert os.path.exists(out / 'report' / 'results.json')
     # a third start has nothing left to do
     assert '12/12 runs finished' in run('sweep.py', str(cfg)).stdout
+
+
+def test_forked_and_new_interpreter_runs_fail_alike(data_dir, tmp_path):
+    """A run that exits with an error message (here an unknown key) leaves that message in its
+    train.txt and fails the sweep, whether it ran in a fork (the default) or a new interpreter;
+    the fine-tunes that need it are skipped, the scratch runs finish."""
+    cfg = tmp_path / 'sweep.py'
+    write_sweep_config(cfg, data_dir, tmp_path / 'out')
+    with open(cfg, 'a') as f:
+        f.write("pretrain['lerning_rate'] = 1e-3\nsizes = {'10K': sizes['10K']}\nfit = False\n")
+    for fork in ('True', 'False'):
+        p = run('sweep.py', str(cfg), f'--fork_runs={fork}', f"--out_dir={tmp_path / fork}", check=False)
+        assert p.returncode == 1 and '3/6 runs finished' in p.stdout, p.stdout + p.stderr
+        assert 'ft_de_N10K_D2K skipped: pt_N10K failed' in p.stdout + p.stderr
+        with open(tmp_path / fork / 'pt_N10K' / 'train.txt') as f:
+            text = f.read()
+        # tried twice, each time the one-line error naming the closest key
+        assert text.count("error: unknown config key 'lerning_rate' (did you mean 'learning_rate'?)\n") == 2, text
