@@ -11,7 +11,8 @@ MFU (PaLM's convention, DESIGN.md) = achieved FLOP/s / peak, where achieved FLOP
 model.flops_per_token(include_output_layer=True, attention_factor=12), i.e.
 6N + 6 vocab_size n_embd + 12 n_layer block_size n_embd per training token, and the peak is the
 best dense matmul throughput measured in this process, in the dtype in use, on the same device
-and threads (square matmuls of the model's width, 4x that, and large ones, best of 5 timings each):
+and threads (square matmuls of the model's width, 4x that, and large ones, best of 5 timings each,
+measured before and after the timed steps, the better of the two kept):
 no datasheet figure, so a CPU, an A100 and an H100 each get an honest MFU. Small models cannot
 reach that peak even in their matmuls (on a CPU with AMX a bf16 256x256x256 matmul runs at half
 the speed of a 2048-sized one), so the MFU against the peak of a square matmul of the model's own
@@ -198,13 +199,18 @@ else:
     peak_delta = peak_mem - rss_before if peak_mem is not None and rss_before is not None else None
 
 step_s = statistics.median(times)
+# the peak measured again after the steps: the MFU is taken against the better of the two
+# measurements (a machine busy during one of them would otherwise inflate it), and a large
+# difference between them says the machine is busy
+peak_before = peak
+peak_after, peak_by_size_after = measure_peak()
+peak = max(peak_before, peak_after)
+peak_by_size = {n: max(f, peak_by_size_after[n]) for n, f in peak_by_size.items()}
 peak_width = peak_by_size.get(n_embd) or peak
 tokens_per_s = tokens_per_step / step_s
 flops_per_s = tokens_per_s * flops_per_token
 mfu = flops_per_s / peak
 mfu_width = flops_per_s / peak_width
-# the same peak measured again after the steps: a busy machine shows as a large difference
-peak_after, _ = measure_peak()
 result = dict(
     config=dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
                 vocab_size=vocab_size, batch_size=batch_size,
@@ -214,7 +220,7 @@ result = dict(
     N=model.n_params(), flops_per_token=flops_per_token, flops_convention='PaLM: 6N + 6 V d + 12 L T d',
     tokens_per_step=tokens_per_step, step_ms=step_s * 1e3,
     step_ms_all=[t * 1e3 for t in times], tokens_per_s=tokens_per_s, flops_per_s=flops_per_s,
-    peak_flops_per_s=peak, peak_flops_per_s_after=peak_after,
+    peak_flops_per_s=peak, peak_flops_per_s_before=peak_before, peak_flops_per_s_after=peak_after,
     peak_by_size={str(k): v for k, v in peak_by_size.items()}, mfu=mfu,
     peak_model_width_flops_per_s=peak_width, mfu_model_width=mfu_width,
     peak_memory_mb=peak_mem, peak_memory_kind=mem_kind, peak_memory_growth_mb=peak_delta,
@@ -222,13 +228,13 @@ result = dict(
 say(f"step {step_s * 1e3:.1f} ms (median of {repeats} x {steps} steps; range "
     f"{min(times) * 1e3:.1f}-{max(times) * 1e3:.1f}), {tokens_per_s:,.0f} tokens/s, "
     f"{flops_per_token / 1e6:.2f} MFLOPs/token (PaLM), {flops_per_s / 1e9:.1f} GFLOP/s")
-say(f"MFU {mfu:.3f} of the measured {dtype} matmul peak {peak / 1e9:.0f} GFLOP/s "
-    f"({peak_after / 1e9:.0f} measured again after the steps); {mfu_width:.3f} of the "
-    f"{peak_width / 1e9:.0f} GFLOP/s of a {n_embd}-sized square matmul (the model's width)")
+say(f"MFU {mfu:.3f} of the measured {dtype} matmul peak {peak / 1e9:.0f} GFLOP/s (best of "
+    f"{peak_before / 1e9:.0f} before and {peak_after / 1e9:.0f} after the steps); {mfu_width:.3f} of "
+    f"the {peak_width / 1e9:.0f} GFLOP/s of a {n_embd}-sized square matmul (the model's width)")
 say(f"peak memory {peak_mem:.0f} MB ({mem_kind}" +
     (f"; {peak_delta:+.0f} MB over the {rss_before:.0f} MB before the timed steps)" if peak_delta is not None else ')'))
 # the load average counts this process too: more than one runnable task per core means sharing
-if abs(peak_after - peak) > 0.1 * peak or (load is not None and load > (os.cpu_count() or 1)):
+if abs(peak_after - peak_before) > 0.1 * peak or (load is not None and load > (os.cpu_count() or 1)):
     say("warning: the machine looks busy (load average or an unstable peak): repeat the measurement")
 
 if profile:
