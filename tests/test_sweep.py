@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, run
+from conftest import ROOT, read_log, run
 
 
 def write_sweep_config(path, data_dir, out_dir):
@@ -94,7 +94,7 @@ def test_sweep_killed_midway_finishes_on_restart(data_dir, tmp_path):
 def test_forked_and_new_interpreter_runs_fail_alike(data_dir, tmp_path):
     """A run that exits with an error message (here an unknown key) leaves that message in its
     train.txt and fails the sweep, whether it ran in a fork (the default) or a new interpreter;
-    the fine-tunes that need it are skipped, the scratch runs finish."""
+    the fine-tunes that need it are skipped, the scratch runs finish, identically in both."""
     cfg = tmp_path / 'sweep.py'
     write_sweep_config(cfg, data_dir, tmp_path / 'out')
     with open(cfg, 'a') as f:
@@ -107,3 +107,7 @@ def test_forked_and_new_interpreter_runs_fail_alike(data_dir, tmp_path):
             text = f.read()
         # tried twice, each time the one-line error naming the closest key
         assert text.count("error: unknown config key 'lerning_rate' (did you mean 'learning_rate'?)\n") == 2, text
+    # the scratch runs that finished are the same runs, bit for bit, in a fork and a new interpreter
+    for name in ('sc_de_N10K_D2K', 'sc_de_N10K_D8K', 'sc_de_N10K_D32K'):
+        losses = [[e['val_loss'] for e in read_log(tmp_path / fork / name)['evals']] for fork in ('True', 'False')]
+        assert losses[0] == losses[1] and len(losses[0]) > 1
