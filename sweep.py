@@ -10,10 +10,11 @@ Runs whose log.json says they finished are skipped; interrupted ones resume from
 a failed run is retried once. Killing sweep.py kills its runs too, and starting it again finishes
 the grid. Each run's output goes to <out_dir>/<run>/train.txt.
 
-Each run is `python train.py ...` as --print shows it, but run in a fork of this process, which
-has imported torch once (fork_runs): a new interpreter spends ~2 s importing torch and dynamo,
-12% of the built-in study's time. train.py still runs as a script, top to bottom, in its own
-process; multi-process launches (pretrain_launcher) are started as commands.
+Each run is `python train.py ...` as --print shows it; on a machine without GPUs it runs in a
+fork of this process, which has imported torch once (fork_runs): a new interpreter spends ~2 s
+importing torch and dynamo, 13% of the built-in study's time. train.py still runs as a script,
+top to bottom, in its own process. GPU runs and multi-process launches (pretrain_launcher) are
+started as commands.
 """
 
 import ast
@@ -54,7 +55,7 @@ print_only = False  # print the commands instead of running them (--print)
 pretrain_launcher = ''  # e.g. 'torchrun --standalone --nproc_per_node=8': pre-training runs then
                         # use every GPU of the node, one at a time, before the transfer runs
 retries = 1
-fork_runs = True  # start runs as forks of this process with torch imported (POSIX; see above)
+fork_runs = True  # start CPU runs as forks of this process with torch imported (POSIX; see above)
 cost = False  # print the FLOPs and GPU-hours of every run instead of running them (--cost)
 gpu_flops = 1.25e14  # achieved FLOP/s per GPU for --cost: an A100 at 40% of its 312 TFLOP/s bf16 peak
 fit = True  # run fit_scaling.py at the end
@@ -181,7 +182,7 @@ def die_with_parent():
 
 def launch(name, cmd, slot):
     env = dict(os.environ)
-    n_gpus = int(os.environ.get('NUM_GPUS', '0')) or _cuda_count()
+    n_gpus = gpu_count()
     if exclusive(name):
         pass  # the launcher's processes share the whole node
     elif n_gpus:
@@ -193,7 +194,9 @@ def launch(name, cmd, slot):
     out = open(os.path.join(d, 'train.txt'), 'a')
     out.write(' '.join(cmd) + '\n')
     out.flush()
-    if fork_runs and hasattr(os, 'fork') and cmd[0] == sys.executable and cmd[1] == 'train.py':
+    # forks only for CPU runs: their start-up is a large share of a short run, and a GPU run,
+    # hours long, is better off in a new interpreter than in a fork nobody here could test
+    if fork_runs and hasattr(os, 'fork') and not n_gpus and cmd[:2] == [sys.executable, 'train.py']:
         return ForkedRun(cmd[2:], out, env), out
     return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                             preexec_fn=die_with_parent if os.name == 'posix' else None), out
@@ -252,6 +255,10 @@ class ForkedRun:
             if pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
+
+
+def gpu_count():
+    return int(os.environ.get('NUM_GPUS', '0')) or _cuda_count()
 
 
 @functools.lru_cache(maxsize=None)
@@ -382,7 +389,7 @@ if __name__ == '__main__':
             print(' '.join(['python', 'fit_scaling.py', out_dir, *fit_args]))
         sys.exit(0)
     t0 = time.time()
-    if fork_runs and hasattr(os, 'fork'):
+    if fork_runs and hasattr(os, 'fork') and not gpu_count():
         tqdm.monitor_interval = 0  # no monitor thread: the forks must come from a single thread
         print(f"sweep: torch imported once for all runs in {preload():.1f}s")
     failed = run_all(runs)

@@ -93,21 +93,26 @@ def test_sweep_killed_midway_finishes_on_restart(data_dir, tmp_path):
 
 def test_forked_and_new_interpreter_runs_fail_alike(data_dir, tmp_path):
     """A run that exits with an error message (here an unknown key) leaves that message in its
-    train.txt and fails the sweep, whether it ran in a fork (the default) or a new interpreter;
-    the fine-tunes that need it are skipped, the scratch runs finish, identically in both."""
+    train.txt and fails the sweep, whether it ran in a fork (the default without GPUs) or a new
+    interpreter; the fine-tunes that need it are skipped, the scratch runs finish, identically."""
     cfg = tmp_path / 'sweep.py'
     write_sweep_config(cfg, data_dir, tmp_path / 'out')
     with open(cfg, 'a') as f:
         f.write("pretrain['lerning_rate'] = 1e-3\nsizes = {'10K': sizes['10K']}\nfit = False\n")
-    for fork in ('True', 'False'):
-        p = run('sweep.py', str(cfg), f'--fork_runs={fork}', f"--out_dir={tmp_path / fork}", check=False)
+    modes = {'fork': ['--fork_runs=True'], 'new': ['--fork_runs=False'], 'gpu': ['--fork_runs=True']}
+    for mode, args in modes.items():
+        # 'gpu': a machine with GPUs starts new interpreters (the runs' config says cpu all the
+        # same, with all the cores each, so their losses differ in the last digits)
+        env = dict(os.environ, NUM_GPUS='1') if mode == 'gpu' else None
+        p = run('sweep.py', str(cfg), *args, f"--out_dir={tmp_path / mode}", check=False, env=env)
         assert p.returncode == 1 and '3/6 runs finished' in p.stdout, p.stdout + p.stderr
+        assert ('torch imported once' in p.stdout) == (mode == 'fork')
         assert 'ft_de_N10K_D2K skipped: pt_N10K failed' in p.stdout + p.stderr
-        with open(tmp_path / fork / 'pt_N10K' / 'train.txt') as f:
+        with open(tmp_path / mode / 'pt_N10K' / 'train.txt') as f:
             text = f.read()
         # tried twice, each time the one-line error naming the closest key
         assert text.count("error: unknown config key 'lerning_rate' (did you mean 'learning_rate'?)\n") == 2, text
     # the scratch runs that finished are the same runs, bit for bit, in a fork and a new interpreter
     for name in ('sc_de_N10K_D2K', 'sc_de_N10K_D8K', 'sc_de_N10K_D32K'):
-        losses = [[e['val_loss'] for e in read_log(tmp_path / fork / name)['evals']] for fork in ('True', 'False')]
+        losses = [[e['val_loss'] for e in read_log(tmp_path / mode / name)['evals']] for mode in ('fork', 'new')]
         assert losses[0] == losses[1] and len(losses[0]) > 1
