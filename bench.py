@@ -12,7 +12,8 @@ model.flops_per_token(include_output_layer=True, attention_factor=12), i.e.
 6N + 6 vocab_size n_embd + 12 n_layer block_size n_embd per training token, and the peak is the
 best dense matmul throughput measured in this process, in the dtype in use, on the same device
 and threads (square matmuls of the model's width, 4x that, and large ones, best of 5 timings each,
-measured before and after the timed steps, the better of the two kept):
+measured again after every repeat of the timed steps; each repeat's MFU is taken against the
+better of the peaks measured just before and after it, and the median over the repeats reported):
 no datasheet figure, so a CPU, an A100 and an H100 each get an honest MFU. Small models cannot
 reach that peak even in their matmuls (on a CPU with AMX a bf16 256x256x256 matmul runs at half
 the speed of a 2048-sized one), so the MFU against the peak of a square matmul of the model's own
@@ -134,9 +135,13 @@ def reset_peak_memory():
 
 # -----------------------------------------------------------------------------
 # the matmul peak for this dtype on this device, measured now
+_operands = {}  # allocated once, before the peak memory is reset: re-measuring adds nothing to it
+
+
 def matmul_flops(n, reps):
-    a = torch.randn(n, n, device=device, dtype=ptdtype)
-    b = torch.randn(n, n, device=device, dtype=ptdtype)
+    if n not in _operands:
+        _operands[n] = tuple(torch.randn(n, n, device=device, dtype=ptdtype) for _ in range(2))
+    a, b = _operands[n]
     for _ in range(2):
         torch.mm(a, b)
     best = float('inf')
@@ -152,7 +157,7 @@ def matmul_flops(n, reps):
 
 def measure_peak():
     if peak_sizes:
-        sizes = [int(s) for s in peak_sizes.split(',')]
+        sizes = sorted({int(s) for s in peak_sizes.split(',')} | {n_embd})  # the width is always reported
     else:  # the model's width and its MLP width, and larger squares, which run closest to peak
         sizes = sorted({n_embd, 4 * n_embd, 1024, 2048} | ({4096, 8192} if device_type == 'cuda' else set()))
     results = {}
@@ -180,7 +185,10 @@ sync()
 warmup_s = time.perf_counter() - t0
 rss_before = rss_mb('VmRSS')
 reset_peak_memory()
-times = []
+# the peak is measured again after every repeat, and each repeat's MFU is taken against the better
+# of the peaks measured just before and just after it: a machine whose speed drifts (a shared
+# node) then compares like with like, and a peak measured in a slow moment cannot inflate the MFU
+times, peaks = [], [peak_by_size]
 for _ in range(repeats):
     sync()
     t0 = time.perf_counter()
@@ -188,6 +196,7 @@ for _ in range(repeats):
         loss = train_step()
     sync()
     times.append((time.perf_counter() - t0) / steps)
+    peaks.append(measure_peak()[1])
 loss = loss.item()
 if device_type == 'cuda':
     peak_mem = torch.cuda.max_memory_allocated() / 2 ** 20
@@ -199,18 +208,18 @@ else:
     peak_delta = peak_mem - rss_before if peak_mem is not None and rss_before is not None else None
 
 step_s = statistics.median(times)
-# the peak measured again after the steps: the MFU is taken against the better of the two
-# measurements (a machine busy during one of them would otherwise inflate it), and a large
-# difference between them says the machine is busy
-peak_before = peak
-peak_after, peak_by_size_after = measure_peak()
-peak = max(peak_before, peak_after)
-peak_by_size = {n: max(f, peak_by_size_after[n]) for n, f in peak_by_size.items()}
-peak_width = peak_by_size.get(n_embd) or peak
 tokens_per_s = tokens_per_step / step_s
 flops_per_s = tokens_per_s * flops_per_token
-mfu = flops_per_s / peak
-mfu_width = flops_per_s / peak_width
+mfus, mfus_width = [], []
+for t, before, after in zip(times, peaks, peaks[1:]):
+    achieved = tokens_per_step / t * flops_per_token
+    mfus.append(achieved / max(*before.values(), *after.values()))
+    mfus_width.append(achieved / max(before[n_embd], after[n_embd]))
+mfu, mfu_width = statistics.median(mfus), statistics.median(mfus_width)
+peak_by_size = {n: max(p[n] for p in peaks) for n in peak_by_size}  # the best seen, for the report
+peak, peak_width = max(peak_by_size.values()), peak_by_size[n_embd]
+device_peaks = [max(p.values()) for p in peaks]
+busy = max(device_peaks) > 1.1 * min(device_peaks)
 result = dict(
     config=dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
                 vocab_size=vocab_size, batch_size=batch_size,
@@ -220,21 +229,22 @@ result = dict(
     N=model.n_params(), flops_per_token=flops_per_token, flops_convention='PaLM: 6N + 6 V d + 12 L T d',
     tokens_per_step=tokens_per_step, step_ms=step_s * 1e3,
     step_ms_all=[t * 1e3 for t in times], tokens_per_s=tokens_per_s, flops_per_s=flops_per_s,
-    peak_flops_per_s=peak, peak_flops_per_s_before=peak_before, peak_flops_per_s_after=peak_after,
-    peak_by_size={str(k): v for k, v in peak_by_size.items()}, mfu=mfu,
+    peak_flops_per_s=peak, peak_flops_per_s_measured=device_peaks,
+    peak_by_size={str(k): v for k, v in peak_by_size.items()}, mfu=mfu, mfu_by_repeat=mfus,
     peak_model_width_flops_per_s=peak_width, mfu_model_width=mfu_width,
+    mfu_model_width_by_repeat=mfus_width,
     peak_memory_mb=peak_mem, peak_memory_kind=mem_kind, peak_memory_growth_mb=peak_delta,
     warmup_s=warmup_s, loss=loss, load_average=load, torch=torch.__version__)
 say(f"step {step_s * 1e3:.1f} ms (median of {repeats} x {steps} steps; range "
     f"{min(times) * 1e3:.1f}-{max(times) * 1e3:.1f}), {tokens_per_s:,.0f} tokens/s, "
     f"{flops_per_token / 1e6:.2f} MFLOPs/token (PaLM), {flops_per_s / 1e9:.1f} GFLOP/s")
-say(f"MFU {mfu:.3f} of the measured {dtype} matmul peak {peak / 1e9:.0f} GFLOP/s (best of "
-    f"{peak_before / 1e9:.0f} before and {peak_after / 1e9:.0f} after the steps); {mfu_width:.3f} of "
-    f"the {peak_width / 1e9:.0f} GFLOP/s of a {n_embd}-sized square matmul (the model's width)")
+say(f"MFU {mfu:.3f} of the measured {dtype} matmul peak (median over the repeats, each against the "
+    f"better peak measured beside it; {min(device_peaks) / 1e9:.0f}-{max(device_peaks) / 1e9:.0f} GFLOP/s); "
+    f"{mfu_width:.3f} of a {n_embd}-sized square matmul (the model's width, {peak_width / 1e9:.0f} GFLOP/s at best)")
 say(f"peak memory {peak_mem:.0f} MB ({mem_kind}" +
     (f"; {peak_delta:+.0f} MB over the {rss_before:.0f} MB before the timed steps)" if peak_delta is not None else ')'))
 # the load average counts this process too: more than one runnable task per core means sharing
-if abs(peak_after - peak_before) > 0.1 * peak or (load is not None and load > (os.cpu_count() or 1)):
+if busy or (load is not None and load > (os.cpu_count() or 1)):
     say("warning: the machine looks busy (load average or an unstable peak): repeat the measurement")
 
 if profile:

@@ -1,6 +1,7 @@
 """bench.py on a tiny CPU config, and model.py's chunked output layer + loss against the plain one."""
 
 import json
+import statistics
 import sys
 
 import pytest
@@ -22,6 +23,12 @@ def check_result(r, n_layer=2, n_embd=64, block_size=64):
     assert 0 < r['mfu'] < 1.5, r
     assert 0 < r['mfu_model_width'] < 1.5 * r['peak_flops_per_s'] / r['peak_model_width_flops_per_s']
     assert r['peak_flops_per_s'] == max(r['peak_by_size'].values())
+    # each repeat against the better of the device peaks measured just before and after it
+    t, m, peaks = r['step_ms_all'], r['mfu_by_repeat'], r['peak_flops_per_s_measured']
+    assert len(m) == len(t) and len(peaks) == len(t) + 1 and max(peaks) == r['peak_flops_per_s']
+    for t_r, m_r, before, after in zip(t, m, peaks, peaks[1:]):
+        assert m_r == pytest.approx(r['tokens_per_step'] / (t_r / 1e3) * r['flops_per_token'] / max(before, after))
+    assert r['mfu'] == pytest.approx(statistics.median(m))
     assert r['flops_per_s'] == pytest.approx(r['tokens_per_s'] * r['flops_per_token'])
     # PaLM's convention (DESIGN.md): 6N + 6 V d + 12 L T d
     expect = 6 * r['N'] + 6 * r['config']['vocab_size'] * n_embd + 12 * n_layer * block_size * n_embd
