@@ -204,8 +204,9 @@ def launch(name, cmd, slot):
 
 def preload():
     """Import what train.py imports (the optimizer imports dynamo), once, before the first fork.
-    Nothing here may start a thread or run a parallel kernel: a forked child would inherit a
-    thread pool without its threads. CUDA is not initialised either (each child picks its GPU)."""
+    Nothing here may run a parallel torch kernel: a forked child would inherit an OpenMP pool
+    without its threads (numpy's OpenBLAS starts threads at import, but restarts them in a fork).
+    CUDA is not initialised either."""
     t0 = time.time()
     import numpy, torch, torch._dynamo, torch.distributed, torch.nn.parallel  # noqa: F401
     import model, runtime  # noqa: F401
