@@ -194,12 +194,16 @@ def launch(name, cmd, slot):
     out = open(os.path.join(d, 'train.txt'), 'a')
     out.write(' '.join(cmd) + '\n')
     out.flush()
-    # forks only for CPU runs: their start-up is a large share of a short run, and a GPU run,
-    # hours long, is better off in a new interpreter than in a fork nobody here could test
-    if fork_runs and hasattr(os, 'fork') and not n_gpus and cmd[:2] == [sys.executable, 'train.py']:
+    if forking() and cmd[:2] == [sys.executable, 'train.py']:
         return ForkedRun(cmd[2:], out, env), out
     return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                             preexec_fn=die_with_parent if os.name == 'posix' else None), out
+
+
+def forking():
+    """Whether runs start as forks: CPU runs only, where start-up is a large share of a short run;
+    a GPU run, hours long, is better off in a new interpreter than in a fork nobody here could test."""
+    return fork_runs and hasattr(os, 'fork') and not gpu_count()
 
 
 def preload():
@@ -390,7 +394,7 @@ if __name__ == '__main__':
             print(' '.join(['python', 'fit_scaling.py', out_dir, *fit_args]))
         sys.exit(0)
     t0 = time.time()
-    if fork_runs and hasattr(os, 'fork') and not gpu_count():
+    if forking():
         tqdm.monitor_interval = 0  # no monitor thread: the forks must come from a single thread
         print(f"sweep: torch imported once for all runs in {preload():.1f}s")
     failed = run_all(runs)
