@@ -21,7 +21,9 @@ width (n_embd) is reported too, as mfu_model_width.
 Peak memory: torch.cuda.max_memory_allocated on CUDA (tensors only); on CPU the process's peak
 resident set size (Linux VmHWM, reset just before the timed steps), which includes the Python
 interpreter, torch and the model, so the per-step part is also reported as the growth over the
-resident set before the first timed step.
+resident set before the first timed step. Page faults a step (minor ones: memory the kernel
+maps anew) should be near zero once warm; thousands mean the allocator returns memory to the
+kernel and takes it back every step (runtime.keep_freed_memory).
 """
 
 import json
@@ -110,6 +112,16 @@ def train_step():
     return loss
 
 
+def minor_faults():
+    """page faults of this process so far that the kernel served without disk (new pages, mostly
+    freshly allocated memory being touched), or 0 where resource is missing (Windows)"""
+    try:
+        import resource
+    except ImportError:
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def rss_mb(field):
     """VmRSS / VmHWM of this process in MB (Linux), or None."""
     try:
@@ -188,14 +200,15 @@ reset_peak_memory()
 # the peak is measured again after every repeat, and each repeat's MFU is taken against the better
 # of the peaks measured just before and just after it: a machine whose speed drifts (a shared
 # node) then compares like with like, and a peak measured in a slow moment cannot inflate the MFU
-times, peaks = [], [peak_by_size]
+times, peaks, faults = [], [peak_by_size], 0
 for _ in range(repeats):
     sync()
-    t0 = time.perf_counter()
+    f0, t0 = minor_faults(), time.perf_counter()
     for _ in range(steps):
         loss = train_step()
     sync()
     times.append((time.perf_counter() - t0) / steps)
+    faults += minor_faults() - f0
     peaks.append(measure_peak()[1])
 loss = loss.item()
 if device_type == 'cuda':
@@ -234,7 +247,7 @@ result = dict(
     peak_model_width_flops_per_s=peak_width, mfu_model_width=mfu_width,
     mfu_model_width_by_repeat=mfus_width,
     peak_memory_mb=peak_mem, peak_memory_kind=mem_kind, peak_memory_growth_mb=peak_delta,
-    warmup_s=warmup_s, loss=loss, load_average=load, torch=torch.__version__)
+    page_faults_per_step=faults / (repeats * steps), warmup_s=warmup_s, loss=loss, load_average=load, torch=torch.__version__)
 say(f"step {step_s * 1e3:.1f} ms (median of {repeats} x {steps} steps; range "
     f"{min(times) * 1e3:.1f}-{max(times) * 1e3:.1f}), {tokens_per_s:,.0f} tokens/s, "
     f"{flops_per_token / 1e6:.2f} MFLOPs/token (PaLM), {flops_per_s / 1e9:.1f} GFLOP/s")
@@ -242,7 +255,8 @@ say(f"MFU {mfu:.3f} of the measured {dtype} matmul peak (median over the repeats
     f"better peak measured beside it; {min(device_peaks) / 1e9:.0f}-{max(device_peaks) / 1e9:.0f} GFLOP/s); "
     f"{mfu_width:.3f} of a {n_embd}-sized square matmul (the model's width, {peak_width / 1e9:.0f} GFLOP/s at best)")
 say(f"peak memory {peak_mem:.0f} MB ({mem_kind}" +
-    (f"; {peak_delta:+.0f} MB over the {rss_before:.0f} MB before the timed steps)" if peak_delta is not None else ')'))
+    (f"; {peak_delta:+.0f} MB over the {rss_before:.0f} MB before the timed steps)" if peak_delta is not None else ')')
+    + f", {faults / (repeats * steps):,.0f} page faults a step")
 # the load average counts this process too: more than one runnable task per core means sharing
 if busy or (load is not None and load > (os.cpu_count() or 1)):
     say("warning: the machine looks busy (load average or an unstable peak): repeat the measurement")
