@@ -70,7 +70,7 @@ min_lr = -1.0  # -1 = learning_rate / 10
 # system
 device = 'cuda' if torch.cuda.is_available() else 'cpu'
 dtype = 'auto'  # 'float32' | 'bfloat16' | 'float16'; auto = bf16 on CUDA (fp16 without it), fp32 on CPU
-compile = None  # torch.compile: None = on for CUDA, off on CPU
+compile = None  # torch.compile: None = on for CUDA and CPU bf16/fp16, off for CPU float32
 seed = 1337
 # -----------------------------------------------------------------------------
 config_keys = [k for k, v in globals().items()

@@ -48,7 +48,7 @@ def test_bench_synthetic_json():
 def test_bench_dataset_bf16_profile(data_dir, tmp_path):
     out = tmp_path / 'bench.json'
     p = run('bench.py', *TINY_BENCH[:-1], f'--data_dir={data_dir}', '--dataset=toy_en',
-            '--dtype=bfloat16', '--profile=True', f'--json_out={out}')
+            '--dtype=bfloat16', '--compile=False', '--profile=True', f'--json_out={out}')
     r = json.loads(out.read_text())
     check_result(r)
     assert r['config']['vocab_size'] == 257 and r['config']['dtype'] == 'bfloat16'
@@ -124,7 +124,17 @@ def test_training_steps_reuse_their_memory():
     """glibc unmaps freed multi-MB activations, so without runtime.keep_freed_memory every step
     page-faults them in again: about 7,000 faults a step for the issue's model in bf16 (4 layers,
     width 256, context 256, batch 8), against none once the heap is warm."""
-    p = run('bench.py', '--device=cpu', '--dtype=bfloat16', '--warmup=3', '--steps=3',
+    p = run('bench.py', '--device=cpu', '--dtype=bfloat16', '--compile=False', '--warmup=3', '--steps=3',
             '--repeats=2', '--peak_sizes=256', '--dataset=', '--json_out=-')
     r = json.loads(p.stdout.strip().splitlines()[-1])
     assert r['page_faults_per_step'] < 1000, r['page_faults_per_step']  # a warming heap may still grow
+
+
+def test_compile_defaults():
+    """compile=None: on for CUDA and for bf16/fp16 on the CPU, where it wins; off for float32 on
+    the CPU, where it does not and the study's short runs would pay for compiling."""
+    from runtime import device_settings
+    assert device_settings('cpu', 'auto', None)[1:3] == ('float32', False)
+    assert device_settings('cpu', 'bfloat16', None)[1:3] == ('bfloat16', True)
+    assert device_settings('cpu', 'bfloat16', False)[1:3] == ('bfloat16', False)
+    assert device_settings('cpu', 'float32', True)[1:3] == ('float32', True)
