@@ -153,9 +153,12 @@ def linear_cross_entropy(x, w, targets, V, chunk, dtype, grad):
 
 def compile_model(model):
     """torch.compile(model), with the chunked loss left eager (its loop over chunks is not
-    unrolled). torch.compiler.disable imports dynamo, a second of every run's start-up, so it is
-    applied here rather than as a decorator at import."""
+    unrolled), unless the batch's logits fit in one chunk: then the plain loss is compiled with the
+    rest of the graph, which fuses it (the bf16 CPU step of bench.py 2-4% faster). Eager runs keep
+    the chunked loss, so their results do not change. torch.compiler.disable imports dynamo, a
+    second of every run's start-up, so it is applied here rather than as a decorator at import."""
     model.loss_fn = torch.compiler.disable(linear_cross_entropy)
+    model.loss_in_graph = True
     return torch.compile(model)
 
 
@@ -164,6 +167,7 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         self.loss_fn = linear_cross_entropy  # compile_model() swaps in an eager-only wrapper
+        self.loss_in_graph = False  # compile_model(): one-chunk losses computed plainly, in the graph
         # rows of the output layer and loss computed at once: ~8M logits (32 MB in float32)
         self.loss_chunk = max(64, (1 << 23) // padded_vocab_size(config.vocab_size))
         self.transformer = nn.ModuleDict(dict(
@@ -219,6 +223,9 @@ class GPT(nn.Module):
         x = self.transformer.ln_f(x)
         if targets is None:
             return self.lm_head(x[:, [-1], :]), None  # generation needs the last position only
+        if self.loss_in_graph and B * T <= self.loss_chunk:
+            logits = self.lm_head(x)[..., :self.config.vocab_size].float()
+            return None, F.cross_entropy(logits.view(B * T, -1), targets.reshape(-1))
         # no (B, T, vocab) logits: the output layer and the loss run in chunks of rows (see
         # LinearCrossEntropy), over the real vocabulary only (padded ids take no probability)
         w = self.lm_head.weight

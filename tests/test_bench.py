@@ -98,6 +98,27 @@ def test_chunked_loss_and_gradients_match_the_plain_loss(vocab_size, chunk):
         assert model(idx, targets)[1].item() == pytest.approx(ref.item(), rel=1e-6)
 
 
+def test_compiled_models_one_chunk_loss_matches_the_chunked_one():
+    """compile_model() computes a loss whose logits fit in one chunk plainly (in the graph): the
+    same loss and gradients as the chunked path, padded vocabulary rows included. Checked eager;
+    test_train compiles it."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=257))
+    idx, targets = torch.randint(0, 257, (3, 16)), torch.randint(0, 257, (3, 16))
+    results = []
+    for in_graph in (False, True):
+        model.loss_in_graph = in_graph
+        model.zero_grad()
+        loss = model(idx, targets)[1]
+        loss.backward()
+        results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (chunked, g_chunked), (plain, g_plain) = results
+    assert plain == pytest.approx(chunked, rel=1e-6)
+    for n in g_chunked:
+        torch.testing.assert_close(g_plain[n], g_chunked[n], rtol=1e-4, atol=1e-6, msg=n)
+    assert g_plain['transformer.wte.weight'][257:].abs().sum().item() == 0
+
+
 def test_bf16_cpu_paths_match_float32():
     """Under bf16 autocast on CPU the attention runs as batched matmuls and the loss in chunks:
     both must agree with the float32 model within bf16 precision, gradients included."""
