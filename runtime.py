@@ -1,9 +1,13 @@
 """
 What train.py and bench.py share, so that bench.py times exactly what train.py runs: the device
-settings (dtype, autocast, torch.compile defaults) and the batch loader.
+settings (dtype, autocast, torch.compile defaults, the CPU's malloc settings), the batch loader
+and the optimizer step.
 """
 
 import ctypes
+import os
+import shutil
+import sys
 
 import numpy as np
 import torch
@@ -13,15 +17,17 @@ def device_settings(device, dtype, compile):
     """(device_type, dtype, compile, autocast context) from the config values: dtype 'auto' is
     bf16 on CUDA (fp16 where bf16 is missing, with a GradScaler in the caller) and float32 on the
     CPU. compile None is on for CUDA, and on the CPU for bf16/fp16, where inductor fuses autocast's
-    casts into the element-wise work around the matmuls (bench.py's bf16 step 8-12% faster); off
+    casts into the element-wise work around the matmuls (bench.py's bf16 step about 10% faster); off
     for float32 on the CPU, which gains nothing from it, so that short runs (the built-in study's)
-    do not spend 15-20 s compiling."""
+    do not spend 15-20 s compiling, and on a CPU machine without a C++ compiler."""
     device_type = 'cuda' if device.startswith('cuda') else 'cpu'
     if dtype == 'auto':
         dtype = ('bfloat16' if torch.cuda.is_bf16_supported() else 'float16') \
             if device_type == 'cuda' else 'float32'
-    if compile is None:
-        compile = device_type == 'cuda' or dtype != 'float32'
+    if compile is None:  # on the CPU inductor needs a C++ compiler (its default: $CXX, else g++;
+        # clang++ on macOS): eager without one
+        cxx = os.environ.get('CXX', 'clang++' if sys.platform == 'darwin' else 'g++')
+        compile = device_type == 'cuda' or (dtype != 'float32' and shutil.which(cxx) is not None)
     autocast = torch.autocast(device_type=device_type, dtype=getattr(torch, dtype),
                               enabled=dtype != 'float32')
     if device_type == 'cuda':

@@ -151,11 +151,15 @@ def test_training_steps_reuse_their_memory():
     assert r['page_faults_per_step'] < 1000, r['page_faults_per_step']  # a warming heap may still grow
 
 
-def test_compile_defaults():
+def test_compile_defaults(monkeypatch):
     """compile=None: on for CUDA and for bf16/fp16 on the CPU, where it wins; off for float32 on
-    the CPU, where it does not and the study's short runs would pay for compiling."""
+    the CPU, where it does not and the study's short runs would pay for compiling, and off where
+    inductor would find no C++ compiler."""
     from runtime import device_settings
+    monkeypatch.setenv('CXX', sys.executable)  # a compiler that exists, whatever the machine has
     assert device_settings('cpu', 'auto', None)[1:3] == ('float32', False)
     assert device_settings('cpu', 'bfloat16', None)[1:3] == ('bfloat16', True)
     assert device_settings('cpu', 'bfloat16', False)[1:3] == ('bfloat16', False)
     assert device_settings('cpu', 'float32', True)[1:3] == ('float32', True)
+    monkeypatch.setenv('CXX', 'no-such-compiler')
+    assert device_settings('cpu', 'bfloat16', None)[1:3] == ('bfloat16', False)
