@@ -247,7 +247,8 @@ result = dict(
     peak_model_width_flops_per_s=peak_width, mfu_model_width=mfu_width,
     mfu_model_width_by_repeat=mfus_width,
     peak_memory_mb=peak_mem, peak_memory_kind=mem_kind, peak_memory_growth_mb=peak_delta,
-    page_faults_per_step=faults / (repeats * steps), warmup_s=warmup_s, loss=loss, load_average=load, torch=torch.__version__)
+    page_faults_per_step=faults / (repeats * steps), warmup_s=warmup_s, loss=loss,
+    load_average=load, torch=torch.__version__)
 say(f"step {step_s * 1e3:.1f} ms (median of {repeats} x {steps} steps; range "
     f"{min(times) * 1e3:.1f}-{max(times) * 1e3:.1f}), {tokens_per_s:,.0f} tokens/s, "
     f"{flops_per_token / 1e6:.2f} MFLOPs/token (PaLM), {flops_per_s / 1e9:.1f} GFLOP/s")

@@ -41,16 +41,17 @@ def device_settings(device, dtype, compile):
 def keep_freed_memory():
     """On the CPU every step allocates and frees the same activations of a few MB. glibc's malloc
     maps blocks that large straight from the kernel and unmaps them when freed, so each step
-    page-faults all of them in again: 13,000 faults a step for bench.py's default model, 15-20%
-    of its time. Serving them from malloc's heap, which keeps freed memory, lets the next step
-    reuse pages already mapped (the process keeps its peak resident size, as training does
-    anyway). glibc's mallopt; a no-op where there is none (macOS, Windows)."""
+    page-faults all of them in again: 6,000-13,000 faults a step for bench.py's default model in
+    bf16, which ran 7-10% faster without them. Serving them from malloc's heap, which keeps freed
+    memory, lets the next step reuse pages already mapped (the process keeps its peak resident
+    size, as training does anyway). glibc's mallopt; a no-op where there is none (macOS, Windows)."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    # older glibc caps the mmap threshold at 32 MB; the larger value is for bigger activations
+    # mallopt(3) documents 32 MB as the largest threshold on 64-bit systems; glibc 2.36 takes more,
+    # which bigger activations need, and where it is refused the documented maximum is used
     mapped = mallopt(M_MMAP_THRESHOLD, 1 << 30) or mallopt(M_MMAP_THRESHOLD, 1 << 25)
     return bool(mapped and mallopt(M_TRIM_THRESHOLD, 1 << 30))
 
