@@ -233,7 +233,7 @@ class GPT(nn.Module):
             else x.dtype
         grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
         loss = self.loss_fn(x.reshape(B * T, -1), w, targets.reshape(-1),
-                                    self.config.vocab_size, self.loss_chunk, cdt, grad)
+                            self.config.vocab_size, self.loss_chunk, cdt, grad)
         return None, loss
 
     def configure_optimizer(self, weight_decay, learning_rate, betas, device_type):

@@ -48,12 +48,12 @@ def keep_freed_memory():
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
-        return False
+        return
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
     # mallopt(3) documents 32 MB as the largest threshold on 64-bit systems; glibc 2.36 takes more,
     # which bigger activations need, and where it is refused the documented maximum is used
-    mapped = mallopt(M_MMAP_THRESHOLD, 1 << 30) or mallopt(M_MMAP_THRESHOLD, 1 << 25)
-    return bool(mapped and mallopt(M_TRIM_THRESHOLD, 1 << 30))
+    mallopt(M_MMAP_THRESHOLD, 1 << 30) or mallopt(M_MMAP_THRESHOLD, 1 << 25)
+    mallopt(M_TRIM_THRESHOLD, 1 << 30)
 
 
 def get_batch(data, block_size, batch_size, generator, device):
