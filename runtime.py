@@ -1,7 +1,7 @@
 """
 What train.py and bench.py share, so that bench.py times exactly what train.py runs: the device
 settings (dtype, autocast, torch.compile defaults, the CPU's malloc settings), the batch loader
-and the optimizer step.
+and the optimizer step; and the token budget of a run, which sweep.py's --cost needs too.
 """
 
 import ctypes
@@ -76,3 +76,13 @@ def optimizer_step(model, optimizer, scaler, grad_clip):
     scaler.step(optimizer)
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
+
+
+def budget_tokens(max_tokens, max_epochs, min_tokens, dataset_tokens):
+    """A run's token budget (0: none, max_iters decides): max_epochs of D_f clamped to
+    [min_tokens, max_tokens] when max_epochs > 0, else max_tokens. Twins of a cell share D_f and
+    these settings, so they share the budget; a larger D_f gets a longer one."""
+    if max_epochs <= 0:
+        return max_tokens
+    tokens = max(min_tokens, round(max_epochs * dataset_tokens))
+    return min(tokens, max_tokens) if max_tokens > 0 else tokens

@@ -20,6 +20,7 @@ started as commands.
 import ast
 import functools
 import json
+import math
 import os
 import runpy
 import signal
@@ -344,7 +345,7 @@ def print_time_breakdown(runs):
 def resolve(args):
     """The train.py settings a run's arguments make (config files, then overrides), enough to cost it."""
     cfg = dict(n_layer=4, n_embd=256, block_size=256, batch_size=16, gradient_accumulation_steps=1,
-               max_iters=1000, max_tokens=0)
+               max_iters=1000, max_tokens=0, max_epochs=0.0, min_tokens=0, dataset_tokens=0)
     for a in args:
         if a.startswith('--'):
             k, _, v = a[2:].partition('=')
@@ -362,6 +363,7 @@ def print_cost(runs):
     at each run's full token budget: early stopping makes transfer runs cheaper than this bound."""
     import torch
     from model import GPT, GPTConfig
+    from runtime import budget_tokens
     total = {}
     for name, args, _ in runs:
         c = resolve(args)
@@ -369,9 +371,11 @@ def print_cost(runs):
             model = GPT(GPTConfig(n_layer=c['n_layer'], n_head=1, n_embd=c['n_embd'],
                                   block_size=c['block_size'], vocab_size=50257 if 'gpt2' in str(c.get('dataset')) else 257))
         per_iter = c['batch_size'] * c['block_size'] * c['gradient_accumulation_steps']
-        tokens = c['max_tokens'] or c['max_iters'] * per_iter
+        tokens = budget_tokens(c['max_tokens'], c['max_epochs'], c['min_tokens'], c['dataset_tokens'])
+        tokens = math.ceil(tokens / per_iter) * per_iter if tokens else c['max_iters'] * per_iter
         flops = tokens * model.flops_per_token(include_output_layer=True)
-        kind = 'pre-training' if name.startswith('pt_') else 'transfer (upper bound)'
+        kind = 'pre-training' if name.startswith('pt_') else \
+            'scratch beyond the grid' if c['dataset_tokens'] not in dataset_tokens else 'transfer (upper bound)'
         key = (kind, f"N={model.n_params() / 1e6:.3g}M")
         n, f = total.get(key, (0, 0.0))
         total[key] = (n + 1, f + flops)

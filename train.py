@@ -6,7 +6,7 @@ One script for the three kinds of run of the study:
 on one process (add --device=cpu on a laptop) or under DDP:
     torchrun --standalone --nproc_per_node=8 train.py config/pretrain_70M.py
 
-The run's result is out_dir/log.json (the contract with fit_scaling.py, see DESIGN.md), rewritten
+The run's result is out_dir/log.json (the contract with fit_scaling.py, docs/contracts.md), rewritten
 atomically at every evaluation, with ckpt.pt (latest, for init_from='resume') and best.pt (the
 model at the best validation loss, the one fine-tuning starts from).
 """
@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import configure
 from model import GPT, GPTConfig, compile_model
-from runtime import device_settings, get_batch, optimizer_step
+from runtime import budget_tokens, device_settings, get_batch, optimizer_step
 
 # -----------------------------------------------------------------------------
 # default config values (a config file or --key=value overrides any of them)
@@ -45,10 +45,14 @@ eval_batch_size = 0  # sequences per evaluation forward pass; 0 = batch_size
 eval_interval = 100
 eval_dense = True  # also evaluate at eval_interval/2, /4, ... early on, where fine-tunes peak
 log_interval = 10
-patience = 0  # stop after this many evaluations without improvement (0 = never stop early) ...
+patience = 0  # validation has stalled after this many evaluations without improvement ...
 patience_epochs = 0.0  # ... once also this many epochs of D_f passed since the best one ...
-min_iters = 0  # ... and never before this step
-max_tokens = 0  # stop after this many training tokens (sets max_iters when > 0)
+min_iters = 0  # ... and never before this step (0 = patience off: the run ends at its budget)
+# the budget: max_iters, or max_tokens when > 0, or max_epochs of D_f when > 0 (then clamped to
+# [min_tokens, max_tokens]): a budget that grows with D_f lets a run on more data train longer
+max_tokens = 0
+max_epochs = 0.0
+min_tokens = 0
 # model
 n_layer = 4
 n_head = 4
@@ -56,7 +60,14 @@ n_embd = 256
 block_size = 256
 dropout = 0.0
 bias = False
-# optimizer: AdamW; the schedule is a linear warm-up then a cosine decay to min_lr at max_iters
+# optimizer: AdamW, a linear warm-up, then lr_schedule:
+#   'cosine': decay to min_lr at max_iters; a stall (patience) stops the run
+#   'wsd' (warmup-stable-decay): learning_rate until validation stalls, then a linear decay to
+#       min_lr over decay_frac of the steps so far, and the run ends. The best loss then depends
+#       on the data and the stopping rule, not on the budget; a run that reaches its budget first
+#       decays over its last steps and is marked unconverged.
+lr_schedule = 'cosine'
+decay_frac = 0.2
 batch_size = 16  # sequences per micro-step (per process)
 gradient_accumulation_steps = 1  # micro-steps per optimizer step, summed over all processes
 learning_rate = 1e-3
@@ -190,11 +201,10 @@ if source is not None:
              f"(vocab {source['model_args']['vocab_size']}), but {dataset} uses {meta['tokenizer']} "
              f"(vocab {meta['vocab_size']}): prepare {dataset} with --tokenizer {source['tokenizer']}")
 tokens_per_iter = batch_size * block_size * gradient_accumulation_steps
-if max_tokens > 0:
-    max_iters = math.ceil(max_tokens / tokens_per_iter)
 if min_lr < 0:
     min_lr = learning_rate / 10
-config.update(max_iters=max_iters, min_lr=min_lr)
+if lr_schedule not in ('cosine', 'wsd'):
+    fail(f"lr_schedule must be 'cosine' or 'wsd' (got {lr_schedule!r})")
 train_data = load_tokens(dataset, 'train')
 if dataset_tokens == 0:
     dataset_tokens = len(train_data)
@@ -205,6 +215,10 @@ if dataset_tokens < block_size + 1:
     fail(f"dataset_tokens={dataset_tokens} must be at least block_size+1 = {block_size + 1}")
 train_data = train_data[:dataset_tokens]
 config['dataset_tokens'] = dataset_tokens
+budget = budget_tokens(max_tokens, max_epochs, min_tokens, dataset_tokens)
+if budget > 0:
+    max_iters = math.ceil(budget / tokens_per_iter)
+config.update(max_iters=max_iters, min_lr=min_lr)
 dataset_bytes = (meta['splits']['train']['bytes'] if dataset_tokens == meta['splits']['train']['tokens']
                  else count_bytes(train_data, meta))
 # batches are block_size windows at uniformly random offsets into the first D_f tokens, drawn by
@@ -264,6 +278,11 @@ if not role:
 def get_lr(it):
     if it < warmup_iters:
         return learning_rate * (it + 1) / (warmup_iters + 1)
+    if lr_schedule == 'wsd':
+        if decay['start'] is None:
+            return learning_rate
+        ratio = (it - decay['start']) / max(1, decay['end'] - decay['start'])
+        return learning_rate + min(1.0, ratio) * (min_lr - learning_rate)
     ratio = min(1.0, (it - warmup_iters) / max(1, max_iters - warmup_iters))
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (learning_rate - min_lr)
 
@@ -271,13 +290,32 @@ def get_lr(it):
 def is_eval_iter(it):
     if it % eval_interval == 0 or it == max_iters:
         return True
+    if decay['start'] is not None:  # a decay is short: its quarters and its end are evaluated
+        span = decay['end'] - decay['start']
+        if it in {decay['start'] + span * q // 4 for q in (1, 2, 3, 4)}:
+            return True
     # dense early: eval_interval/2, /4, ... (fine-tuned runs often peak before the first interval)
     return eval_dense and it in {eval_interval >> k for k in range(1, eval_interval.bit_length())}
 
 
-def should_stop():
+def stalled():
+    """The stopping rule: validation has not improved for patience evaluations and
+    patience_epochs of D_f, and the run is at least min_iters long."""
     return (patience > 0 and evals_since_best >= patience and it >= min_iters and
             it * tokens_per_iter - best['tokens'] >= patience_epochs * dataset_tokens)
+
+
+def start_decay(trigger):
+    decay.update(start=it, end=min(max_iters, it + max(1, round(decay_frac * it))), trigger=trigger)
+
+
+def run_over():
+    """'converged' (the stopping rule ended it), 'budget' or None, at an evaluation."""
+    if lr_schedule == 'wsd' and decay['start'] is not None and it >= decay['end']:
+        return 'converged' if decay['trigger'] == 'stall' else 'budget'
+    if lr_schedule == 'cosine' and stalled():
+        return 'converged'
+    return 'budget' if it >= max_iters else None
 
 
 @torch.inference_mode()
@@ -302,12 +340,14 @@ def estimate_loss(x, y):
 if ckpt is not None:
     log = ckpt['log']
     it, best, evals_since_best = ckpt['iter'], ckpt['best'], ckpt['evals_since_best']
+    decay = log['decay']
     data_rng.set_state(ckpt['data_rng'][rank] if rank < len(ckpt['data_rng']) else ckpt['data_rng'][0])
     torch.set_rng_state(ckpt['torch_rng'])
     init_path = log['init_from']
     log['status'] = 'running'
 else:
     it, best, evals_since_best = 0, None, 0
+    decay = dict(start=None, end=None, trigger=None)  # the wsd decay, once it has begun
     init_path = None if source is None else init_from
     log = dict(
         schema=1, status='running', role=role, init_from=init_path, config=config,
@@ -317,6 +357,9 @@ else:
                   val_tokens=val_sets[dataset][2], val_bytes=val_sets[dataset][3],
                   extra_val={k: dict(val_tokens=v[2], val_bytes=v[3]) for k, v in val_sets.items()
                              if k != dataset}),
+        budget=dict(max_iters=max_iters, max_tokens=max_iters * tokens_per_iter, max_epochs=max_epochs,
+                    lr_schedule=lr_schedule),
+        decay=decay, converged=False, stop_reason=None,
         evals=[], best=None, tokens_seen=0, flops=0, elapsed_s=0.0, epochs=0.0)
 elapsed_before = log['elapsed_s']
 
@@ -336,8 +379,11 @@ def save_checkpoint(path, full):
         atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
-def finish(status, error=None):
+def finish(status, error=None, stop_reason=None):
     log['status'] = status
+    log['stop_reason'] = stop_reason
+    # a point of the converged curve: ended by the stopping rule, not by its budget
+    log['converged'] = stop_reason == 'converged'
     log['time'] = time_breakdown()
     if error:
         log['error'] = error
@@ -368,13 +414,16 @@ def time_breakdown():
 train_loss_sum = torch.zeros((), device=device)
 train_loss_n = 0
 resumed_at = it if ckpt is not None else None
-status = 'done'
+stop_reason = None
 while True:
+    if lr_schedule == 'wsd' and decay['start'] is None and it >= warmup_iters and \
+            it + round(decay_frac * it) >= max_iters:
+        start_decay('budget')  # no stall before the budget: end it with a decay all the same
     lr = get_lr(it)
     for group in optimizer.param_groups:
         group['lr'] = lr
-    if is_eval_iter(it) and it == resumed_at and should_stop():
-        status = 'early_stopped'  # killed between the deciding evaluation and the end of the run
+    if is_eval_iter(it) and it == resumed_at and run_over():
+        stop_reason = run_over()  # killed between the deciding evaluation and the end of the run
         break
     if is_eval_iter(it) and it != resumed_at:
         t0 = time.time()
@@ -414,10 +463,13 @@ while True:
             print(f"iter {it}: val {val_loss:.4f}" + ''.join(f", {k} {v:.4f}" for k, v in losses.items()
                                                         if k != dataset) +
                   f", best {best['val_loss']:.4f} @ {best['iter']}, epoch {tokens / dataset_tokens:.2f}")
-        if should_stop():
-            status = 'early_stopped'
+        stop_reason = run_over()
+        if stop_reason:
             break
+        if lr_schedule == 'wsd' and decay['start'] is None and stalled():
+            start_decay('stall')
     if it >= max_iters:
+        stop_reason = 'budget'
         break
     # one optimizer step: grad_accum micro-steps, gradients synchronised on the last only
     for micro in range(grad_accum):
@@ -437,7 +489,8 @@ while True:
         print(f"iter {it}: loss {loss.item():.4f}, lr {lr:.2e}, "
               f"{(time.time() - t_start) * 1000 / (it - (resumed_at or 0)):.0f} ms/iter")
 
-finish(status)
+status = 'early_stopped' if stop_reason == 'converged' else 'done'
+finish(status, stop_reason=stop_reason)
 if master_process:
     t = time_breakdown()
     print(f"{status}: best val {best['val_loss']:.4f} nats/token ({best['val_bpb']:.4f} bits/byte) at "

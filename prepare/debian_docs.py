@@ -132,6 +132,13 @@ def fetch(package, cache):
     return root
 
 
+def package_version(package, cache):
+    """The version of the cached .deb (apt names it package_version_arch.deb, ':' as %3a): the
+    corpus is reproducible exactly only from the same package versions, so meta.json records it."""
+    debs = [f for f in os.listdir(os.path.join(cache, 'debs')) if f.startswith(package + '_')]
+    return sorted(debs)[-1].split('_')[1].replace('%3a', ':') if debs else None
+
+
 def list_files(root):
     out = []
     for dirpath, _, files in os.walk(root):
@@ -373,7 +380,8 @@ def collect_jobs(packages, lang, args):
                 f"release; leave it out with --packages")
         for _, n in files:  # by the package that holds the file (python3.11-doc, not python3-doc)
             pkg = n.split(':', 1)[0]
-            sources.setdefault(pkg, {'package': pkg, 'files': 0, 'requested_as': package})
+            sources.setdefault(pkg, {'package': pkg, 'version': package_version(pkg, args.cache_dir),
+                                     'files': 0, 'requested_as': package})
             sources[pkg]['files'] += 1
         jobs += [(path, n, lang, args.min_bytes) for path, n in files]
     return jobs, sources

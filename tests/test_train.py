@@ -137,6 +137,48 @@ def test_early_stopping_on_a_tiny_dataset(data_dir, tmp_path):
     assert torch.load(out / 'best.pt', weights_only=False)['iter'] == best['iter']
 
 
+WSD = [*TINY, '--dataset=toy_de', '--dataset_tokens=2000', '--n_embd=128', '--learning_rate=1e-2',
+       '--eval_interval=20', '--patience=3', '--patience_epochs=5', '--lr_schedule=wsd',
+       '--decay_frac=0.25', '--max_tokens=0']
+
+
+def test_wsd_converges_the_same_under_twice_the_budget(data_dir, tmp_path):
+    """warmup-stable-decay: the learning rate is constant until validation stalls, then decays over
+    a quarter of the steps so far; the run is converged, and twice the budget changes nothing."""
+    logs = []
+    for epochs in (400, 800):
+        out = tmp_path / f'e{epochs}'
+        run('train.py', *WSD, f'--data_dir={data_dir}', f'--max_epochs={epochs}', f'--out_dir={out}')
+        logs.append(read_log(out))
+    a, b = logs
+    assert a['budget']['max_iters'] == math.ceil(400 * 2000 / (8 * 64))
+    assert b['budget']['max_iters'] == 2 * a['budget']['max_iters']
+    assert a['status'] == 'early_stopped' and a['converged'] and a['stop_reason'] == 'converged'
+    start, end = a['decay']['start'], a['decay']['end']
+    assert a['decay']['trigger'] == 'stall' and end - start == round(0.25 * start)
+    assert end < a['budget']['max_iters'] and a['evals'][-1]['iter'] == end
+    lrs = {e['iter']: e['lr'] for e in a['evals']}
+    assert {lr for i, lr in lrs.items() if 10 <= i <= start} == {1e-2}  # stable until the stall
+    decaying = [lr for i, lr in sorted(lrs.items()) if i > start]
+    assert decaying == sorted(decaying, reverse=True) and decaying[-1] < 2e-3  # then decays
+    strip = ('elapsed_s',)
+    assert [{k: v for k, v in e.items() if k not in strip} for e in a['evals']] == \
+           [{k: v for k, v in e.items() if k not in strip} for e in b['evals']]
+    assert a['best'] == b['best']
+
+
+def test_wsd_run_that_reaches_its_budget_is_not_converged(data_dir, tmp_path):
+    out = tmp_path / 'short'
+    run('train.py', *WSD, f'--data_dir={data_dir}', '--max_epochs=20', '--min_tokens=40000',
+        f'--out_dir={out}')
+    log = read_log(out)
+    # 20 epochs of 2,000 tokens is below the 40,000-token floor: the floor is the budget
+    assert log['budget']['max_iters'] == math.ceil(40000 / (8 * 64))
+    assert log['status'] == 'done' and not log['converged'] and log['stop_reason'] == 'budget'
+    assert log['decay']['trigger'] == 'budget' and log['decay']['end'] == log['budget']['max_iters']
+    assert log['evals'][-1]['lr'] == pytest.approx(1e-3)  # decayed to min_lr at the budget's end
+
+
 def test_resume_after_sigkill_matches_an_uninterrupted_run(data_dir, tmp_path):
     args = [*TINY, f'--data_dir={data_dir}', '--dataset=toy_en', '--max_iters=400',
             '--eval_interval=20', '--eval_dense=False']
