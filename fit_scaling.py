@@ -184,7 +184,7 @@ def problem(sc, ft):
     sizes = sorted(set(sc[0]))
     s_idx, f_idx = np.searchsorted(sizes, sc[0]), np.searchsorted(sizes, ft[0])
     lo = np.array([np.argmin(np.where(s_idx == i, sc[2], np.inf)) for i in range(len(sizes))])
-    P = {"sizes": sizes, "K": len(sizes), "s_idx": s_idx, "s_lD": np.log(sc[1]), "s_lL": np.log(sc[2]),
+    P = {"sc": sc, "ft": ft, "sizes": sizes, "K": len(sizes), "s_idx": s_idx, "s_lD": np.log(sc[1]), "s_lL": np.log(sc[2]),
          "f_idx": f_idx, "f_lDf": np.log(ft[1]), "f_lN": np.log(ft[0]), "f_lL": np.log(ft[2]),
          "lDmax": np.log(sc[1][lo]), "Lmin": sc[2][lo], "ref": (float(np.mean(np.log(ft[1]))), float(np.mean(np.log(ft[0]))))}
     P["censored"] = ft[2] < P["Lmin"][f_idx]
@@ -221,7 +221,8 @@ def solve(P, x0):
 def starts(P):
     """Starting points: the scratch curve alone from three alpha_D, then a grid of transfer
     parameters around it (the joint surface has flat valleys; one start can stall in one)."""
-    K, sub = P["K"], dict(P, f_idx=P["f_idx"][:0], f_lDf=P["f_lDf"][:0], f_lN=P["f_lN"][:0],
+    K = P["K"]
+    sub = dict(P, f_idx=P["f_idx"][:0], f_lDf=P["f_lDf"][:0], f_lN=P["f_lN"][:0],
                           f_lL=P["f_lL"][:0], censored=P["censored"][:0], free=np.r_[P["free"][:K + 2], False, False, False])
     best = None
     for a0 in (0.1, 0.3, 1.0):
@@ -266,12 +267,10 @@ def bootstrap(th, P, boot, rng, sigma):
     K = P["K"]
     s_fit = np.exp(scratch_logL(th, K, P["s_idx"], P["s_lD"]))
     f_fit = np.exp(finetune_logL(th, K, P["f_idx"], P["f_lDf"], P["f_lN"], P["ref"]))
-    N_s, D_s, N_f, D_f = np.array(P["sizes"])[P["s_idx"]], np.exp(P["s_lD"]), np.exp(P["f_lN"]), np.exp(P["f_lDf"])
     samples, failed = [], 0
     for _ in range(boot):
-        sc = (N_s, D_s, s_fit * np.exp(sigma * rng.standard_normal(len(s_fit))))
-        ft = (N_f, D_f, f_fit * np.exp(sigma * rng.standard_normal(len(f_fit))))
-        Pb = problem(sc, ft)
+        Pb = problem(P["sc"][:2] + (s_fit * np.exp(sigma * rng.standard_normal(len(s_fit))),),
+                     P["ft"][:2] + (f_fit * np.exp(sigma * rng.standard_normal(len(f_fit))),))
         tb = fit_language(Pb, th)
         if tb is None:
             failed += 1
