@@ -118,3 +118,68 @@ def make_sweep(root, noise=0.0, seed=0, langs=("de", "es", "zh"), pretrain=True,
                           init_from=f"out/synth/{pt}/best.pt", start=L + 1.0, tokens_best=2 * Df, old=old,
                           extra=lambda u, en=en: {"synth_en": en + 0.5 * u})
     return root
+
+
+def target(res, lang):
+    return res["targets"][f"synth_{lang}"]
+
+
+def points(res, lang):
+    return {p["runs"][0]: p for p in target(res, lang)["points"]}
+
+
+# ----------------------------------------------------------------------------- recovering the law
+
+def test_noise_free_recovers_the_law_exactly(tmp_path):
+    res = fs.analyse(str(make_sweep(tmp_path)), boot=0)
+    for lang, (k, a, b) in LAWS.items():
+        o = target(res, lang)
+        law, fit = o["law"], o["scratch_fit"]
+        assert law["rms_log_resid"] < 1e-6 and law["transfer_detected"]
+        assert fit["alpha_D"] == pytest.approx(AD, rel=1e-4) and fit["D_c"] == pytest.approx(DC, rel=1e-3)
+        assert law["alpha"] == pytest.approx(a, abs=1e-3) and law["beta"] == pytest.approx(b, abs=1e-3)
+        assert law["k"] == pytest.approx(k, rel=0.02)
+        # in bytes D_f and D_t both scale by bytes/token c, so k becomes k c^(1-alpha)
+        assert law["k_bytes"] == pytest.approx(k * BPT[lang] ** (1 - a), rel=0.02)
+        for p in o["points"]:   # D_e is the scratch data reaching the same loss: D_f + D_t by construction
+            assert p["D_e"] == pytest.approx(p["D_f"] + transfer(lang, p["N"], p["D_f"]), rel=1e-3)
+            assert p["D_e_law"] == pytest.approx(p["D_e"], rel=1e-3)
+
+
+# 1% multiplicative noise on every loss. Measured over 20 seeds (100-119): max |alpha error| 0.11
+# (de), 0.14 (es), 0.14 (zh); max |beta error| 0.07, 0.11, 0.26 (zh transfers least, so its D_t
+# and beta are the least determined). Today's method before this rewrite (per-point inversion of
+# a scratch curve that includes the compute-limited runs, then log-log regression) had rms alpha
+# errors 0.33-0.51 and failed these tolerances in 20 of 20 seeds for every language.
+NOISE = 0.01
+TOL = {"de": (0.15, 0.15), "es": (0.15, 0.15), "zh": (0.15, 0.3)}     # alpha, beta (absolute)
+
+def test_one_percent_noise_recovers_alpha_and_beta(tmp_path):
+    for seed in (1, 2):
+        res = fs.analyse(str(make_sweep(tmp_path / str(seed), noise=NOISE, seed=seed)), boot=0)
+        for lang, (k, a, b) in LAWS.items():
+            law = target(res, lang)["law"]
+            assert abs(law["alpha"] - a) <= TOL[lang][0], (lang, seed, law["alpha"])
+            assert abs(law["beta"] - b) <= TOL[lang][1], (lang, seed, law["beta"])
+            assert law["noise_sigma"] == pytest.approx(NOISE, rel=0.5)   # the residual rms finds the noise
+
+
+# Coverage and width of the 95% CI of alpha for German (1% noise, 40 bootstrap draws, 20 replicate
+# sweeps). Measured: see the final assertion's message; the bounds are what a working bootstrap meets.
+REPLICATES, DRAWS, MIN_COVER, MAX_WIDTH = 20, 40, 0.8, 0.3
+
+def test_bootstrap_ci_covers_alpha_and_is_narrow(tmp_path):
+    a = LAWS["de"][1]
+    inside, widths, failed = 0, [], 0
+    for r in range(REPLICATES):
+        res = fs.analyse(str(make_sweep(tmp_path / str(r), noise=NOISE, seed=1000 + r, langs=("de",), pretrain=False)),
+                         boot=DRAWS, seed=r)
+        law = target(res, "de")["law"]
+        lo, hi = law["ci"]["alpha"]
+        inside += lo <= a <= hi
+        widths.append(hi - lo)
+        failed += law["boot"]["failed"]
+        assert law["boot"]["draws"] == DRAWS and law["boot"]["failure_rate"] == law["boot"]["failed"] / DRAWS
+    msg = f"coverage {inside}/{REPLICATES}, median width {np.median(widths):.3f}, failed refits {failed}"
+    print(msg)
+    assert inside >= MIN_COVER * REPLICATES and np.median(widths) < MAX_WIDTH, msg
