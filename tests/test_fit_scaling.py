@@ -296,3 +296,125 @@ def test_duplicates_are_averaged(tmp_path):
     (s,) = [s for s in target(res, "de")["scratch"] if (s["N"], s["D"]) == (N, Df)]
     assert s["n"] == 1 and s["converged"] and s["loss"] == pytest.approx(scratch_loss(N, Df)) and len(s["runs"]) == 2
     assert any(m.startswith("3 runs of finetune synth_de") and "averaged 3" in m for m in res["messages"])
+
+
+# ----------------------------------------------------------------------------- checks, findings, the rest
+
+def test_checks_are_reported_beside_their_twin_and_give_the_noise(tmp_path):
+    root = make_sweep(str(tmp_path / "sweep"), langs=("de",))
+    base = fs.analyse(root, boot=0)
+    N, Df = SIZES[1], DFS[1]
+    for tag, f in (("seed2", 1.01), ("seed3", 0.98)):    # seed repeats move both twins together
+        for role, prefix in (("finetune", "ft"), ("scratch", "sc")):
+            L = scratch_loss(N, Df + (transfer("de", N, Df) if role == "finetune" else 0)) * f
+            write_log(root, f"{prefix}_de_N{N:.0e}_D{Df:.0e}_{tag}", role, "de", N, Df, L,
+                      config={"tag": tag, "seed": int(tag[-1])})
+    write_log(root, f"ft_de_N{N:.0e}_D{Df:.0e}_p20", "finetune", "de", N, Df, 0.5, config={"tag": "patience20"})
+    L2 = scratch_loss(N, Df)
+    write_log(root, f"sc_de_N{N:.0e}_D{Df:.0e}_b2x", "scratch", "de", N, Df, L2, config={"tag": "budget2x"})
+    res = fs.analyse(root, boot=5)
+    law, law0 = target(res, "de")["law"], target(base, "de")["law"]
+    assert law["alpha"] == pytest.approx(law0["alpha"]) and law["n_finetune"] == law0["n_finetune"]   # not fitted
+    rows = {r["run"]: r for r in res["checks"]["runs"]}
+    assert len(rows) == 6
+    p20 = rows[f"ft_de_N{N:.0e}_D{Df:.0e}_p20"]
+    assert p20["grid_run"] == f"ft_de_N{N:.0e}_D{Df:.0e}" and p20["diff"] == pytest.approx(0.5 - p20["grid_loss"])
+    assert rows[f"sc_de_N{N:.0e}_D{Df:.0e}_b2x"]["rel_diff"] == pytest.approx(0.0, abs=1e-12)   # budget2x: unchanged
+    sd = np.std(np.log([1.0, 1.01, 0.98]), ddof=1)
+    assert res["checks"]["seed_sigma_log"] == pytest.approx(sd, rel=1e-6) and res["checks"]["seed_groups"] == 2
+    assert law["noise_from"] == "seed checks" and law["noise_sigma"] == pytest.approx(sd)
+    md = report.report_md(res, report.findings(res))
+    assert "## Checks" in md and "budget2x" in md and "Run-to-run spread" in md
+
+
+def test_findings_follow_the_numbers(tmp_path, monkeypatch):
+    res = fs.analyse(str(make_sweep(tmp_path / "a", noise=NOISE, seed=5)), boot=20)
+    f = {x["title"]: x for x in report.findings(res)}
+    assert f["Transfer across languages"]["holds"] is True
+    assert "German > Spanish > Chinese holds" in f["Transfer across languages"]["text"]
+    assert f["D_f/D_e against N and D_f"]["holds"] is not False       # beta > 0, alpha < 1 (or unresolved)
+    assert f["Compute efficiency"]["holds"] is True
+    assert f["Parameter- vs data-limited"]["holds"] is True
+    monkeypatch.setitem(LAWS, "de", (0.1, 0.55, 0.28))     # German now transfers least
+    res = fs.analyse(str(make_sweep(tmp_path / "b")), boot=0)
+    f = {x["title"]: x for x in report.findings(res)}["Transfer across languages"]
+    assert f["holds"] is False and "does not hold" in f["text"] and "Spanish > Chinese > German" in f["text"]
+
+
+def test_pretraining_fit_compute_and_forgetting(tmp_path):
+    res = fs.analyse(str(make_sweep(tmp_path, langs=("de",))), boot=0)
+    assert res["pretrain"]["L_of_N"]["alpha_N"] == pytest.approx(EN_ALPHA_N, abs=1e-6)
+    assert res["pretrain"]["L_of_N"]["N_c"] == pytest.approx(EN_NC, rel=1e-4)
+    assert len(res["pretrain"]["frontier"]) > 3 and res["pretrain"]["L_of_C"]["alpha_C"] > 0
+    fg = target(res, "de")["forgetting"]
+    # English loss rises by 0.5 u; u = 1 at the best eval, and the baseline is the first eval (u = 0)
+    assert len(fg) == len(SIZES) * len(DFS) and all(x["rise_at_best"] == pytest.approx(0.5) for x in fg)
+    c = target(res, "de")["compute"]
+    assert len(c) == 12 and all(x["C_pretrain"] > 0 for x in c) and sum(x["ratio"] is not None and x["ratio"] < 1 for x in c) >= 11
+
+
+def test_bad_runs_are_listed_and_the_rest_still_runs(tmp_path):
+    root = make_sweep(tmp_path, langs=("de",))
+    write_log(root, "sc_de_running", "scratch", "de", 1e6, 5e5, 2.0, status="running")
+    write_log(root, "sc_de_failed", "scratch", "de", 1e6, 7e5, 2.0, status="failed")
+    write_log(root, "sc_de_schema2", "scratch", "de", 1e6, 9e5, 2.0, schema=2)
+    write_log(root, "sc_de_nan", "scratch", "de", 1e6, 2e6, float("nan"))
+    os.makedirs(os.path.join(root, "garbage"))
+    with open(os.path.join(root, "garbage", "log.json"), "w") as f:
+        f.write("{not json")
+    write_log(root, "sc_it", "scratch", "it", 1e6, 1e5, 2.0)            # Italian: too little for a fit
+    write_log(root, "ft_it", "finetune", "it", 1e6, 1e4, 2.1)
+    write_log(root, "ft_de_big", "finetune", "de", 1e7, 1e4, 1.0)       # no scratch twin at its size
+    res = fs.analyse(str(root), boot=0)
+    reasons = {s["run"]: s["reason"] for s in res["skipped"]}
+    assert reasons["sc_de_running"].startswith("status running")
+    assert reasons["sc_de_failed"].startswith("status failed") and "OOM" in reasons["sc_de_failed"]
+    assert "schema 2" in reasons["sc_de_schema2"] and "NaN" in reasons["sc_de_nan"] and "unreadable" in reasons["garbage"]
+    msgs = "\n".join(res["messages"])
+    assert all(f"left out {run}" in msgs for run in reasons)
+    assert "synth_it (it): 1 converged scratch cells" in msgs and "too few for the joint fit" in msgs
+    assert points(res, "de")["ft_de_big"]["flags"] == ["no_scratch_curve"]
+    assert points(res, "it")["ft_it"]["flags"] == ["no_scratch_curve"]
+    assert target(res, "de")["law"]["alpha"] == pytest.approx(LAWS["de"][1], abs=1e-3)   # the rest is untouched
+
+
+# ----------------------------------------------------------------------------- outputs
+
+def strict_json(path):
+    with open(path) as f:
+        return json.load(f, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+
+
+def keys(x):
+    if isinstance(x, dict):
+        return set(x) | set().union(*map(keys, x.values()))
+    return set().union(*map(keys, x)) if isinstance(x, list) else set()
+
+
+def test_main_writes_every_output_and_report_redraws_alone(tmp_path, capsys):
+    root = make_sweep(tmp_path / "out", noise=NOISE)
+    assert fs.main([str(root), "--boot", "5"]) == 0
+    rep = root / "report"
+    for png in report.PLOTS.values():
+        assert (rep / png).stat().st_size > 5000, png
+    res = strict_json(rep / "results.json")
+    assert set(res["targets"]) == {"synth_de", "synth_es", "synth_zh"}
+    assert not [k for k in keys(res) if k.startswith("_")]            # nothing rides along to be stripped
+    md = (rep / "report.md").read_text()
+    for s in ("## Counts", "scratch unconverged (bounds)", "fine-tuned censored", "## Transfer law", "## Findings",
+              "D_f \\ N", "## English pre-training", "## Messages"):
+        assert s in md, s
+    assert not [f for f in os.listdir(rep) if f.endswith(".tmp")]
+    os.remove(rep / "report.md")
+    assert report.main([str(rep / "results.json")]) == 0 and (rep / "report.md").read_text() == md
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_nothing_usable_exits_non_zero_with_one_line(tmp_path, capsys):
+    assert fs.main([str(tmp_path), "--boot", "5"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no usable log.json") and "run sweep.py" in err[0]
+    write_log(tmp_path, "broken", "scratch", "de", 1e6, 1e4, 2.0, status="running")
+    assert fs.main([str(tmp_path)]) == 1 and not os.path.exists(tmp_path / "report")
+    assert fs.main([str(tmp_path / "missing")]) == 1
+    assert report.main([str(tmp_path / "missing.json")]) == 1
