@@ -313,34 +313,38 @@ def safe_exp(lx):
     return math.exp(lx) if lx < LOG_BIG else float("inf")
 
 def de_point(c, fit, law, interp, Lmin, Dmax):
-    """D_e, D_t and flags for one fine-tuned cell: negative, censored (D_e > D_max only),
-    extrapolated (D_e beyond the measured converged scratch D), below_floor, no_scratch_curve."""
+    """D_e, D_t and flags for one fine-tuned cell, read off the fitted scratch curve, or off the
+    interpolation where there is no fit (flag interp_only). Flags: negative, censored (only
+    D_e > D_max is known), extrapolated (D_e beyond the converged scratch D used), below_floor,
+    no_scratch_curve."""
     p = {"runs": c["runs"], "N": c["N"], "D_f": c["D"], "D_f_bytes": c["D"] * c["bpt"], "loss": c["loss"],
          "n": c["n"], "std": c["std"], "converged": c["converged"], "D_e": None, "D_e_interp": None,
          "D_e_law": None, "D_e_lower": None, "D_t": None, "D_t_bytes": None, "Df_over_De": None, "flags": []}
-    key = f"{c['N']:.6g}"
-    if fit is None or key not in fit["a_N"]:
+    key, ip = f"{c['N']:.6g}", interp.get(c["N"])
+    has_fit = fit is not None and key in fit["a_N"]
+    if not has_fit and not ip:
         p["flags"].append("no_scratch_curve")
         return p
-    if law:
+    if ip:
+        p["D_e_interp"] = safe_exp(ip[0](c["loss"]))
+    if has_fit:
+        De, (lo, hi) = invert_scratch(fit, c["N"], c["loss"]), fit["D_range"][key]
         p["D_e_law"] = c["D"] + math.exp(law["log_k"]) * c["D"] ** law["alpha"] * c["N"] ** law["beta"]
-    De = invert_scratch(fit, c["N"], c["loss"])
-    if interp.get(c["N"]):
-        inv, (lo, hi) = interp[c["N"]]
-        p["D_e_interp"] = safe_exp(inv(c["loss"]))
+    else:
+        De, (lo, hi) = p["D_e_interp"], ip[1]
+        p["flags"].append("interp_only")
     if c["loss"] < Lmin[c["N"]]:
         p["flags"].append("censored")
         p["D_e_lower"] = Dmax[c["N"]]
+    p["D_e"] = De
     if math.isinf(De):
         p["flags"].append("below_floor")
-    p["D_e"] = De
-    if math.isfinite(De):
-        lo, hi = fit["D_range"][key]
-        if not lo * (1 - 1e-9) <= De <= hi * (1 + 1e-9):
-            p["flags"].append("extrapolated")
-        if De < c["D"]:
-            p["flags"].append("negative")
-        p.update(D_t=De - c["D"], D_t_bytes=(De - c["D"]) * c["bpt"], Df_over_De=c["D"] / De)
+        return p
+    if not lo * (1 - 1e-9) <= De <= hi * (1 + 1e-9):
+        p["flags"].append("extrapolated")
+    if De < c["D"]:
+        p["flags"].append("negative")
+    p.update(D_t=De - c["D"], D_t_bytes=(De - c["D"]) * c["bpt"], Df_over_De=c["D"] / De)
     return p
 
 # ----------------------------------------------------------------------------- one language

@@ -237,7 +237,7 @@ def target_md(o):
                   "negative D_t = negative transfer; censored = only the bound D_e > D_max is known.\n")
         md.append(table(["D_f \\ N"] + [g(n) for n in Ns],
                         [[g(d)] + [cell(cells[n, d]) if (n, d) in cells else "" for n in Ns] for d in Dfs]))
-        md.append(table(["runs", "N", "D_f", "D_f bytes", "loss", "D_e (fit)", "D_e (interp)", "D_e (law)", "D_t",
+        md.append(table(["runs", "N", "D_f", "D_f bytes", "loss", "D_e", "D_e (interp)", "D_e (law)", "D_t",
                          "D_t bytes", "D_f/D_e", "flags"],
                         [[", ".join(p["runs"]), g(p["N"]), g(p["D_f"]), g(p["D_f_bytes"]), mean_pm(p),
                           ("> " + g(p["D_e_lower"])) if "censored" in p["flags"] else g(p["D_e"]), g(p["D_e_interp"]),
@@ -420,7 +420,8 @@ def draw_loss_vs_N(ax, o):
         for pts, key, style, lab in ((o["scratch"], "D", "o-", "scratch"), (o["points"], "D_f", "s--", "fine-tuned")):
             ps = sorted((p for p in pts if p[key] == d), key=lambda p: p["N"])
             if ps:
-                ax.plot([p["N"] for p in ps], [p["loss"] for p in ps], style, c=col[d], label=f"{lab} D={d:.3g}")
+                ax.plot([p["N"] for p in ps], [p["loss"] for p in ps], style, c=col[d],
+                        label=f"D={d:.3g}" if lab == "scratch" or d not in [q["D"] for q in o["scratch"]] else None)
     ax.set(xscale="log", xlabel="N (non-embedding params)", ylabel="val loss (nats/token)")
 
 def draw_compute(ax, o):

@@ -391,22 +391,24 @@ def keys(x):
     return set().union(*map(keys, x)) if isinstance(x, list) else set()
 
 
-def test_main_writes_every_output_and_report_redraws_alone(tmp_path, capsys):
-    root = make_sweep(tmp_path / "out", noise=NOISE)
-    assert fs.main([str(root), "--boot", "5"]) == 0
+def test_main_writes_every_output_and_report_redraws_alone(tmp_path, capsys, monkeypatch):
+    root = make_sweep(tmp_path / "out", noise=NOISE, langs=("de", "zh"))
+    with monkeypatch.context() as m:         # figures are slow: drawn once, by report.py alone below
+        m.setattr(report, "plots", lambda res, out: None)
+        assert fs.main([str(root), "--boot", "5"]) == 0
     rep = root / "report"
-    for png in report.PLOTS.values():
-        assert (rep / png).stat().st_size > 5000, png
     res = strict_json(rep / "results.json")
-    assert set(res["targets"]) == {"synth_de", "synth_es", "synth_zh"}
+    assert set(res["targets"]) == {"synth_de", "synth_zh"}
     assert not [k for k in keys(res) if k.startswith("_")]            # nothing rides along to be stripped
     md = (rep / "report.md").read_text()
     for s in ("## Counts", "scratch unconverged (bounds)", "fine-tuned censored", "## Transfer law", "## Findings",
               "D_f \\ N", "## English pre-training", "## Messages"):
         assert s in md, s
-    assert not [f for f in os.listdir(rep) if f.endswith(".tmp")]
     os.remove(rep / "report.md")
     assert report.main([str(rep / "results.json")]) == 0 and (rep / "report.md").read_text() == md
+    for png in report.PLOTS.values():
+        assert (rep / png).stat().st_size > 5000, png
+    assert not [f for f in os.listdir(rep) if f.endswith(".tmp")]
     assert "wrote" in capsys.readouterr().out
 
 
