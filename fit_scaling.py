@@ -131,7 +131,7 @@ def merge_duplicates(runs, msgs):
         use = [r for r in rs if r["converged"]] if key[0] == "scratch" else rs
         use = use or rs
         loss = [r["loss"] for r in use]
-        c = dict(rs[0], loss=float(np.mean(loss)), n=len(use), std=float(np.std(loss, ddof=1)) if len(use) > 1 else None,
+        c = dict(use[0], loss=float(np.mean(loss)), n=len(use), std=float(np.std(loss, ddof=1)) if len(use) > 1 else None,
                  runs=[r["name"] for r in rs], converged=all(r["converged"] for r in use))
         cells.append(c)
         if len(rs) > 1:

@@ -75,8 +75,10 @@ def trend(o, key, contrary):
     """'holds', 'does not hold' or 'unresolved' for one exponent: alpha < 1 (D_f/D_e rises with
     D_f) or beta > 0 (falls with N), judged by whether the 95% CI lies on one side."""
     law = o["law"]
-    if not law["identified"][key] or not law["ci"][key]:
+    if not law["identified"][key]:
         return "unidentified"
+    if not law["ci"][key]:
+        return "unresolved: no bootstrap"
     lo, hi = law["ci"][key]
     bad = (lambda v: v >= 1) if key == "alpha" else (lambda v: v <= 0)
     return "does not hold" if bad(lo) and bad(hi) else "unresolved" if bad(lo) or bad(hi) else "holds"
@@ -96,7 +98,8 @@ def finding_fraction(T):
                    "with D_f when alpha < 1 (the seed's finding). " + "; ".join(parts) + ". The seed's finding "
                    + {True: "holds for every language, outside the uncertainty",
                       False: "does not hold for at least one language",
-                      None: "is not resolved by these data for every language (an interval crosses the boundary, or transfer was not measurable)"}[holds]
+                      None: "is not resolved by these data for every language (an interval crosses the "
+                            "boundary, or transfer was not measurable)"}[holds]
                    + ".")
 
 def finding_compute(T):
@@ -128,7 +131,8 @@ def finding_limited(T):
                 sf.append(a)
                 ss.append(b)
     if not total:
-        return None, "No D_f has both fine-tuned and converged from-scratch runs at two or more sizes, so parameter- vs data-limited cannot be told."
+        return None, ("No D_f has both fine-tuned and converged from-scratch runs at two or more sizes, so "
+                      "parameter- vs data-limited cannot be told.")
     holds = steeper > total / 2
     return holds, (f"At fixed D_f, loss fell with N at a mean slope d log L / d log N of {np.mean(sf):.3f} fine-tuned and "
                    f"{np.mean(ss):.3f} from scratch; the fine-tuned slope was steeper in {steeper} of {total} series. "
@@ -158,7 +162,8 @@ def finding_crosscheck(T):
     if not r and not q:
         return None, "No fine-tuned cell has a D_e inside the measured scratch range, so there is no cross-check."
     return None, ((f"Per point, D_e from monotone interpolation of the measured scratch points was {np.median(r):.2f}x "
-                   f"(median; range {min(r):.2f}-{max(r):.2f}) the D_e from the fitted curve over {len(r)} interpolated cells. " if r else "")
+                   f"(median; range {min(r):.2f}-{max(r):.2f}) the D_e from the fitted curve over {len(r)} "
+                   f"interpolated cells. " if r else "")
                   + (f"The per-point D_e was {np.median(q):.2f}x (median) the law's D_f + k D_f^alpha N^beta over {len(q)} "
                      f"uncensored cells." if q else ""))
 
@@ -176,9 +181,11 @@ def finding_forgetting(T):
     if not f:
         return None, "No fine-tuning run logged an English validation loss, so forgetting is not measured."
     rb, rl = [x["rise_at_best"] for x in f if x["rise_at_best"] is not None], [x["rise_last"] for x in f]
+    if not rb:
+        return None, "English val loss was logged during fine-tuning, but not at the best checkpoint."
     return None, (f"Over {len(f)} fine-tuning runs that logged English val loss, it rose by {np.mean(rb):.3f} nats/token "
                   f"on average by the best target-language checkpoint (range {min(rb):.3f} to {max(rb):.3f}) "
-                  f"and by {np.mean(rl):.3f} by the last evaluation.") if rb else (None, "English val loss logged, but not at the best checkpoint.")
+                  f"and by {np.mean(rl):.3f} by the last evaluation.")
 
 def finding_law(o):
     law = o["law"]
@@ -188,9 +195,10 @@ def finding_law(o):
     text = (f"L_ft = L_scratch(N, D_f + k D_f^alpha N^beta) fitted jointly with the scratch curve over {law['n_finetune']} "
             f"fine-tuned cells ({law['n_censored']} censored) and {law['n_scratch']} converged scratch cells: "
             f"k = {with_ci(law['k'], law['ci']['k'])}, alpha = {with_ci(law['alpha'], law['ci']['alpha'])}, "
-            f"beta = {with_ci(law['beta'], law['ci']['beta'])} (tokens; in bytes k = {with_ci(law['k_bytes'], law['ci']['k_bytes'])}), "
-            f"rms residual {100 * law['rms_log_resid']:.2f}% of the loss. CIs: {b['draws']} parametric bootstrap draws at "
-            f"{100 * law['noise_sigma']:.2f}% noise ({law['noise_from']}); {b['failed']} refits failed ({100 * (b['failure_rate'] or 0):.1f}%).")
+            f"beta = {with_ci(law['beta'], law['ci']['beta'])} (tokens; in bytes k = "
+            f"{with_ci(law['k_bytes'], law['ci']['k_bytes'])}), rms residual {100 * law['rms_log_resid']:.2f}% of the "
+            f"loss. CIs: {b['draws']} parametric bootstrap draws at {100 * law['noise_sigma']:.2f}% noise "
+            f"({law['noise_from']}); {b['failed']} refits failed ({100 * (b['failure_rate'] or 0):.1f}%).")
     if not law["transfer_detected"]:
         text += (f" Pre-training did not measurably help {name(o)}: the fit puts D_t below {law['max_Dt_over_Df']:.2g} D_f at "
                  f"every cell (k ~ 0), so alpha and beta are unidentified and not to be read.")
@@ -253,8 +261,10 @@ def target_md(o):
                     [[", ".join(s["runs"]), g(s["N"]), g(s["D"]), g(s["D_bytes"]), mean_pm(s),
                       "yes" if s["converged"] else "no (upper bound)", g(s["fit"], ".4f")] for s in o["scratch"]]))
     if o["compute"]:
-        md.append("Compute: the fine-tuned run's FLOPs to first reach its scratch twin's best loss, over the twin's FLOPs to its best.\n")
-        md.append(table(["N", "D_f", "C scratch", "C fine-tune best", "C to reach", "ratio", "C pre-train", "ratio with pre-train"],
+        md.append("Compute: the fine-tuned run's FLOPs to first reach its scratch twin's best loss, over the twin's "
+                  "FLOPs to its best.\n")
+        md.append(table(["N", "D_f", "C scratch", "C fine-tune best", "C to reach", "ratio", "C pre-train",
+                         "ratio with pre-train"],
                         [[g(c["N"]), g(c["D_f"]), g(c["C_scratch"]), g(c["C_finetune_best"]), g(c["C_finetune_reach"]),
                           g(c["ratio"]), g(c["C_pretrain"]), g(c["ratio_with_pretrain"])] for c in o["compute"]]))
     if o["forgetting"]:
@@ -270,21 +280,38 @@ def headline_md(T):
                                 "finetune_measured", "finetune_censored", "finetune_negative", "finetune_no_curve")]
                                 for o in T.values()])]
     md.append("## Transfer law L_ft = L_scratch(N, D_f + k D_f^alpha N^beta), fitted jointly (95% CIs)\n")
-    rows = []
-    for o in T.values():
-        law = o["law"]
-        if not law:
-            rows.append([o["label"]] + ["n/a"] * 6 + [o["note"]])
-            continue
-        ident = lambda k: "" if law["identified"][k] else " (unidentified)"
-        rows.append([o["label"], with_ci(law["k"], law["ci"]["k"]), with_ci(law["alpha"], law["ci"]["alpha"]) + ident("alpha"),
-                     with_ci(law["beta"], law["ci"]["beta"]) + ident("beta"),
-                     with_ci(law["gm_De_over_Df"], law["ci"]["gm_De_over_Df"], ".2f"),
-                     f"{law['n_scratch']} / {law['n_finetune']} / {law['n_censored']}",
-                     f"{law['boot']['failed']} of {law['boot']['draws']}",
-                     "" if law["transfer_detected"] else "no measurable transfer: k ~ 0"])
-    md.append(table(["language", "k", "alpha", "beta", "D_e/D_f (geo. mean)", "scratch / fine-tuned / censored",
-                     "failed refits", "note"], rows))
+    md.append(table(["language", "k (tokens)", "k (bytes)", "alpha", "beta", "D_e/D_f (geo. mean)",
+                     "scratch / fine-tuned / censored", "failed refits", "note"], [law_row(o) for o in T.values()]))
+    return md
+
+def law_row(o):
+    law = o["law"]
+    if not law:
+        return [o["label"]] + ["n/a"] * 7 + [o["note"]]
+    ident = lambda k: "" if law["identified"][k] else " (unidentified)"
+    return [o["label"], with_ci(law["k"], law["ci"]["k"]), with_ci(law["k_bytes"], law["ci"]["k_bytes"]),
+            with_ci(law["alpha"], law["ci"]["alpha"]) + ident("alpha"), with_ci(law["beta"], law["ci"]["beta"]) + ident("beta"),
+            with_ci(law["gm_De_over_Df"], law["ci"]["gm_De_over_Df"], ".2f"),
+            f"{law['n_scratch']} / {law['n_finetune']} / {law['n_censored']}",
+            f"{law['boot']['failed']} of {law['boot']['draws']}",
+            "" if law["transfer_detected"] else "no measurable transfer: k ~ 0"]
+
+def checks_md(C):
+    """Each check beside its grid twin; a budget check passes when the best loss moved by less than
+    twice the run-to-run spread (the budget did not set the loss)."""
+    md = ["## Checks (runs beside the grid, not fitted)\n",
+          table(["tag", "run", "converged", "loss", "grid twin", "twin loss", "difference", "relative"],
+                [[c["tag"], c["run"], "yes" if c["converged"] else "no", g(c["loss"], ".4f"), c["grid_run"] or "none",
+                  g(c["grid_loss"], ".4f"), g(c["diff"], "+.4f"), g(c["rel_diff"], "+.2%")] for c in C["runs"]])]
+    sigma = C["seed_sigma_log"]
+    if sigma:
+        md.append(f"Run-to-run spread from the seed checks: {100 * sigma:.2f}% of the loss ({C['seed_groups']} cells, "
+                  f"{C['seed_dof']} degrees of freedom); the bootstrap draws its noise from it.\n")
+    for c in C["runs"]:
+        if c["tag"].startswith("budget") and c["rel_diff"] is not None:
+            verdict = ("" if not sigma else ", within twice the run-to-run spread: the budget did not set the loss"
+                       if abs(c["rel_diff"]) < 2 * sigma else ", more than twice the run-to-run spread: the budget set the loss")
+            md.append(f"{c['tag']} ({c['run']}): the best loss moved by {c['rel_diff']:+.2%} against its twin{verdict}.\n")
     return md
 
 def report_md(res, fnd):
@@ -302,18 +329,10 @@ def report_md(res, fnd):
     P = res["pretrain"]
     if P:
         md.append("## English pre-training\n")
-        md.append(table(["runs", "N", "best loss", "FLOPs"], [[", ".join(p["runs"]), g(p["N"]), g(p["loss"], ".4f"), g(p["flops"])]
-                                                               for p in P["points"]]))
-    C = res["checks"]
-    if C["runs"]:
-        md.append("## Checks (runs beside the grid, not fitted)\n")
-        md.append(table(["tag", "run", "converged", "loss", "grid twin", "twin loss", "difference", "relative"],
-                        [[c["tag"], c["run"], "yes" if c["converged"] else "no", g(c["loss"], ".4f"), c["grid_run"] or "none",
-                          g(c["grid_loss"], ".4f"), g(c["diff"], "+.4f"), g(100 * c["rel_diff"] if c["rel_diff"] is not None else None, "+.2f") + "%"]
-                         for c in C["runs"]]))
-        if C["seed_sigma_log"]:
-            md.append(f"Run-to-run spread from the seed checks: {100 * C['seed_sigma_log']:.2f}% of the loss "
-                      f"({C['seed_groups']} cells, {C['seed_dof']} degrees of freedom); the bootstrap draws its noise from it.\n")
+        md.append(table(["runs", "N", "best loss", "FLOPs"],
+                        [[", ".join(p["runs"]), g(p["N"]), g(p["loss"], ".4f"), g(p["flops"])] for p in P["points"]]))
+    if res["checks"]["runs"]:
+        md += checks_md(res["checks"])
     md.append("## Figures\n\n" + "\n".join(f"- ![{k}]({v})" for k, v in PLOTS.items()) + "\n")
     md.append("## Messages\n\n" + ("\n".join(f"- {m}" for m in res["messages"]) or "none") + "\n")
     return "\n".join(md)
