@@ -184,7 +184,8 @@ def problem(sc, ft):
     sizes = sorted(set(sc[0]))
     s_idx, f_idx = np.searchsorted(sizes, sc[0]), np.searchsorted(sizes, ft[0])
     lo = np.array([np.argmin(np.where(s_idx == i, sc[2], np.inf)) for i in range(len(sizes))])
-    P = {"sc": sc, "ft": ft, "sizes": sizes, "K": len(sizes), "s_idx": s_idx, "s_lD": np.log(sc[1]), "s_lL": np.log(sc[2]),
+    P = {"sc": sc, "ft": ft, "sizes": sizes, "K": len(sizes),
+         "s_idx": s_idx, "s_lD": np.log(sc[1]), "s_lL": np.log(sc[2]),
          "f_idx": f_idx, "f_lDf": np.log(ft[1]), "f_lN": np.log(ft[0]), "f_lL": np.log(ft[2]),
          "lDmax": np.log(sc[1][lo]), "Lmin": sc[2][lo], "ref": (float(np.mean(np.log(ft[1]))), float(np.mean(np.log(ft[0]))))}
     P["censored"] = ft[2] < P["Lmin"][f_idx]
@@ -222,8 +223,9 @@ def starts(P):
     """Starting points: the scratch curve alone from three alpha_D, then a grid of transfer
     parameters around it (the joint surface has flat valleys; one start can stall in one)."""
     K = P["K"]
-    sub = dict(P, f_idx=P["f_idx"][:0], f_lDf=P["f_lDf"][:0], f_lN=P["f_lN"][:0],
-                          f_lL=P["f_lL"][:0], censored=P["censored"][:0], free=np.r_[P["free"][:K + 2], False, False, False])
+    none = np.zeros(0, int)           # the scratch cells alone: no fine-tuned cells, transfer held
+    sub = dict(P, f_idx=none, f_lDf=none, f_lN=none, f_lL=none, censored=none.astype(bool),
+               free=np.r_[P["free"][:K + 2], False, False, False])
     best = None
     for a0 in (0.1, 0.3, 1.0):
         la = np.array([np.log(0.8 * np.exp(P["s_lL"][P["s_idx"] == i]).min()) / a0 for i in range(K)])
@@ -286,7 +288,7 @@ def ci(samples, key, f=lambda x: x):
 
 def invert_scratch(fit, n, L):
     """D_e from the fitted scratch curve at size n; inf when L is at or below its floor a_N^alpha_D."""
-    gap = math.exp(math.log(L) / fit["alpha_D"]) - fit["a_N"][f"{n:.6g}"]
+    gap = safe_exp(math.log(L) / fit["alpha_D"]) - fit["a_N"][f"{n:.6g}"]
     return fit["D_c"] / gap if gap > 0 else float("inf")
 
 def interp_curve(D, L):
@@ -410,6 +412,8 @@ def fit_summary(th, P, conv, boot, rng, seed_sigma, bpt):
     nums = law_numbers(th, P)
     sigma, source = noise_sigma(th, P, seed_sigma)
     samples, failed = bootstrap(th, P, boot, rng, sigma)
+    for x in [nums] + samples:        # in bytes D_f and D_t both scale by c = bytes/token: k becomes k c^(1-alpha)
+        x["log_k_bytes"] = x["log_k"] + (1 - x["alpha"]) * math.log(bpt)
     fit = {"alpha_D": nums["alpha_D"], "D_c": nums["D_c"],
            "a_N": {f"{n:.6g}": float(np.exp(a)) for n, a in zip(P["sizes"], th[2:2 + K])},
            "L_inf": {f"{n:.6g}": float(np.exp(nums["alpha_D"] * a)) for n, a in zip(P["sizes"], th[2:2 + K])},
@@ -418,15 +422,14 @@ def fit_summary(th, P, conv, boot, rng, seed_sigma, bpt):
            "ci": {k: ci(samples, k) for k in ("alpha_D", "D_c")}}
     r = residuals(th, P)
     detected = nums["max_Dt_over_Df"] >= NO_TRANSFER
-    law = dict(nums, k=math.exp(nums["log_k"]), k_bytes=math.exp(nums["log_k"]) * bpt ** (1 - nums["alpha"]),
+    law = dict(nums, k=math.exp(nums["log_k"]), k_bytes=math.exp(nums["log_k_bytes"]),
                transfer_detected=detected,
                identified={"alpha": bool(P["free"][K + 3]) and detected, "beta": bool(P["free"][K + 4]) and detected},
                n_scratch=len(P["s_lL"]), n_finetune=len(P["f_lL"]), n_censored=int(P["censored"].sum()),
                rms_log_resid=float(np.sqrt(np.mean(r ** 2))), noise_sigma=sigma, noise_from=source,
                boot={"draws": boot, "failed": failed, "failure_rate": failed / boot if boot else None},
                ci={"k": ci(samples, "log_k", math.exp), "alpha": ci(samples, "alpha"), "beta": ci(samples, "beta"),
-                   "k_bytes": [float(x) for x in np.percentile([math.exp(s["log_k"]) * bpt ** (1 - s["alpha"])
-                                                                  for s in samples], [2.5, 97.5])] if samples else None,
+                   "k_bytes": ci(samples, "log_k_bytes", math.exp),
                    "gm_De_over_Df": ci(samples, "log_gm_De_over_Df", math.exp)},
                gm_De_over_Df=math.exp(nums["log_gm_De_over_Df"]))
     return fit, law
