@@ -47,7 +47,7 @@ def laws(T):
 
 def finding_order(T):
     """The seed's German > Spanish > Chinese, by the fitted D_e/D_f (geometric mean over each
-    language's fine-tuned cells), with its 95% CI: the order is 'clear' when neighbours' CIs do not overlap."""
+    language's fine-tuned cells) with its 95% CI: the order is clear when neighbours' CIs do not overlap."""
     L = laws(T)
     if len(L) < 2:
         return None, "Fewer than two languages have a fitted transfer law, so the order across languages cannot be tested."
@@ -68,10 +68,10 @@ def finding_order(T):
     text += (f"The seed's German > Spanish > Chinese {'holds' if holds else 'does not hold'} at this scale"
              + ("" if len(seed) == 3 else f" (only {', '.join(LANG[l] for l in seed)} measured)")
              + ("; the intervals separate every neighbour, so the order is clear." if clear else
-                "; but neighbouring intervals overlap, so the order is within the uncertainty."))
+                "; neighbouring intervals overlap, so this order is within the uncertainty."))
     return holds, text
 
-def trend(o, key, contrary):
+def trend(o, key):
     """'holds', 'does not hold' or 'unresolved' for one exponent: alpha < 1 (D_f/D_e rises with
     D_f) or beta > 0 (falls with N), judged by whether the 95% CI lies on one side."""
     law = o["law"]
@@ -89,7 +89,7 @@ def finding_fraction(T):
         return None, "No language has a fitted transfer law, so the trends of D_f/D_e with N and D_f are not measured."
     parts, verdicts = [], []
     for o in L.values():
-        a, b = trend(o, "alpha", 1), trend(o, "beta", 0)
+        a, b = trend(o, "alpha"), trend(o, "beta")
         verdicts += [a, b]
         parts.append(f"{name(o)}: beta = {with_ci(o['law']['beta'], o['law']['ci']['beta'], '.2f')} ({b}), "
                      f"alpha = {with_ci(o['law']['alpha'], o['law']['ci']['alpha'], '.2f')} ({a})")
