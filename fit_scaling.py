@@ -45,6 +45,7 @@ from scipy.interpolate import PchipInterpolator
 from scipy.optimize import least_squares
 
 SCHEMA = 1
+LANG = {"en": "English", "de": "German", "es": "Spanish", "zh": "Chinese"}
 REQUIRED = ["role", "model.N", "data.dataset", "data.language", "data.dataset_tokens",
             "data.dataset_bytes", "best.val_loss", "best.flops"]
 NO_TRANSFER = 0.05   # fitted D_t/D_f below this at every cell: "no measurable transfer", k ~ 0
@@ -369,7 +370,7 @@ def analyse_target(target, cells, boot, rng, seed_sigma, msgs):
     scr = [c for c in cells if c["role"] == "scratch"]
     conv = [c for c in scr if c["converged"]]
     ft = sorted((c for c in cells if c["role"] == "finetune"), key=lambda c: (c["N"], c["D"]))
-    label = f"{target} ({cells[0]['lang']})"
+    label = f"{LANG.get(cells[0]['lang'], cells[0]['lang'])} ({target})"
     out = {"language": cells[0]["lang"], "label": label, "bytes_per_token": cells[0]["bpt"], "scratch_fit": None,
            "law": None, "note": None}
     sizes = sorted({c["N"] for c in conv})

@@ -22,9 +22,8 @@ matplotlib.use("Agg")
 import matplotlib.ticker
 import matplotlib.pyplot as plt
 
-from fit_scaling import powerlaw, predict_finetune, predict_scratch, write_atomic
+from fit_scaling import LANG, powerlaw, predict_finetune, predict_scratch, write_atomic
 
-LANG = {"en": "English", "de": "German", "es": "Spanish", "zh": "Chinese"}
 SEED_ORDER = ["de", "es", "zh"]   # the seed's finding: German > Spanish > Chinese
 PLOTS = {"pretrain_N": "fig2_pretrain_loss_vs_N.png", "pretrain_C": "fig3_pretrain_loss_vs_compute.png",
          "data": "fig4_5_loss_vs_data.png", "frac": "fig6_Df_over_De.png",

@@ -261,7 +261,7 @@ def test_negative_transfer_language_gives_k_zero(tmp_path):
     assert all(p["D_t"] < 0 and p["Df_over_De"] > 1 for p in o["points"] if "negative" in p["flags"])
     assert target(res, "de")["law"]["transfer_detected"]
     f = {x["title"]: x["text"] for x in report.findings(res)}
-    assert "did not measurably help Chinese" in f["Transfer law for synth_zh (zh)"]
+    assert "did not measurably help Chinese" in f["Transfer law for Chinese (synth_zh)"]
     assert "no measurable transfer" in f["Transfer across languages"]
 
 
@@ -373,7 +373,7 @@ def test_bad_runs_are_listed_and_the_rest_still_runs(tmp_path):
     assert "schema 2" in reasons["sc_de_schema2"] and "NaN" in reasons["sc_de_nan"] and "unreadable" in reasons["garbage"]
     msgs = "\n".join(res["messages"])
     assert all(f"left out {run}" in msgs for run in reasons)
-    assert "synth_it (it): 1 converged scratch cells" in msgs and "too few for the joint fit" in msgs
+    assert "it (synth_it): 1 converged scratch cells" in msgs and "too few for the joint fit" in msgs
     assert points(res, "de")["ft_de_big"]["flags"] == ["no_scratch_curve"]
     assert points(res, "it")["ft_it"]["flags"] == ["no_scratch_curve"]
     assert target(res, "de")["law"]["alpha"] == pytest.approx(LAWS["de"][1], abs=1e-3)   # the rest is untouched
