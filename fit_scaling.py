@@ -1,24 +1,36 @@
 """
-Analysis stage of nanotransfer: read every <run>/log.json under a directory and measure how much
-English pre-training is worth on another language (Kim 2021, after Hernandez et al. 2021).
+Analysis stage of nanotransfer, part 1 of 2: read every <run>/log.json under a directory, fit how
+much English pre-training is worth on another language (Kim 2021, after Hernandez et al. 2021),
+and write <dir>/report/results.json; then report.py turns that file into report.md and figures.
 
-    python fit_scaling.py out/builtin/                     # writes out/builtin/report/
-    python fit_scaling.py out/builtin/ --out /tmp/rep --curve interp --boot 2000
+    python fit_scaling.py out/builtin/                     # results.json, report.md, figures
+    python fit_scaling.py out/builtin/ --out /tmp/rep --boot 2000
+    python report.py out/builtin/report/results.json      # redraw the report alone
 
-Definitions (DESIGN.md): N = non-embedding parameters (log model.N); D = dataset tokens
-(data.dataset_tokens, converted to bytes with data.dataset_bytes / dataset_tokens); C = training
-FLOPs, Kaplan convention (log flops); L = best validation loss in nats/token (best.val_loss).
-D_e = the from-scratch data that reaches a fine-tuned run's loss at the same N and language, read
-off the fitted scratch curve; D_t = D_e - D_f, negative when pre-training hurt.
+Definitions (docs/contracts.md): N = non-embedding parameters (Kaplan; log model.N); D = dataset
+tokens (data.dataset_tokens; bytes = D * data.dataset_bytes / dataset_tokens, reported too, since
+languages tokenise differently); C = training FLOPs, Kaplan convention (log flops); L = best
+validation loss in nats/token (best.val_loss). D_e = the from-scratch data that reaches a
+fine-tuned run's loss at the same N and language; D_t = D_e - D_f, negative when pre-training hurt.
 
-Scratch curve, per language: L(N, D) = [a_N + D_c/D]^alpha_D. At fixed N this is exactly Kaplan et
-al.'s L(N, D); D_c and alpha_D are shared across sizes as in Kaplan, but a_N is free per size
-instead of (N_c/N)^(alpha_N/alpha_D), because D_e is only ever read at a measured N and a small
-sweep has 2-4 scratch points per size: a 3-parameter curve per size would be ill-posed, a joint
-fit with K+2 parameters for K sizes is not. It has a floor L_inf(N) = a_N^alpha_D that a loss can
-fall below (flagged). With too few points for that fit (< K+3 points or < 3 distinct D) we fall
-back to monotone (PCHIP) interpolation of log D against log L per size, extrapolating the end
-segments as power laws (flagged). Whichever is primary, the other gives D_e_alt as a cross-check.
+Scratch curve, per language: L(N, D) = [a_N + D_c/D]^alpha_D, fitted on converged scratch runs
+only (a run that stopped on its budget was still improving: its loss is an upper bound on the
+converged loss, reported, never fitted). At fixed N this is Kaplan's L(N, D); D_c and alpha_D are
+shared across sizes, a_N is free per size instead of (N_c/N)^(alpha_N/alpha_D), because the curve
+is only ever read at a measured N and a small sweep has a few scratch points per size: K+2
+parameters for K sizes is well-posed where 3 per size is not.
+
+Headline law, per language, fitted in loss space jointly with the scratch curve:
+    L_ft(N, D_f) = L_scratch(N, D_f + D_t),   D_t = k D_f^alpha N^beta,
+over every fine-tuned cell, so negative transfer enters as residuals (it pulls k towards 0) and
+no per-point inversion is needed. Residuals are in log L (relative error, the run-to-run noise is
+multiplicative). A fine-tuned loss below the lowest converged scratch loss at its N only says
+D_e > D_max (right-censored): such a cell adds a one-sided residual, zero when the model's D_e
+reaches D_max, else the gap in log L between the model and the scratch curve at D_max.
+CIs: parametric bootstrap with the design fixed (same N, D cells; fitted values times
+exp(sigma * normal), sigma = the seed checks' run-to-run spread, else the fit's residual rms).
+Per-point D_e (inverting the fitted scratch curve) and a PCHIP interpolation of the measured
+scratch points stay as a table and a cross-check.
 """
 import argparse
 import glob
@@ -31,19 +43,13 @@ import tempfile
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 from scipy.optimize import least_squares
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.ticker
-import matplotlib.pyplot as plt
 
 SCHEMA = 1
 LANG = {"en": "English", "de": "German", "es": "Spanish", "zh": "Chinese"}
-SEED_ORDER = ["de", "es", "zh"]   # the seed's finding: German > Spanish > Chinese
 REQUIRED = ["role", "model.N", "data.dataset", "data.language", "data.dataset_tokens",
             "data.dataset_bytes", "best.val_loss", "best.flops"]
-PLOTS = {"pretrain_N": "fig2_pretrain_loss_vs_N.png", "pretrain_C": "fig3_pretrain_loss_vs_compute.png",
-         "data": "fig4_5_loss_vs_data.png", "frac": "fig6_Df_over_De.png",
-         "N": "loss_vs_N_at_fixed_Df.png", "compute": "fig7_loss_vs_compute.png"}
+NO_TRANSFER = 0.05   # fitted D_t/D_f below this at every cell: "no measurable transfer", k ~ 0
+LOG_BIG = 700.0      # exp() overflows above this: D_e is reported as unbounded (inf)
 
 # ----------------------------------------------------------------------------- reading logs
 
@@ -79,6 +85,14 @@ def check_log(log):
             return f"{f} is {dig(log, f)!r} (NaN, missing or not positive)"
     return None
 
+def converged(log):
+    """The run stopped on its stopping rule, not its budget. Logs before train.py wrote the field:
+    it stopped early and its best evaluation lies before its last."""
+    if "converged" in log:
+        return bool(log["converged"])
+    ev = log.get("evals") or [{}]
+    return log.get("status") == "early_stopped" and fnum(log["best"].get("iter")) < fnum(ev[-1].get("iter"))
+
 def load_runs(root, msgs):
     runs, skipped = [], []
     for path in sorted(glob.glob(os.path.join(root, "**", "log.json"), recursive=True)):
@@ -97,69 +111,331 @@ def load_runs(root, msgs):
         runs.append({"name": name, "dir": os.path.dirname(path), "log": log, "role": log["role"],
                      "target": d["dataset"], "lang": d["language"] or "?", "N": float(log["model"]["N"]),
                      "D": float(d["dataset_tokens"]), "bpt": float(d["dataset_bytes"]) / float(d["dataset_tokens"]),
-                     "loss": float(log["best"]["val_loss"]), "bpb": fnum(log["best"].get("val_bpb")),
-                     "flops": fnum(log["best"]["flops"]), "evals": log.get("evals") or []})
+                     "loss": float(log["best"]["val_loss"]), "flops": fnum(log["best"]["flops"]),
+                     "evals": log.get("evals") or [], "converged": converged(log),
+                     "stop_reason": log.get("stop_reason"), "tag": (log.get("config") or {}).get("tag") or ""})
     for s in skipped:
         msgs.append(f"left out {s['run']}: {s['reason']}")
     return runs, skipped
 
-def dedupe(runs, msgs):
-    """One run per (role, dataset, N, D_f). We keep the lowest loss: each point is meant to be the
-    converged loss, and a higher-loss duplicate is most often a run stopped earlier (DESIGN.md)."""
+def cell_key(r):
+    return (r["role"], r["target"], r["N"]) + ((r["D"],) if r["role"] != "pretrain" else ())
+
+def merge_duplicates(runs, msgs):
+    """One cell per (role, dataset, N, D_f): duplicates are averaged (keeping the lowest would bias
+    the loss low). A scratch cell averages its converged runs only, if it has any."""
     groups = {}
     for r in runs:
-        key = (r["role"], r["target"], r["N"]) + ((r["D"],) if r["role"] != "pretrain" else ())
-        groups.setdefault(key, []).append(r)
-    kept = []
-    for key, rs in groups.items():
-        rs.sort(key=lambda r: r["loss"])
-        kept.append(rs[0])
+        groups.setdefault(cell_key(r), []).append(r)
+    cells = []
+    for key, rs in sorted(groups.items()):
+        use = [r for r in rs if r["converged"]] if key[0] == "scratch" else rs
+        use = use or rs
+        loss = [r["loss"] for r in use]
+        c = dict(use[0], loss=float(np.mean(loss)), n=len(use), std=float(np.std(loss, ddof=1)) if len(use) > 1 else None,
+                 runs=[r["name"] for r in rs], converged=all(r["converged"] for r in use))
+        cells.append(c)
         if len(rs) > 1:
-            cfgs = [r["log"].get("config") or {} for r in rs]
-            diff = sorted(k for k in set().union(*cfgs) if k != "out_dir" and
-                          len({json.dumps(c.get(k), sort_keys=True) for c in cfgs}) > 1)
-            msgs.append(f"duplicate runs for {key[0]} {key[1]} N={key[2]:.3g}"
-                        + (f" D_f={key[3]:.3g}" if len(key) > 3 else "") + ": "
-                        + ", ".join(f"{r['name']} (L={r['loss']:.4f})" for r in rs)
-                        + f"; kept the lowest loss, {rs[0]['name']}"
-                        + (f"; configs differ in {', '.join(diff[:8])}" if diff else ""))
-    return kept
+            msgs.append(f"{len(rs)} runs of {key[0]} {key[1]} N={key[2]:.3g}" + (f" D={key[3]:.3g}" if len(key) > 3 else "")
+                        + f" ({', '.join(r['name'] for r in rs)}): averaged {len(use)}, loss {c['loss']:.4f}"
+                        + (f" +- {c['std']:.4f}" if c["std"] is not None else ""))
+    return cells
 
-def split_checks(runs):
-    """Runs tagged as checks by sweep.py (config.tag) test the grid's choices and are not fitted."""
-    tagged = lambda r: bool((r["log"].get("config") or {}).get("tag"))
-    return [r for r in runs if not tagged(r)], [r for r in runs if tagged(r)]
+# ----------------------------------------------------------------------------- checks beside the grid
 
-def analyse_checks(checks, grid):
-    """Each check beside its grid twin (same role, dataset, N, D_f); and per cell with seed
-    repeats, the run-to-run spread of the best loss and of the fine-tuned minus scratch gap."""
-    key = lambda r: (r["role"], r["target"], r["N"], r["D"])
-    twins = {key(r): r for r in grid}
+def analyse_checks(checks, cells):
+    """Each tagged run (seed, patience, budget checks from sweep.py) beside its grid twin; the seed
+    repeats also give the run-to-run spread that the bootstrap draws its noise from."""
+    twins = {cell_key(c): c for c in cells}
     rows = []
     for c in sorted(checks, key=lambda r: r["name"]):
-        t = twins.get(key(c))
-        rows.append({"tag": c["log"]["config"]["tag"], "run": c["name"], "role": c["role"], "target": c["target"],
-                     "N": c["N"], "D_f": c["D"], "loss": c["loss"], "grid_run": t and t["name"],
-                     "grid_loss": t and t["loss"], "diff": t and c["loss"] - t["loss"]})
-    spread = []
-    seeded = {(r["target"], r["N"], r["D_f"]) for r in rows if r["tag"].startswith("seed")}
-    for target, n, d in sorted(seeded):
-        loss = {}
-        for role in ("finetune", "scratch"):
-            g = twins.get((role, target, n, d))
-            loss[role] = {"grid": g["loss"]} if g else {}
-            loss[role].update({r["tag"]: r["loss"] for r in rows if r["tag"].startswith("seed")
-                               and (r["role"], r["target"], r["N"], r["D_f"]) == (role, target, n, d)})
-        tags = sorted(set(loss["finetune"]) & set(loss["scratch"]))
-        gaps = [loss["finetune"][t] - loss["scratch"][t] for t in tags]
-        spread.append({"target": target, "N": n, "D_f": d, "seeds": tags,
-                       "finetune_std": float(np.std(list(loss["finetune"].values()), ddof=1)) if len(loss["finetune"]) > 1 else None,
-                       "scratch_std": float(np.std(list(loss["scratch"].values()), ddof=1)) if len(loss["scratch"]) > 1 else None,
-                       "gaps": gaps, "gap_mean": float(np.mean(gaps)) if gaps else None,
-                       "gap_std": float(np.std(gaps, ddof=1)) if len(gaps) > 1 else None})
-    return {"runs": rows, "seed_spread": spread}
+        t = twins.get(cell_key(c))
+        rows.append({"tag": c["tag"], "run": c["name"], "role": c["role"], "target": c["target"], "N": c["N"],
+                     "D_f": c["D"], "loss": c["loss"], "converged": c["converged"], "grid_run": t and t["runs"][0],
+                     "grid_loss": t and t["loss"], "diff": t and c["loss"] - t["loss"],
+                     "rel_diff": t and c["loss"] / t["loss"] - 1})
+    groups = {}
+    for c in checks:
+        if c["tag"].startswith("seed") and cell_key(c) in twins:
+            groups.setdefault(cell_key(c), [math.log(twins[cell_key(c)]["loss"])]).append(math.log(c["loss"]))
+    dev = [x - np.mean(g) for g in groups.values() for x in g]
+    dof = sum(len(g) - 1 for g in groups.values())
+    sigma = float(np.sqrt(np.sum(np.square(dev)) / dof)) if dof else None
+    return {"runs": rows, "seed_sigma_log": sigma, "seed_groups": len(groups), "seed_dof": dof}
 
-# ----------------------------------------------------------------------------- fits
+# ----------------------------------------------------------------------------- the model
+
+def scratch_logL(th, K, idx, lD):
+    """log L = alpha_D log(a_N + D_c/D); th = [log D_c, log alpha_D, log a_N (K sizes), ...].
+    Logs keep the parameters positive; logaddexp keeps it finite."""
+    return np.exp(th[1]) * np.logaddexp(th[2:2 + K][idx], th[0] - lD)
+
+def transfer_logDt(th, K, lDf, lN, ref):
+    """log D_t = log k_ref + alpha (log D_f - ref_D) + beta (log N - ref_N): centred at the
+    geometric-mean cell so that k_ref (D_t there) is not tied to alpha and beta in the fit."""
+    return th[2 + K] + th[3 + K] * (lDf - ref[0]) + th[4 + K] * (lN - ref[1])
+
+def finetune_logL(th, K, idx, lDf, lN, ref):
+    return scratch_logL(th, K, idx, np.logaddexp(lDf, transfer_logDt(th, K, lDf, lN, ref)))
+
+def problem(sc, ft):
+    """Arrays for one language's fit: sc, ft = (N, D, L) arrays of converged scratch cells and of
+    fine-tuned cells at sizes that have converged scratch cells. Censoring is decided here, from
+    the losses, so that a bootstrap replicate decides it the same way."""
+    sizes = sorted(set(sc[0]))
+    s_idx, f_idx = np.searchsorted(sizes, sc[0]), np.searchsorted(sizes, ft[0])
+    lo = np.array([np.argmin(np.where(s_idx == i, sc[2], np.inf)) for i in range(len(sizes))])
+    P = {"sc": sc, "ft": ft, "sizes": sizes, "K": len(sizes),
+         "s_idx": s_idx, "s_lD": np.log(sc[1]), "s_lL": np.log(sc[2]),
+         "f_idx": f_idx, "f_lDf": np.log(ft[1]), "f_lN": np.log(ft[0]), "f_lL": np.log(ft[2]),
+         "lDmax": np.log(sc[1][lo]), "Lmin": sc[2][lo], "ref": (float(np.mean(np.log(ft[1]))), float(np.mean(np.log(ft[0]))))}
+    P["censored"] = ft[2] < P["Lmin"][f_idx]
+    # an exponent whose variable takes one value cannot be fitted: it is held at 0 and reported unidentified
+    P["free"] = np.r_[np.ones(P["K"] + 3, bool), len(set(ft[1])) > 1, len(set(ft[0])) > 1]
+    return P
+
+def residuals(th, P):
+    K, f = P["K"], P["f_idx"]
+    rs = scratch_logL(th, K, P["s_idx"], P["s_lD"]) - P["s_lL"]
+    pf = finetune_logL(th, K, f, P["f_lDf"], P["f_lN"], P["ref"])
+    at_max = scratch_logL(th, K, f, P["lDmax"][f])
+    rf = np.where(P["censored"], np.maximum(pf - at_max, 0.0), pf - P["f_lL"])   # one-sided for censored cells
+    return np.r_[rs, rf]
+
+def bounds(P):
+    K, rD = P["K"], P["ref"][0]
+    lo = np.r_[0.0, math.log(0.01), np.full(K, -300.0), rD - 14, 0.0, -1.0]   # k_ref >= 1e-6 D_ref: k ~ 0
+    hi = np.r_[40.0, math.log(5.0), np.full(K, 300.0), rD + 14, 2.0, 2.0]
+    return lo, hi
+
+def solve(P, x0):
+    """One bounded least-squares run from x0, over the free parameters only."""
+    free, lo, hi = P["free"], *bounds(P)
+    x0 = np.clip(x0, lo + 1e-9, hi - 1e-9)
+    def full(x):
+        th = x0.copy()
+        th[free] = x
+        return th
+    sol = least_squares(lambda x: residuals(full(x), P), x0[free], bounds=(lo[free], hi[free]),
+                        x_scale="jac", max_nfev=3000)
+    return full(sol.x), float(sol.cost), bool(sol.success) and np.all(np.isfinite(sol.x))
+
+def starts(P):
+    """Starting points: the scratch curve alone from three alpha_D, then a grid of transfer
+    parameters around it (the joint surface has flat valleys; one start can stall in one)."""
+    K = P["K"]
+    none = np.zeros(0, int)           # the scratch cells alone: no fine-tuned cells, transfer held
+    sub = dict(P, f_idx=none, f_lDf=none, f_lN=none, f_lL=none, censored=none.astype(bool),
+               free=np.r_[P["free"][:K + 2], False, False, False])
+    best = None
+    for a0 in (0.1, 0.3, 1.0):
+        la = np.array([np.log(0.8 * np.exp(P["s_lL"][P["s_idx"] == i]).min()) / a0 for i in range(K)])
+        th, cost, ok = solve(sub, np.r_[np.median(la) + np.median(P["s_lD"]), math.log(a0), la, P["ref"][0], 0.5, 0.3])
+        if best is None or cost < best[1]:
+            best = (th, cost)
+    rD = P["ref"][0]
+    return [np.r_[best[0][:K + 2], lk, a, b] for lk in (rD - 3, rD, rD + 2) for a in (0.3, 0.8) for b in (0.0, 0.4)]
+
+def fit_language(P, x0=None):
+    """The joint fit: from the given start only (bootstrap refits), else the best of the starts."""
+    best = None
+    for x in ([x0] if x0 is not None else starts(P)):
+        th, cost, ok = solve(P, x)
+        if ok and (best is None or cost < best[1]):
+            best = (th, cost)
+    return best[0] if best else None
+
+def law_numbers(th, P):
+    """The fitted numbers, k in the plain form D_t = k D_f^alpha N^beta (tokens, parameters)."""
+    K, (rD, rN) = P["K"], P["ref"]
+    lk, a, b = th[2 + K:5 + K]
+    lDt = transfer_logDt(th, K, P["f_lDf"], P["f_lN"], P["ref"])
+    return {"log_k": float(lk - a * rD - b * rN), "alpha": float(a), "beta": float(b),
+            "D_c": float(np.exp(th[0])), "alpha_D": float(np.exp(th[1])),
+            "log_gm_De_over_Df": float(np.mean(np.logaddexp(0.0, lDt - P["f_lDf"]))),
+            "max_Dt_over_Df": float(np.exp(np.max(lDt - P["f_lDf"])))}
+
+def noise_sigma(th, P, seed_sigma):
+    """Run-to-run noise in log L for the bootstrap: the seed checks' spread when there is one,
+    else the fit's residual rms, scaled up for the parameters the fit spent."""
+    if seed_sigma:
+        return seed_sigma, "seed checks"
+    r = residuals(th, P)
+    dof = max(1, len(r) - int(P["free"].sum()))
+    return float(np.sqrt(np.sum(r ** 2) / dof)), "residual rms of the fit"
+
+def bootstrap(th, P, boot, rng, sigma):
+    """Parametric bootstrap with the design fixed: every replicate has the same (N, D) cells, with
+    the fitted losses times exp(sigma * normal); refit from the estimate; count the failures."""
+    K = P["K"]
+    s_fit = np.exp(scratch_logL(th, K, P["s_idx"], P["s_lD"]))
+    f_fit = np.exp(finetune_logL(th, K, P["f_idx"], P["f_lDf"], P["f_lN"], P["ref"]))
+    samples, failed = [], 0
+    for _ in range(boot):
+        Pb = problem(P["sc"][:2] + (s_fit * np.exp(sigma * rng.standard_normal(len(s_fit))),),
+                     P["ft"][:2] + (f_fit * np.exp(sigma * rng.standard_normal(len(f_fit))),))
+        tb = fit_language(Pb, th)
+        if tb is None:
+            failed += 1
+        else:
+            samples.append(law_numbers(tb, Pb))
+    return samples, failed
+
+def ci(samples, key, f=lambda x: x):
+    v = [f(s[key]) for s in samples]
+    return [float(x) for x in np.percentile(v, [2.5, 97.5])] if v else None
+
+# ----------------------------------------------------------------------------- per-point D_e
+
+def invert_scratch(fit, n, L):
+    """D_e from the fitted scratch curve at size n; inf when L is at or below its floor a_N^alpha_D."""
+    gap = safe_exp(math.log(L) / fit["alpha_D"]) - fit["a_N"][f"{n:.6g}"]
+    return fit["D_c"] / gap if gap > 0 else float("inf")
+
+def interp_curve(D, L):
+    """Cross-check: monotone (PCHIP) interpolation of log D against -log L over one size's
+    converged scratch points that beat every smaller D (more data cannot make the converged loss
+    worse); the end segments extend as power laws. Returns (invert, kept D range) or None."""
+    o = np.argsort(D, kind="stable")
+    D, L = np.asarray(D, float)[o], np.asarray(L, float)[o]
+    keep = L < np.minimum.accumulate(np.r_[np.inf, L[:-1]])
+    x, y = -np.log(L[keep]), np.log(D[keep])
+    if len(x) < 2:
+        return None
+    inner = PchipInterpolator(x, y)
+    def invert(Lq):
+        """log D_e, in log space: a near-flat tail has a huge slope that would overflow exp()."""
+        xq = -math.log(Lq)
+        if x[0] <= xq <= x[-1]:
+            return float(inner(xq))
+        i = 0 if xq < x[0] else len(x) - 2
+        return float(y[i] + (xq - x[i]) * (y[i + 1] - y[i]) / (x[i + 1] - x[i]))
+    return invert, (float(D[keep].min()), float(D[keep].max()))
+
+def safe_exp(lx):
+    return math.exp(lx) if lx < LOG_BIG else float("inf")
+
+def de_point(c, fit, law, interp, Lmin, Dmax):
+    """D_e, D_t and flags for one fine-tuned cell, read off the fitted scratch curve, or off the
+    interpolation where there is no fit (flag interp_only). Flags: negative, censored (only
+    D_e > D_max is known), extrapolated (D_e beyond the converged scratch D used), below_floor,
+    no_scratch_curve."""
+    p = {"runs": c["runs"], "N": c["N"], "D_f": c["D"], "D_f_bytes": c["D"] * c["bpt"], "loss": c["loss"],
+         "n": c["n"], "std": c["std"], "converged": c["converged"], "D_e": None, "D_e_interp": None,
+         "D_e_law": None, "D_e_lower": None, "D_t": None, "D_t_bytes": None, "Df_over_De": None, "flags": []}
+    key, ip = f"{c['N']:.6g}", interp.get(c["N"])
+    has_fit = fit is not None and key in fit["a_N"]
+    if not has_fit and not ip:
+        p["flags"].append("no_scratch_curve")
+        return p
+    if ip:
+        p["D_e_interp"] = safe_exp(ip[0](c["loss"]))
+    if has_fit:
+        De, (lo, hi) = invert_scratch(fit, c["N"], c["loss"]), fit["D_range"][key]
+        p["D_e_law"] = c["D"] + math.exp(law["log_k"]) * c["D"] ** law["alpha"] * c["N"] ** law["beta"]
+    else:
+        De, (lo, hi) = p["D_e_interp"], ip[1]
+        p["flags"].append("interp_only")
+    if c["loss"] < Lmin[c["N"]]:
+        p["flags"].append("censored")
+        p["D_e_lower"] = Dmax[c["N"]]
+    p["D_e"] = De
+    if math.isinf(De):
+        p["flags"].append("below_floor")
+        return p
+    if not lo * (1 - 1e-9) <= De <= hi * (1 + 1e-9):
+        p["flags"].append("extrapolated")
+    if De < c["D"]:
+        p["flags"].append("negative")
+    p.update(D_t=De - c["D"], D_t_bytes=(De - c["D"]) * c["bpt"], Df_over_De=c["D"] / De)
+    return p
+
+# ----------------------------------------------------------------------------- one language
+
+def cell_rows(cs, fit):
+    return [{"runs": c["runs"], "N": c["N"], "D": c["D"], "D_bytes": c["D"] * c["bpt"], "loss": c["loss"], "n": c["n"],
+             "std": c["std"], "converged": c["converged"],
+             "fit": predict_scratch(fit, c["N"], c["D"]) if fit and f"{c['N']:.6g}" in fit["a_N"] else None}
+            for c in cs]
+
+def predict_scratch(fit, N, D):
+    """The fitted scratch curve at a measured size N (report.py redraws it from these numbers)."""
+    return (fit["a_N"][f"{N:.6g}"] + fit["D_c"] / np.asarray(D, float)) ** fit["alpha_D"]
+
+def predict_finetune(fit, law, N, Df):
+    Df = np.asarray(Df, float)
+    return predict_scratch(fit, N, Df + math.exp(law["log_k"]) * Df ** law["alpha"] * N ** law["beta"])
+
+def analyse_target(target, cells, boot, rng, seed_sigma, msgs):
+    scr = [c for c in cells if c["role"] == "scratch"]
+    conv = [c for c in scr if c["converged"]]
+    ft = sorted((c for c in cells if c["role"] == "finetune"), key=lambda c: (c["N"], c["D"]))
+    label = f"{LANG.get(cells[0]['lang'], cells[0]['lang'])} ({target})"
+    out = {"language": cells[0]["lang"], "label": label, "bytes_per_token": cells[0]["bpt"], "scratch_fit": None,
+           "law": None, "note": None}
+    sizes = sorted({c["N"] for c in conv})
+    Lmin = {n: min(c["loss"] for c in conv if c["N"] == n) for n in sizes}
+    Dmax = {n: min((c for c in conv if c["N"] == n), key=lambda c: c["loss"])["D"] for n in sizes}
+    fitted = [c for c in ft if c["N"] in Lmin]
+    arr = lambda cs, k: np.array([c[k] for c in cs], float)
+    enough = len(conv) >= len(sizes) + 3 and len({c["D"] for c in conv}) >= 3 and len(fitted) >= 4
+    if not enough:
+        out["note"] = (f"{len(conv)} converged scratch cells at {len(sizes)} sizes and {len(fitted)} fine-tuned cells "
+                       f"beside them: too few for the joint fit (need sizes+3 scratch cells at 3 D values, 4 fine-tuned)")
+        msgs.append(f"{label}: {out['note']}")
+    else:
+        P = problem(tuple(arr(conv, k) for k in ("N", "D", "loss")), tuple(arr(fitted, k) for k in ("N", "D", "loss")))
+        th = fit_language(P)
+        if th is None:
+            out["note"] = "the joint fit failed from every start"
+            msgs.append(f"{label}: {out['note']}")
+        else:
+            out["scratch_fit"], out["law"] = fit_summary(th, P, conv, boot, rng, seed_sigma, cells[0]["bpt"])
+    fit, law = out["scratch_fit"], out["law"]
+    interp = {n: interp_curve(arr([c for c in conv if c["N"] == n], "D"), arr([c for c in conv if c["N"] == n], "loss"))
+              for n in sizes}
+    out["points"] = [de_point(c, fit, law, interp, Lmin, Dmax) for c in ft]
+    out["scratch"] = cell_rows(scr, fit)
+    flags = lambda f: sum(f in p["flags"] for p in out["points"])
+    out["counts"] = {"scratch_converged": len(conv), "scratch_unconverged": len(scr) - len(conv),
+                     "finetune": len(ft), "finetune_censored": flags("censored"), "finetune_negative": flags("negative"),
+                     "finetune_no_curve": flags("no_scratch_curve"),
+                     "finetune_measured": len(ft) - flags("censored") - flags("no_scratch_curve")}
+    for c in scr:
+        if not c["converged"]:
+            msgs.append(f"{label}: scratch {', '.join(c['runs'])} did not converge (stopped on "
+                        f"{c.get('stop_reason') or 'its budget'}): an upper bound at N={c['N']:.3g} D={c['D']:.3g}, not fitted")
+    return out
+
+def fit_summary(th, P, conv, boot, rng, seed_sigma, bpt):
+    """Scratch curve and law numbers, with bootstrap CIs, as they go into results.json."""
+    K = P["K"]
+    nums = law_numbers(th, P)
+    sigma, source = noise_sigma(th, P, seed_sigma)
+    samples, failed = bootstrap(th, P, boot, rng, sigma)
+    for x in [nums] + samples:        # in bytes D_f and D_t both scale by c = bytes/token: k becomes k c^(1-alpha)
+        x["log_k_bytes"] = x["log_k"] + (1 - x["alpha"]) * math.log(bpt)
+    fit = {"alpha_D": nums["alpha_D"], "D_c": nums["D_c"],
+           "a_N": {f"{n:.6g}": float(np.exp(a)) for n, a in zip(P["sizes"], th[2:2 + K])},
+           "L_inf": {f"{n:.6g}": float(np.exp(nums["alpha_D"] * a)) for n, a in zip(P["sizes"], th[2:2 + K])},
+           "D_range": {f"{n:.6g}": [min(c["D"] for c in conv if c["N"] == n), max(c["D"] for c in conv if c["N"] == n)]
+                       for n in P["sizes"]},
+           "ci": {k: ci(samples, k) for k in ("alpha_D", "D_c")}}
+    r = residuals(th, P)
+    detected = nums["max_Dt_over_Df"] >= NO_TRANSFER
+    law = dict(nums, k=math.exp(nums["log_k"]), k_bytes=math.exp(nums["log_k_bytes"]),
+               transfer_detected=detected,
+               identified={"alpha": bool(P["free"][K + 3]) and detected, "beta": bool(P["free"][K + 4]) and detected},
+               n_scratch=len(P["s_lL"]), n_finetune=len(P["f_lL"]), n_censored=int(P["censored"].sum()),
+               rms_log_resid=float(np.sqrt(np.mean(r ** 2))), noise_sigma=sigma, noise_from=source,
+               boot={"draws": boot, "failed": failed, "failure_rate": failed / boot if boot else None},
+               ci={"k": ci(samples, "log_k", math.exp), "alpha": ci(samples, "alpha"), "beta": ci(samples, "beta"),
+                   "k_bytes": ci(samples, "log_k_bytes", math.exp),
+                   "gm_De_over_Df": ci(samples, "log_gm_De_over_Df", math.exp)},
+               gm_De_over_Df=math.exp(nums["log_gm_De_over_Df"]))
+    return fit, law
+
+# ----------------------------------------------------------------------------- pre-training, compute, forgetting
 
 def powerlaw(x, y):
     """Least squares of log y = c + s log x; returns slope s, intercept c, R^2."""
@@ -170,226 +446,24 @@ def powerlaw(x, y):
     ss = np.sum((ly - ly.mean()) ** 2)
     return float(s), float(c), float(1 - np.sum((ly - (c + s * lx)) ** 2) / ss) if ss > 0 else float("nan")
 
-def fit_scratch(N, D, L, x0=None):
-    """Joint fit of log L = alpha * log(a_N + D_c/D) over all sizes of one language, residuals in
-    log L (relative error). Parameters in logs keep them positive; logaddexp keeps it finite."""
-    sizes = sorted(set(N))
-    idx = np.array([sizes.index(n) for n in N])
-    lD, lL = np.log(D), np.log(L)
-    def resid(th):
-        return np.exp(th[1]) * np.logaddexp(th[2:][idx], th[0] - lD) - lL
-    starts = [x0] if x0 is not None else []
-    for alpha0 in (0.1, 0.3, 1.0):   # a few starts: the surface has flat valleys at small alpha
-        la = np.array([np.log(0.8 * L[idx == i].min()) / alpha0 for i in range(len(sizes))])
-        starts.append(np.r_[np.median(la) + np.median(lD), np.log(alpha0), la])
-    best = None
-    for x in starts[:1] if x0 is not None else starts:   # a bootstrap refit starts from the estimate
-        sol = least_squares(resid, x, method="trf", x_scale="jac", max_nfev=2000)
-        if best is None or sol.cost < best.cost:
-            best = sol
-    th, res = best.x, resid(best.x)
-    alpha = float(np.exp(th[1]))
-    return {"alpha_D": alpha, "D_c": float(np.exp(th[0])), "converged": bool(best.success),
-            "a_N": {f"{n:.6g}": float(np.exp(a)) for n, a in zip(sizes, th[2:])},
-            "L_inf": {f"{n:.6g}": float(np.exp(alpha * a)) for n, a in zip(sizes, th[2:])},
-            "rms_log_resid": float(np.sqrt(np.mean(res ** 2))),
-            "residuals": [{"N": float(n), "D": float(d), "loss": float(l), "fit": float(l * np.exp(e)),
-                           "log_resid": float(-e)} for n, d, l, e in zip(N, D, L, res)],
-            "_theta": th, "_la": dict(zip(sizes, th[2:]))}
-
-def curve_from_fit(fit, n, Ds):
-    """Predict / invert the fitted scratch curve at size n; D range is the measured one at n."""
-    alpha, lDc, la = fit["alpha_D"], math.log(fit["D_c"]), fit["_la"][n]
-    def predict(D):
-        return np.exp(alpha * np.logaddexp(la, lDc - np.log(D)))
-    def invert(L):
-        gap = math.exp(math.log(L) / alpha) - math.exp(la)
-        return (math.exp(lDc) / gap, False) if gap > 0 else (float("inf"), True)   # True: below floor
-    return {"method": "fit", "predict": predict, "invert": invert, "D_range": (min(Ds), max(Ds))}
-
-def curve_from_interp(D, L):
-    """Monotone interpolation of log D against log L at one size: a measured point is kept only if
-    it beats every smaller D (a larger data set cannot make the converged loss worse); PCHIP keeps
-    it monotone and follows the curvature that straight log-log segments miss (those overstate D_e
-    by up to 10% where the curve flattens); the ends extend as power laws. Needs two kept points."""
-    o = np.argsort(D, kind="stable")
-    D, L = np.asarray(D, float)[o], np.asarray(L, float)[o]
-    keep = L < np.minimum.accumulate(np.r_[np.inf, L[:-1]])
-    x, y = -np.log(L[keep]), np.log(D[keep])        # x increasing as the loss falls
-    if len(x) < 2:
-        return None
-    inner = PchipInterpolator(x, y)
-    def invert(Lq):
-        xq = -math.log(Lq)
-        i = 0 if xq < x[0] else len(x) - 2 if xq > x[-1] else None
-        if i is None:
-            return math.exp(inner(xq)), False
-        return math.exp(y[i] + (xq - x[i]) * (y[i + 1] - y[i]) / (x[i + 1] - x[i])), False
-    xs = np.linspace(x[0], x[-1], 200)
-    def predict(Dq):                 # for the plots: the same curve, measured range only
-        return np.exp(-np.interp(np.log(Dq), inner(xs), xs, left=np.nan, right=np.nan))
-    return {"method": "interp", "predict": predict, "invert": invert, "D_range": (D.min(), D.max())}
-
-def build_curves(scr, method, msgs, label, x0=None):
-    """Scratch curve per size for one language, with the other method as a cross-check."""
-    N, D, L = (np.array([r[k] for r in scr], float) for k in ("N", "D", "loss"))
-    sizes = sorted(set(N))
-    fit = None
-    if len(scr) >= len(sizes) + 3 and len(set(D)) >= 3 and method != "interp_only":
-        fit = fit_scratch(N, D, L, x0)
-    elif method == "auto" and msgs is not None:
-        msgs.append(f"{label}: {len(scr)} scratch points at {len(sizes)} sizes and {len(set(D))} D values "
-                    f"are too few for the joint fit (need sizes+3 points, 3 D values); using interpolation")
-    use_fit = fit is not None and method == "auto"
-    prim, alt = {}, {}
-    for n in sizes:
-        fc, ic = (curve_from_fit(fit, n, D[N == n]) if fit else None), curve_from_interp(D[N == n], L[N == n])
-        prim[n], alt[n] = (fc, ic) if use_fit else (ic, fc)
-        if prim[n] is None and msgs is not None:
-            msgs.append(f"{label}: at N={n:.3g} only {sum(N == n)} scratch point(s), or none that improves "
-                        f"with D; no scratch curve at that size without the joint fit")
-    return prim, alt, fit, ("fit" if use_fit else "interp")
-
-def de_point(r, curves, alt):
-    """D_e, D_t and flags for one fine-tuned run, read off the scratch curve at its size."""
-    p = {"run": r["name"], "N": r["N"], "D_f": r["D"], "D_f_bytes": r["D"] * r["bpt"], "loss": r["loss"],
-         "bpb": r["bpb"], "D_e": None, "D_e_alt": None, "D_t": None, "D_t_bytes": None,
-         "Df_over_De": None, "flags": [], "valid": False}
-    c = curves.get(r["N"])
-    if c is None:
-        p["flags"].append("no_scratch_curve")
-        return p
-    De, below = c["invert"](r["loss"])
-    p["D_e"] = De
-    if alt.get(r["N"]):
-        p["D_e_alt"] = alt[r["N"]]["invert"](r["loss"])[0]
-    if below:
-        p["flags"].append("below_floor")       # lower than the scratch curve reaches at any D
-        return p
-    lo, hi = c["D_range"]
-    if not lo * (1 - 1e-9) <= De <= hi * (1 + 1e-9):
-        p["flags"].append("extrapolated")
-    if De < r["D"]:
-        p["flags"].append("negative")
-    p.update(D_t=De - r["D"], D_t_bytes=(De - r["D"]) * r["bpt"], Df_over_De=r["D"] / De, valid=De > r["D"])
-    return p
-
-LAW_KINDS = {"tokens": ("D_f", "D_t", False), "bytes": ("D_f_bytes", "D_t_bytes", False),
-        "tokens_interpolated_only": ("D_f", "D_t", True)}
-
-def law_xy(points, law, names=None):
-    """Design matrix of log D_t = log k + alpha log D_f + beta log N on the positive points.
-    An exponent whose variable does not vary in the data is left out (names fixes the columns)."""
-    dk, tk, inner = LAW_KINDS[law]
-    ps = [p for p in points if p["valid"] and not (inner and "extrapolated" in p["flags"])]
-    Df, N = np.array([p[dk] for p in ps], float), np.array([p["N"] for p in ps], float)
-    if names is None:
-        names = ["k"] + [nm for v, nm in ((Df, "alpha"), (N, "beta")) if len(set(v)) > 1]
-    cols = {"k": np.ones_like(Df), "alpha": np.log(Df), "beta": np.log(N)}
-    return np.column_stack([cols[n] for n in names]), np.log([p[tk] for p in ps]), names
-
-def solve(X, y):
-    if len(y) < X.shape[1] + 1 or np.linalg.matrix_rank(X) < X.shape[1]:
-        return None
-    return np.linalg.lstsq(X, y, rcond=None)[0]
-
-def fit_law(points, law):
-    """Hernandez et al.'s D_t = k D_f^alpha N^beta, least squares in log space; CIs come later."""
-    X, y, names = law_xy(points, law)
-    out = {"n": int(len(y)), "k": None, "alpha": None, "beta": None, "ci": {}, "r2": None, "_names": names}
-    coef = solve(X, y)
-    if coef is None:
-        out["note"] = f"{len(y)} positive points, need at least {X.shape[1] + 1} for {', '.join(names)}"
-        return out
-    ss = np.sum((y - y.mean()) ** 2)
-    out["r2"] = float(1 - np.sum((y - X @ coef) ** 2) / ss) if ss > 0 else None
-    out.update({nm: float(np.exp(c) if nm == "k" else c) for nm, c in zip(names, coef)})
-    if len(names) < 3:
-        out["note"] = "only one " + " and one ".join(
-            {"alpha": "D_f", "beta": "N"}[m] for m in ("alpha", "beta") if m not in names) + ": exponent not identifiable"
-    return out
-
-def bootstrap(out, scr, ft, boot, seed):
-    """95% percentile CIs by resampling runs: scratch runs within each size (so every size keeps a
-    curve) and fine-tuned runs, refitting the scratch curve each time, because scratch noise moves
-    every D_e of a size together and resampling fine-tuned runs alone would understate it."""
-    rng, sizes = np.random.default_rng(seed), sorted({r["N"] for r in scr})
-    x0 = out["scratch_fit"]["_theta"] if out["scratch_fit"] else None
-    method = "auto" if out["curve_method"] == "fit" else "interp_only"
-    samples = {law: [] for law in LAW_KINDS}
-    for _ in range(boot if ft and scr else 0):
-        s = [scr[i] for n in sizes for i in rng.choice([j for j, r in enumerate(scr) if r["N"] == n],
-                                                        sum(r["N"] == n for r in scr))]
-        curves, alt, _, _ = build_curves(s, method, None, "", x0)
-        pts = [de_point(ft[i], curves, {}) for i in rng.integers(0, len(ft), len(ft))]
-        for law, smp in samples.items():
-            if out[f"law_{law}"]["r2"] is not None:
-                coef = solve(*law_xy(pts, law, out[f"law_{law}"]["_names"])[:2])
-                if coef is not None:
-                    smp.append(coef)
-    for law, smp in samples.items():
-        L = out[f"law_{law}"]
-        L["n_boot"] = len(smp)
-        if smp:
-            lo, hi = np.percentile(smp, [2.5, 97.5], axis=0)
-            L["ci"] = {nm: [float(np.exp(a) if nm == "k" else a), float(np.exp(b) if nm == "k" else b)]
-                       for nm, a, b in zip(L["_names"], lo, hi)}
-
-# ----------------------------------------------------------------------------- analysis
+def eval_curve(r):
+    """(FLOPs, val loss) of a run's evaluations, for the compute figures."""
+    ev = [(fnum(e.get("flops")), fnum(e.get("val_loss"))) for e in r["evals"]]
+    return [[C, L] for C, L in ev if C > 0 and math.isfinite(L)]
 
 def analyse_pretrain(pts):
-    out = {"points": [{"run": r["name"], "N": r["N"], "loss": r["loss"], "flops": r["flops"]} for r in pts]}
-    s, c, r2 = powerlaw([r["N"] for r in pts], [r["loss"] for r in pts])
-    # log L = alpha_N log N_c - alpha_N log N
+    out = {"points": [{"runs": r["runs"], "N": r["N"], "loss": r["loss"], "flops": r["flops"], "curve": eval_curve(r)}
+                      for r in pts]}
+    s, c, r2 = powerlaw([r["N"] for r in pts], [r["loss"] for r in pts])   # log L = alpha_N log N_c - alpha_N log N
     out["L_of_N"] = {"alpha_N": -s, "N_c": math.exp(c / -s) if s < 0 else None, "r2": r2} if len(pts) > 1 else None
-    ev = sorted((fnum(e.get("flops")), fnum(e.get("val_loss"))) for r in pts for e in r["evals"])
     front, lo = [], float("inf")
-    for C, L in ev:                  # lowest loss reached at or below each compute
-        if C > 0 and math.isfinite(L) and L < lo:
-            front.append((C, L)); lo = L
+    for C, L in sorted(x for p in out["points"] for x in p["curve"]):   # lowest loss reached at or below each compute
+        if L < lo:
+            front.append((C, L))
+            lo = L
     out["frontier"] = [{"flops": C, "loss": L} for C, L in front]
     s, c, r2 = powerlaw(*zip(*front)) if len(front) > 1 else (float("nan"),) * 3
     out["L_of_C"] = {"alpha_C": -s, "C_c": math.exp(c / -s) if s < 0 else None, "r2": r2} if len(front) > 1 else None
-    return out
-
-def analyse_target(target, runs, pretrain, method, boot, seed, msgs):
-    scr = [r for r in runs if r["role"] == "scratch"]
-    ft = sorted((r for r in runs if r["role"] == "finetune"), key=lambda r: (r["N"], r["D"]))
-    lang = runs[0]["lang"]
-    label = f"{LANG.get(lang, lang)} ({target})"
-    out = {"language": lang, "label": label, "n_scratch": len(scr), "n_finetune": len(ft),
-           "scratch": [{"run": r["name"], "N": r["N"], "D": r["D"], "loss": r["loss"], "bpb": r["bpb"]} for r in scr],
-           "compute": [], "forgetting": [], "curve_method": None, "scratch_fit": None}
-    curves, alt = {}, {}
-    if len(scr) < 2:
-        msgs.append(f"{label}: {len(scr)} from-scratch run(s) ({', '.join(r['name'] for r in scr) or 'none'}); "
-                    f"need at least 2 for a scratch curve, so its {len(ft)} fine-tuned run(s) get no D_e")
-    else:
-        curves, alt, out["scratch_fit"], out["curve_method"] = build_curves(scr, method, msgs, label)
-    out["_curves"], out["_runs"] = curves, runs        # for the plots; not written to JSON
-    for n in sorted({r["N"] for r in ft if r["N"] not in curves and len(scr) >= 2}):
-        msgs.append(f"{label}: fine-tuned runs at N={n:.3g} ({', '.join(r['name'] for r in ft if r['N'] == n)}) "
-                    + ("have no usable scratch curve" if any(r["N"] == n for r in scr)
-                       else "have no from-scratch twin at that size") + "; no D_e for them")
-    out["points"] = [de_point(r, curves, alt) for r in ft]
-    twins = {(r["N"], r["D"]): r for r in scr}
-    for r in ft:
-        pt = find_pretrain(r, pretrain)
-        if (r["N"], r["D"]) in twins:
-            out["compute"].append(compare_compute(r, twins[r["N"], r["D"]], pt))
-        f = forgetting(r, pt)
-        if f:
-            out["forgetting"].append(f)
-    good = [p for p in out["points"] if p["valid"]]
-    out["n_negative"] = sum("negative" in p["flags"] for p in out["points"])
-    out["n_no_De"] = sum(p["D_t"] is None for p in out["points"])
-    out["n_extrapolated_in_fit"] = sum("extrapolated" in p["flags"] for p in good)
-    for law in LAW_KINDS:
-        out[f"law_{law}"] = fit_law(out["points"], law)
-    bootstrap(out, [r for r in scr if r["N"] in curves], [r for r in ft if r["N"] in curves], boot, seed)
-    if out["n_negative"]:
-        msgs.append(f"{label}: {out['n_negative']} fine-tuned point(s) with negative transfer (D_e < D_f), "
-                    f"left out of the power-law fit: " + ", ".join(p["run"] for p in out["points"] if "negative" in p["flags"]))
     return out
 
 def find_pretrain(r, pretrain):
@@ -401,10 +475,11 @@ def find_pretrain(r, pretrain):
 def compare_compute(ft, tw, pt):
     """Compute for the fine-tuned run to first reach its scratch twin's best loss, against the
     twin's compute to its best; with and without the pre-training compute (up to its best.pt)."""
-    reach = next((fnum(e.get("flops")) for e in ft["evals"] if fnum(e.get("val_loss")) <= tw["loss"]), None)
+    reach = next((C for C, L in eval_curve(ft) if L <= tw["loss"]), None)
     C_pt = pt["flops"] if pt else None
     c = {"N": ft["N"], "D_f": ft["D"], "C_scratch": tw["flops"], "C_finetune_best": ft["flops"],
-         "C_finetune_reach": reach, "C_pretrain": C_pt, "ratio": None, "ratio_with_pretrain": None}
+         "C_finetune_reach": reach, "C_pretrain": C_pt, "ratio": None, "ratio_with_pretrain": None,
+         "curve_finetune": eval_curve(ft), "curve_scratch": eval_curve(tw)}
     if reach is not None and tw["flops"] > 0:
         c["ratio"] = reach / tw["flops"]
         c["ratio_with_pretrain"] = (reach + C_pt) / tw["flops"] if C_pt is not None else None
@@ -416,10 +491,8 @@ def forgetting(r, pt):
     if not ev:
         return None
     keys = sorted(ev[0]["extra_val"])  # the English set: the pre-training dataset, the only one, or *en
-    if pt and pt["target"] in keys:
-        key = pt["target"]
-    else:
-        key = keys[0] if len(keys) == 1 else next((k for k in keys if k.endswith("en")), None)
+    key = pt["target"] if pt and pt["target"] in keys else keys[0] if len(keys) == 1 else \
+        next((k for k in keys if k.endswith("en")), None)
     if key is None:
         return None
     seq = [(e.get("iter"), fnum(e["extra_val"].get(key))) for e in ev]
@@ -433,312 +506,43 @@ def forgetting(r, pt):
     return {"run": r["name"], "N": r["N"], "D_f": r["D"], "key": key, "baseline": base, "baseline_from": src,
             "at_best": at_best, "last": seq[-1][1], "rise_at_best": at_best - base, "rise_last": seq[-1][1] - base}
 
-# ----------------------------------------------------------------------------- findings
+def compute_and_forgetting(out, cells, pre):
+    twins = {(c["N"], c["D"]): c for c in cells if c["role"] == "scratch"}
+    out["compute"], out["forgetting"] = [], []
+    for r in (c for c in cells if c["role"] == "finetune"):
+        pt = find_pretrain(r, pre)
+        if (r["N"], r["D"]) in twins:
+            out["compute"].append(compare_compute(r, twins[r["N"], r["D"]], pt))
+        f = forgetting(r, pt)
+        if f:
+            out["forgetting"].append(f)
 
-def gmean(v):
-    v = [x for x in v if x is not None and x > 0 and math.isfinite(x)]
-    return math.exp(np.mean(np.log(v))) if v else float("nan")
+# ----------------------------------------------------------------------------- main
 
-def name(T, t):
-    return LANG.get(T[t]["language"], T[t]["label"])
-
-def finding_order(T):
-    worth = {t: {(p["N"], p["D_f"]): p["D_e"] / p["D_f"] for p in o["points"]
-                 if p["D_e"] is not None and math.isfinite(p["D_e"])} for t, o in T.items()}
-    worth = {t: w for t, w in worth.items() if w}
-    if len(worth) < 2:
-        return None, "Fewer than two languages have a finite D_e, so the order of transfer across languages cannot be tested."
-    common = set.intersection(*(set(w) for w in worth.values()))
-    score = {t: gmean([w[c] for c in (common or w)]) for t, w in worth.items()}
-    ranked = sorted(score, key=score.get, reverse=True)
-    order = list(dict.fromkeys(T[t]["language"] for t in ranked if T[t]["language"] in SEED_ORDER))
-    seed = [l for l in SEED_ORDER if l in order]
-    holds = order == seed if len(seed) >= 2 else None
-    where = (f"over the {len(common)} (N, D_f) cells all of them share" if common else
-             "over each language's own cells (they share none, so this comparison is loose)")
-    text = (f"Averaged {where} (geometric mean of D_e/D_f), fine-tuning a pre-trained English model was worth "
-            + ", ".join(f"{score[t]:.2f}x its data for {name(T, t)}" for t in ranked)
-            + " (below 1x the pre-training hurt). Observed order: " + " > ".join(name(T, t) for t in ranked) + ". ")
-    text += ("The seed's German > Spanish > Chinese " + ("holds" if holds else "does not hold") + " at this scale"
-             + ("" if len(seed) == 3 else f" (only {', '.join(LANG[l] for l in seed)} measured)") + "."
-             if holds is not None else "Fewer than two of German, Spanish and Chinese were measured, so the seed's order is not tested.")
-    return holds, text
-
-def trend_counts(T, along):
-    """Sign of d log(D_f/D_e) / d log(along) in each series where the other variable is fixed."""
-    other = "D_f" if along == "N" else "N"
-    up = total = 0
-    for o in T.values():
-        groups = {}
-        for p in o["points"]:
-            if p["Df_over_De"] and p["Df_over_De"] > 0:
-                groups.setdefault(p[other], []).append(p)
-        for ps in groups.values():
-            s = powerlaw([p[along] for p in ps], [p["Df_over_De"] for p in ps])[0]
-            if math.isfinite(s):
-                total += 1; up += s > 0
-    return up, total
-
-def finding_fraction(T):
-    upN, nN = trend_counts(T, "N")
-    upD, nD = trend_counts(T, "D_f")
-    if nN + nD == 0:
-        return None, "No series has two finite D_f/D_e values, so its trends with N and D_f cannot be measured."
-    hN = (nN - upN) > nN / 2 if nN else None
-    hD = upD > nD / 2 if nD else None
-    text = (f"D_f/D_e fell with model size in {nN - upN} of {nN} series at fixed D_f (seed: it decreases with N, "
-            f"pre-training helps bigger models more)" if nN else "No D_f was measured at two sizes, so the trend with N is untested")
-    text += (f"; it rose with D_f in {upD} of {nD} series at fixed N (seed: it increases with D_f, pre-training "
-             f"matters less as fine-tuning data grows). " if nD else "; no size has two D_f, so the trend with D_f is untested. ")
-    parts = [f"{'holds' if h else 'does not hold'} for {what}" for h, what in ((hN, "N"), (hD, "D_f")) if h is not None]
-    return (None if None in (hN, hD) else hN and hD), text + "The seed's finding " + " and ".join(parts) + "."
-
-def finding_compute(T):
-    cells = [c for o in T.values() for c in o["compute"]]
-    if not cells:
-        return None, "No fine-tuned run has a from-scratch twin (same N and D_f), so compute cannot be compared."
-    r = [c["ratio"] for c in cells if c["ratio"] is not None]
-    rp = [c["ratio_with_pretrain"] for c in cells if c["ratio_with_pretrain"] is not None]
-    fast, fastp = sum(x < 1 for x in r), sum(x < 1 for x in rp)
-    holds = fast > len(cells) / 2
-    text = (f"In {fast} of {len(cells)} (language, N, D_f) cells the fine-tuned run reached its from-scratch twin's "
-            f"best loss with less compute than the twin spent to get there"
-            + (f" (median ratio {np.median(r):.2f})" if r else "")
-            + f"; in {len(cells) - len(r)} it never reached it. Counting the pre-training compute as well, "
-            f"{fastp} of {len(rp)} were cheaper. The seed's 'pre-trained models are more compute-efficient' "
-            f"(pre-training cost not counted) {'holds' if holds else 'does not hold'} at this scale.")
-    return holds, text
-
-def finding_limited(T):
-    steeper, total, sf, ss = 0, 0, [], []
-    for o in T.values():
-        for Df in sorted({p["D_f"] for p in o["points"]}):
-            f = [(p["N"], p["loss"]) for p in o["points"] if p["D_f"] == Df]
-            s = [(p["N"], p["loss"]) for p in o["scratch"] if p["D"] == Df]
-            a, b = powerlaw(*zip(*f))[0] if len(f) > 1 else math.nan, powerlaw(*zip(*s))[0] if len(s) > 1 else math.nan
-            if math.isfinite(a) and math.isfinite(b):
-                total += 1; steeper += a < b; sf.append(a); ss.append(b)
-    if not total:
-        return None, "No D_f has both fine-tuned and from-scratch runs at two or more sizes, so parameter- vs data-limited cannot be told."
-    holds = steeper > total / 2
-    return holds, (f"At fixed D_f, loss fell with N at a mean slope d log L / d log N of {np.mean(sf):.3f} fine-tuned and "
-                   f"{np.mean(ss):.3f} from scratch; the fine-tuned slope was steeper in {steeper} of {total} series. "
-                   f"A steep slope means parameter-limited, a flat one data-limited: the seed's 'fine-tuned models are "
-                   f"parameter-limited, scratch models data-limited' {'holds' if holds else 'does not hold'} here.")
-
-def finding_negative(T):
-    pts = [(o, p) for o in T.values() for p in o["points"]]
-    neg = [f"{name_of(o)} N={p['N']:.3g} D_f={p['D_f']:.3g} (D_t={p['D_t']:.3g})" for o, p in pts if "negative" in p["flags"]]
-    floor = sum("below_floor" in p["flags"] for _, p in pts)
-    none = sum("no_scratch_curve" in p["flags"] for _, p in pts)
-    text = (f"{len(neg)} of {len(pts)} fine-tuned points showed negative transfer, D_e < D_f"
-            + (": " + "; ".join(neg) + ". They stay in the tables with D_t < 0 and are left out of "
-               "the power-law fit, which needs D_t > 0" if neg else "") + f". {floor} point(s) were below the lowest loss the scratch curve "
-            f"reaches at any D (D_e unbounded, also left out) and {none} had no scratch curve at their size.")
-    return None, text
-
-def name_of(o):
-    return LANG.get(o["language"], o["label"])
-
-def fmt_ci(law, k):
-    if law.get(k) is None:
-        return "n/a"
-    lo, hi = law["ci"].get(k, [math.nan, math.nan])
-    return f"{law[k]:.3g} [{lo:.3g}, {hi:.3g}]"
-
-def finding_law(o):
-    law, lb = o["law_tokens"], o["law_bytes"]
-    used = law["n"]
-    left = f"{o['n_negative']} negative and {o['n_no_De']} without a finite D_e left out"
-    if law.get("alpha") is None and law.get("k") is None:
-        return None, f"No transfer law ({law.get('note', 'no points')}; {left})."
-    text = (f"D_t = k D_f^alpha N^beta with k = {fmt_ci(law, 'k')}, alpha = {fmt_ci(law, 'alpha')}, "
-            f"beta = {fmt_ci(law, 'beta')} (95% bootstrap CIs), R^2 = {law['r2']:.3f}, over {used} positive points "
-            f"({left}; {o['n_extrapolated_in_fit']} of the {used} needed extrapolation of the scratch curve). "
-            f"In bytes: k = {fmt_ci(lb, 'k')}, alpha = {fmt_ci(lb, 'alpha')}, beta = {fmt_ci(lb, 'beta')}."
-            + (f" Note: {law['note']}." if law.get("note") else ""))
-    alt = [p["D_e"] / p["D_e_alt"] for p in o["points"] if p["valid"] and p["D_e_alt"] and math.isfinite(p["D_e_alt"])]
-    if alt:
-        text += (f" D_e from the {o['curve_method']} scratch curve was {np.median(alt):.2f}x (median) the D_e from the "
-                 f"{'interpolation' if o['curve_method'] == 'fit' else 'joint fit'}: this is how much the answer depends on the curve form.")
-    return None, text
-
-def finding_pretrain(P):
-    if not P:
-        return None, "No finished English pre-training runs were found, so L(N) and the compute frontier are not fitted."
-    a, c = P["L_of_N"], P["L_of_C"]
-    text = (f"L(N) = (N_c/N)^alpha_N gave alpha_N = {a['alpha_N']:.3f} (R^2 = {a['r2']:.3f}) over "
-            f"{len(P['points'])} sizes" if a else f"Only {len(P['points'])} size, no L(N) fit")
-    text += (f"; the loss-vs-compute frontier gave alpha_C = {c['alpha_C']:.3f} (R^2 = {c['r2']:.3f}). " if c else ". ")
-    return None, text + "For scale, Kaplan et al. (2020) report alpha_N = 0.076 and alpha_C = 0.050 at far larger N and C."
-
-def finding_forgetting(T):
-    f = [x for o in T.values() for x in o["forgetting"]]
-    if not f:
-        return None, "No fine-tuning run logged an English validation loss, so forgetting is not measured."
-    rb, rl = [x["rise_at_best"] for x in f], [x["rise_last"] for x in f]
-    return None, (f"Over {len(f)} fine-tuning runs that logged English val loss, it rose by {np.nanmean(rb):.3f} nats/token "
-                  f"on average by the best target-language checkpoint (range {np.nanmin(rb):.3f} to {np.nanmax(rb):.3f}) "
-                  f"and by {np.nanmean(rl):.3f} by the last evaluation.")
-
-def findings(res):
-    T, out = res["targets"], []
-    for title, (holds, text) in (("Transfer across languages", finding_order(T)),
-                                 ("D_f/D_e against N and D_f", finding_fraction(T)),
-                                 ("Compute efficiency", finding_compute(T)),
-                                 ("Parameter- vs data-limited", finding_limited(T)),
-                                 ("Negative transfer", finding_negative(T)),
-                                 *((f"Transfer law for {o['label']}", finding_law(o)) for o in T.values()),
-                                 ("English pre-training", finding_pretrain(res["pretrain"])),
-                                 ("Forgetting", finding_forgetting(T))):
-        out.append({"title": title, "holds": holds, "text": text})
-    return out
-
-# ----------------------------------------------------------------------------- plots
-
-def save(fig, path):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".png.tmp")
-    os.close(fd)
-    fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    os.chmod(tmp, 0o644)             # mkstemp makes 0600; a report is for reading
-    os.replace(tmp, path)
-
-def grid(nr, nc, title):
-    fig, axs = plt.subplots(nr, nc, figsize=(3.6 * nc, 3.0 * nr), squeeze=False)
-    fig.suptitle(title)
-    return fig, axs
-
-def blank(path, title, why):
-    fig, ax = grid(1, 1, title)
-    ax[0, 0].text(0.5, 0.5, why, ha="center", va="center", wrap=True)
-    ax[0, 0].set_axis_off()
-    save(fig, path)
-
-def colors(values):
-    vs = sorted(set(values))
-    return {v: plt.cm.viridis(i / max(1, len(vs) - 1)) for i, v in enumerate(vs)}
-
-def plot_loss_vs_data(T, path):
-    """Figs 4-5: scratch points and curve, fine-tuned points, D_t as a dashed arrow D_f -> D_e."""
-    rows = [o for o in T.values() if o["points"] or o["scratch"]]
-    if not rows:
-        return blank(path, "Loss vs D_f", "no scratch or fine-tuned runs")
-    sizes = [sorted({p["N"] for p in o["scratch"] + o["points"]}) for o in rows]
-    fig, axs = grid(len(rows), max(map(len, sizes)), "Loss vs dataset size: scratch (o, curve) and fine-tuned (s); dashed = D_t")
-    for i, (o, ns) in enumerate(zip(rows, sizes)):
-        for j, n in enumerate(ns):
-            ax, sc = axs[i, j], [p for p in o["scratch"] if p["N"] == n]
-            ft = [p for p in o["points"] if p["N"] == n]
-            ax.scatter([p["D"] for p in sc], [p["loss"] for p in sc], c="k", marker="o", label="scratch")
-            ax.scatter([p["D_f"] for p in ft], [p["loss"] for p in ft], c="C3", marker="s", label="fine-tuned")
-            c = o["_curves"].get(n)
-            if c:
-                xs = [p["D"] for p in sc] + [p["D_f"] for p in ft] + [p["D_e"] for p in ft if p["D_e"] and math.isfinite(p["D_e"])]
-                d = np.geomspace(min(xs) / 2, max(xs) * 2, 200)
-                ax.plot(d, c["predict"](d), "k-", lw=0.8, label=f"scratch {c['method']}")
-            for p in ft:
-                if p["D_e"] and math.isfinite(p["D_e"]):
-                    ax.plot([p["D_f"], p["D_e"]], [p["loss"]] * 2, "--", c="C3" if p["D_t"] > 0 else "C0", lw=0.8)
-            ax.set(xscale="log", title=f"{o['label']}  N={n:.3g}", xlabel="D (tokens)", ylabel="val loss (nats/token)")
-        axs[i, 0].legend(fontsize=6)
-    fig.tight_layout()
-    save(fig, path)
-
-def per_target(T, path, title, draw, ok):
-    rows = [o for o in T.values() if ok(o)]
-    if not rows:
-        return blank(path, title, "no data for this figure")
-    fig, axs = grid(1, len(rows), title)
-    for ax, o in zip(axs[0], rows):
-        draw(ax, o)
-        ax.set_title(o["label"])
-        ax.legend(fontsize=5)
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())   # crowded on short log axes
-    fig.tight_layout()
-    save(fig, path)
-
-def draw_frac(ax, o):
-    """Fig 6: D_f/D_e against D_f, one line per size; above 1 is negative transfer."""
-    col = colors(p["N"] for p in o["points"])
-    for n in col:
-        ps = [p for p in o["points"] if p["N"] == n and p["Df_over_De"]]
-        ax.plot([p["D_f"] for p in ps], [p["Df_over_De"] for p in ps], "o-", c=col[n], label=f"N={n:.3g}")
-    ax.axhline(1, c="gray", lw=0.8)
-    ax.set(xscale="log", yscale="log", xlabel="D_f (tokens)", ylabel="D_f / D_e")
-
-def draw_loss_vs_N(ax, o):
-    """Loss against N at fixed D_f: flat = data-limited, sloped = parameter-limited."""
-    col = colors([p["D_f"] for p in o["points"]] + [p["D"] for p in o["scratch"]])
-    for d in col:
-        for pts, key, style, lab in ((o["scratch"], "D", "o-", "scratch"), (o["points"], "D_f", "s--", "fine-tuned")):
-            ps = sorted((p for p in pts if p[key] == d), key=lambda p: p["N"])
-            if ps:
-                ax.plot([p["N"] for p in ps], [p["loss"] for p in ps], style, c=col[d],
-                        label=f"D={d:.3g}" if lab == "scratch" or d not in [q["D"] for q in o["scratch"]] else None)
-    ax.set(xscale="log", xlabel="N (non-embedding params)", ylabel="val loss (nats/token)")
-
-def draw_compute(ax, o):
-    """Fig 7 at the largest size with both roles: eval curves against compute; dotted adds pre-training."""
-    n = max(p["N"] for p in o["points"] if any(s["N"] == p["N"] for s in o["scratch"]))
-    runs = [r for r in o["_runs"] if r["N"] == n and r["role"] != "pretrain"]
-    col = colors(r["D"] for r in runs)
-    for r in sorted(runs, key=lambda r: (r["role"], r["D"])):
-        ev = [(fnum(e.get("flops")), fnum(e.get("val_loss"))) for e in r["evals"] if fnum(e.get("flops")) > 0]
-        if not ev:
-            continue
-        C, L = np.array(ev).T
-        ax.plot(C, L, "-" if r["role"] == "scratch" else "--", c=col[r["D"]], lw=1,
-                label=f"{r['role']} D={r['D']:.3g}")
-        pt = [c["C_pretrain"] for c in o["compute"] if c["N"] == n and c["D_f"] == r["D"] and c["C_pretrain"]]
-        if r["role"] == "finetune" and pt:
-            ax.plot(C + pt[0], L, ":", c=col[r["D"]], lw=1)
-    ax.set(xscale="log", xlabel="training FLOPs (Kaplan)", ylabel="val loss (nats/token)", title=f"N={n:.3g}")
-
-def plot_pretrain(P, pN, pC, pre_runs):
-    if not P:
-        blank(pN, "Pre-training loss vs N", "no finished pre-training runs")
-        return blank(pC, "Pre-training loss vs compute", "no finished pre-training runs")
-    fig, ax = grid(1, 1, "English pre-training: loss vs N (Fig 2)")
-    N, L = [p["N"] for p in P["points"]], [p["loss"] for p in P["points"]]
-    ax[0, 0].scatter(N, L, c="k")
-    if P["L_of_N"] and P["L_of_N"]["N_c"]:
-        n = np.geomspace(min(N), max(N), 50)
-        ax[0, 0].plot(n, (P["L_of_N"]["N_c"] / n) ** P["L_of_N"]["alpha_N"], "C3-",
-                      label=f"alpha_N={P['L_of_N']['alpha_N']:.3f}")
-        ax[0, 0].legend()
-    ax[0, 0].set(xscale="log", yscale="log", xlabel="N (non-embedding params)", ylabel="best val loss")
-    save(fig, pN)
-    fig, ax = grid(1, 1, "English pre-training: loss vs compute (Fig 3)")
-    col = colors(r["N"] for r in pre_runs)
-    for r in pre_runs:
-        ev = [(fnum(e.get("flops")), fnum(e.get("val_loss"))) for e in r["evals"] if fnum(e.get("flops")) > 0]
-        if ev:
-            ax[0, 0].plot(*np.array(ev).T, c=col[r["N"]], lw=1, label=f"N={r['N']:.3g}")
-    fr = P["frontier"]
-    if fr:
-        ax[0, 0].plot([f["flops"] for f in fr], [f["loss"] for f in fr], "k--", lw=1, label="frontier")
-    ax[0, 0].set(xscale="log", yscale="log", xlabel="training FLOPs (Kaplan)", ylabel="val loss")
-    ax[0, 0].legend(fontsize=6)
-    save(fig, pC)
-
-def plots(res, out, pre_runs):
-    T, p = res["targets"], {k: os.path.join(out, v) for k, v in PLOTS.items()}
-    plot_pretrain(res["pretrain"], p["pretrain_N"], p["pretrain_C"], pre_runs)
-    plot_loss_vs_data(T, p["data"])
-    per_target(T, p["frac"], "D_f/D_e vs D_f (Fig 6); above 1 = negative transfer", draw_frac,
-               lambda o: any(q["Df_over_De"] for q in o["points"]))
-    per_target(T, p["N"], "Loss vs N at fixed D (o- scratch, s-- fine-tuned)", draw_loss_vs_N,
-               lambda o: o["points"] or o["scratch"])
-    per_target(T, p["compute"], "Loss vs compute (Fig 7): - scratch, -- fine-tuned, : plus pre-training",
-               draw_compute, lambda o: any(s["N"] == q["N"] for s in o["scratch"] for q in o["points"]))
-
-# ----------------------------------------------------------------------------- report
+def analyse(root, boot=1000, seed=0):
+    """Everything report.py needs, as plain JSON-able numbers."""
+    msgs = []
+    runs, skipped = load_runs(root, msgs)
+    checks = [r for r in runs if r["tag"]]
+    cells = merge_duplicates([r for r in runs if not r["tag"]], msgs)
+    pre = [c for c in cells if c["role"] == "pretrain"]
+    chk = analyse_checks(checks, cells)
+    rng = np.random.default_rng(seed)
+    res = {"schema": 1, "source": root, "bootstrap": boot, "seed": seed, "n_runs_used": len(runs) - len(checks),
+           "skipped": skipped, "messages": msgs, "checks": chk, "targets": {},
+           "pretrain": analyse_pretrain(pre) if pre else None}
+    if not pre:
+        msgs.append("no finished pre-training runs: no L(N), no compute frontier, no pre-training cost")
+    for t in sorted({c["target"] for c in cells if c["role"] != "pretrain"}):
+        tc = [c for c in cells if c["target"] == t and c["role"] != "pretrain"]
+        res["targets"][t] = analyse_target(t, tc, boot, rng, chk["seed_sigma_log"], msgs)
+        compute_and_forgetting(res["targets"][t], tc, pre)
+    return res
 
 def clean(x):
-    """JSON-safe: non-finite floats become null, keys starting with _ (closures, raw logs) are dropped."""
+    """JSON-safe: non-finite floats become null."""
     if isinstance(x, dict):
-        return {k: clean(v) for k, v in x.items() if not str(k).startswith("_")}
+        return {str(k): clean(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [clean(v) for v in x]
     if isinstance(x, (float, np.floating)):
@@ -746,142 +550,35 @@ def clean(x):
     return x.item() if isinstance(x, np.generic) else x
 
 def write_atomic(path, text):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
-    os.chmod(tmp, 0o644)
+    os.chmod(tmp, 0o644)             # mkstemp makes 0600; a report is for reading
     os.replace(tmp, path)
-
-def g(x, f=".3g"):
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, f)
-
-def table(head, rows):
-    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-                     + ["| " + " | ".join(map(str, r)) + " |" for r in rows]) + "\n"
-
-def cell(p):
-    if "no_scratch_curve" in p["flags"]:
-        return "no curve"
-    if "below_floor" in p["flags"]:
-        return "below floor (D_e=inf)"
-    return (f"{g(p['D_t'])} ({g(p['Df_over_De'], '.2f')}, {g(1 / p['Df_over_De'], '.3g')}x)"
-            + ("*" if "extrapolated" in p["flags"] else ""))
-
-def report_md(res):
-    T, md = res["targets"], [f"# nanotransfer scaling report\n\nSource: `{res['source']}`; {res['n_runs_used']} runs used, "
-                             f"{len(res['skipped'])} left out (see Messages). Losses are best val loss in nats/token; "
-                             f"D in tokens unless said; C = training FLOPs, Kaplan convention.\n"]
-    md.append("## Findings\n")
-    for f in res["findings"]:
-        tag = {True: " (seed finding holds)", False: " (seed finding does not hold)", None: ""}[f["holds"]]
-        md.append(f"**{f['title']}{tag}.** {f['text']}\n")
-    md.append("## Transfer law D_t = k D_f^alpha N^beta (positive points, 95% bootstrap CIs)\n")
-    md.append(table(["language", "unit", "points", "negative", "no D_e", "extrapolated", "k", "alpha", "beta", "R^2"],
-                    [[o["label"], u, o[f"law_{u}"]["n"], o["n_negative"], o["n_no_De"], o["n_extrapolated_in_fit"],
-                      fmt_ci(o[f"law_{u}"], "k"), fmt_ci(o[f"law_{u}"], "alpha"), fmt_ci(o[f"law_{u}"], "beta"),
-                      g(o[f"law_{u}"]["r2"])] for o in T.values() for u in ("tokens", "bytes")]))
-    md.append("Without the extrapolated points (tokens): " + "; ".join(
-        f"{o['label']}: alpha {fmt_ci(o['law_tokens_interpolated_only'], 'alpha')}, beta "
-        f"{fmt_ci(o['law_tokens_interpolated_only'], 'beta')} ({o['law_tokens_interpolated_only']['n']} points)"
-        for o in T.values()) + "\n")
-    for o in T.values():
-        md.append(f"## {o['label']}\n")
-        Ns, Dfs = sorted({p["N"] for p in o["points"]}), sorted({p["D_f"] for p in o["points"]})
-        cells = {(p["N"], p["D_f"]): p for p in o["points"]}
-        if Ns:
-            md.append("D_t in tokens (D_f/D_e, D_e/D_f = what the pre-trained model is worth in fine-tuning data); "
-                      "* = D_e extrapolated beyond the measured scratch D; negative D_t = negative transfer.\n")
-            md.append(table(["D_f \\ N"] + [g(n) for n in Ns],
-                            [[g(d)] + [cell(cells[n, d]) if (n, d) in cells else "" for n in Ns] for d in Dfs]))
-            md.append(table(["run", "N", "D_f", "D_f bytes", "loss", "bpb", "D_e", "D_e alt", "D_t", "D_t bytes", "flags"],
-                            [[p["run"], g(p["N"]), g(p["D_f"]), g(p["D_f_bytes"]), g(p["loss"], ".4f"), g(p["bpb"], ".4f"),
-                              g(p["D_e"]), g(p["D_e_alt"]), g(p["D_t"]), g(p["D_t_bytes"]), " ".join(p["flags"])]
-                             for p in o["points"]]))
-        fit = o["scratch_fit"]
-        md.append(f"Scratch curve: {o['curve_method'] or 'none'}"
-                  + (f"; joint fit L = [a_N + D_c/D]^alpha_D: alpha_D = {fit['alpha_D']:.3g}, D_c = {fit['D_c']:.3g}, "
-                     f"L_inf(N) = {', '.join(f'{v:.3g} at {k}' for k, v in fit['L_inf'].items())}, "
-                     f"rms log residual {fit['rms_log_resid']:.4f}" if fit else "") + "\n")
-        if fit:
-            md.append(table(["N", "D", "loss", "fit", "residual %"],
-                            [[g(r["N"]), g(r["D"]), g(r["loss"], ".4f"), g(r["fit"], ".4f"), g(100 * r["log_resid"], ".2f")]
-                             for r in fit["residuals"]]))
-        if o["compute"]:
-            md.append("Compute: the fine-tuned run's FLOPs to first reach its scratch twin's best loss, over the twin's FLOPs to its best.\n")
-            md.append(table(["N", "D_f", "C scratch", "C fine-tune best", "C to reach", "ratio", "C pre-train", "ratio with pre-train"],
-                            [[g(c["N"]), g(c["D_f"]), g(c["C_scratch"]), g(c["C_finetune_best"]), g(c["C_finetune_reach"]),
-                              g(c["ratio"]), g(c["C_pretrain"]), g(c["ratio_with_pretrain"])] for c in o["compute"]]))
-        if o["forgetting"]:
-            md.append(table(["run", "English set", "baseline (from)", "at best", "last", "rise at best", "rise last"],
-                            [[f["run"], f["key"], f"{g(f['baseline'], '.4f')} ({f['baseline_from']})", g(f["at_best"], ".4f"),
-                              g(f["last"], ".4f"), g(f["rise_at_best"], ".4f"), g(f["rise_last"], ".4f")] for f in o["forgetting"]]))
-    P = res["pretrain"]
-    if P:
-        md.append("## English pre-training\n")
-        md.append(table(["run", "N", "best loss", "FLOPs"], [[p["run"], g(p["N"]), g(p["loss"], ".4f"), g(p["flops"])] for p in P["points"]]))
-    C = res.get("checks") or {}
-    if C.get("runs"):
-        md.append("## Checks (runs beside the grid, not fitted)\n")
-        md.append(table(["tag", "run", "loss", "grid twin", "twin loss", "difference"],
-                        [[c["tag"], c["run"], g(c["loss"], ".4f"), c["grid_run"] or "none", g(c["grid_loss"], ".4f"),
-                          g(c["diff"], "+.4f")] for c in C["runs"]]))
-        for sp in C["seed_spread"]:
-            md.append(f"Run-to-run spread at {sp['target']} N={g(sp['N'])} D_f={g(sp['D_f'])} over seeds "
-                      f"{', '.join(sp['seeds'])}: std of the best loss {g(sp['finetune_std'], '.4f')} (fine-tuned), "
-                      f"{g(sp['scratch_std'], '.4f')} (scratch); fine-tuned minus scratch "
-                      f"{', '.join(g(x, '+.4f') for x in sp['gaps'])} (mean {g(sp['gap_mean'], '+.4f')}, "
-                      f"std {g(sp['gap_std'], '.4f')}).\n")
-    md.append("## Figures\n\n" + "\n".join(f"- ![{k}]({v})" for k, v in PLOTS.items()) + "\n")
-    md.append("## Messages\n\n" + ("\n".join(f"- {m}" for m in res["messages"]) or "none") + "\n")
-    return "\n".join(md)
-
-# ----------------------------------------------------------------------------- main
-
-def analyse(root, curve="auto", boot=1000, seed=0):
-    msgs = []
-    runs, skipped = load_runs(root, msgs)
-    runs, checks = split_checks(runs)
-    runs = dedupe(runs, msgs)
-    pre = [r for r in runs if r["role"] == "pretrain"]
-    res = {"schema": 1, "source": root, "curve": curve, "bootstrap": boot, "seed": seed, "n_runs_used": len(runs),
-           "runs_used": sorted(r["name"] for r in runs), "skipped": skipped, "messages": msgs,
-           "pretrain": analyse_pretrain(pre) if pre else None, "targets": {}, "_pre_runs": pre}
-    if not pre:
-        msgs.append("no finished pre-training runs: no L(N), no compute frontier, no pre-training cost")
-    for t in sorted({r["target"] for r in runs if r["role"] != "pretrain"}):
-        res["targets"][t] = analyse_target(t, [r for r in runs if r["target"] == t and r["role"] != "pretrain"],
-                                           pre, curve, boot, seed, msgs)
-    res["checks"] = analyse_checks(checks, runs)
-    res["findings"] = findings(res)
-    return res
-
-def write(res, out):
-    os.makedirs(out, exist_ok=True)
-    plots(res, out, res["_pre_runs"])
-    write_atomic(os.path.join(out, "results.json"), json.dumps(clean(res), indent=1, allow_nan=False))
-    write_atomic(os.path.join(out, "report.md"), report_md(res))
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Fit transfer scaling laws from the run logs under a directory.")
     ap.add_argument("dir", help="directory searched recursively for <run>/log.json")
     ap.add_argument("--out", help="output directory (default: <dir>/report)")
-    ap.add_argument("--curve", choices=["auto", "interp"], default="auto",
-                    help="scratch curve: the joint fit when there are enough points (auto), or interpolation")
-    ap.add_argument("--boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+    ap.add_argument("--boot", type=int, default=1000, help="parametric bootstrap draws for the CIs")
     ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     a = ap.parse_args(argv)
     if not os.path.isdir(a.dir):
-        print(f"fit_scaling: no such directory {a.dir}", file=sys.stderr)
+        print(f"error: no such directory {a.dir}: give the sweep's output directory, e.g. out/builtin/", file=sys.stderr)
+        return 1
+    res = analyse(a.dir, a.boot, a.seed)
+    if not res["n_runs_used"]:
+        print(f"error: no usable log.json under {a.dir} ({len(res['skipped'])} left out): run sweep.py or train.py "
+              f"first, or point at the directory holding their runs", file=sys.stderr)
         return 1
     out = a.out or os.path.join(a.dir, "report")
-    res = analyse(a.dir, a.curve, a.boot, a.seed)
-    write(res, out)
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "results.json")
+    write_atomic(path, json.dumps(clean(res), indent=1, allow_nan=False))
     for m in res["messages"]:
         print("note:", m)
-    for f in res["findings"]:
-        print(f"- {f['title']}: {f['text']}")
-    print(f"wrote {out}/results.json, report.md and {len(PLOTS)} figures")
-    return 0
+    import report                    # here, not at the top: report.py imports this module
+    return report.main([path])
 
 if __name__ == "__main__":
     sys.exit(main())
