@@ -11,6 +11,7 @@ atomically at every evaluation, with ckpt.pt (latest, for init_from='resume') an
 model at the best validation loss, the one fine-tuning starts from).
 """
 
+import copy
 import json
 import math
 import os
@@ -62,10 +63,11 @@ dropout = 0.0
 bias = False
 # optimizer: AdamW, a linear warm-up, then lr_schedule:
 #   'cosine': decay to min_lr at max_iters; a stall (patience) stops the run
-#   'wsd' (warmup-stable-decay): learning_rate until validation stalls, then a linear decay to
-#       min_lr over decay_frac of the steps so far, and the run ends. The best loss then depends
-#       on the data and the stopping rule, not on the budget; a run that reaches its budget first
-#       decays over its last steps and is marked unconverged.
+#   'wsd' (warmup-stable-decay): learning_rate until validation stalls; then back to the model
+#       and optimizer of the best evaluation, a linear decay to min_lr over decay_frac of the
+#       steps to it, and the run ends. The best loss then depends on the data, not on the budget
+#       nor on how long the stall took to detect; a run that reaches its budget first decays
+#       over its last steps and is marked unconverged.
 lr_schedule = 'cosine'
 decay_frac = 0.2
 batch_size = 16  # sequences per micro-step (per process)
@@ -306,7 +308,15 @@ def stalled():
 
 
 def start_decay(trigger):
-    decay.update(start=it, end=min(max_iters, it + max(1, round(decay_frac * it))), trigger=trigger)
+    steps = best['iter'] if trigger == 'stall' else it  # a stall goes back to the best's state
+    decay.update(start=it, end=min(max_iters, it + max(1, round(decay_frac * steps))), trigger=trigger,
+                 restored=best['iter'] if trigger == 'stall' else None)
+
+
+def snapshot():
+    """The model and optimizer state, copied: a wsd decay starts from the best evaluation's."""
+    return dict(model={k: v.detach().clone() for k, v in raw_model.state_dict().items()},
+                optimizer=copy.deepcopy(optimizer.state_dict()))
 
 
 def run_over():
@@ -340,14 +350,15 @@ def estimate_loss(x, y):
 if ckpt is not None:
     log = ckpt['log']
     it, best, evals_since_best = ckpt['iter'], ckpt['best'], ckpt['evals_since_best']
+    best_state = ckpt.get('best_state')
     decay = log['decay']
     data_rng.set_state(ckpt['data_rng'][rank] if rank < len(ckpt['data_rng']) else ckpt['data_rng'][0])
     torch.set_rng_state(ckpt['torch_rng'])
     init_path = log['init_from']
     log['status'] = 'running'
 else:
-    it, best, evals_since_best = 0, None, 0
-    decay = dict(start=None, end=None, trigger=None)  # the wsd decay, once it has begun
+    it, best, evals_since_best, best_state = 0, None, 0, None
+    decay = dict(start=None, end=None, trigger=None, restored=None)  # the wsd decay, once begun
     init_path = None if source is None else init_from
     log = dict(
         schema=1, status='running', role=role, init_from=init_path, config=config,
@@ -374,7 +385,8 @@ def save_checkpoint(path, full):
         else:
             rng = [data_rng.get_state()]
         obj.update(optimizer=optimizer.state_dict(), scaler=scaler.state_dict(), best=best,
-                   evals_since_best=evals_since_best, data_rng=rng, torch_rng=torch.get_rng_state())
+                   evals_since_best=evals_since_best, data_rng=rng, torch_rng=torch.get_rng_state(),
+                   best_state=best_state)
     if master_process:
         atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
@@ -452,9 +464,16 @@ while True:
                         val_bpb=val_loss * val_sets[dataset][2] / val_sets[dataset][3] / math.log(2))
             evals_since_best = 0
             save_checkpoint(best_path, full=False)
+            if lr_schedule == 'wsd':
+                best_state = snapshot()
         else:
             evals_since_best += 1
         log['best'] = best
+        stop_reason = run_over()
+        if not stop_reason and lr_schedule == 'wsd' and decay['start'] is None and stalled():
+            start_decay('stall')  # before the checkpoint, so that a resumed run decays the same
+            raw_model.load_state_dict(best_state['model'])
+            optimizer.load_state_dict(best_state['optimizer'])
         save_checkpoint(ckpt_path, full=True)
         if master_process:
             write_json(log_path, log)
@@ -463,11 +482,8 @@ while True:
             print(f"iter {it}: val {val_loss:.4f}" + ''.join(f", {k} {v:.4f}" for k, v in losses.items()
                                                         if k != dataset) +
                   f", best {best['val_loss']:.4f} @ {best['iter']}, epoch {tokens / dataset_tokens:.2f}")
-        stop_reason = run_over()
         if stop_reason:
             break
-        if lr_schedule == 'wsd' and decay['start'] is None and stalled():
-            start_decay('stall')
     if it >= max_iters:
         stop_reason = 'budget'
         break

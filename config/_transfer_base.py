@@ -1,22 +1,30 @@
 # Settings shared by every transfer run of the seed study, fine-tuned and from scratch alike:
-# the two twins of a cell differ only in init_from. Kim (2021): a 300-step warm-up, a cosine decay
-# to 10% of the maximum learning rate, training to the best validation loss or 15M tokens.
+# the two twins of a cell differ only in init_from. Kim (2021): a 300-step warm-up, then training
+# to the best validation loss or 15M tokens. That cap made every scratch run at D_f >= 15M tokens a
+# compute-limited point (less than an epoch), read as if it were converged. Here the budget grows
+# with D_f and the schedule does not depend on it (warmup-stable-decay, see train.py), so a run
+# stops on overfitting, and the few that reach the budget are reported as unconverged bounds.
 block_size = 1024
-# 8 x 1024 tokens per step: the seed's 512 x 1024 would make 15M tokens 29 steps, fewer than its
-# own 300-step warm-up; at 8,192 tokens a step the smallest D_f (8,000 tokens) is about an epoch
-# a step and the 15M-token budget is 1,831 steps.
+# 8 x 1024 tokens per step: the seed's 512 x 1024 would make the smallest D_f (8,000 tokens) 64
+# epochs a step, and a fine-tune peaks within its first few hundred steps
 batch_size = 8
 gradient_accumulation_steps = 1
-max_tokens = 15_000_000
+lr_schedule = 'wsd'
+decay_frac = 0.2  # the decay after the stall: a fifth of the steps so far, linear to min_lr
 warmup_iters = 300
 min_lr = -1.0  # = learning_rate / 10
+# budget: 64 epochs of D_f, at least 5M tokens (the smallest D_f needs hundreds of steps to
+# stall) and at most 4B (a 524M-token D_f gets 7.6 epochs; a small model there may not overfit
+# and is then reported as unconverged)
+max_epochs = 64.0
+min_tokens = 5_000_000
+max_tokens = 4_000_000_000
 weight_decay = 0.0
 beta1, beta2 = 0.9, 0.95
 grad_clip = 1.0
-# Early stopping: the best validation loss is the result. Evaluate every 25 steps (and densely
-# before: fine-tuned runs peak early) and stop after 8 evaluations without improvement, but only
-# once 2 epochs of D_f have passed since the best one and never before the warm-up ends: a patience
-# counted in evaluations alone stops a fine-tune on its first plateau (see DESIGN.md).
+# The stall: 8 evaluations without improvement, but only once 2 epochs of D_f have passed since
+# the best one and never before the warm-up ends: a patience counted in evaluations alone
+# stops a fine-tune on its first plateau (docs/contracts.md, README: the stopping rule).
 eval_interval = 25
 patience = 8
 patience_epochs = 2.0

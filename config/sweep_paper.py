@@ -4,17 +4,19 @@
 #   python sweep.py config/sweep_paper.py --cost            # FLOPs and GPU-hours before you start
 # Six sizes pre-trained on OpenWebText2 with GPT-2 BPE (config/pretrain_*.py, 26B tokens each),
 # then for German, Spanish and Chinese a fine-tuned and a from-scratch run per size and D_f
-# (config/_transfer_base.py: at most 15M tokens, early stopping).
+# (config/_transfer_base.py: budgets that grow with D_f, warmup-stable-decay, stopped on
+# overfitting).
 out_dir = 'out/paper'
 pretrain_dataset = 'hf_en_gpt2'  # python prepare/hf.py --lang en --tokenizer gpt2 --max_bytes 70e9
 languages = {'de': 'hf_de_gpt2', 'es': 'hf_es_gpt2', 'zh': 'hf_zh_gpt2'}  # --max_bytes 2e9 each
 sizes = {s: f'config/pretrain_{s}.py' for s in ('3M', '16M', '39M', '51M', '70M', '124M')}
 transfer_configs = ['config/_transfer_base.py']
-# D_f from 8,000 tokens in steps of 4x up to 524M tokens (4.8 orders of magnitude: the 2 GB per
-# language that the prepare commands above keep hold ~0.5-1B tokens); above the 15M-token budget a
-# run sees less than one epoch of its D_f, as in the seed study.
-dataset_tokens = [8_000 * 4 ** i for i in range(9)]
-scratch_only_tokens = []
+# D_f from 8,000 tokens in steps of 4x up to 33M tokens (3.6 orders of magnitude), and
+# from-scratch runs alone at 4x and 16x the largest D_f (131M and 524M tokens: the 2 GB per
+# language that the prepare commands above keep hold ~0.5-1B tokens), so that D_e is read off the
+# converged scratch curve inside its measured range, not extrapolated.
+dataset_tokens = [8_000 * 4 ** i for i in range(7)]
+scratch_only_tokens = [dataset_tokens[-1] * 4, dataset_tokens[-1] * 16]
 checks = [dict(language='de', size='16M', dataset_tokens=512_000, tag='patience40', patience=40,
                patience_epochs=20.0)]
 jobs = 8

@@ -67,7 +67,7 @@ def test_transfer_configs_are_twins():
     differ = {k for k in ft if ft[k] != sc[k]}
     # the shape of the fine-tune comes from its checkpoint (5 x 512, as scratch_de.py sets it)
     assert differ <= {'init_from', 'out_dir', 'n_layer', 'n_embd', 'n_head'}, differ
-    assert ft['warmup_iters'] == 300 and ft['max_tokens'] == 15_000_000
+    assert ft['warmup_iters'] == 300 and ft['lr_schedule'] == 'wsd' and ft['max_epochs'] == 64
 
 
 @pytest.fixture(scope='module')
@@ -137,7 +137,7 @@ def test_early_stopping_on_a_tiny_dataset(data_dir, tmp_path):
     assert torch.load(out / 'best.pt', weights_only=False)['iter'] == best['iter']
 
 
-WSD = [*TINY, '--dataset=toy_de', '--dataset_tokens=2000', '--n_embd=128', '--learning_rate=1e-2',
+WSD = [*TINY, '--dataset=toy_de', '--dataset_tokens=2000', '--learning_rate=1e-2',
        '--eval_interval=20', '--patience=3', '--patience_epochs=5', '--lr_schedule=wsd',
        '--decay_frac=0.25', '--max_tokens=0']
 
@@ -154,8 +154,10 @@ def test_wsd_converges_the_same_under_twice_the_budget(data_dir, tmp_path):
     assert a['budget']['max_iters'] == math.ceil(400 * 2000 / (8 * 64))
     assert b['budget']['max_iters'] == 2 * a['budget']['max_iters']
     assert a['status'] == 'early_stopped' and a['converged'] and a['stop_reason'] == 'converged'
-    start, end = a['decay']['start'], a['decay']['end']
-    assert a['decay']['trigger'] == 'stall' and end - start == round(0.25 * start)
+    start, end, restored = a['decay']['start'], a['decay']['end'], a['decay']['restored']
+    # the decay starts from the best evaluation's state and lasts a quarter of the steps to it
+    assert a['decay']['trigger'] == 'stall' and end - start == round(0.25 * restored)
+    assert restored < start and restored in {e['iter'] for e in a['evals']}
     assert end < a['budget']['max_iters'] and a['evals'][-1]['iter'] == end
     lrs = {e['iter']: e['lr'] for e in a['evals']}
     assert {lr for i, lr in lrs.items() if 10 <= i <= start} == {1e-2}  # stable until the stall
@@ -165,6 +167,32 @@ def test_wsd_converges_the_same_under_twice_the_budget(data_dir, tmp_path):
     assert [{k: v for k, v in e.items() if k not in strip} for e in a['evals']] == \
            [{k: v for k, v in e.items() if k not in strip} for e in b['evals']]
     assert a['best'] == b['best']
+
+
+def test_wsd_resume_after_sigkill_in_the_decay_matches(data_dir, tmp_path):
+    args = [*WSD, f'--data_dir={data_dir}', '--max_epochs=400', '--decay_frac=1.0']
+    run('train.py', *args, f'--out_dir={tmp_path / "a"}')
+    out = tmp_path / 'b'
+    p = subprocess.Popen([sys.executable, 'train.py', *args, f'--out_dir={out}'], cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        try:
+            if read_log(out)['decay']['start'] is not None:
+                break
+        except (FileNotFoundError, ValueError):
+            pass
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    killed = read_log(out)
+    assert killed['status'] == 'running' and killed['decay']['start'] is not None
+    run('train.py', '--init_from=resume', f'--out_dir={out}', '--device=cpu')
+    a, b = read_log(tmp_path / 'a'), read_log(out)
+    strip = ('elapsed_s',)
+    assert [{k: v for k, v in e.items() if k not in strip} for e in a['evals']] == \
+           [{k: v for k, v in e.items() if k not in strip} for e in b['evals']]  # bit for bit
+    assert a['best'] == b['best'] and a['decay'] == b['decay'] and b['converged']
 
 
 def test_wsd_run_that_reaches_its_budget_is_not_converged(data_dir, tmp_path):
