@@ -157,8 +157,8 @@ def loss_chunk_rows(n, vocab, max_logits):
     the last (so a compiled loss traces at most two chunk shapes)."""
     if n * vocab <= max_logits:
         return n
-    chunks = -(-n * vocab // max_logits)
-    return max(1, -(-n // chunks))
+    chunks = -(-n // max(1, max_logits // vocab))
+    return -(-n // chunks)
 
 
 def compile_model(model):
