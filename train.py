@@ -7,8 +7,9 @@ on one process (add --device=cpu on a laptop) or under DDP:
     torchrun --standalone --nproc_per_node=8 train.py config/pretrain_70M.py
 
 The run's result is out_dir/log.json (the contract with fit_scaling.py, see DESIGN.md), rewritten
-atomically at every evaluation, with ckpt.pt (latest, for init_from='resume') and best.pt (the
-model at the best validation loss, the one fine-tuning starts from).
+atomically at every evaluation, with best.pt (the model at the best validation loss, the one
+fine-tuning starts from, written at every new best) and ckpt.pt (for init_from='resume', written at
+evaluations while checkpoints take less than ckpt_share of the run's time, and at the end).
 """
 
 import json
