@@ -151,14 +151,26 @@ def linear_cross_entropy(x, w, targets, V, chunk, dtype, grad):
     return LinearCrossEntropy.apply(x, w, targets, V, chunk, dtype, grad)
 
 
+def loss_chunk_rows(n, vocab, max_logits):
+    """Rows per chunk of the output layer + loss for n rows of a (padded) vocabulary: all n at once
+    where n x vocab logits fit in max_logits, else the fewest chunks that fit, of equal size but
+    the last (so a compiled loss traces at most two chunk shapes)."""
+    if n * vocab <= max_logits:
+        return n
+    chunks = -(-n // max(1, max_logits // vocab))
+    return -(-n // chunks)
+
+
 def compile_model(model):
-    """torch.compile(model), with the chunked loss left eager (its loop over chunks is not
-    unrolled), unless the batch's logits fit in one chunk: then the plain loss is compiled with the
-    rest of the graph, which fuses it (the bf16 CPU step of bench.py 2-4% faster). Eager runs keep
-    the chunked loss, so their results do not change. torch.compiler.disable imports dynamo, a
-    second of every run's start-up, so it is applied here rather than as a decorator at import."""
-    model.loss_fn = torch.compiler.disable(linear_cross_entropy)
+    """torch.compile(model) with the output layer and the loss in the compiled graph, where the
+    compiler fuses the element-wise work around their matmuls: computed plainly (full logits)
+    where the batch's logits fit in loss_max_logits, else LinearCrossEntropy's chunks, traced
+    into the graph (its loop unrolled). On CUDA the bound is raised to 2^30 logits: one chunk for
+    every paper shape at its per-GPU batch, where the plain compiled loss measured faster than
+    chunks and below nanoGPT's peak memory (README, Speed). Eager runs keep the chunked loss."""
     model.loss_in_graph = True
+    if model.lm_head.weight.device.type == 'cuda':
+        model.loss_max_logits = max(model.loss_max_logits, 1 << 30)
     return torch.compile(model)
 
 
@@ -166,10 +178,10 @@ class GPT(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        self.loss_fn = linear_cross_entropy  # compile_model() swaps in an eager-only wrapper
         self.loss_in_graph = False  # compile_model(): one-chunk losses computed plainly, in the graph
-        # rows of the output layer and loss computed at once: ~8M logits (32 MB in float32)
-        self.loss_chunk = max(64, (1 << 23) // padded_vocab_size(config.vocab_size))
+        # logits of the output layer and loss computed at once, eager: 8M (32 MB in float32, which
+        # the CPU's caches and allocator serve well); compile_model() raises it on CUDA
+        self.loss_max_logits = 1 << 23
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(padded_vocab_size(config.vocab_size), config.n_embd),
             wpe=nn.Embedding(config.block_size, config.n_embd),
@@ -223,17 +235,18 @@ class GPT(nn.Module):
         x = self.transformer.ln_f(x)
         if targets is None:
             return self.lm_head(x[:, [-1], :]), None  # generation needs the last position only
-        if self.loss_in_graph and B * T <= self.loss_chunk:
+        w = self.lm_head.weight
+        chunk = loss_chunk_rows(B * T, w.shape[0], self.loss_max_logits)
+        if self.loss_in_graph and chunk == B * T:
             logits = self.lm_head(x)[..., :self.config.vocab_size].float()
             return None, F.cross_entropy(logits.view(B * T, -1), targets.reshape(-1))
         # no (B, T, vocab) logits: the output layer and the loss run in chunks of rows (see
         # LinearCrossEntropy), over the real vocabulary only (padded ids take no probability)
-        w = self.lm_head.weight
         cdt = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) \
             else x.dtype
         grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
-        loss = self.loss_fn(x.reshape(B * T, -1), w, targets.reshape(-1),
-                            self.config.vocab_size, self.loss_chunk, cdt, grad)
+        loss = linear_cross_entropy(x.reshape(B * T, -1), w, targets.reshape(-1),
+                                    self.config.vocab_size, chunk, cdt, grad)
         return None, loss
 
     def configure_optimizer(self, weight_decay, learning_rate, betas, device_type):

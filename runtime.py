@@ -1,7 +1,7 @@
 """
 What train.py and bench.py share, so that bench.py times exactly what train.py runs: the device
-settings (dtype, autocast, torch.compile defaults, the CPU's malloc settings), the batch loader
-and the optimizer step; and the token budget of a run, which sweep.py's --cost needs too.
+settings (dtype, autocast, torch.compile defaults and caches, the CPU's malloc settings), the batch
+loader and the optimizer step; and the token budget of a run, which sweep.py's --cost needs too.
 """
 
 import ctypes
@@ -86,3 +86,19 @@ def budget_tokens(max_tokens, max_epochs, min_tokens, dataset_tokens):
         return max_tokens
     tokens = max(min_tokens, round(max_epochs * dataset_tokens))
     return min(tokens, max_tokens) if max_tokens > 0 else tokens
+
+
+def use_compile_cache(path):
+    """Keep torch.compile's on-disk caches (inductor's FX graphs, AOTAutograd's graphs, the C++ and
+    Triton kernels) in path, shared by every run that names it: a sweep compiles each shape once,
+    and every later run of that shape loads the compiled graphs instead of compiling them again (a
+    run still traces the model, which is not cached). '' keeps torch's default
+    ($TORCHINDUCTOR_CACHE_DIR, else a directory under /tmp, which a batch job's node may not keep)."""
+    if path:
+        os.environ['TORCHINDUCTOR_CACHE_DIR'] = os.path.abspath(path)
+
+
+def compile_cache_counts():
+    """(hits, misses) of inductor's FX graph cache in this process so far."""
+    from torch._dynamo.utils import counters
+    return counters['inductor']['fxgraph_cache_hit'], counters['inductor']['fxgraph_cache_miss']

@@ -7,8 +7,9 @@ on one process (add --device=cpu on a laptop) or under DDP:
     torchrun --standalone --nproc_per_node=8 train.py config/pretrain_70M.py
 
 The run's result is out_dir/log.json (the contract with fit_scaling.py, docs/contracts.md), rewritten
-atomically at every evaluation, with ckpt.pt (latest, for init_from='resume') and best.pt (the
-model at the best validation loss, the one fine-tuning starts from).
+atomically at every evaluation, with best.pt (the model at the best validation loss, the one
+fine-tuning starts from, written at every new best) and ckpt.pt (for init_from='resume', written at
+evaluations while checkpoints take less than ckpt_share of the run's time, and at the end).
 """
 
 import copy
@@ -26,7 +27,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import configure
 from model import GPT, GPTConfig, compile_model
-from runtime import budget_tokens, device_settings, get_batch, optimizer_step
+from runtime import (budget_tokens, compile_cache_counts, device_settings, get_batch,
+                     optimizer_step, use_compile_cache)
 
 # -----------------------------------------------------------------------------
 # default config values (a config file or --key=value overrides any of them)
@@ -41,7 +43,7 @@ dataset = 'builtin_en'  # data_dir/<dataset>/{train,val}.bin + meta.json, writte
 dataset_tokens = 0  # D_f: train on the first D_f tokens of the (shuffled) train split; 0 = all
 extra_val = ''  # comma-separated datasets whose val split is also evaluated (e.g. forgetting)
 eval_tokens = 262144  # the fixed validation set: eval_tokens tokens spread over the val split
-eval_batch_size = 0  # sequences per evaluation forward pass; 0 = batch_size
+eval_batch_size = 0  # sequences per evaluation forward pass; 0 = batch_size, 4 x that on CUDA
 # evaluation and stopping
 eval_interval = 100
 eval_dense = True  # also evaluate at eval_interval/2, /4, ... early on, where fine-tunes peak
@@ -54,6 +56,10 @@ min_iters = 0  # ... and never before this step (0 = patience off: the run ends 
 max_tokens = 0
 max_epochs = 0.0
 min_tokens = 0
+# checkpoints: best.pt (the model) at every new best; ckpt.pt (the model, optimizer and data
+# position, for init_from='resume') at an evaluation only while writing checkpoints has taken less
+# than this share of the run's time, and always at the end (a resumed run repeats what followed)
+ckpt_share = 0.05
 # model
 n_layer = 4
 n_head = 4
@@ -84,6 +90,7 @@ min_lr = -1.0  # -1 = learning_rate / 10
 device = 'cuda' if torch.cuda.is_available() else 'cpu'
 dtype = 'auto'  # 'float32' | 'bfloat16' | 'float16'; auto = bf16 on CUDA (fp16 without it), fp32 on CPU
 compile = None  # torch.compile: None = on for CUDA and CPU bf16/fp16, off for CPU float32
+compile_cache = '.cache/torchinductor'  # torch.compile's caches, shared by a sweep's runs; '' = torch's
 seed = 1337
 # -----------------------------------------------------------------------------
 config_keys = [k for k, v in globals().items()
@@ -268,6 +275,7 @@ if ckpt is not None:
     scaler.load_state_dict(ckpt['scaler'])
 raw_model = model
 if compile:
+    use_compile_cache(compile_cache)
     model = compile_model(model)
 if ddp:
     model = DDP(model, device_ids=[int(os.environ['LOCAL_RANK'])] if device_type == 'cuda' else None)
@@ -330,15 +338,19 @@ def run_over():
 
 @torch.inference_mode()
 def estimate_loss(x, y):
-    """Mean loss in nats/token over the whole fixed set, summed over processes."""
+    """Mean loss in nats/token over the whole fixed set, summed over processes; the sums stay on
+    the device until the end (one synchronisation an evaluation, not one a batch)."""
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=device)
-    step = eval_batch_size or batch_size
+    # no activations are kept for a backward pass: on CUDA 4x the training batch fits, in fewer,
+    # larger (faster) forward passes
+    step = eval_batch_size or batch_size * (4 if device_type == 'cuda' else 1)
     for i in range(0, len(x), step):
         xb, yb = x[i:i + step].to(device), y[i:i + step].to(device)
         with autocast:
             _, loss = model(xb, yb)
-        total += torch.tensor([loss.item() * yb.numel(), yb.numel()], dtype=torch.float64, device=device)
+        total[0] += loss.double() * yb.numel()
+        total[1] += yb.numel()
     if ddp:
         dist.all_reduce(total)
     model.train()
@@ -397,6 +409,8 @@ def finish(status, error=None, stop_reason=None):
     # a point of the converged curve: ended by the stopping rule, not by its budget
     log['converged'] = stop_reason == 'converged'
     log['time'] = time_breakdown()
+    if compile:  # FX graphs loaded from compile_cache (hits) and compiled anew (misses)
+        log['compile_cache'] = dict(zip(('hits', 'misses'), compile_cache_counts()), dir=compile_cache)
     if error:
         log['error'] = error
     if master_process:
@@ -412,7 +426,10 @@ if master_process:
           f"{tokens_per_iter:,} tokens/step, max_iters={max_iters}, {device} {dtype}"
           f"{' compiled' if compile else ''}, {world_size} process(es)")
 t_start = time.time()
-timers = dict(startup=t_start - _t_process, data=0.0, eval=0.0, checkpoint=0.0)
+# compiled, the first evaluation and the first training step of a process compile their graphs
+# (loaded from compile_cache when an earlier run of the shape compiled them): their time is 'compile'
+timers = dict(startup=t_start - _t_process, compile=0.0, data=0.0, eval=0.0, checkpoint=0.0)
+compiling = dict(eval=compile, training=compile)
 time_before = log.get('time', {})  # a resumed run adds to the time its first part took
 
 
@@ -421,6 +438,26 @@ def time_breakdown():
     t = dict(timers, total=time.time() - _t_process)
     t['training'] = t['total'] - sum(timers.values())
     return {k: time_before.get(k, 0.0) + v for k, v in t.items()}
+
+
+def add_time(kind, t0):
+    """The seconds since t0 to timers[kind] ('training' is what no timer counts), or to 'compile'
+    where they were kind's first compiled call."""
+    if compiling.get(kind):
+        compiling[kind] = False
+        timers['compile'] += time.time() - t0
+    elif kind in timers:
+        timers[kind] += time.time() - t0
+
+
+def full_checkpoint_due(last):
+    """ckpt.pt at the run's last evaluation, else only while checkpoints have taken less than
+    ckpt_share of this process's time; rank 0's clock decides for all (the checkpoint is collective)."""
+    due = last or timers['checkpoint'] < ckpt_share * (time.time() - _t_process)
+    if ddp:
+        due = torch.tensor(int(due), device=device)
+        dist.broadcast(due, 0)
+    return bool(due)
 
 
 train_loss_sum = torch.zeros((), device=device)
@@ -445,7 +482,7 @@ while True:
         train_loss = (train_loss_sum.item() / train_loss_n) if train_loss_n else None
         train_loss_sum.zero_()
         train_loss_n = 0
-        timers['eval'] += time.time() - t0
+        add_time('eval', t0)
         if not math.isfinite(val_loss) or (train_loss is not None and not math.isfinite(train_loss)):
             msg = f"non-finite loss at iter {it} (train {train_loss}, val {val_loss})"
             finish('failed', msg + f"; the last good checkpoint is kept in {out_dir}")
@@ -474,20 +511,24 @@ while True:
             start_decay('stall')  # before the checkpoint, so that a resumed run decays the same
             raw_model.load_state_dict(best_state['model'])
             optimizer.load_state_dict(best_state['optimizer'])
-        save_checkpoint(ckpt_path, full=True)
+        full = full_checkpoint_due(stop_reason is not None)
+        if full:
+            save_checkpoint(ckpt_path, full=True)
         if master_process:
             write_json(log_path, log)
         timers['checkpoint'] += time.time() - t0
         if master_process:
             print(f"iter {it}: val {val_loss:.4f}" + ''.join(f", {k} {v:.4f}" for k, v in losses.items()
                                                         if k != dataset) +
-                  f", best {best['val_loss']:.4f} @ {best['iter']}, epoch {tokens / dataset_tokens:.2f}")
+                  f", best {best['val_loss']:.4f} @ {best['iter']}, epoch {tokens / dataset_tokens:.2f}"
+                  + (', ckpt.pt written' if full else ''))
         if stop_reason:
             break
     if it >= max_iters:
         stop_reason = 'budget'
         break
     # one optimizer step: grad_accum micro-steps, gradients synchronised on the last only
+    t_step = time.time()
     for micro in range(grad_accum):
         if ddp:
             model.require_backward_grad_sync = micro == grad_accum - 1
@@ -500,6 +541,7 @@ while True:
         train_loss_n += 1
         scaler.scale(loss / grad_accum).backward()
     optimizer_step(model, optimizer, scaler, grad_clip)
+    add_time('training', t_step)
     it += 1
     if master_process and log_interval and it % log_interval == 0:
         print(f"iter {it}: loss {loss.item():.4f}, lr {lr:.2e}, "
@@ -512,7 +554,7 @@ if master_process:
     print(f"{status}: best val {best['val_loss']:.4f} nats/token ({best['val_bpb']:.4f} bits/byte) at "
           f"iter {best['iter']}; {it} iters in {t['total']:.1f}s: " +
           ', '.join(f"{k} {t[k]:.1f}s ({100 * t[k] / max(t['total'], 1e-9):.0f}%)"
-                    for k in ('training', 'startup', 'data', 'eval', 'checkpoint')))
+                    for k in ('training', 'startup', 'compile', 'data', 'eval', 'checkpoint')))
 if ddp:
     # everything is written and closed: skip the interpreter's teardown, in which a leftover
     # torch.distributed client thread sometimes aborts a non-zero rank (about 1 run in 20 here)

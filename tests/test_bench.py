@@ -78,7 +78,7 @@ def test_chunked_loss_and_gradients_match_the_plain_loss(vocab_size, chunk):
     torch.manual_seed(0)
     model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=vocab_size))
     assert model.lm_head.weight.shape[0] == padded_vocab_size(vocab_size)
-    model.loss_chunk = chunk
+    model.loss_max_logits = chunk * padded_vocab_size(vocab_size)
     idx = torch.randint(0, vocab_size, (3, 16))
     targets = torch.randint(0, vocab_size, (3, 16))
     targets[0, :4] = vocab_size - 1  # the last real id, next to the padded ones
@@ -124,7 +124,7 @@ def test_bf16_cpu_paths_match_float32():
     both must agree with the float32 model within bf16 precision, gradients included."""
     torch.manual_seed(0)
     model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=32, vocab_size=257))
-    model.loss_chunk = 50
+    model.loss_max_logits = 50 * 320
     idx = torch.randint(0, 257, (4, 32))
     targets = torch.randint(0, 257, (4, 32))
     _, loss32 = model(idx, targets)
