@@ -138,6 +138,9 @@ def write_jobs(directory, runs, fit_cmd, nodes, **o):
     if unknown:
         fail(f"pretrain_nodes names {', '.join(sorted(n[len('pt_N'):] for n in unknown))}, which "
              f"is not one of the sizes: name a size of the sweep config")
+    if not o['gpus_per_node'] and any(n > 1 for n in nodes.values()):
+        fail("pretrain_nodes asks for more than one node, but gpus_per_node=0 runs a CPU "
+             "pre-training job as one process: set gpus_per_node")
     d = os.path.abspath(directory)
     os.makedirs(os.path.join(d, 'logs'), exist_ok=True)  # sbatch does not create --output's folder
     write(os.path.join(d, 'common.sh'), COMMON)

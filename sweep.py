@@ -5,6 +5,7 @@ fit_scaling.py on the results.
 
     python sweep.py config/sweep_builtin.py --jobs=2       # the built-in CPU study
     python sweep.py config/sweep_paper.py --print > cmds    # commands for a cluster, in order
+    python sweep.py config/sweep_paper.py --slurm out/slurm # SLURM jobs: bash out/slurm/submit.sh
 
 Runs whose log.json says they finished are skipped; interrupted ones resume from their ckpt.pt;
 a failed run is retried once. Killing sweep.py kills its runs too, and starting it again finishes
