@@ -130,7 +130,8 @@ def write_jobs(directory, runs, fit_cmd, nodes, **o):
     """runs: (name, command as --print shows it, the run it needs first) in dependency order;
     nodes: pre-training run -> nodes of its job (1 if not named); o: partition, account,
     time_pretrain, time_transfer, gpus_per_node, throttle, setup, options (more #SBATCH lines)."""
-    for word in (w for _, cmd, _ in runs for w in cmd):
+    d = os.path.abspath(directory)
+    for word in (d, os.getcwd(), *(w for _, cmd, _ in runs for w in cmd)):
         if any(c.isspace() for c in word):
             fail(f"{word!r} has white space, but the SLURM jobs split commands at spaces: rename it")
     pretrain = [(name, cmd) for name, cmd, _ in runs if name.startswith('pt_')]
@@ -141,7 +142,6 @@ def write_jobs(directory, runs, fit_cmd, nodes, **o):
     if not o['gpus_per_node'] and any(n > 1 for n in nodes.values()):
         fail("pretrain_nodes asks for more than one node, but gpus_per_node=0 runs a CPU "
              "pre-training job as one process: set gpus_per_node")
-    d = os.path.abspath(directory)
     os.makedirs(os.path.join(d, 'logs'), exist_ok=True)  # sbatch does not create --output's folder
     write(os.path.join(d, 'common.sh'), COMMON)
     # the transfer runs in one array per run they start from: the scratch runs need none
