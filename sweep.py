@@ -5,6 +5,7 @@ fit_scaling.py on the results.
 
     python sweep.py config/sweep_builtin.py --jobs=2       # the built-in CPU study
     python sweep.py config/sweep_paper.py --print > cmds    # commands for a cluster, in order
+    python sweep.py config/sweep_paper.py --slurm out/slurm # SLURM jobs: bash out/slurm/submit.sh
 
 Runs whose log.json says they finished are skipped; interrupted ones resume from their ckpt.pt;
 a failed run is retried once. Killing sweep.py kills its runs too, and starting it again finishes
@@ -61,17 +62,31 @@ cost = False  # print the FLOPs and GPU-hours of every run instead of running th
 gpu_flops = 1.25e14  # achieved FLOP/s per GPU for --cost: an A100 at 40% of its 312 TFLOP/s bf16 peak
 fit = True  # run fit_scaling.py at the end
 fit_args = []
+# SLURM (--slurm DIR): write the grid as batch jobs for a cluster instead of running it (slurm.py)
+slurm_dir = ''
+slurm_partition = ''  # '' = the cluster's default
+slurm_account = ''
+slurm_time_pretrain = '24:00:00'  # a job's time limit: a run cut off resumes when resubmitted
+slurm_time_transfer = '4:00:00'  # per transfer task (and for the fit)
+slurm_setup = ''  # shell lines every job runs first, e.g. 'source .venv/bin/activate'
+slurm_options = []  # more #SBATCH options for every job, e.g. ['--qos=long', '--mem=64G']
+gpus_per_node = 8  # pre-training: torchrun over every GPU of its nodes; 0: CPU nodes, one process
+pretrain_nodes = {}  # size -> nodes of its pre-training job (1 if not named), e.g. {'124M': 2}
+array_throttle = 0  # at most this many tasks of an array at once (sbatch --array=...%N); 0: no limit
 # -----------------------------------------------------------------------------
 
 
 def normalise_argv(args):
-    """Also accept the spellings --print and --jobs N."""
+    """Also accept the spellings --print, --jobs N and --slurm DIR."""
     out, i = [], 0
     while i < len(args):
         if args[i] in ('--print', '--cost'):
             out.append({'--print': '--print_only=True', '--cost': '--cost=True'}[args[i]])
         elif args[i] == '--jobs' and i + 1 < len(args):
             out.append(f'--jobs={args[i + 1]}')
+            i += 1
+        elif args[i] == '--slurm' and i + 1 < len(args):
+            out.append(f'--slurm_dir={args[i + 1]}')
             i += 1
         else:
             out.append(args[i])
@@ -390,6 +405,15 @@ if __name__ == '__main__':
     runs = make_runs()
     if cost:
         print_cost(runs)
+        sys.exit(0)
+    if slurm_dir:
+        import slurm
+        slurm.write_jobs(slurm_dir, [(n, command(n, a, False, python='python'), need) for n, a, need in runs],
+                         ['python', 'fit_scaling.py', out_dir, *fit_args],
+                         {f"pt_{size_label(s)}": k for s, k in pretrain_nodes.items()},
+                         partition=slurm_partition, account=slurm_account, setup=slurm_setup,
+                         time_pretrain=slurm_time_pretrain, time_transfer=slurm_time_transfer,
+                         gpus_per_node=gpus_per_node, throttle=array_throttle, options=slurm_options)
         sys.exit(0)
     if print_only:
         for name, args, _ in runs:  # already in dependency order: pre-training first

@@ -1,0 +1,122 @@
+"""sweep.py --slurm: the jobs it writes for the paper grid, and the tiny grid of the sweep tests
+run through them by a fake SLURM (tests/fake_slurm: sbatch runs each job here, at once, in the
+order submit.sh submits them) with two jobs killed once, finishing on resubmission with the
+same results as the local sweep."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, read_log, run
+from test_sweep import write_sweep_config
+
+FAKE = os.path.join(ROOT, 'tests', 'fake_slurm')
+
+
+def test_paper_grid_as_slurm_jobs(tmp_path):
+    d = tmp_path / 'jobs'
+    run('sweep.py', 'config/sweep_paper.py', '--slurm', str(d), "--pretrain_nodes={'124M': 2}",
+        '--array_throttle=16', '--slurm_partition=gpu', '--slurm_account=proj')
+    printed = run('sweep.py', 'config/sweep_paper.py', '--print').stdout.splitlines()
+    pretrain, transfer = printed[:6], printed[6:-1]
+    launcher = 'torchrun --standalone --nproc_per_node=8 '
+    assert all(p.startswith(launcher) for p in pretrain)
+    for line in pretrain:  # on whole nodes, torchrun over all of them, the same train.py command
+        name = line.rsplit('/', 1)[1]
+        script = (d / f'pretrain_{name}.sbatch').read_text()
+        assert f"#SBATCH --nodes={2 if name == 'pt_N124M' else 1}\n" in script
+        for opt in ('--gpus-per-node=8', '--exclusive', '--requeue', '--partition=gpu', '--account=proj'):
+            assert f'#SBATCH {opt}\n' in script
+        assert ('\nrun_resumable srun torchrun --nnodes="$SLURM_NNODES" --nproc_per_node=8 '
+                '--rdzv_id="$SLURM_JOB_ID" --rdzv_backend=c10d --rdzv_endpoint="$head:29500" '
+                + line[len(launcher):] + '\n') in script
+    # every transfer run is a line of a tasks file: the fine-tunes of a size together, the
+    # scratch runs in one array; each task runs its line
+    tasks = {f.rsplit('/', 1)[1]: open(f).read().splitlines() for f in glob.glob(str(d / '*.txt'))}
+    assert sorted(sum(tasks.values(), [])) == sorted(transfer)
+    assert not any('--init_from' in l for l in tasks.pop('scratch.txt'))
+    assert len(tasks) == 6
+    submit = (d / 'submit.sh').read_text()
+    for name, lines in tasks.items():
+        size = name[len('finetune_'):-len('.txt')]
+        assert all(f'--init_from=out/paper/pt_{size}/best.pt' in l for l in lines)
+        array = (d / f'finetune_{size}.sbatch').read_text()
+        assert '#SBATCH --gres=gpu:1\n' in array and '#SBATCH --kill-on-invalid-dep=yes\n' in array
+        assert f'sed -n "${{SLURM_ARRAY_TASK_ID}}p" {d}/finetune_{size}.txt' in array
+        assert (f'submit --array="$tasks%16" ${{job_pt_{size}:+--dependency=afterok:$job_pt_{size}}} '
+                f'{d}/finetune_{size}.sbatch\n') in submit
+    assert f'submit ${{deps:+--dependency=afterany:$deps}} {d}/fit.sbatch\n' in submit
+    assert 'python fit_scaling.py out/paper\n' in (d / 'fit.sbatch').read_text()
+    for f in glob.glob(str(d / '*.s[hb]*')):
+        subprocess.run(['bash', '-n', f], check=True)
+    p = run('sweep.py', 'config/sweep_paper.py', '--slurm', str(d), "--pretrain_nodes={'7B': 2}", check=False)
+    assert p.returncode == 1 and p.stderr.startswith('error: pretrain_nodes names 7B'), p.stderr
+
+
+def submissions(state):
+    with open(state / 'submissions.jsonl') as f:
+        return [json.loads(l) for l in f]
+
+
+def commands_run(run_dir):
+    """The commands train.txt says were started in run_dir (the sweeps write each one first)."""
+    with open(os.path.join(run_dir, 'train.txt')) as f:
+        return [l for l in f if l.split(' ', 1)[0] in ('srun', 'python', sys.executable)]
+
+
+def test_fake_slurm_grid_matches_the_local_sweep(data_dir, tmp_path):
+    cfg = tmp_path / 'sweep.py'
+    local, out, jobs, state = (tmp_path / n for n in ('local', 'slurm', 'jobs', 'state'))
+    write_sweep_config(cfg, data_dir, local)
+    run('sweep.py', str(cfg), '--fit=False')  # 2 at a time, each on cpu_count // 2 threads
+    run('sweep.py', str(cfg), f'--out_dir={out}', '--slurm', str(jobs), '--gpus_per_node=0',
+        '--array_throttle=2')
+    names = sorted(os.path.basename(p) for p in glob.glob(str(local / '*_N*')))
+    assert len(names) == 12
+    # pre-empted after their first checkpoint: a pre-training job and a fine-tuning task
+    killed = ['pt_N10K', 'ft_de_N33K_D8K']
+    env = dict(os.environ, PATH=os.pathsep.join([FAKE, os.path.dirname(sys.executable), os.environ['PATH']]),
+               FAKE_SLURM_DIR=str(state), OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // 2)),
+               FAKE_SLURM_KILL=':'.join(str(out / n / 'ckpt.pt') for n in killed))
+
+    def submit():
+        p = subprocess.run(['bash', str(jobs / 'submit.sh')], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stdout + p.stderr
+        return p.stdout
+
+    submit()
+    first = {os.path.basename(s['script']).split('.')[0]: s for s in submissions(state)}
+    assert {k: s['state'] for k, s in first.items() if k != 'fit'} == {  # the fit ran on what there was
+        'pretrain_pt_N10K': 'FAILED', 'pretrain_pt_N33K': 'COMPLETED', 'scratch': 'COMPLETED',
+        'finetune_N10K': 'CANCELLED', 'finetune_N33K': 'FAILED'}
+    for size in ('N10K', 'N33K'):  # each array after its pre-training job; the fit after all
+        assert first[f'finetune_{size}']['options']['dependency'] == f"afterok:{first[f'pretrain_pt_{size}']['id']}"
+    assert 'dependency' not in first['scratch']['options']
+    assert first['fit']['options']['dependency'] == 'afterany:' + ':'.join(
+        str(s['id']) for k, s in first.items() if k != 'fit')
+    for name in killed:  # killed mid-run, as a pre-empted job is
+        assert read_log(out / name)['status'] == 'running' and os.path.exists(out / name / 'ckpt.pt')
+    assert not os.path.exists(out / 'ft_de_N10K_D2K')
+
+    # the second submission: only what did not finish, the killed runs resuming from ckpt.pt
+    stdout = submit()
+    second = submissions(state)[len(first):]
+    assert [(os.path.basename(s['script']), s['options'].get('array'), s['state']) for s in second] == [
+        ('pretrain_pt_N10K.sbatch', None, 'COMPLETED'), ('finetune_N10K.sbatch', '1-2%2', 'COMPLETED'),
+        ('finetune_N33K.sbatch', '2%2', 'COMPLETED'), ('fit.sbatch', None, 'COMPLETED')], stdout
+    for name in names:
+        a, b = read_log(local / name), read_log(out / name)
+        assert b['status'] in ('done', 'early_stopped') and b['status'] == a['status']
+        strip = ('elapsed_s',)
+        assert [{k: v for k, v in e.items() if k not in strip} for e in a['evals']] == \
+               [{k: v for k, v in e.items() if k not in strip} for e in b['evals']], name  # bit for bit
+        assert a['best'] == b['best'] and len(a['evals']) > 2
+        cmds = commands_run(out / name)
+        assert len(cmds) == 1 + (name in killed), cmds
+    assert commands_run(out / 'ft_de_N33K_D8K')[1].endswith(f'train.py --init_from=resume --out_dir={out}/ft_de_N33K_D8K\n')
+    assert commands_run(out / 'pt_N10K')[1].startswith('srun python train.py --init_from=resume')
+    with open(out / 'report' / 'results.json') as f:
+        assert json.load(f)
