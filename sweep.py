@@ -354,7 +354,7 @@ def print_time_breakdown(runs):
     if total.get('total'):
         print(f"time in runs: {total['total']:.0f}s of CPU/GPU slots: " + ', '.join(
             f"{k} {100 * total.get(k, 0) / total['total']:.1f}%"
-            for k in ('training', 'startup', 'data', 'eval', 'checkpoint')))
+            for k in ('training', 'startup', 'compile', 'data', 'eval', 'checkpoint')))
 
 
 def resolve(args):
