@@ -14,9 +14,25 @@ model at the best validation loss, the one fine-tuning starts from).
 import json
 import math
 import os
+import signal
 import sys
 import time
 _t_process = time.time()  # the start-up (imports, data, model) counts as run overhead
+
+
+def _interrupted(signum, frame):
+    # Ctrl-C, or a sweep stopping its runs: one line instead of a KeyboardInterrupt traceback. The
+    # last checkpoint stays and log.json says 'running', so the run resumes where it was
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if int(os.environ.get('RANK', 0)) == 0:
+        print(f"error: interrupted by {signal.Signals(signum).name}: continue the run with "
+              f"--init_from=resume", file=sys.stderr)
+    sys.exit(128 + signum)
+
+
+signal.signal(signal.SIGINT, _interrupted)
+signal.signal(signal.SIGTERM, _interrupted)
 
 import numpy as np
 import torch
@@ -25,7 +41,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import configure
 from model import GPT, GPTConfig, compile_model
-from runtime import device_settings, get_batch, optimizer_step
+from prepare.common import prepare_hint
+from runtime import atomic_write, device_settings, get_batch, load_checkpoint, optimizer_step, remove_dead_temps
 
 # -----------------------------------------------------------------------------
 # default config values (a config file or --key=value overrides any of them)
@@ -80,24 +97,14 @@ explicit_keys = configure(globals(), sys.argv[1:])
 
 
 def fail(msg):
-    if master_process:
+    if int(os.environ.get('RANK', 0)) == 0:
         print(f"error: {msg}", file=sys.stderr)
     sys.exit(1)
 
 
-def atomic_write(path, write):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def write_json(path, obj):
-    def w(tmp):
-        with open(tmp, 'w') as f:
-            json.dump(obj, f, indent=1)
-    atomic_write(path, w)
-
-
+if device.split(':')[0] not in ('cpu', 'cuda') or device.startswith('cuda') and not torch.cuda.is_available():
+    fail(f"device={device!r} is not available here: use --device=cpu" +
+         ("" if device.startswith(('cpu', 'cuda')) else " or --device=cuda"))
 # distributed setup: torchrun sets RANK; gloo on CPU so the DDP path is testable here
 ddp = int(os.environ.get('RANK', -1)) != -1
 if ddp:
@@ -112,13 +119,37 @@ master_process = rank == 0
 ckpt_path, best_path, log_path = (os.path.join(out_dir, f) for f in ('ckpt.pt', 'best.pt', 'log.json'))
 ckpt = None
 if init_from == 'resume':
+    try:
+        with open(log_path) as f:
+            status = json.load(f).get('status')
+    except (OSError, ValueError, AttributeError):
+        status = None
+    if status in ('done', 'early_stopped'):  # nothing to add: rewriting its log would only harm it
+        if master_process:
+            print(f"{out_dir}: the run is finished ({status}); nothing to resume, left as it is")
+        sys.exit(0)
     if not os.path.exists(ckpt_path):
         fail(f"init_from='resume' but there is no {ckpt_path}: start the run without it")
-    ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=False)
+    ckpt = load_checkpoint(ckpt_path, fail, f"move it aside and start the run afresh without init_from=resume")
     # a resumed run is the same run: its original config wins over everything but the system keys
+    ignored = []
     for k, v in ckpt['config'].items():
         if k not in ('device', 'dtype', 'compile', 'out_dir', 'init_from'):
+            if k in explicit_keys and globals()[k] != v:
+                ignored.append(f"{k}={globals()[k]!r} (the run has {v!r})")
             globals()[k] = v
+    if ignored and master_process:
+        print(f"resume: the checkpoint's config wins; ignored: {', '.join(ignored)}")
+    # CPU kernels split their sums over threads, so the thread count is part of a bit-exact resume
+    threads = ckpt.get('num_threads')
+    if threads is None and master_process:
+        print("resume: the checkpoint does not record its thread count: the run may differ "
+              "from an uninterrupted one in the last digits")
+    elif threads != torch.get_num_threads():
+        if master_process:
+            print(f"resume: {threads} threads as before the interruption, not {torch.get_num_threads()}, "
+                  f"so that the run continues bit for bit")
+        torch.set_num_threads(threads)
 config = {k: globals()[k] for k in config_keys}
 if gradient_accumulation_steps % world_size:
     fail(f"gradient_accumulation_steps={gradient_accumulation_steps} must be a multiple of "
@@ -128,8 +159,6 @@ if dtype not in ('auto', 'float32', 'bfloat16', 'float16') or compile not in (No
     fail(f"dtype must be auto/float32/bfloat16/float16 (got {dtype!r}), compile True or False")
 device_type, dtype, compile, autocast = device_settings(device, dtype, compile)
 config.update(device=device, dtype=dtype, compile=compile)
-if master_process:
-    os.makedirs(out_dir, exist_ok=True)
 
 # -----------------------------------------------------------------------------
 # data: uint16 token ids, read through np.memmap so a corpus larger than RAM is fine
@@ -138,18 +167,40 @@ if master_process:
 def load_meta(name):
     path = os.path.join(data_dir, name, 'meta.json')
     if not os.path.exists(os.path.join(data_dir, name, 'train.bin')) or not os.path.exists(path):
-        lang = (name.split('_') + ['<lang>'])[1]
-        how = (f"python prepare/debian_docs.py --lang {lang}" if name.startswith('builtin_') else
-               f"python prepare/hf.py --lang {lang}" + (' --tokenizer gpt2' * name.endswith('_gpt2'))
-               if name.startswith('hf_') else f"python prepare/text.py --input PATH --lang LANG --name {name}")
         fail(f"{os.path.join(data_dir, name)}/train.bin or meta.json not found: prepare it first "
-             f"with {how} (see README, Data)")
-    with open(path) as f:
-        return json.load(f)
+             f"with {prepare_hint(name)} (see README, Data)")
+    try:
+        with open(path) as f:
+            m = json.load(f)
+        train = m['splits']['train']
+        if all(isinstance(v, int) for v in (m['vocab_size'], m['eot_token'], train['tokens'], train['bytes'])):
+            return m
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    fail(f"{path} is malformed or lacks vocab_size, eot_token, tokenizer or splits.train tokens/bytes: "
+         f"prepare {name} again ({prepare_hint(name)} --force)")
 
 
 def load_tokens(name, split):
-    return np.memmap(os.path.join(data_dir, name, f'{split}.bin'), dtype=np.uint16, mode='r')
+    path = os.path.join(data_dir, name, f'{split}.bin')
+    size = os.path.getsize(path) if os.path.exists(path) else -1
+    if size <= 0 or size % 2:  # uint16: two bytes a token
+        fail(f"{path} is {'missing' if size < 0 else 'empty' if size == 0 else f'{size:,} bytes, an odd length'}"
+             f": prepare {name} again ({prepare_hint(name)} --force)")
+    return np.memmap(path, dtype=np.uint16, mode='r')
+
+
+def check_ids(tokens, name, split):
+    """Token ids must index the embedding, or the model fails deep inside with an IndexError. All
+    of them up to 2^27 tokens (256 MB, a fraction of a second); beyond, 128 chunks of 2^20 spread
+    evenly, as a full pass over a 10 GB file would add minutes to every run's start-up, and a wrong
+    tokenizer or dtype, the way this happens, shows in every chunk."""
+    n, chunk = len(tokens), 1 << 20
+    starts = range(0, n, chunk) if n <= 1 << 27 else np.linspace(0, n - chunk, 128).astype(np.int64)
+    top = max(int(tokens[s:s + chunk].max()) for s in starts)
+    if top >= meta['vocab_size']:
+        fail(f"{name}'s {split}.bin holds token id {top}, but its vocabulary ({meta['tokenizer']}) has "
+             f"{meta['vocab_size']} ids: prepare {name} again ({prepare_hint(name)} --force)")
 
 
 def count_bytes(tokens, meta):
@@ -175,7 +226,7 @@ if ckpt is not None:
 elif init_from != 'scratch':
     if not os.path.exists(init_from):
         fail(f"init_from={init_from!r} is neither 'scratch', 'resume' nor an existing checkpoint")
-    source = torch.load(init_from, map_location='cpu', weights_only=False)
+    source = load_checkpoint(init_from, fail, "rerun the run that wrote it, or choose another init_from")
 else:
     source = None
 if source is not None:
@@ -189,6 +240,17 @@ if source is not None:
         fail(f"checkpoint {init_from} was trained with tokenizer {source['tokenizer']} "
              f"(vocab {source['model_args']['vocab_size']}), but {dataset} uses {meta['tokenizer']} "
              f"(vocab {meta['vocab_size']}): prepare {dataset} with --tokenizer {source['tokenizer']}")
+for k in ('batch_size', 'block_size', 'eval_interval', 'eval_tokens', 'n_layer', 'n_head', 'n_embd'):
+    if globals()[k] < 1:
+        fail(f"{k}={globals()[k]} must be at least 1: set --{k} to a positive value")
+if n_embd % n_head:
+    fail(f"n_head={n_head} does not divide n_embd={n_embd}: choose n_head among "
+         f"{[h for h in range(1, n_embd + 1) if n_embd % h == 0][:12]}")
+if learning_rate < 0 or (min_lr < 0 and min_lr != -1):
+    fail(f"learning_rate={learning_rate}, min_lr={min_lr} must not be negative (min_lr=-1: learning_rate/10)")
+if eval_tokens < block_size:
+    fail(f"eval_tokens={eval_tokens} is less than one window of block_size={block_size} tokens: "
+         f"raise --eval_tokens to at least {block_size}")
 tokens_per_iter = batch_size * block_size * gradient_accumulation_steps
 if max_tokens > 0:
     max_iters = math.ceil(max_tokens / tokens_per_iter)
@@ -204,6 +266,7 @@ if dataset_tokens > len(train_data):
 if dataset_tokens < block_size + 1:
     fail(f"dataset_tokens={dataset_tokens} must be at least block_size+1 = {block_size + 1}")
 train_data = train_data[:dataset_tokens]
+check_ids(train_data, dataset, 'train')
 config['dataset_tokens'] = dataset_tokens
 dataset_bytes = (meta['splits']['train']['bytes'] if dataset_tokens == meta['splits']['train']['tokens']
                  else count_bytes(train_data, meta))
@@ -222,6 +285,7 @@ def load_val(name, m):
         fail(f"{name}'s val split has {len(val)} tokens, fewer than block_size+1 = {block_size + 1}")
     starts = np.linspace(0, len(val) - block_size - 1, n).astype(np.int64)
     windows = val[starts[:, None] + np.arange(block_size + 1)]
+    check_ids(windows.ravel(), name, 'val')
     seqs = torch.from_numpy(windows.astype(np.int64))[rank::world_size]
     return seqs[:, :-1], seqs[:, 1:], n * block_size, count_bytes(windows[:, 1:].ravel(), m)
 
@@ -233,6 +297,16 @@ for name in filter(None, extra_val.split(',')):
         fail(f"extra_val {name} uses tokenizer {m['tokenizer']} ({m['vocab_size']}), "
              f"but {dataset} uses {meta['tokenizer']} ({meta['vocab_size']})")
     val_sets[name] = load_val(name, m)
+
+# every input is valid: only now the run's directory (the writes then stage their temp files here)
+if master_process:
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        if not os.access(out_dir, os.W_OK):
+            raise PermissionError(13, 'Permission denied')
+    except OSError as e:
+        fail(f"cannot write to out_dir={out_dir} ({e.strerror}): choose another --out_dir")
+    remove_dead_temps(out_dir)  # a writer killed mid-write left its temp file
 
 # -----------------------------------------------------------------------------
 # model
@@ -321,7 +395,7 @@ else:
 elapsed_before = log['elapsed_s']
 
 
-def save_checkpoint(path, full):
+def checkpoint(full):
     obj = dict(model=raw_model.state_dict(), model_args=model_args, config=config,
                tokenizer=meta['tokenizer'], iter=it, log=log)
     if full:
@@ -331,9 +405,30 @@ def save_checkpoint(path, full):
         else:
             rng = [data_rng.get_state()]
         obj.update(optimizer=optimizer.state_dict(), scaler=scaler.state_dict(), best=best,
-                   evals_since_best=evals_since_best, data_rng=rng, torch_rng=torch.get_rng_state())
-    if master_process:
-        atomic_write(path, lambda tmp: torch.save(obj, tmp))
+                   evals_since_best=evals_since_best, data_rng=rng, torch_rng=torch.get_rng_state(),
+                   num_threads=torch.get_num_threads())
+    return lambda f: torch.save(obj, f)
+
+
+def json_file(obj):
+    return lambda f: f.write(json.dumps(obj, indent=1).encode())
+
+
+def save(files):
+    """Write [(path, write)] together: an I/O error (a full disk) leaves every file as it was and
+    fails the run, in log.json too if it can still be written."""
+    if not master_process:
+        return
+    try:
+        atomic_write(files)
+    except OSError as e:
+        log.update(status='failed', error=f"writing {e.filename or out_dir} failed: {e.strerror or e}")
+        try:
+            atomic_write([(log_path, json_file(log))])
+        except OSError:
+            pass
+        fail(f"{log['error']}: free space in (or fix) {out_dir} and run again; "
+             f"the last checkpoint is kept")
 
 
 def finish(status, error=None):
@@ -341,8 +436,7 @@ def finish(status, error=None):
     log['time'] = time_breakdown()
     if error:
         log['error'] = error
-    if master_process:
-        write_json(log_path, log)
+    save([(log_path, json_file(log))])
     if ddp:
         dist.barrier()  # leave together: rank 0 may still be writing
         dist.destroy_process_group()
@@ -398,17 +492,16 @@ while True:
             train_loss=train_loss, val_loss=val_loss, lr=lr, elapsed_s=log['elapsed_s'],
             extra_val={k: v for k, v in losses.items() if k != dataset}))
         t0 = time.time()
+        files = []  # written together: best.pt is never ahead of ckpt.pt and log.json
         if best is None or val_loss < best['val_loss']:
             best = dict(iter=it, tokens=tokens, flops=tokens * flops_per_token, val_loss=val_loss,
                         val_bpb=val_loss * val_sets[dataset][2] / val_sets[dataset][3] / math.log(2))
             evals_since_best = 0
-            save_checkpoint(best_path, full=False)
+            files.append((best_path, checkpoint(full=False)))
         else:
             evals_since_best += 1
         log['best'] = best
-        save_checkpoint(ckpt_path, full=True)
-        if master_process:
-            write_json(log_path, log)
+        save(files + [(ckpt_path, checkpoint(full=True)), (log_path, json_file(log))])
         timers['checkpoint'] += time.time() - t0
         if master_process:
             print(f"iter {it}: val {val_loss:.4f}" + ''.join(f", {k} {v:.4f}" for k, v in losses.items()
