@@ -19,21 +19,6 @@ import sys
 import time
 _t_process = time.time()  # the start-up (imports, data, model) counts as run overhead
 
-
-def _interrupted(signum, frame):
-    # Ctrl-C, or a sweep stopping its runs: one line instead of a KeyboardInterrupt traceback. The
-    # last checkpoint stays and log.json says 'running', so the run resumes where it was
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if int(os.environ.get('RANK', 0)) == 0:
-        print(f"error: interrupted by {signal.Signals(signum).name}: continue the run with "
-              f"--init_from=resume", file=sys.stderr)
-    sys.exit(128 + signum)
-
-
-signal.signal(signal.SIGINT, _interrupted)
-signal.signal(signal.SIGTERM, _interrupted)
-
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -102,9 +87,23 @@ def fail(msg):
     sys.exit(1)
 
 
+def interrupted(signum, frame):
+    # Ctrl-C, or a sweep stopping its runs: one line instead of a KeyboardInterrupt traceback. The
+    # last checkpoint stays and log.json says 'running', so the run resumes where it was
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if int(os.environ.get('RANK', 0)) == 0:
+        print(f"error: interrupted by {signal.Signals(signum).name}: continue the run with "
+              f"--init_from=resume", file=sys.stderr)
+    sys.exit(128 + signum)
+
+
+signal.signal(signal.SIGINT, interrupted)
+signal.signal(signal.SIGTERM, interrupted)
 if device.split(':')[0] not in ('cpu', 'cuda') or device.startswith('cuda') and not torch.cuda.is_available():
     fail(f"device={device!r} is not available here: use --device=cpu" +
          ("" if device.startswith(('cpu', 'cuda')) else " or --device=cuda"))
+
 # distributed setup: torchrun sets RANK; gloo on CPU so the DDP path is testable here
 ddp = int(os.environ.get('RANK', -1)) != -1
 if ddp:
@@ -147,8 +146,8 @@ if init_from == 'resume':
               "from an uninterrupted one in the last digits")
     elif threads != torch.get_num_threads():
         if master_process:
-            print(f"resume: {threads} threads as before the interruption, not {torch.get_num_threads()}, "
-                  f"so that the run continues bit for bit")
+            print(f"resume: the run's {threads} thread(s), not {torch.get_num_threads()}, so that it "
+                  f"continues bit for bit")
         torch.set_num_threads(threads)
 config = {k: globals()[k] for k in config_keys}
 if gradient_accumulation_steps % world_size:
@@ -247,7 +246,8 @@ if n_embd % n_head:
     fail(f"n_head={n_head} does not divide n_embd={n_embd}: choose n_head among "
          f"{[h for h in range(1, n_embd + 1) if n_embd % h == 0][:12]}")
 if learning_rate < 0 or (min_lr < 0 and min_lr != -1):
-    fail(f"learning_rate={learning_rate}, min_lr={min_lr} must not be negative (min_lr=-1: learning_rate/10)")
+    fail(f"learning_rate={learning_rate} and min_lr={min_lr} must not be negative (min_lr=-1 "
+         f"is learning_rate/10): fix them")
 if eval_tokens < block_size:
     fail(f"eval_tokens={eval_tokens} is less than one window of block_size={block_size} tokens: "
          f"raise --eval_tokens to at least {block_size}")
