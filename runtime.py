@@ -1,8 +1,8 @@
 """
 What train.py and bench.py share, so that bench.py times exactly what train.py runs: the device
-settings (dtype, autocast, torch.compile defaults, the CPU's malloc settings), the batch loader
-and the optimizer step; and what train.py and sample.py share: reading a checkpoint, and
-writing files so that a kill or a full disk never leaves one half-written.
+settings (dtype, autocast, torch.compile defaults, the CPU's malloc settings), the data files
+checked and read, the batch loader and the optimizer step; and what train.py and sample.py share:
+reading a checkpoint, and writing files so that a kill or a full disk never leaves one half-written.
 """
 
 import ctypes
@@ -11,8 +11,12 @@ import os
 import shutil
 import sys
 
+import json
+
 import numpy as np
 import torch
+
+from prepare.common import prepare_hint
 
 
 def device_settings(device, dtype, compile):
@@ -56,6 +60,49 @@ def keep_freed_memory():
     # which bigger activations need, and where it is refused the documented maximum is used
     mallopt(M_MMAP_THRESHOLD, 1 << 30) or mallopt(M_MMAP_THRESHOLD, 1 << 25)
     mallopt(M_TRIM_THRESHOLD, 1 << 30)
+
+
+def load_meta(data_dir, name, fail):
+    """data_dir/name/meta.json (the data contract, DESIGN.md), or fail(one line) saying how to
+    prepare the dataset where it is missing, malformed or incomplete."""
+    path = os.path.join(data_dir, name, 'meta.json')
+    if not os.path.exists(os.path.join(data_dir, name, 'train.bin')) or not os.path.exists(path):
+        fail(f"{os.path.join(data_dir, name)}/train.bin or meta.json not found: prepare it first "
+             f"with {prepare_hint(name)} (see README, Data)")
+    try:
+        with open(path) as f:
+            m = json.load(f)
+        train = m['splits']['train']
+        if m['tokenizer'] and all(isinstance(v, int) for v in (m['vocab_size'], m['eot_token'],
+                                                               train['tokens'], train['bytes'])):
+            return m
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    fail(f"{path} is malformed or lacks vocab_size, eot_token, tokenizer or splits.train tokens/bytes: "
+         f"prepare {name} again ({prepare_hint(name)} --force)")
+
+
+def load_tokens(data_dir, name, split, fail):
+    """A split's uint16 token ids as a memmap (a corpus larger than RAM is fine)."""
+    path = os.path.join(data_dir, name, f'{split}.bin')
+    size = os.path.getsize(path) if os.path.exists(path) else -1
+    if size <= 0 or size % 2:  # two bytes a token
+        fail(f"{path} is {'missing' if size < 0 else 'empty' if size == 0 else f'{size:,} bytes, an odd length'}"
+             f": prepare {name} again ({prepare_hint(name)} --force)")
+    return np.memmap(path, dtype=np.uint16, mode='r')
+
+
+def check_ids(tokens, meta, name, split, fail):
+    """Token ids must index the embedding, or the model fails deep inside with an IndexError. All
+    of them up to 2^27 tokens (256 MB, a fraction of a second); beyond, 128 chunks of 2^20 spread
+    evenly: a full pass over a 10 GB file would add minutes to every run's start-up, and a wrong
+    tokenizer or dtype, the way this happens, shows in every chunk."""
+    n, chunk = len(tokens), 1 << 20
+    starts = range(0, n, chunk) if n <= 1 << 27 else np.linspace(0, n - chunk, 128).astype(np.int64)
+    top = max(int(tokens[s:s + chunk].max()) for s in starts)
+    if top >= meta['vocab_size']:
+        fail(f"{name}'s {split}.bin holds token id {top}, but its vocabulary ({meta['tokenizer']}) has "
+             f"{meta['vocab_size']} ids: prepare {name} again ({prepare_hint(name)} --force)")
 
 
 def get_batch(data, block_size, batch_size, generator, device):

@@ -248,7 +248,7 @@ def launch(name, cmd, slot, note=None):
     out.write((note + '\n' if note else '') + ' '.join(cmd) + '\n')
     out.flush()
     if forking() and cmd[:2] == [sys.executable, 'train.py']:
-        children.append(ForkedRun(cmd[2:], out, env))
+        children.append(ForkedRun(cmd[1:], out, env))
     else:
         children.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                          preexec_fn=die_with_parent if os.name == 'posix' else None))
@@ -273,7 +273,8 @@ def preload():
 
 
 class ForkedRun:
-    """A run of train.py in a forked child, with what run_all uses of a subprocess.Popen."""
+    """A run of train.py (args[0], a script) in a forked child, with what run_all uses of a
+    subprocess.Popen."""
 
     def __init__(self, args, out, env):
         sys.stdout.flush()  # or the child would write the parent's pending output a second time
@@ -299,8 +300,8 @@ class ForkedRun:
             if 'OMP_NUM_THREADS' in env:  # torch read the variable at import, in the parent
                 import torch
                 torch.set_num_threads(int(env['OMP_NUM_THREADS']))
-            sys.argv = ['train.py', *args]
-            runpy.run_path('train.py', run_name='__main__')
+            sys.argv = list(args)
+            runpy.run_path(args[0], run_name='__main__')
             code = 0
         except SystemExit as e:  # what the interpreter does with sys.exit's argument
             if isinstance(e.code, str):

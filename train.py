@@ -26,8 +26,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import configure
 from model import GPT, GPTConfig, compile_model
-from prepare.common import prepare_hint
-from runtime import atomic_write, device_settings, get_batch, load_checkpoint, optimizer_step, remove_dead_temps
+from runtime import (atomic_write, check_ids, device_settings, get_batch, load_checkpoint, load_meta,
+                     load_tokens, optimizer_step, remove_dead_temps)
 
 # -----------------------------------------------------------------------------
 # default config values (a config file or --key=value overrides any of them)
@@ -81,28 +81,24 @@ explicit_keys = configure(globals(), sys.argv[1:])
 # -----------------------------------------------------------------------------
 
 
-def fail(msg):
-    if int(os.environ.get('RANK', 0)) == 0:
+def fail(msg, code=1):
+    if int(os.environ.get('RANK', 0)) == 0:  # every process fails alike: one says so
         print(f"error: {msg}", file=sys.stderr)
-    sys.exit(1)
+    sys.exit(code)
 
 
 def interrupted(signum, frame):
-    # Ctrl-C, or a sweep stopping its runs: one line instead of a KeyboardInterrupt traceback. The
-    # last checkpoint stays and log.json says 'running', so the run resumes where it was
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C, or a sweep stopping its runs: one line, not a KeyboardInterrupt traceback; the last
+    # checkpoint stays and log.json says 'running', so the run resumes where it was
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # once: a second Ctrl-C must not cut the exit short
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if int(os.environ.get('RANK', 0)) == 0:
-        print(f"error: interrupted by {signal.Signals(signum).name}: continue the run with "
-              f"--init_from=resume", file=sys.stderr)
-    sys.exit(128 + signum)
+    fail(f"interrupted by {signal.Signals(signum).name}: continue the run with --init_from=resume", 128 + signum)
 
 
-signal.signal(signal.SIGINT, interrupted)
-signal.signal(signal.SIGTERM, interrupted)
+for _sig in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(_sig, interrupted)
 if device.split(':')[0] not in ('cpu', 'cuda') or device.startswith('cuda') and not torch.cuda.is_available():
-    fail(f"device={device!r} is not available here: use --device=cpu" +
-         ("" if device.startswith(('cpu', 'cuda')) else " or --device=cuda"))
+    fail(f"device={device!r} is not available here: use --device=cpu")
 
 # distributed setup: torchrun sets RANK; gloo on CPU so the DDP path is testable here
 ddp = int(os.environ.get('RANK', -1)) != -1
@@ -140,15 +136,13 @@ if init_from == 'resume':
     if ignored and master_process:
         print(f"resume: the checkpoint's config wins; ignored: {', '.join(ignored)}")
     # CPU kernels split their sums over threads, so the thread count is part of a bit-exact resume
-    threads = ckpt.get('num_threads')
-    if threads is None and master_process:
-        print("resume: the checkpoint does not record its thread count: the run may differ "
-              "from an uninterrupted one in the last digits")
-    elif threads != torch.get_num_threads():
-        if master_process:
-            print(f"resume: the run's {threads} thread(s), not {torch.get_num_threads()}, so that it "
-                  f"continues bit for bit")
+    threads, now = ckpt.get('num_threads'), torch.get_num_threads()
+    if threads not in (None, now):
         torch.set_num_threads(threads)
+    if master_process and threads != now:
+        print("resume: " + (f"the run's {threads} thread(s), not {now}, so that it continues bit for bit"
+                            if threads else "the checkpoint does not record its thread count: the run "
+                            "may differ in the last digits"))
 config = {k: globals()[k] for k in config_keys}
 if gradient_accumulation_steps % world_size:
     fail(f"gradient_accumulation_steps={gradient_accumulation_steps} must be a multiple of "
@@ -160,47 +154,7 @@ device_type, dtype, compile, autocast = device_settings(device, dtype, compile)
 config.update(device=device, dtype=dtype, compile=compile)
 
 # -----------------------------------------------------------------------------
-# data: uint16 token ids, read through np.memmap so a corpus larger than RAM is fine
-
-
-def load_meta(name):
-    path = os.path.join(data_dir, name, 'meta.json')
-    if not os.path.exists(os.path.join(data_dir, name, 'train.bin')) or not os.path.exists(path):
-        fail(f"{os.path.join(data_dir, name)}/train.bin or meta.json not found: prepare it first "
-             f"with {prepare_hint(name)} (see README, Data)")
-    try:
-        with open(path) as f:
-            m = json.load(f)
-        train = m['splits']['train']
-        if all(isinstance(v, int) for v in (m['vocab_size'], m['eot_token'], train['tokens'], train['bytes'])):
-            return m
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    fail(f"{path} is malformed or lacks vocab_size, eot_token, tokenizer or splits.train tokens/bytes: "
-         f"prepare {name} again ({prepare_hint(name)} --force)")
-
-
-def load_tokens(name, split):
-    path = os.path.join(data_dir, name, f'{split}.bin')
-    size = os.path.getsize(path) if os.path.exists(path) else -1
-    if size <= 0 or size % 2:  # uint16: two bytes a token
-        fail(f"{path} is {'missing' if size < 0 else 'empty' if size == 0 else f'{size:,} bytes, an odd length'}"
-             f": prepare {name} again ({prepare_hint(name)} --force)")
-    return np.memmap(path, dtype=np.uint16, mode='r')
-
-
-def check_ids(tokens, name, split):
-    """Token ids must index the embedding, or the model fails deep inside with an IndexError. All
-    of them up to 2^27 tokens (256 MB, a fraction of a second); beyond, 128 chunks of 2^20 spread
-    evenly, as a full pass over a 10 GB file would add minutes to every run's start-up, and a wrong
-    tokenizer or dtype, the way this happens, shows in every chunk."""
-    n, chunk = len(tokens), 1 << 20
-    starts = range(0, n, chunk) if n <= 1 << 27 else np.linspace(0, n - chunk, 128).astype(np.int64)
-    top = max(int(tokens[s:s + chunk].max()) for s in starts)
-    if top >= meta['vocab_size']:
-        fail(f"{name}'s {split}.bin holds token id {top}, but its vocabulary ({meta['tokenizer']}) has "
-             f"{meta['vocab_size']} ids: prepare {name} again ({prepare_hint(name)} --force)")
-
+# data: uint16 token ids, read through np.memmap, checked by runtime.load_meta/load_tokens/check_ids
 
 def count_bytes(tokens, meta):
     """UTF-8 bytes of the text these tokens encode: each token's byte length summed (end-of-text
@@ -216,7 +170,7 @@ def count_bytes(tokens, meta):
     return int(sum(lengths[np.asarray(tokens[i:i + chunk])].sum() for i in range(0, len(tokens), chunk)))
 
 
-meta = load_meta(dataset)
+meta = load_meta(data_dir, dataset, fail)
 
 # a checkpoint to start from: the shape and tokenizer come from it, and must fit the data
 shape_keys = ('n_layer', 'n_head', 'n_embd', 'block_size', 'bias')
@@ -257,7 +211,7 @@ if max_tokens > 0:
 if min_lr < 0:
     min_lr = learning_rate / 10
 config.update(max_iters=max_iters, min_lr=min_lr)
-train_data = load_tokens(dataset, 'train')
+train_data = load_tokens(data_dir, dataset, 'train', fail)
 if dataset_tokens == 0:
     dataset_tokens = len(train_data)
 if dataset_tokens > len(train_data):
@@ -266,7 +220,7 @@ if dataset_tokens > len(train_data):
 if dataset_tokens < block_size + 1:
     fail(f"dataset_tokens={dataset_tokens} must be at least block_size+1 = {block_size + 1}")
 train_data = train_data[:dataset_tokens]
-check_ids(train_data, dataset, 'train')
+check_ids(train_data, meta, dataset, 'train', fail)
 config['dataset_tokens'] = dataset_tokens
 dataset_bytes = (meta['splits']['train']['bytes'] if dataset_tokens == meta['splits']['train']['tokens']
                  else count_bytes(train_data, meta))
@@ -279,20 +233,20 @@ def load_val(name, m):
     """The fixed validation set: eval_tokens tokens as block_size windows spread evenly over the
     val split (so they sample many documents, not the first few), every world_size-th window
     on each process. The same windows at every evaluation, for fine-tuned and scratch twins."""
-    val = load_tokens(name, 'val')
+    val = load_tokens(data_dir, name, 'val', fail)
     n = min(eval_tokens, len(val) - 1) // block_size
     if n < 1:
         fail(f"{name}'s val split has {len(val)} tokens, fewer than block_size+1 = {block_size + 1}")
     starts = np.linspace(0, len(val) - block_size - 1, n).astype(np.int64)
     windows = val[starts[:, None] + np.arange(block_size + 1)]
-    check_ids(windows.ravel(), name, 'val')
+    check_ids(windows.ravel(), meta, name, 'val', fail)
     seqs = torch.from_numpy(windows.astype(np.int64))[rank::world_size]
     return seqs[:, :-1], seqs[:, 1:], n * block_size, count_bytes(windows[:, 1:].ravel(), m)
 
 
 val_sets = {dataset: load_val(dataset, meta)}
 for name in filter(None, extra_val.split(',')):
-    m = load_meta(name)
+    m = load_meta(data_dir, name, fail)
     if (m['tokenizer'], m['vocab_size']) != (meta['tokenizer'], meta['vocab_size']):
         fail(f"extra_val {name} uses tokenizer {m['tokenizer']} ({m['vocab_size']}), "
              f"but {dataset} uses {meta['tokenizer']} ({meta['vocab_size']})")

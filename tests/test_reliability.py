@@ -58,33 +58,18 @@ def small(tmp_path_factory):
 
 
 # --- bad inputs ------------------------------------------------------------------------------
-# Each case runs train.py or sample.py in a fork of one process that has imported torch (as
-# sweep.py runs them), so that 17 cases cost one interpreter start-up, not 17.
+# Each case runs train.py or sample.py as sweep.py runs it without GPUs, in a fork of one process
+# that has imported torch (sweep.ForkedRun): 17 cases cost one interpreter start-up, not 17.
 DRIVER = r'''
-import json, os, runpy, sys, traceback
-import numpy, torch  # noqa: F401
-results = []
-for script, args, log in json.loads(sys.argv[1]):
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            os.dup2(fd, 2)
-            sys.argv = [script, *args]
-            runpy.run_path(script, run_name='__main__')
-            code = 0
-        except SystemExit as e:  # what the interpreter does with sys.exit's argument
-            if isinstance(e.code, str):
-                print(e.code, file=sys.stderr)
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        except BaseException:
-            traceback.print_exc()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    results.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
-print(json.dumps(results))
+import json, os, sys
+sys.argv = ['sweep.py']
+import sweep
+sweep.preload()
+codes = []
+for args, log in json.loads(os.environ['CASES']):
+    with open(log, 'w') as out:
+        codes.append(sweep.ForkedRun(args, out, dict(os.environ)).wait())
+print(json.dumps(codes))
 '''
 
 
@@ -157,21 +142,21 @@ def test_bad_inputs_fail_with_one_line_and_leave_nothing(small, tmp_path):
         ('sample.py', [f'--out_dir={pt}', '--device=cpu', f'--start=FILE:{tmp_path}/nope.txt'],
          'cannot read the prompt file'),
     ]
-    logs = [str(tmp_path / f'stderr{i}.txt') for i in range(len(cases))]
-    p = subprocess.run([sys.executable, '-c', DRIVER,
-                        json.dumps([(s, a, l) for (s, a, _), l in zip(cases, logs)])],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300, env=ENV)
+    logs = [str(tmp_path / f'output{i}.txt') for i in range(len(cases))]
+    env = dict(ENV, CASES=json.dumps([([s, *a], l) for (s, a, _), l in zip(cases, logs)]))
+    p = subprocess.run([sys.executable, '-c', DRIVER], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300, env=env)
     assert p.returncode == 0, p.stderr
     codes = json.loads(p.stdout.strip().splitlines()[-1])
     for (script, args, want), code, log in zip(cases, codes, logs):
         with open(log) as f:
-            stderr = f.read()
-        assert code == 1, (args, stderr)
-        assert len(stderr.strip().splitlines()) == 1, (args, stderr)
-        one_line(stderr, want)
+            output = f.read()  # stdout and stderr: the error line must be all there is
+        assert code == 1, (args, output)
+        assert len(output.strip().splitlines()) == 1, (args, output)
+        one_line(output, want)
     assert not os.path.exists(new)
     after = files(tmp_path)
-    assert {k: v for k, v in after.items() if not k.startswith('stderr')} == before
+    assert {k: v for k, v in after.items() if not k.startswith('output')} == before
 
 
 # --- writes: a full disk, kills mid-write ----------------------------------------------------
