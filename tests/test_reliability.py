@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DE, EN, ROOT, read_log, run, write_dataset
+from conftest import DE, EN, ROOT, read_log, run, wait_for_evals, write_dataset
+from test_sweep import write_sweep_config
 
 # one thread each: on a loaded machine two threads that spin-wait for each other run 100x slower
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
@@ -211,12 +212,7 @@ def test_kills_during_writes_leave_readable_files_and_no_temp_files(small, tmp_p
     for trial in range(2):
         p = subprocess.Popen([sys.executable, 'train.py', *args, *(['--init_from=resume'] if trial else [])],
                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-        deadline = time.time() + 120
-        while not os.path.exists(out / 'log.json') and time.time() < deadline:
-            time.sleep(0.02)
-        seen = len(read_log(out)['evals'])
-        while len(read_log(out)['evals']) < seen + 3 and time.time() < deadline:
-            time.sleep(0.02)
+        wait_for_evals(out, len(read_log(out)['evals']) + 3 if trial else 3)
         time.sleep(rng.random() * 0.5)
         p.send_signal(signal.SIGKILL)
         p.wait()
@@ -237,21 +233,16 @@ def test_kills_during_writes_leave_readable_files_and_no_temp_files(small, tmp_p
 
 def test_resume_after_ctrl_c_with_other_threads_and_overrides_is_bit_exact(small, tmp_path):
     data, _ = small
-    args = [*SMALL, f'--data_dir={data}', '--dataset=toy_en', '--n_embd=64', '--max_iters=150',
+    args = [*SMALL, f'--data_dir={data}', '--dataset=toy_en', '--n_embd=64', '--max_iters=100',
             '--eval_interval=10', '--eval_dense=False']
-    # the run's threads are 1 (ENV), so the part resumed with 2 runs at the speed of the rest
-    run('train.py', *args, f'--out_dir={tmp_path / "a"}', env=ENV)
+    # the run's threads are 1 (ENV), so the part resumed with 2 runs at the speed of the rest;
+    # the uninterrupted twin runs meanwhile
+    a = subprocess.Popen([sys.executable, 'train.py', *args, f'--out_dir={tmp_path / "a"}'], cwd=ROOT,
+                         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out = tmp_path / 'b'
     p = subprocess.Popen([sys.executable, 'train.py', *args, f'--out_dir={out}'], cwd=ROOT, env=ENV,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if len(read_log(out)['evals']) >= 4:
-                break
-        except (FileNotFoundError, ValueError):
-            pass
-        time.sleep(0.02)
+    wait_for_evals(out, 4)
     p.send_signal(signal.SIGINT)
     assert p.wait(timeout=60) == 130
     one_line(p.stderr.read(), 'interrupted by SIGINT: continue the run with --init_from=resume')
@@ -259,8 +250,9 @@ def test_resume_after_ctrl_c_with_other_threads_and_overrides_is_bit_exact(small
     # resumed with two threads and two overrides: the run goes on as it was, and says so
     r = run('train.py', '--init_from=resume', f'--out_dir={out}', '--device=cpu', '--max_iters=999',
             '--learning_rate=0.5', env=dict(os.environ, OMP_NUM_THREADS='2'))
-    assert 'ignored: learning_rate=0.5 (the run has 0.001), max_iters=999 (the run has 150)' in r.stdout
+    assert 'ignored: learning_rate=0.5 (the run has 0.001), max_iters=999 (the run has 100)' in r.stdout
     assert "resume: the run's 1 thread(s), not 2, so that it continues bit for bit" in r.stdout
+    assert a.wait(timeout=300) == 0
     a, b = read_log(tmp_path / 'a'), read_log(out)
     assert b['status'] == 'done'
     strip = ('elapsed_s',)
@@ -275,20 +267,12 @@ def test_resume_after_ctrl_c_with_other_threads_and_overrides_is_bit_exact(small
 # --- sweeps ----------------------------------------------------------------------------------
 
 def sweep_config(path, data, out, **extra):
-    tiny = dict(device='cpu', data_dir=data, block_size=32, batch_size=4, eval_tokens=1024,
-                log_interval=0, learning_rate=3e-3, warmup_iters=5)
-    with open(path, 'w') as f:
-        f.write(f"""
-out_dir = {str(out)!r}
-pretrain_dataset = 'toy_en'
-languages = {{'de': 'toy_de'}}
-sizes = {{'10K': dict(n_layer=1, n_head=1, n_embd=32)}}
-pretrain = dict({tiny!r}, max_iters=300, eval_interval=20)
-transfer = dict({tiny!r}, max_iters=300, eval_interval=20)
-dataset_tokens = [2000]
-jobs = 2
-fit = False
-""" + ''.join(f"{k} = {v!r}\n" for k, v in extra.items()))
+    """test_sweep's grid cut to 3 runs (one size, one D_f), with a pre-training run long enough
+    to be found running, no fit; then extra."""
+    write_sweep_config(path, data, out)
+    with open(path, 'a') as f:
+        f.write("sizes = {'10K': sizes['10K']}\ndataset_tokens = [2000]\nscratch_only_tokens = []\n"
+                "pretrain['max_iters'] = transfer['max_iters'] = 600\nfit = False\n" + ''.join(f"{k} = {v!r}\n" for k, v in extra.items()))
     return str(path)
 
 
@@ -325,7 +309,7 @@ def test_second_sweep_refuses_ctrl_c_stops_runs_and_a_rerun_repairs(small, tmp_p
     first = subprocess.Popen([sys.executable, 'sweep.py', cfg], cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not glob.glob(str(out / '*' / 'log.json')) and time.time() < deadline:
+    while len(glob.glob(str(out / '*' / 'log.json'))) < 2 and time.time() < deadline:  # pt and sc
         time.sleep(0.05)
     p = run('sweep.py', cfg, check=False, timeout=60)
     assert p.returncode == 1
@@ -339,21 +323,23 @@ def test_second_sweep_refuses_ctrl_c_stops_runs_and_a_rerun_repairs(small, tmp_p
     snapshot = files(out)
     time.sleep(1.0)
     assert files(out) == snapshot
+    interrupted = [n for n in lines if read_log(out / n)['status'] == 'running']
+    assert 'pt_N10K' in interrupted  # (the scratch run may have stopped early by then)
     for name in lines:
         text = open(out / name / 'train.txt').read()
         assert 'Traceback' not in text and 'KeyboardInterrupt' not in text, text
-        assert text.rstrip().endswith('error: interrupted by SIGINT: continue the run with --init_from=resume')
-        assert read_log(out / name)['status'] == 'running'
+        assert text.rstrip().endswith('error: interrupted by SIGINT: continue the run with '
+                                      '--init_from=resume') == (name in interrupted), text
     # the dead sweep's lock file is still there; it must not block. One interrupted run's
     # ckpt.pt is corrupt: it starts afresh instead of failing each resume; the others resume
     assert open(out / 'sweep.lock').read().strip() == str(first.pid)
-    corrupt = sorted(lines)[0]
+    corrupt = max(interrupted)
     truncate(out / corrupt / 'ckpt.pt')
     p = run('sweep.py', cfg, timeout=300)
     assert '3/3 runs finished' in p.stdout
     for name, cmds in run_lines(out).items():
         assert read_log(out / name)['status'] in ('done', 'early_stopped')
-        if name in lines:
+        if name in interrupted:
             assert ('--init_from=resume' in cmds[-1]) == (name != corrupt), cmds
     text = open(out / corrupt / 'train.txt').read()
     assert 'ckpt.pt is truncated or corrupt: moved to ckpt.pt.corrupt, the run starts afresh' in text
