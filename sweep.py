@@ -6,9 +6,11 @@ fit_scaling.py on the results.
     python sweep.py config/sweep_builtin.py --jobs=2       # the built-in CPU study
     python sweep.py config/sweep_paper.py --print > cmds    # commands for a cluster, in order
 
-Runs whose log.json says they finished are skipped; interrupted ones resume from their ckpt.pt;
-a failed run is retried once. Killing sweep.py kills its runs too, and starting it again finishes
-the grid. Each run's output goes to <out_dir>/<run>/train.txt.
+Runs whose log.json says they finished are skipped; interrupted ones resume from their ckpt.pt
+(or start afresh where it is corrupt); a failed run is retried once. Killing sweep.py kills its
+runs and the fit too, Ctrl-C stops them resumably, and starting it again finishes the grid; one
+sweep at a time on an out_dir (<out_dir>/sweep.lock). Each run's output goes to
+<out_dir>/<run>/train.txt.
 
 Each run is `python train.py ...` as --print shows it; on a machine without GPUs it runs in a
 fork of this process, which has imported torch once (fork_runs): a new interpreter spends ~2 s
