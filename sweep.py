@@ -350,6 +350,8 @@ def run_all(runs):
     failed, attempts, running = set(), {}, {}
     bar = tqdm(total=len(runs), initial=len(done), unit='run', smoothing=0.05)
     while todo or running:
+        if stopping:
+            stop(stopping)
         for name, (p, f, slot) in list(running.items()):
             if p.poll() is None:
                 continue
@@ -457,19 +459,18 @@ def print_cost(runs):
     print(f"{len(runs):>5} {'all':<24} {'':<10} {f:>10.3g} {f / gpu_flops / 3600:>10.1f}")
 
 
-class Interrupted(Exception):
-    pass
-
-
 def on_signal(signum, frame):
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)  # one stop; a second Ctrl-C must not cut it short
-    raise Interrupted(signum)
+    # noted, and acted on where the sweep waits (run_all's loop, the fit): stopping right here
+    # could find a Popen.wait or a waitpid cut short, holding its lock or its child's exit status
+    global stopping
+    stopping = signum
 
 
 def stop(signum):
     """Ctrl-C or SIGTERM: pass it on to the runs (train.py leaves each resumable, with one line in
     its train.txt) and the fit, wait for them, and leave with one line."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)  # one stop; a second Ctrl-C must not cut it short
     live = [p for p in children if p.poll() is None]
     for p in live:
         p.send_signal(signal.SIGTERM if p is fit_process else signum)
@@ -482,6 +483,7 @@ def stop(signum):
     sys.exit(128 + signum)
 
 
+stopping = None  # the signal that asked the sweep to stop
 fit_process = None
 if __name__ == '__main__':
     runs = make_runs()
@@ -498,20 +500,20 @@ if __name__ == '__main__':
     lock_fd = lock(out_dir)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
-    try:
-        t0 = time.time()
-        if forking():
-            tqdm.monitor_interval = 0  # no monitor thread: the forks must come from a single thread
-            print(f"sweep: torch imported once for all runs in {preload():.1f}s")
-        failed = run_all(runs)
-        print(f"sweep: {len(runs) - len(failed)}/{len(runs)} runs finished in {time.time() - t0:.0f}s"
-              + (f"; failed: {', '.join(sorted(failed))}" if failed else ''))
-        print_time_breakdown(runs)
-        if fit:  # its own session, so a Ctrl-C reaches it as stop()'s SIGTERM, without a traceback
-            fit_process = subprocess.Popen([sys.executable, 'fit_scaling.py', out_dir, *fit_args],
-                                           preexec_fn=die_with_parent, start_new_session=True)
-            children.append(fit_process)
-            fit_process.wait()
-    except Interrupted as e:
-        stop(e.args[0])
+    t0 = time.time()
+    if forking():
+        tqdm.monitor_interval = 0  # no monitor thread: the forks must come from a single thread
+        print(f"sweep: torch imported once for all runs in {preload():.1f}s")
+    failed = run_all(runs)
+    print(f"sweep: {len(runs) - len(failed)}/{len(runs)} runs finished in {time.time() - t0:.0f}s"
+          + (f"; failed: {', '.join(sorted(failed))}" if failed else ''))
+    print_time_breakdown(runs)
+    if fit:  # its own session, so that a Ctrl-C reaches it as stop()'s SIGTERM, without a traceback
+        fit_process = subprocess.Popen([sys.executable, 'fit_scaling.py', out_dir, *fit_args],
+                                       preexec_fn=die_with_parent, start_new_session=True)
+        children.append(fit_process)
+        while fit_process.poll() is None:
+            if stopping:
+                stop(stopping)
+            time.sleep(0.2)
     sys.exit(1 if failed else 0)
