@@ -1,16 +1,23 @@
 """
 What train.py and bench.py share, so that bench.py times exactly what train.py runs: the device
-settings (dtype, autocast, torch.compile defaults and caches, the CPU's malloc settings), the batch
-loader and the optimizer step; and the token budget of a run, which sweep.py's --cost needs too.
+settings (dtype, autocast, torch.compile defaults and caches, the CPU's malloc settings), the data
+files checked and read, the batch loader and the optimizer step; the token budget of a run, which
+sweep.py's --cost needs too; and what train.py and sample.py share: reading a checkpoint, and
+writing files so that a kill or a full disk never leaves one half-written.
 """
 
 import ctypes
+import glob
 import os
 import shutil
 import sys
 
+import json
+
 import numpy as np
 import torch
+
+from prepare.common import prepare_hint
 
 
 def device_settings(device, dtype, compile):
@@ -54,6 +61,49 @@ def keep_freed_memory():
     # which bigger activations need, and where it is refused the documented maximum is used
     mallopt(M_MMAP_THRESHOLD, 1 << 30) or mallopt(M_MMAP_THRESHOLD, 1 << 25)
     mallopt(M_TRIM_THRESHOLD, 1 << 30)
+
+
+def load_meta(data_dir, name, fail):
+    """data_dir/name/meta.json (the data contract, DESIGN.md), or fail(one line) saying how to
+    prepare the dataset where it is missing, malformed or incomplete."""
+    path = os.path.join(data_dir, name, 'meta.json')
+    if not os.path.exists(os.path.join(data_dir, name, 'train.bin')) or not os.path.exists(path):
+        fail(f"{os.path.join(data_dir, name)}/train.bin or meta.json not found: prepare it first "
+             f"with {prepare_hint(name)} (see README, Data)")
+    try:
+        with open(path) as f:
+            m = json.load(f)
+        train = m['splits']['train']
+        if m['tokenizer'] and all(isinstance(v, int) for v in (m['vocab_size'], m['eot_token'],
+                                                               train['tokens'], train['bytes'])):
+            return m
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    fail(f"{path} is malformed or lacks vocab_size, eot_token, tokenizer or splits.train tokens/bytes: "
+         f"prepare {name} again ({prepare_hint(name)} --force)")
+
+
+def load_tokens(data_dir, name, split, fail):
+    """A split's uint16 token ids as a memmap (a corpus larger than RAM is fine)."""
+    path = os.path.join(data_dir, name, f'{split}.bin')
+    size = os.path.getsize(path) if os.path.exists(path) else -1
+    if size <= 0 or size % 2:  # two bytes a token
+        fail(f"{path} is {'missing' if size < 0 else 'empty' if size == 0 else f'{size:,} bytes, an odd length'}"
+             f": prepare {name} again ({prepare_hint(name)} --force)")
+    return np.memmap(path, dtype=np.uint16, mode='r')
+
+
+def check_ids(tokens, meta, name, split, fail):
+    """Token ids must index the embedding, or the model fails deep inside with an IndexError. All
+    of them up to 2^27 tokens (256 MB, a fraction of a second); beyond, 128 chunks of 2^20 spread
+    evenly: a full pass over a 10 GB file would add minutes to every run's start-up, and a wrong
+    tokenizer or dtype, the way this happens, shows in every chunk."""
+    n, chunk = len(tokens), 1 << 20
+    starts = range(0, n, chunk) if n <= 1 << 27 else np.linspace(0, n - chunk, 128).astype(np.int64)
+    top = max(int(tokens[s:s + chunk].max()) for s in starts)
+    if top >= meta['vocab_size']:
+        fail(f"{name}'s {split}.bin holds token id {top}, but its vocabulary ({meta['tokenizer']}) has "
+             f"{meta['vocab_size']} ids: prepare {name} again ({prepare_hint(name)} --force)")
 
 
 def get_batch(data, block_size, batch_size, generator, device):
@@ -102,3 +152,63 @@ def compile_cache_counts():
     """(hits, misses) of inductor's FX graph cache in this process so far."""
     from torch._dynamo.utils import counters
     return counters['inductor']['fxgraph_cache_hit'], counters['inductor']['fxgraph_cache_miss']
+
+
+def load_checkpoint(path, fail, hint):
+    """torch.load, or fail(one line) where the file is truncated or not a checkpoint of ours."""
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=False)
+        if not isinstance(ckpt, dict) or not {'model', 'model_args', 'tokenizer'} <= ckpt.keys():
+            raise ValueError('not a train.py checkpoint')
+        return ckpt
+    except Exception as e:  # zip, pickle and tensor errors alike: the file is not usable
+        fail(f"checkpoint {path} is unreadable ({type(e).__name__}), truncated or corrupt: {hint}")
+
+
+def atomic_write(writes):
+    """writes: [(path, write(f))]. Each file is written to <path>.<pid>.tmp and fsynced, and only
+    when all are written are they renamed (then the directory fsynced, so the renames survive a
+    power cut): an error, a full disk say, leaves every one of them as it was, and no temp file."""
+    tmps = []
+    try:
+        for path, write in writes:
+            tmps.append(f"{path}.{os.getpid()}.tmp")
+            with open(tmps[-1], 'wb') as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+    except BaseException:  # an interrupt too
+        for tmp in tmps:
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+        raise
+    for (path, _), tmp in zip(writes, tmps):
+        os.replace(tmp, path)
+    for d in {os.path.dirname(path) or '.' for path, _ in writes}:
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def remove_dead_temps(directory):
+    """Remove the <file>.<pid>.tmp files of writers that no longer run (killed mid-write):
+    a live writer's, another process on this out_dir, is left alone."""
+    for tmp in glob.glob(os.path.join(directory, '*.*.tmp')):
+        pid = tmp.rsplit('.', 2)[-2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # alive, another user's
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass

@@ -4,12 +4,14 @@ Sample text from a trained model:
 The tokenizer (GPT-2 BPE or bytes) is the one the checkpoint was trained with.
 """
 
+import os
 import sys
 
 import torch
 
 from configurator import configure
 from model import GPT, GPTConfig
+from runtime import load_checkpoint
 
 # -----------------------------------------------------------------------------
 out_dir = 'out/run'
@@ -24,11 +26,25 @@ device = 'cuda' if torch.cuda.is_available() else 'cpu'
 configure(globals(), sys.argv[1:])
 # -----------------------------------------------------------------------------
 
+
+
+def fail(msg):
+    sys.exit(f"error: {msg}")
+
+
 path = f"{out_dir}/{checkpoint}"
-try:
-    ckpt = torch.load(path, map_location='cpu', weights_only=False)
-except FileNotFoundError:
-    sys.exit(f"error: no checkpoint {path}: train one first (python train.py ...) or set --out_dir")
+if not os.path.exists(path):
+    fail(f"no checkpoint {path}: train one first (python train.py ...) or set --out_dir")
+if start.startswith('FILE:'):
+    try:
+        with open(start[5:], encoding='utf-8') as f:
+            start = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        fail(f"cannot read the prompt file {start[5:]} ({getattr(e, 'strerror', None) or e}): "
+             f"fix the path after FILE:")
+if device.startswith('cuda') and not torch.cuda.is_available():
+    fail(f"device={device!r} is not available here: use --device=cpu")
+ckpt = load_checkpoint(path, fail, "sample from another one (--checkpoint=ckpt.pt or best.pt)")
 model = GPT(GPTConfig(**ckpt['model_args']))
 model.load_state_dict(ckpt['model'])
 model.eval().to(device)
@@ -43,9 +59,6 @@ else:
     from prepare.common import gpt2_encoding
     encode, decode = gpt2_encoding().encode_ordinary, gpt2_encoding().decode
 
-if start.startswith('FILE:'):
-    with open(start[5:], encoding='utf-8') as f:
-        start = f.read()
 ids = encode(start) or [ckpt['model_args']['vocab_size'] - 1]  # an empty prompt starts a document
 x = torch.tensor(ids, dtype=torch.long, device=device)[None, :]
 for _ in range(num_samples):

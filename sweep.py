@@ -7,9 +7,11 @@ fit_scaling.py on the results.
     python sweep.py config/sweep_paper.py --print > cmds    # commands for a cluster, in order
     python sweep.py config/sweep_paper.py --slurm out/slurm # SLURM jobs: bash out/slurm/submit.sh
 
-Runs whose log.json says they finished are skipped; interrupted ones resume from their ckpt.pt;
-a failed run is retried once. Killing sweep.py kills its runs too, and starting it again finishes
-the grid. Each run's output goes to <out_dir>/<run>/train.txt.
+Runs whose log.json says they finished are skipped; interrupted ones resume from their ckpt.pt
+(or start afresh where it is corrupt); a failed run is retried once. Killing sweep.py kills its
+runs and the fit too, Ctrl-C stops them resumably, and starting it again finishes the grid; one
+sweep at a time on an out_dir (<out_dir>/sweep.lock). Each run's output goes to
+<out_dir>/<run>/train.txt.
 
 Each run is `python train.py ...` as --print shows it; on a machine without GPUs it runs in a
 fork of this process, which has imported torch once (fork_runs): a new interpreter spends ~2 s
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import time
 import traceback
+import zipfile
 
 from tqdm import tqdm
 
@@ -95,6 +98,8 @@ def normalise_argv(args):
 
 
 configure(globals(), normalise_argv(sys.argv[1:]))
+if jobs < 1:
+    sys.exit(f"error: jobs={jobs} must be at least 1: run with --jobs=1 or more")
 # -----------------------------------------------------------------------------
 
 
@@ -175,6 +180,52 @@ def run_state(name):
     return 'resumable' if os.path.exists(os.path.join(d, 'ckpt.pt')) else 'new'
 
 
+def whole(path):
+    """Whether a checkpoint (torch.save's zip archive) is intact, every member's CRC checked,
+    without importing torch: a truncated or corrupt ckpt.pt would fail every resume."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.testzip() is None
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        return False
+
+
+def check_datasets(runs):
+    """Every dataset of the grid exists before the first run starts: a missing language would
+    otherwise fail its runs only after all the pre-training ran."""
+    from prepare.common import prepare_hint
+    missing = {}
+    for _, args, _ in runs:
+        c = resolve(args)
+        for name in [c.get('dataset', 'builtin_en'), *filter(None, str(c.get('extra_val', '')).split(','))]:
+            d = os.path.join(c.get('data_dir', 'data'), name)
+            if not all(os.path.exists(os.path.join(d, f)) for f in ('train.bin', 'meta.json')):
+                missing[d] = prepare_hint(name)
+    if missing:
+        sys.exit(f"error: {', '.join(missing)} not prepared (train.bin, meta.json): prepare "
+                 f"{'them' if len(missing) > 1 else 'it'} first with {'; '.join(missing.values())}")
+
+
+def lock(directory):
+    """One sweep at a time on an out_dir: a second one would run every run again beside the first
+    and rewrite the best.pt its fine-tunes load. flock, so that a killed sweep's lock dies with it."""
+    import fcntl
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(os.path.join(directory, 'sweep.lock'), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        sys.exit(f"error: cannot write to out_dir={directory} ({e.strerror}): choose another --out_dir")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = os.read(fd, 32).decode().strip() or '?'
+        sys.exit(f"error: another sweep (pid {pid}) is running on {directory}: wait for it "
+                 f"to finish or stop it, or choose another --out_dir")
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 def exclusive(name):
     return name.startswith('pt_') and bool(pretrain_launcher)
 
@@ -196,7 +247,11 @@ def die_with_parent():
         pass
 
 
-def launch(name, cmd, slot):
+children = []  # every process started, for stop()
+lock_fd = None
+
+
+def launch(name, cmd, slot, note=None):
     env = dict(os.environ)
     n_gpus = gpu_count()
     if exclusive(name):
@@ -208,12 +263,14 @@ def launch(name, cmd, slot):
     d = os.path.join(out_dir, name)
     os.makedirs(d, exist_ok=True)
     out = open(os.path.join(d, 'train.txt'), 'a')
-    out.write(' '.join(cmd) + '\n')
+    out.write((note + '\n' if note else '') + ' '.join(cmd) + '\n')
     out.flush()
     if forking() and cmd[:2] == [sys.executable, 'train.py']:
-        return ForkedRun(cmd[2:], out, env), out
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                            preexec_fn=die_with_parent if os.name == 'posix' else None), out
+        children.append(ForkedRun(cmd[1:], out, env))
+    else:
+        children.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                         preexec_fn=die_with_parent if os.name == 'posix' else None))
+    return children[-1], out
 
 
 def forking():
@@ -234,7 +291,8 @@ def preload():
 
 
 class ForkedRun:
-    """A run of train.py in a forked child, with what run_all uses of a subprocess.Popen."""
+    """A run of train.py (args[0], a script) in a forked child, with what run_all uses of a
+    subprocess.Popen."""
 
     def __init__(self, args, out, env):
         sys.stdout.flush()  # or the child would write the parent's pending output a second time
@@ -249,6 +307,10 @@ class ForkedRun:
         code = 1
         try:
             die_with_parent()
+            for sig in (signal.SIGINT, signal.SIGTERM):  # not the sweep's handler: train.py sets its own
+                signal.signal(sig, signal.SIG_DFL)
+            if lock_fd is not None:  # the lock is the sweep's, not held on by its runs
+                os.close(lock_fd)
             os.dup2(out.fileno(), 1)
             os.dup2(out.fileno(), 2)
             os.environ.clear()
@@ -256,8 +318,8 @@ class ForkedRun:
             if 'OMP_NUM_THREADS' in env:  # torch read the variable at import, in the parent
                 import torch
                 torch.set_num_threads(int(env['OMP_NUM_THREADS']))
-            sys.argv = ['train.py', *args]
-            runpy.run_path('train.py', run_name='__main__')
+            sys.argv = list(args)
+            runpy.run_path(args[0], run_name='__main__')
             code = 0
         except SystemExit as e:  # what the interpreter does with sys.exit's argument
             if isinstance(e.code, str):
@@ -270,12 +332,19 @@ class ForkedRun:
             sys.stderr.flush()
         return code
 
-    def poll(self):
+    def poll(self, flags=os.WNOHANG):
         if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            pid, status = os.waitpid(self.pid, flags)
             if pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
+
+    def wait(self):
+        return self.poll(0)
+
+    def send_signal(self, sig):
+        if self.returncode is None:
+            os.kill(self.pid, sig)
 
 
 def gpu_count():
@@ -297,6 +366,8 @@ def run_all(runs):
     failed, attempts, running = set(), {}, {}
     bar = tqdm(total=len(runs), initial=len(done), unit='run', smoothing=0.05)
     while todo or running:
+        if stopping:
+            stop(stopping)
         for name, (p, f, slot) in list(running.items()):
             if p.poll() is None:
                 continue
@@ -326,12 +397,18 @@ def run_all(runs):
             todo.remove(r)
             attempts[name] = attempts.get(name, 0) + 1
             state = run_state(name)
+            ckpt, note = os.path.join(out_dir, name, 'ckpt.pt'), None
+            if state == 'resumable' and not whole(ckpt):  # resuming it would fail every time
+                os.replace(ckpt, ckpt + '.corrupt')
+                note = f"sweep: {ckpt} is truncated or corrupt: moved to ckpt.pt.corrupt, the run starts afresh"
+                tqdm.write(note)
+                state = 'failed'
             if state == 'failed':  # a retry starts over
                 for fname in ('ckpt.pt', 'best.pt', 'log.json'):
                     if os.path.exists(os.path.join(out_dir, name, fname)):
                         os.remove(os.path.join(out_dir, name, fname))
             slot = min(set(range(jobs)) - {s for _, _, s in running.values()})
-            p, f = launch(name, command(name, args, state == 'resumable'), slot)
+            p, f = launch(name, command(name, args, state == 'resumable'), slot, note)
             running[name] = (p, f, slot)
             bar.set_postfix_str(name)
         time.sleep(0.2)
@@ -401,6 +478,32 @@ def print_cost(runs):
     print(f"{len(runs):>5} {'all':<24} {'':<10} {f:>10.3g} {f / gpu_flops / 3600:>10.1f}")
 
 
+def on_signal(signum, frame):
+    # noted, and acted on where the sweep waits (run_all's loop, the fit): stopping right here
+    # could find a Popen.wait or a waitpid cut short, holding its lock or its child's exit status
+    global stopping
+    stopping = signum
+
+
+def stop(signum):
+    """Ctrl-C or SIGTERM: pass it on to the runs (train.py leaves each resumable, with one line in
+    its train.txt) and the fit, wait for them, and leave with one line."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)  # one stop; a second Ctrl-C must not cut it short
+    live = [p for p in children if p.poll() is None]
+    for p in live:
+        p.send_signal(signal.SIGTERM if p is fit_process else signum)
+    for p in live:
+        p.wait()
+    for bar in list(tqdm._instances):  # the progress bar ends its line before ours
+        bar.close()
+    print(f"error: interrupted by {signal.Signals(signum).name}: {len(live)} process(es) stopped; "
+          f"start the sweep again to finish the grid", file=sys.stderr)
+    sys.exit(128 + signum)
+
+
+stopping = None  # the signal that asked the sweep to stop
+fit_process = None
 if __name__ == '__main__':
     runs = make_runs()
     if cost:
@@ -421,6 +524,10 @@ if __name__ == '__main__':
         if fit:
             print(' '.join(['python', 'fit_scaling.py', out_dir, *fit_args]))
         sys.exit(0)
+    check_datasets(runs)
+    lock_fd = lock(out_dir)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     t0 = time.time()
     if forking():
         tqdm.monitor_interval = 0  # no monitor thread: the forks must come from a single thread
@@ -429,6 +536,12 @@ if __name__ == '__main__':
     print(f"sweep: {len(runs) - len(failed)}/{len(runs)} runs finished in {time.time() - t0:.0f}s"
           + (f"; failed: {', '.join(sorted(failed))}" if failed else ''))
     print_time_breakdown(runs)
-    if fit:
-        subprocess.run([sys.executable, 'fit_scaling.py', out_dir, *fit_args], check=False)
+    if fit:  # its own session, so that a Ctrl-C reaches it as stop()'s SIGTERM, without a traceback
+        fit_process = subprocess.Popen([sys.executable, 'fit_scaling.py', out_dir, *fit_args],
+                                       preexec_fn=die_with_parent, start_new_session=True)
+        children.append(fit_process)
+        while fit_process.poll() is None:
+            if stopping:
+                stop(stopping)
+            time.sleep(0.2)
     sys.exit(1 if failed else 0)

@@ -16,6 +16,7 @@ import copy
 import json
 import math
 import os
+import signal
 import sys
 import time
 _t_process = time.time()  # the start-up (imports, data, model) counts as run overhead
@@ -27,8 +28,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import configure
 from model import GPT, GPTConfig, compile_model
-from runtime import (budget_tokens, compile_cache_counts, device_settings, get_batch,
-                     optimizer_step, use_compile_cache)
+from runtime import (atomic_write, budget_tokens, check_ids, compile_cache_counts, device_settings,
+                     get_batch, load_checkpoint, load_meta, load_tokens, optimizer_step,
+                     remove_dead_temps, use_compile_cache)
 
 # -----------------------------------------------------------------------------
 # default config values (a config file or --key=value overrides any of them)
@@ -99,24 +101,24 @@ explicit_keys = configure(globals(), sys.argv[1:])
 # -----------------------------------------------------------------------------
 
 
-def fail(msg):
-    if master_process:
+def fail(msg, code=1):
+    if int(os.environ.get('RANK', 0)) == 0:  # every process fails alike: one says so
         print(f"error: {msg}", file=sys.stderr)
-    sys.exit(1)
+    sys.exit(code)
 
 
-def atomic_write(path, write):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    write(tmp)
-    os.replace(tmp, path)
+def interrupted(signum, frame):
+    # Ctrl-C, or a sweep stopping its runs: one line, not a KeyboardInterrupt traceback; the last
+    # checkpoint stays and log.json says 'running', so the run resumes where it was
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # once: a second Ctrl-C must not cut the exit short
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    fail(f"interrupted by {signal.Signals(signum).name}: continue the run with --init_from=resume", 128 + signum)
 
 
-def write_json(path, obj):
-    def w(tmp):
-        with open(tmp, 'w') as f:
-            json.dump(obj, f, indent=1)
-    atomic_write(path, w)
-
+for _sig in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(_sig, interrupted)
+if device.split(':')[0] not in ('cpu', 'cuda') or device.startswith('cuda') and not torch.cuda.is_available():
+    fail(f"device={device!r} is not available here: use --device=cpu")
 
 # distributed setup: torchrun sets RANK; gloo on CPU so the DDP path is testable here
 ddp = int(os.environ.get('RANK', -1)) != -1
@@ -132,13 +134,35 @@ master_process = rank == 0
 ckpt_path, best_path, log_path = (os.path.join(out_dir, f) for f in ('ckpt.pt', 'best.pt', 'log.json'))
 ckpt = None
 if init_from == 'resume':
+    try:
+        with open(log_path) as f:
+            status = json.load(f).get('status')
+    except (OSError, ValueError, AttributeError):
+        status = None
+    if status in ('done', 'early_stopped'):  # nothing to add: rewriting its log would only harm it
+        if master_process:
+            print(f"{out_dir}: the run is finished ({status}); nothing to resume, left as it is")
+        sys.exit(0)
     if not os.path.exists(ckpt_path):
         fail(f"init_from='resume' but there is no {ckpt_path}: start the run without it")
-    ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=False)
+    ckpt = load_checkpoint(ckpt_path, fail, f"move it aside and start the run afresh without init_from=resume")
     # a resumed run is the same run: its original config wins over everything but the system keys
+    ignored = []
     for k, v in ckpt['config'].items():
         if k not in ('device', 'dtype', 'compile', 'out_dir', 'init_from'):
+            if k in explicit_keys and globals()[k] != v:
+                ignored.append(f"{k}={globals()[k]!r} (the run has {v!r})")
             globals()[k] = v
+    if ignored and master_process:
+        print(f"resume: the checkpoint's config wins; ignored: {', '.join(ignored)}")
+    # CPU kernels split their sums over threads, so the thread count is part of a bit-exact resume
+    threads, now = ckpt.get('num_threads'), torch.get_num_threads()
+    if threads not in (None, now):
+        torch.set_num_threads(threads)
+    if master_process and threads != now:
+        print("resume: " + (f"the run's {threads} thread(s), not {now}, so that it continues bit for bit"
+                            if threads else "the checkpoint does not record its thread count: the run "
+                            "may differ in the last digits"))
 config = {k: globals()[k] for k in config_keys}
 if gradient_accumulation_steps % world_size:
     fail(f"gradient_accumulation_steps={gradient_accumulation_steps} must be a multiple of "
@@ -148,29 +172,9 @@ if dtype not in ('auto', 'float32', 'bfloat16', 'float16') or compile not in (No
     fail(f"dtype must be auto/float32/bfloat16/float16 (got {dtype!r}), compile True or False")
 device_type, dtype, compile, autocast = device_settings(device, dtype, compile)
 config.update(device=device, dtype=dtype, compile=compile)
-if master_process:
-    os.makedirs(out_dir, exist_ok=True)
 
 # -----------------------------------------------------------------------------
-# data: uint16 token ids, read through np.memmap so a corpus larger than RAM is fine
-
-
-def load_meta(name):
-    path = os.path.join(data_dir, name, 'meta.json')
-    if not os.path.exists(os.path.join(data_dir, name, 'train.bin')) or not os.path.exists(path):
-        lang = (name.split('_') + ['<lang>'])[1]
-        how = (f"python prepare/debian_docs.py --lang {lang}" if name.startswith('builtin_') else
-               f"python prepare/hf.py --lang {lang}" + (' --tokenizer gpt2' * name.endswith('_gpt2'))
-               if name.startswith('hf_') else f"python prepare/text.py --input PATH --lang LANG --name {name}")
-        fail(f"{os.path.join(data_dir, name)}/train.bin or meta.json not found: prepare it first "
-             f"with {how} (see README, Data)")
-    with open(path) as f:
-        return json.load(f)
-
-
-def load_tokens(name, split):
-    return np.memmap(os.path.join(data_dir, name, f'{split}.bin'), dtype=np.uint16, mode='r')
-
+# data: uint16 token ids, read through np.memmap, checked by runtime.load_meta/load_tokens/check_ids
 
 def count_bytes(tokens, meta):
     """UTF-8 bytes of the text these tokens encode: each token's byte length summed (end-of-text
@@ -186,7 +190,7 @@ def count_bytes(tokens, meta):
     return int(sum(lengths[np.asarray(tokens[i:i + chunk])].sum() for i in range(0, len(tokens), chunk)))
 
 
-meta = load_meta(dataset)
+meta = load_meta(data_dir, dataset, fail)
 
 # a checkpoint to start from: the shape and tokenizer come from it, and must fit the data
 shape_keys = ('n_layer', 'n_head', 'n_embd', 'block_size', 'bias')
@@ -195,7 +199,7 @@ if ckpt is not None:
 elif init_from != 'scratch':
     if not os.path.exists(init_from):
         fail(f"init_from={init_from!r} is neither 'scratch', 'resume' nor an existing checkpoint")
-    source = torch.load(init_from, map_location='cpu', weights_only=False)
+    source = load_checkpoint(init_from, fail, "rerun the run that wrote it, or choose another init_from")
 else:
     source = None
 if source is not None:
@@ -209,12 +213,24 @@ if source is not None:
         fail(f"checkpoint {init_from} was trained with tokenizer {source['tokenizer']} "
              f"(vocab {source['model_args']['vocab_size']}), but {dataset} uses {meta['tokenizer']} "
              f"(vocab {meta['vocab_size']}): prepare {dataset} with --tokenizer {source['tokenizer']}")
+for k in ('batch_size', 'block_size', 'eval_interval', 'eval_tokens', 'n_layer', 'n_head', 'n_embd'):
+    if globals()[k] < 1:
+        fail(f"{k}={globals()[k]} must be at least 1: set --{k} to a positive value")
+if n_embd % n_head:
+    fail(f"n_head={n_head} does not divide n_embd={n_embd}: choose n_head among "
+         f"{[h for h in range(1, n_embd + 1) if n_embd % h == 0][:12]}")
+if learning_rate < 0 or (min_lr < 0 and min_lr != -1):
+    fail(f"learning_rate={learning_rate} and min_lr={min_lr} must not be negative (min_lr=-1 "
+         f"is learning_rate/10): fix them")
+if eval_tokens < block_size:
+    fail(f"eval_tokens={eval_tokens} is less than one window of block_size={block_size} tokens: "
+         f"raise --eval_tokens to at least {block_size}")
 tokens_per_iter = batch_size * block_size * gradient_accumulation_steps
 if min_lr < 0:
     min_lr = learning_rate / 10
 if lr_schedule not in ('cosine', 'wsd'):
     fail(f"lr_schedule must be 'cosine' or 'wsd' (got {lr_schedule!r})")
-train_data = load_tokens(dataset, 'train')
+train_data = load_tokens(data_dir, dataset, 'train', fail)
 if dataset_tokens == 0:
     dataset_tokens = len(train_data)
 if dataset_tokens > len(train_data):
@@ -223,6 +239,7 @@ if dataset_tokens > len(train_data):
 if dataset_tokens < block_size + 1:
     fail(f"dataset_tokens={dataset_tokens} must be at least block_size+1 = {block_size + 1}")
 train_data = train_data[:dataset_tokens]
+check_ids(train_data, meta, dataset, 'train', fail)
 config['dataset_tokens'] = dataset_tokens
 budget = budget_tokens(max_tokens, max_epochs, min_tokens, dataset_tokens)
 if budget > 0:
@@ -239,23 +256,34 @@ def load_val(name, m):
     """The fixed validation set: eval_tokens tokens as block_size windows spread evenly over the
     val split (so they sample many documents, not the first few), every world_size-th window
     on each process. The same windows at every evaluation, for fine-tuned and scratch twins."""
-    val = load_tokens(name, 'val')
+    val = load_tokens(data_dir, name, 'val', fail)
     n = min(eval_tokens, len(val) - 1) // block_size
     if n < 1:
         fail(f"{name}'s val split has {len(val)} tokens, fewer than block_size+1 = {block_size + 1}")
     starts = np.linspace(0, len(val) - block_size - 1, n).astype(np.int64)
     windows = val[starts[:, None] + np.arange(block_size + 1)]
+    check_ids(windows.ravel(), meta, name, 'val', fail)
     seqs = torch.from_numpy(windows.astype(np.int64))[rank::world_size]
     return seqs[:, :-1], seqs[:, 1:], n * block_size, count_bytes(windows[:, 1:].ravel(), m)
 
 
 val_sets = {dataset: load_val(dataset, meta)}
 for name in filter(None, extra_val.split(',')):
-    m = load_meta(name)
+    m = load_meta(data_dir, name, fail)
     if (m['tokenizer'], m['vocab_size']) != (meta['tokenizer'], meta['vocab_size']):
         fail(f"extra_val {name} uses tokenizer {m['tokenizer']} ({m['vocab_size']}), "
              f"but {dataset} uses {meta['tokenizer']} ({meta['vocab_size']})")
     val_sets[name] = load_val(name, m)
+
+# every input is valid: only now the run's directory (the writes then stage their temp files here)
+if master_process:
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        if not os.access(out_dir, os.W_OK):
+            raise PermissionError(13, 'Permission denied')
+    except OSError as e:
+        fail(f"cannot write to out_dir={out_dir} ({e.strerror}): choose another --out_dir")
+    remove_dead_temps(out_dir)  # a writer killed mid-write left its temp file
 
 # -----------------------------------------------------------------------------
 # model
@@ -387,7 +415,7 @@ else:
 elapsed_before = log['elapsed_s']
 
 
-def save_checkpoint(path, full):
+def checkpoint(full):
     obj = dict(model=raw_model.state_dict(), model_args=model_args, config=config,
                tokenizer=meta['tokenizer'], iter=it, log=log)
     if full:
@@ -398,9 +426,29 @@ def save_checkpoint(path, full):
             rng = [data_rng.get_state()]
         obj.update(optimizer=optimizer.state_dict(), scaler=scaler.state_dict(), best=best,
                    evals_since_best=evals_since_best, data_rng=rng, torch_rng=torch.get_rng_state(),
-                   best_state=best_state)
-    if master_process:
-        atomic_write(path, lambda tmp: torch.save(obj, tmp))
+                   best_state=best_state, num_threads=torch.get_num_threads())
+    return lambda f: torch.save(obj, f)
+
+
+def json_file(obj):
+    return lambda f: f.write(json.dumps(obj, indent=1).encode())
+
+
+def save(files):
+    """Write [(path, write)] together: an I/O error (a full disk) leaves every file as it was and
+    fails the run, in log.json too if it can still be written."""
+    if not master_process:
+        return
+    try:
+        atomic_write(files)
+    except OSError as e:
+        log.update(status='failed', error=f"writing {e.filename or out_dir} failed: {e.strerror or e}")
+        try:
+            atomic_write([(log_path, json_file(log))])
+        except OSError:
+            pass
+        fail(f"{log['error']}: free space in (or fix) {out_dir} and run again; "
+             f"the last checkpoint is kept")
 
 
 def finish(status, error=None, stop_reason=None):
@@ -413,8 +461,7 @@ def finish(status, error=None, stop_reason=None):
         log['compile_cache'] = dict(zip(('hits', 'misses'), compile_cache_counts()), dir=compile_cache)
     if error:
         log['error'] = error
-    if master_process:
-        write_json(log_path, log)
+    save([(log_path, json_file(log))])
     if ddp:
         dist.barrier()  # leave together: rank 0 may still be writing
         dist.destroy_process_group()
@@ -496,11 +543,12 @@ while True:
             train_loss=train_loss, val_loss=val_loss, lr=lr, elapsed_s=log['elapsed_s'],
             extra_val={k: v for k, v in losses.items() if k != dataset}))
         t0 = time.time()
+        files = []  # written together: best.pt is never ahead of ckpt.pt and log.json
         if best is None or val_loss < best['val_loss']:
             best = dict(iter=it, tokens=tokens, flops=tokens * flops_per_token, val_loss=val_loss,
                         val_bpb=val_loss * val_sets[dataset][2] / val_sets[dataset][3] / math.log(2))
             evals_since_best = 0
-            save_checkpoint(best_path, full=False)
+            files.append((best_path, checkpoint(full=False)))
             if lr_schedule == 'wsd':
                 best_state = snapshot()
         else:
@@ -512,10 +560,7 @@ while True:
             raw_model.load_state_dict(best_state['model'])
             optimizer.load_state_dict(best_state['optimizer'])
         full = full_checkpoint_due(stop_reason is not None)
-        if full:
-            save_checkpoint(ckpt_path, full=True)
-        if master_process:
-            write_json(log_path, log)
+        save(files + [(ckpt_path, checkpoint(full=True))] * full + [(log_path, json_file(log))])
         timers['checkpoint'] += time.time() - t0
         if master_process:
             print(f"iter {it}: val {val_loss:.4f}" + ''.join(f", {k} {v:.4f}" for k, v in losses.items()

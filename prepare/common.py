@@ -281,6 +281,20 @@ def atomic_write_json(path, obj):
     os.replace(tmp, path)
 
 
+def prepare_hint(name):
+    """The command that writes data/<name>/, read back from the name the prepare scripts give it
+    (builtin_<lang>[_man][_parallel][_gpt2], hf_<lang>[_gpt2]); a name of one's own: text.py."""
+    parts = name.split('_')
+    lang = parts[1] if len(parts) > 1 and parts[1] in LANGUAGES else '<lang>'
+    opts = (' --manpages' * ('man' in parts[2:]) + ' --parallel_only' * ('parallel' in parts[2:])
+            + ' --tokenizer gpt2' * (parts[-1] == 'gpt2' and len(parts) > 2))
+    if parts[0] == 'builtin' and lang != '<lang>':
+        return f"python prepare/debian_docs.py --lang {lang}{opts}"
+    if parts[0] == 'hf' and lang != '<lang>':
+        return f"python prepare/hf.py --lang {lang}" + ' --tokenizer gpt2' * (parts[-1] == 'gpt2')
+    return f"python prepare/text.py --input PATH --lang LANG --name {name}"
+
+
 def sha256_file(path, chunk=1 << 24):
     h = hashlib.sha256()
     with open(path, 'rb') as f:

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -71,3 +72,16 @@ def run(script, *args, check=True, env=None, timeout=600):
 def read_log(out_dir):
     with open(os.path.join(out_dir, 'log.json')) as f:
         return json.load(f)
+
+
+def wait_for_evals(out_dir, n, timeout=120):
+    """Until the run writing out_dir has logged n evaluations (to kill it mid-run)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if len(read_log(out_dir)['evals']) >= n:
+                return
+        except (FileNotFoundError, ValueError):
+            pass  # not written yet
+        time.sleep(0.02)
+    raise AssertionError(f"{out_dir}: fewer than {n} evaluations after {timeout}s")

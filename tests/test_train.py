@@ -5,12 +5,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from conftest import ROOT, TINY, read_log, run
+from conftest import ROOT, TINY, read_log, run, wait_for_evals
 
 sys.path.insert(0, ROOT)
 from configurator import configure  # noqa: E402
@@ -214,14 +213,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(data_dir, tmp_path):
     out = tmp_path / 'b'
     p = subprocess.Popen([sys.executable, 'train.py', *args, f'--out_dir={out}'], cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if len(read_log(out)['evals']) >= 6:
-                break
-        except (FileNotFoundError, ValueError):
-            pass
-        time.sleep(0.02)
+    wait_for_evals(out, 6)
     p.send_signal(signal.SIGKILL)
     p.wait()
     killed = read_log(out)
