@@ -512,9 +512,6 @@ train_loss_n = 0
 resumed_at = it if ckpt is not None else None
 stop_reason = None
 while True:
-    if lr_schedule == 'wsd' and decay['start'] is None and it >= warmup_iters and \
-            it + round(decay_frac * it) >= max_iters:
-        start_decay('budget')  # no stall before the budget: end it with a decay all the same
     lr = get_lr(it)
     for group in optimizer.param_groups:
         group['lr'] = lr
@@ -572,6 +569,11 @@ while True:
     if it >= max_iters:
         stop_reason = 'budget'
         break
+    # after the evaluation, which may have found a stall: no stall before the budget ends it with
+    # a decay all the same (the step's learning rate is learning_rate either way)
+    if lr_schedule == 'wsd' and decay['start'] is None and it >= warmup_iters and \
+            it + round(decay_frac * it) >= max_iters:
+        start_decay('budget')
     # one optimizer step: grad_accum micro-steps, gradients synchronised on the last only
     t_step = time.time()
     for micro in range(grad_accum):
