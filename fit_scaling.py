@@ -256,13 +256,16 @@ def law_numbers(th, P):
             "max_Dt_over_Df": float(np.exp(np.max(lDt - P["f_lDf"])))}
 
 def noise_sigma(th, P, seed_sigma):
-    """Run-to-run noise in log L for the bootstrap: the seed checks' spread when there is one,
-    else the fit's residual rms, scaled up for the parameters the fit spent."""
-    if seed_sigma:
-        return seed_sigma, "seed checks"
+    """The scatter in log L that the bootstrap draws: the larger of the seed checks' run-to-run
+    spread and the fit's residual rms (scaled up for the parameters the fit spent). Where the law
+    misses the cells by more than runs differ, the misfit is the uncertainty that matters: drawing
+    only the seed spread would make the intervals too narrow."""
     r = residuals(th, P)
     dof = max(1, len(r) - int(P["free"].sum()))
-    return float(np.sqrt(np.sum(r ** 2) / dof)), "residual rms of the fit"
+    rms = float(np.sqrt(np.sum(r ** 2) / dof))
+    if seed_sigma and seed_sigma >= rms:
+        return seed_sigma, "seed checks' run-to-run spread"
+    return rms, "residual rms of the fit" + (f" (above the seed checks' {seed_sigma:.2%})" if seed_sigma else "")
 
 def bootstrap(th, P, boot, rng, sigma):
     """Parametric bootstrap with the design fixed: every replicate has the same (N, D) cells, with
