@@ -6,7 +6,7 @@ The same config files and --key=value overrides as train.py (every train.py key 
 a step does not read are ignored), plus the bench keys below. One step is what train.py does: gradient_accumulation_steps x (get_batch, forward under autocast, backward), gradient
 clipping, the AdamW step (model.configure_optimizer) and zero_grad.
 
-MFU (PaLM's convention, DESIGN.md) = achieved FLOP/s / peak, where achieved FLOP/s = tokens/s x
+MFU (PaLM's convention, docs/contracts.md) = achieved FLOP/s / peak, where achieved FLOP/s = tokens/s x
 model.flops_per_token(include_output_layer=True, attention_factor=12), i.e.
 6N + 6 vocab_size n_embd + 12 n_layer block_size n_embd per training token, and the peak is the
 best dense matmul throughput measured in this process, in the dtype in use, on the same device

@@ -64,7 +64,7 @@ def keep_freed_memory():
 
 
 def load_meta(data_dir, name, fail):
-    """data_dir/name/meta.json (the data contract, DESIGN.md), or fail(one line) saying how to
+    """data_dir/name/meta.json (the data contract, docs/contracts.md), or fail(one line) saying how to
     prepare the dataset where it is missing, malformed or incomplete."""
     path = os.path.join(data_dir, name, 'meta.json')
     if not os.path.exists(os.path.join(data_dir, name, 'train.bin')) or not os.path.exists(path):

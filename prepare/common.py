@@ -1,7 +1,7 @@
 """
 Shared code of the prepare/ scripts: tokenizers, paragraph cleaning (language filter,
 boilerplate, exact dedup), the seeded document shuffle and train/val split, and writing
-data/<name>/{train,val}.bin (np.uint16) and meta.json atomically. See shared/DESIGN.md
+data/<name>/{train,val}.bin (np.uint16) and meta.json atomically. See docs/contracts.md
 for the data contract that train.py reads.
 """
 import os

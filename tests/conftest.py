@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny byte-level corpora written in the data contract of DESIGN.md, and a
+"""Shared fixtures: tiny byte-level corpora written in the data contract of docs/contracts.md, and a
 helper that runs the repository's scripts as a user would (a subprocess from the repo root)."""
 
 import json

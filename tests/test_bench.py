@@ -30,7 +30,7 @@ def check_result(r, n_layer=2, n_embd=64, block_size=64):
         assert m_r == pytest.approx(r['tokens_per_step'] / (t_r / 1e3) * r['flops_per_token'] / max(before, after))
     assert r['mfu'] == pytest.approx(statistics.median(m))
     assert r['flops_per_s'] == pytest.approx(r['tokens_per_s'] * r['flops_per_token'])
-    # PaLM's convention (DESIGN.md): 6N + 6 V d + 12 L T d
+    # PaLM's convention (docs/contracts.md): 6N + 6 V d + 12 L T d
     expect = 6 * r['N'] + 6 * r['config']['vocab_size'] * n_embd + 12 * n_layer * block_size * n_embd
     assert r['flops_per_token'] == expect
     assert r['peak_memory_mb'] > 0 and r['loss'] > 0
