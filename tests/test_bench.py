@@ -20,8 +20,10 @@ TINY_BENCH = ['--device=cpu', '--n_layer=2', '--n_head=2', '--n_embd=64', '--blo
 
 def check_result(r, n_layer=2, n_embd=64, block_size=64):
     assert r['tokens_per_s'] > 0 and r['step_ms'] > 0
-    assert 0 < r['mfu'] < 1.5, r
-    assert 0 < r['mfu_model_width'] < 1.5 * r['peak_flops_per_s'] / r['peak_model_width_flops_per_s']
+    # a sanity bound, not a speed target: against a peak of 64- and 128-sized matmuls a bf16 step
+    # can exceed 1 on a CPU without AMX (1.58 seen on a 2-core AMD EPYC); a units error is 1000x
+    assert 0 < r['mfu'] < 3, r
+    assert 0 < r['mfu_model_width'] < 3 * r['peak_flops_per_s'] / r['peak_model_width_flops_per_s']
     assert r['peak_flops_per_s'] == max(r['peak_by_size'].values())
     # each repeat against the better of the device peaks measured just before and after it
     t, m, peaks = r['step_ms_all'], r['mfu_by_repeat'], r['peak_flops_per_s_measured']
