@@ -174,12 +174,19 @@ def reset_peak_memory():
 _operands = {}  # allocated once, before the peak memory is reset: re-measuring adds nothing to it
 
 
-def matmul_flops(n, reps):
+def matmul_flops(n, loop_s=0.05):
+    """The best of 5 timed loops of n x n matmuls, each loop about loop_s long: a fixed count of
+    FLOPs would take minutes where a dtype is emulated (bf16 on a CPU without AMX: 2 GFLOP/s)."""
     if n not in _operands:
         _operands[n] = tuple(torch.randn(n, n, device=device, dtype=ptdtype) for _ in range(2))
     a, b = _operands[n]
     for _ in range(2):
         torch.mm(a, b)
+    sync()
+    t0 = time.perf_counter()
+    torch.mm(a, b)
+    sync()
+    reps = max(1, min(10_000, int(loop_s / max(time.perf_counter() - t0, 1e-7))))
     best = float('inf')
     for _ in range(5):
         sync()
@@ -199,8 +206,7 @@ def measure_peak():
         sizes = sorted(width | {4 * n_embd, 1024, 2048} | ({4096, 8192} if device_type == 'cuda' else set()))
     results = {}
     for n in sizes:
-        reps = max(1, int(2e9 / (2 * n ** 3))) if device_type == 'cpu' else max(3, int(2e11 / (2 * n ** 3)))
-        results[n] = matmul_flops(n, reps)
+        results[n] = matmul_flops(n)
     return max(results.values()), results
 
 

@@ -46,6 +46,8 @@ pretrain_configs = []  # config files every pre-training run starts from
 transfer_configs = []  # ... and every transfer run (fine-tuned and scratch alike)
 pretrain = {}  # train.py overrides for the pre-training runs
 transfer = {}  # ... for the transfer runs (both twins)
+run_overrides = {}  # train.py overrides for every run, after the size's: e.g. a CPU-sized twin of a
+                    # GPU study (device='cpu', tiny budgets), as tests/test_sweep.py runs one
 dataset_tokens = [4096, 16384, 65536]  # the D_f grid: a fine-tuned and a scratch run each
 scratch_only_tokens = []  # D_f values with scratch runs only, beyond the grid: D_e must
                           # be read off the scratch curve at losses the fine-tunes reach
@@ -63,6 +65,7 @@ retries = 1
 fork_runs = True  # start CPU runs as forks of this process with torch imported (POSIX; see above)
 cost = False  # print the FLOPs and GPU-hours of every run instead of running them (--cost)
 gpu_flops = 1.25e14  # achieved FLOP/s per GPU for --cost: an A100 at 40% of its 312 TFLOP/s bf16 peak
+prepare = False  # first run the prepare command of every dataset the grid needs and lacks (--prepare)
 fit = True  # run fit_scaling.py at the end
 fit_args = []
 # SLURM (--slurm DIR): write the grid as batch jobs for a cluster instead of running it (slurm.py)
@@ -83,8 +86,9 @@ def normalise_argv(args):
     """Also accept the spellings --print, --jobs N and --slurm DIR."""
     out, i = [], 0
     while i < len(args):
-        if args[i] in ('--print', '--cost'):
-            out.append({'--print': '--print_only=True', '--cost': '--cost=True'}[args[i]])
+        if args[i] in ('--print', '--cost', '--prepare'):
+            out.append({'--print': '--print_only=True', '--cost': '--cost=True',
+                        '--prepare': '--prepare=True'}[args[i]])
         elif args[i] == '--jobs' and i + 1 < len(args):
             out.append(f'--jobs={args[i + 1]}')
             i += 1
@@ -134,7 +138,7 @@ def transfer_run(lang, size, d, init, extra=None):
     tag = extra.get('tag', '')
     name = f"{init}_{lang}_{size_label(size)}_D{human(d)}" + (f"_{tag}" if tag else '')
     first, last = size_args(size)
-    args = [*first, *transfer_configs, *overrides(transfer), *last,
+    args = [*first, *transfer_configs, *overrides(transfer), *last, *overrides(run_overrides),
             f'--dataset={languages[lang]}', f'--dataset_tokens={d}', *overrides(extra)]
     if english_val and init == 'ft':  # forgetting is a fine-tuned model's: scratch runs skip it
         args.append(f'--extra_val={pretrain_dataset}')
@@ -151,7 +155,8 @@ def make_runs():
     for s in sizes:
         first, last = size_args(s)
         runs.append((f"pt_{size_label(s)}", [*first, *pretrain_configs, *overrides(pretrain), *last,
-                                             f'--dataset={pretrain_dataset}'], None))
+                                             *overrides(run_overrides), f'--dataset={pretrain_dataset}'],
+                     None))
     for lang in languages:
         for s in sizes:
             runs += [transfer_run(lang, s, d, init) for d in dataset_tokens for init in ('ft', 'sc')]
@@ -190,9 +195,8 @@ def whole(path):
         return False
 
 
-def check_datasets(runs):
-    """Every dataset of the grid exists before the first run starts: a missing language would
-    otherwise fail its runs only after all the pre-training ran."""
+def missing_datasets(runs):
+    """{data directory: the command that prepares it} for every dataset of the grid not there yet."""
     from prepare.common import prepare_hint
     missing = {}
     for _, args, _ in runs:
@@ -201,9 +205,26 @@ def check_datasets(runs):
             d = os.path.join(c.get('data_dir', 'data'), name)
             if not all(os.path.exists(os.path.join(d, f)) for f in ('train.bin', 'meta.json')):
                 missing[d] = prepare_hint(name)
+    return missing
+
+
+def prepare_datasets(runs):
+    """--prepare (study.sh): run the prepare command of each missing dataset, one after another."""
+    for d, cmd in missing_datasets(runs).items():
+        if cmd.startswith('python prepare/') and '<' not in cmd and 'PATH' not in cmd:
+            print(f"sweep: {d} missing: {cmd}", flush=True)
+            if subprocess.run([sys.executable, *cmd.split()[1:]]).returncode:
+                sys.exit(f"error: {cmd} failed (its message is above): fix that and rerun")
+
+
+def check_datasets(runs):
+    """Every dataset of the grid exists before the first run starts: a missing language would
+    otherwise fail its runs only after all the pre-training ran."""
+    missing = missing_datasets(runs)
     if missing:
         sys.exit(f"error: {', '.join(missing)} not prepared (train.bin, meta.json): prepare "
-                 f"{'them' if len(missing) > 1 else 'it'} first with {'; '.join(missing.values())}")
+                 f"{'them' if len(missing) > 1 else 'it'} first with {'; '.join(missing.values())}"
+                 " (or run the sweep with --prepare)")
 
 
 def lock(directory):
@@ -524,6 +545,8 @@ if __name__ == '__main__':
         if fit:
             print(' '.join(['python', 'fit_scaling.py', out_dir, *fit_args]))
         sys.exit(0)
+    if prepare:
+        prepare_datasets(runs)
     check_datasets(runs)
     lock_fd = lock(out_dir)
     for sig in (signal.SIGINT, signal.SIGTERM):

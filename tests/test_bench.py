@@ -145,12 +145,13 @@ def test_bf16_cpu_paths_match_float32():
 
 def test_training_steps_reuse_their_memory():
     """glibc unmaps freed multi-MB activations, so without runtime.keep_freed_memory every step
-    page-faults them in again: about 7,000 faults a step for the issue's model in bf16 (4 layers,
-    width 256, context 256, batch 8), against none once the heap is warm."""
-    p = run('bench.py', '--device=cpu', '--dtype=bfloat16', '--compile=False', '--warmup=3', '--steps=3',
+    page-faults them in again: about 9,600 faults a step for bench.py's default model (4 layers,
+    width 256, context 256, batch 8) in float32 on a 2-core AMD EPYC, against ~1,000 with it. Not
+    bf16, where the faults are alike but a CPU without AMX takes ~15x longer."""
+    p = run('bench.py', '--device=cpu', '--dtype=float32', '--compile=False', '--warmup=3', '--steps=3',
             '--repeats=2', '--peak_sizes=256', '--dataset=', '--json_out=-')
     r = json.loads(p.stdout.strip().splitlines()[-1])
-    # a warming heap may still grow (1,100 seen on a 2-core AMD EPYC); without the fix: 8,000+
+    # a warming heap may still grow; without the fix: 9,600
     assert r['page_faults_per_step'] < 2000, r['page_faults_per_step']
 
 

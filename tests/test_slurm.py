@@ -70,13 +70,15 @@ def test_fake_slurm_grid_matches_the_local_sweep(data_dir, tmp_path):
     cfg = tmp_path / 'sweep.py'
     local, out, jobs, state = (tmp_path / n for n in ('local', 'slurm', 'jobs', 'state'))
     write_sweep_config(cfg, data_dir, local)
+    with open(cfg, 'a') as f:  # one D_f and one scratch-only D: every job kind, fewer runs
+        f.write("dataset_tokens = [2000]\nscratch_only_tokens = [8000]\n")
     run('sweep.py', str(cfg), '--fit=False')  # 2 at a time, each on cpu_count // 2 threads
     run('sweep.py', str(cfg), f'--out_dir={out}', '--slurm', str(jobs), '--gpus_per_node=0',
         '--array_throttle=2')
     names = sorted(os.path.basename(p) for p in glob.glob(str(local / '*_N*')))
-    assert len(names) == 12
+    assert len(names) == 8
     # pre-empted after their first checkpoint: a pre-training job and a fine-tuning task
-    killed = ['pt_N10K', 'ft_de_N33K_D8K']
+    killed = ['pt_N10K', 'ft_de_N33K_D2K']
     env = dict(os.environ, PATH=os.pathsep.join([FAKE, os.path.dirname(sys.executable), os.environ['PATH']]),
                FAKE_SLURM_DIR=str(state), OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // 2)),
                FAKE_SLURM_KILL=':'.join(str(out / n / 'ckpt.pt') for n in killed))
@@ -105,8 +107,8 @@ def test_fake_slurm_grid_matches_the_local_sweep(data_dir, tmp_path):
     stdout = submit()
     second = submissions(state)[len(first):]
     assert [(os.path.basename(s['script']), s['options'].get('array'), s['state']) for s in second] == [
-        ('pretrain_pt_N10K.sbatch', None, 'COMPLETED'), ('finetune_N10K.sbatch', '1-2%2', 'COMPLETED'),
-        ('finetune_N33K.sbatch', '2%2', 'COMPLETED'), ('fit.sbatch', None, 'COMPLETED')], stdout
+        ('pretrain_pt_N10K.sbatch', None, 'COMPLETED'), ('finetune_N10K.sbatch', '1%2', 'COMPLETED'),
+        ('finetune_N33K.sbatch', '1%2', 'COMPLETED'), ('fit.sbatch', None, 'COMPLETED')], stdout
     for name in names:
         a, b = read_log(local / name), read_log(out / name)
         assert b['status'] in ('done', 'early_stopped') and b['status'] == a['status']
@@ -116,7 +118,7 @@ def test_fake_slurm_grid_matches_the_local_sweep(data_dir, tmp_path):
         assert a['best'] == b['best'] and len(a['evals']) > 2
         cmds = commands_run(out / name)
         assert len(cmds) == 1 + (name in killed), cmds
-    assert commands_run(out / 'ft_de_N33K_D8K')[1].endswith(f'train.py --init_from=resume --out_dir={out}/ft_de_N33K_D8K\n')
+    assert commands_run(out / 'ft_de_N33K_D2K')[1].endswith(f'train.py --init_from=resume --out_dir={out}/ft_de_N33K_D2K\n')
     assert commands_run(out / 'pt_N10K')[1].startswith('srun python train.py --init_from=resume')
     with open(out / 'report' / 'results.json') as f:
         assert json.load(f)

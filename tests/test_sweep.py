@@ -116,3 +116,32 @@ def test_forked_and_new_interpreter_runs_fail_alike(data_dir, tmp_path):
     for name in ('sc_de_N10K_D2K', 'sc_de_N10K_D8K', 'sc_de_N10K_D32K'):
         losses = [[e['val_loss'] for e in read_log(tmp_path / mode / name)['evals']] for mode in ('fork', 'new')]
         assert losses[0] == losses[1] and len(losses[0]) > 1
+
+
+def test_gpu_study_cpu_twin(tmp_path):
+    """config/sweep_gpu.py as it is, but CPU-sized (tiny shapes, budgets and corpora under the
+    names it expects, one D_f and one scratch-only D): every run of the three languages finishes,
+    the fit reads them, and --cost prices the real config in GPU-hours."""
+    from conftest import DE, EN, write_dataset
+    data = tmp_path / 'data'
+    for seed, (lang, words) in enumerate((('en', EN), ('de', DE), ('es', DE[::-1]), ('zh', DE[1::2]))):
+        write_dataset(str(data), f'builtin_{lang}_gpt2', lang, words, 40_000 if lang == 'en' else 10_000,
+                      4_000, seed=seed, tokenizer='gpt2')
+    # 12 steps a run: the GPT-2 vocabulary makes even a 16-wide model's step ~60 ms on a CPU
+    tiny = dict(device='cpu', data_dir=str(data), compile=False, dtype='float32', block_size=32,
+                batch_size=4, eval_tokens=256, learning_rate=3e-3, max_iters=12, warmup_iters=2,
+                eval_interval=4, min_iters=8, min_tokens=1_536, max_tokens=1_536, patience=1)
+    sizes = {'a': dict(n_layer=1, n_head=1, n_embd=16), 'b': dict(n_layer=1, n_head=2, n_embd=32)}
+    out = tmp_path / 'out'
+    p = run('sweep.py', 'config/sweep_gpu.py', f'--out_dir={out}', f'--run_overrides={tiny!r}',
+            f'--sizes={sizes!r}', '--dataset_tokens=[400]', '--scratch_only_tokens=[1600]',
+            '--checks=[]', "--fit_args=['--boot', '20']", '--jobs=2')
+    assert '20/20 runs finished' in p.stdout, p.stdout[-2000:]
+    results = json.load(open(out / 'report' / 'results.json'))
+    assert set(results['targets']) == {f'builtin_{l}_gpt2' for l in ('de', 'es', 'zh')}, list(results['targets'])
+    for path in glob.glob(str(out / '[fs]c_*' / 'log.json')):
+        log = json.load(open(path))
+        assert log['config']['dataset'].endswith('_gpt2') and log['config']['block_size'] == 32
+    cost = run('sweep.py', 'config/sweep_gpu.py', '--cost').stdout
+    hours = float(cost.strip().splitlines()[-1].split()[-1])
+    assert 0.3 < hours < 3, cost  # "about an hour" on one GPU, as the config says

@@ -137,7 +137,7 @@ def test_early_stopping_on_a_tiny_dataset(data_dir, tmp_path):
     assert torch.load(out / 'best.pt', weights_only=False)['iter'] == best['iter']
 
 
-WSD = [*TINY, '--dataset=toy_de', '--dataset_tokens=2000', '--learning_rate=1e-2',
+WSD = [*TINY, '--dataset=toy_de', '--dataset_tokens=1000', '--learning_rate=1e-2',
        '--eval_interval=20', '--patience=3', '--patience_epochs=5', '--lr_schedule=wsd',
        '--decay_frac=0.25', '--max_tokens=0']
 
@@ -151,8 +151,8 @@ def test_wsd_converges_the_same_under_twice_the_budget(data_dir, tmp_path):
         run('train.py', *WSD, f'--data_dir={data_dir}', f'--max_epochs={epochs}', f'--out_dir={out}')
         logs.append(read_log(out))
     a, b = logs
-    assert a['budget']['max_iters'] == math.ceil(400 * 2000 / (8 * 64))
-    assert b['budget']['max_iters'] == math.ceil(800 * 2000 / (8 * 64))
+    assert a['budget']['max_iters'] == math.ceil(400 * 1000 / (8 * 64))
+    assert b['budget']['max_iters'] == math.ceil(800 * 1000 / (8 * 64))
     assert a['status'] == 'early_stopped' and a['converged'] and a['stop_reason'] == 'converged'
     start, end, restored = a['decay']['start'], a['decay']['end'], a['decay']['restored']
     # the decay starts from the best evaluation's state and lasts a quarter of the steps to it
@@ -200,7 +200,7 @@ def test_wsd_run_that_reaches_its_budget_is_not_converged(data_dir, tmp_path):
     run('train.py', *WSD, f'--data_dir={data_dir}', '--max_epochs=20', '--min_tokens=40000',
         f'--out_dir={out}')
     log = read_log(out)
-    # 20 epochs of 2,000 tokens is below the 40,000-token floor: the floor is the budget
+    # 20 epochs of 1,000 tokens is below the 40,000-token floor: the floor is the budget
     assert log['budget']['max_iters'] == math.ceil(40000 / (8 * 64))
     assert log['status'] == 'done' and not log['converged'] and log['stop_reason'] == 'budget'
     assert log['decay']['trigger'] == 'budget' and log['decay']['end'] == log['budget']['max_iters']
