@@ -66,7 +66,8 @@ seed = 1337
 # train.py's other keys, which its config files set and a step does not read: accepted, ignored
 out_dir = init_from = role = tag = extra_val = eval_tokens = eval_batch_size = eval_interval = \
     eval_dense = log_interval = patience = patience_epochs = min_iters = max_tokens = ckpt_share = \
-    max_iters = warmup_iters = min_lr = lr_schedule = decay_frac = max_epochs = min_tokens = None
+    max_iters = warmup_iters = min_lr = lr_schedule = decay_frac = max_epochs = min_tokens = \
+    min_overfit = None
 # bench keys
 vocab_size = 257  # with dataset='' (synthetic uniform tokens): 257 = bytes, 50257 = GPT-2
 warmup = 3  # untimed steps first (allocator, oneDNN/cuBLAS heuristics, torch.compile)

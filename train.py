@@ -53,6 +53,9 @@ log_interval = 10
 patience = 0  # validation has stalled after this many evaluations without improvement ...
 patience_epochs = 0.0  # ... once also this many epochs of D_f passed since the best one ...
 min_iters = 0  # ... and never before this step (0 = patience off: the run ends at its budget)
+min_overfit = 0.0  # ... and, when > 0, only while the model overfits: its train loss since the last
+                   # evaluation this fraction below the best val loss (a plateau at train ~ val is
+                   # slow progress, not convergence on D_f)
 # the budget: max_iters, or max_tokens when > 0, or max_epochs of D_f when > 0 (then clamped to
 # [min_tokens, max_tokens]): a budget that grows with D_f lets a run on more data train longer
 max_tokens = 0
@@ -230,6 +233,8 @@ if min_lr < 0:
     min_lr = learning_rate / 10
 if lr_schedule not in ('cosine', 'wsd'):
     fail(f"lr_schedule must be 'cosine' or 'wsd' (got {lr_schedule!r})")
+if not 0 <= min_overfit < 1:
+    fail(f"min_overfit={min_overfit} must be in [0, 1): a fraction of the best val loss (0 = off)")
 train_data = load_tokens(data_dir, dataset, 'train', fail)
 if dataset_tokens == 0:
     dataset_tokens = len(train_data)
@@ -338,9 +343,10 @@ def is_eval_iter(it):
 
 def stalled():
     """The stopping rule: validation has not improved for patience evaluations and
-    patience_epochs of D_f, and the run is at least min_iters long."""
+    patience_epochs of D_f, the run is at least min_iters long, and (min_overfit) it overfits."""
     return (patience > 0 and evals_since_best >= patience and it >= min_iters and
-            it * tokens_per_iter - best['tokens'] >= patience_epochs * dataset_tokens)
+            it * tokens_per_iter - best['tokens'] >= patience_epochs * dataset_tokens and
+            (min_overfit <= 0 or (train_loss is not None and train_loss <= (1 - min_overfit) * best['val_loss'])))
 
 
 def start_decay(trigger):
@@ -523,6 +529,9 @@ while True:
         losses = {name: estimate_loss(x, y) for name, (x, y, _, _) in val_sets.items()}
         val_loss = losses[dataset]
         tokens = it * tokens_per_iter
+        if ddp:  # every process must see the same train loss: min_overfit's stop is taken by all
+            dist.all_reduce(train_loss_sum)  # a sum: gloo has no average
+            train_loss_sum /= world_size
         train_loss = (train_loss_sum.item() / train_loss_n) if train_loss_n else None
         train_loss_sum.zero_()
         train_loss_n = 0

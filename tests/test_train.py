@@ -195,6 +195,31 @@ def test_wsd_resume_after_sigkill_in_the_decay_matches(data_dir, tmp_path):
     assert a['best'] == b['best'] and a['decay'] == b['decay'] and b['converged']
 
 
+def test_min_overfit_holds_the_stall_until_the_model_overfits(data_dir, tmp_path):
+    """min_overfit: a stall counts only once the train loss is that fraction below the best val
+    loss; where the other conditions held earlier (a plateau at train ~ val), the run went on."""
+    out = tmp_path / 'mo'
+    run('train.py', *WSD, f'--data_dir={data_dir}', '--max_epochs=400', '--min_overfit=0.35',
+        f'--out_dir={out}')
+    log = read_log(out)
+    assert log['decay']['trigger'] == 'stall' and log['converged']
+    evals, start = log['evals'], log['decay']['start']
+    best_val = {e['iter']: e['val_loss'] for e in evals}[log['decay']['restored']]
+    at_start = next(e for e in evals if e['iter'] == start)
+    assert at_start['train_loss'] <= 0.65 * best_val
+    held, best, since = [], None, 0  # evaluations where patience and patience_epochs were met
+    for e in evals:
+        if e['iter'] >= start:
+            break
+        if best is None or e['val_loss'] < best['val_loss']:
+            best, since = e, 0
+        else:
+            since += 1
+        if since >= 3 and e['tokens'] - best['tokens'] >= 5 * 1000:
+            held.append(e)
+    assert held  # without min_overfit the decay would have started at held[0], before start
+
+
 def test_wsd_run_that_reaches_its_budget_is_not_converged(data_dir, tmp_path):
     out = tmp_path / 'short'
     run('train.py', *WSD, f'--data_dir={data_dir}', '--max_epochs=20', '--min_tokens=40000',
