@@ -54,7 +54,8 @@ scratch_only_tokens = []  # D_f values with scratch runs only, beyond the grid: 
 english_val = True  # log the English val loss during fine-tuning runs (forgetting)
 # runs beside the grid, to test the grid's choices: a fine-tuned and a scratch twin each, e.g.
 # dict(language='de', size='55K', dataset_tokens=8192, tag='seed2', seed=2) (run-to-run spread) or
-# dict(..., tag='patience20', patience=20) (does a longer patience change the best loss?).
+# dict(..., tag='patience20', patience=20) (does a longer patience change the best loss?), or one
+# of them with init='sc' or 'ft' (a scratch-only D has no fine-tuned twin).
 # fit_scaling.py reports them beside their grid twin instead of fitting them.
 checks = []
 jobs = 1  # runs at once: one GPU each when there are GPUs, else the CPU cores split evenly
@@ -150,24 +151,28 @@ def transfer_run(lang, size, d, init, extra=None):
 
 
 def make_runs():
-    """Every run of the study in dependency order: pre-training, the grid, then the checks."""
+    """Every run of the study: pre-training, then the transfer runs, the largest D first (the
+    longest runs first, so that the slots finish together; a fine-tune waits for its pre-training
+    run while scratch runs go ahead)."""
     runs = []
     for s in sizes:
         first, last = size_args(s)
         runs.append((f"pt_{size_label(s)}", [*first, *pretrain_configs, *overrides(pretrain), *last,
                                              *overrides(run_overrides), f'--dataset={pretrain_dataset}'],
                      None))
+    transfer = []
     for lang in languages:
         for s in sizes:
-            runs += [transfer_run(lang, s, d, init) for d in dataset_tokens for init in ('ft', 'sc')]
-            runs += [transfer_run(lang, s, d, 'sc') for d in scratch_only_tokens]
+            transfer += [(d, transfer_run(lang, s, d, init)) for d in dataset_tokens for init in ('ft', 'sc')]
+            transfer += [(d, transfer_run(lang, s, d, 'sc')) for d in scratch_only_tokens]
     for c in checks:
         c = dict(c)
-        lang, s, d = c.pop('language'), c.pop('size'), c.pop('dataset_tokens')
-        if not c.get('tag'):
-            sys.exit(f"error: check {c} needs a tag (its runs are named and reported by it)")
-        runs += [transfer_run(lang, s, d, init, c) for init in ('ft', 'sc')]
-    return runs
+        lang, s, d, init = c.pop('language'), c.pop('size'), c.pop('dataset_tokens'), c.pop('init', '')
+        if not c.get('tag') or init not in ('', 'ft', 'sc'):
+            sys.exit(f"error: check {c} needs a tag (its runs are named and reported by it) and an init "
+                     f"of 'ft', 'sc' or none (both twins)")
+        transfer += [(d, transfer_run(lang, s, d, i, c)) for i in ([init] if init else ['ft', 'sc'])]
+    return runs + [r for _, r in sorted(transfer, key=lambda x: -x[0])]
 
 
 def run_state(name):

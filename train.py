@@ -53,9 +53,10 @@ log_interval = 10
 patience = 0  # validation has stalled after this many evaluations without improvement ...
 patience_epochs = 0.0  # ... once also this many epochs of D_f passed since the best one ...
 min_iters = 0  # ... and never before this step (0 = patience off: the run ends at its budget)
-min_overfit = 0.0  # ... and, when > 0, only while the model overfits: its train loss since the last
-                   # evaluation this fraction below the best val loss (a plateau at train ~ val is
-                   # slow progress, not convergence on D_f)
+min_overfit = 0.0  # ... and, when > 0, only once the model overfits: the mean val loss of those
+                   # patience evaluations this fraction above the best (a flat stretch is a plateau
+                   # that small models leave again, not convergence; a train-val gap is no sign
+                   # either, a few thousand bytes of train differ from the val split anyway)
 # the budget: max_iters, or max_tokens when > 0, or max_epochs of D_f when > 0 (then clamped to
 # [min_tokens, max_tokens]): a budget that grows with D_f lets a run on more data train longer
 max_tokens = 0
@@ -344,9 +345,10 @@ def is_eval_iter(it):
 def stalled():
     """The stopping rule: validation has not improved for patience evaluations and
     patience_epochs of D_f, the run is at least min_iters long, and (min_overfit) it overfits."""
+    recent = [e['val_loss'] for e in log['evals'][-patience:]] if patience > 0 else []
     return (patience > 0 and evals_since_best >= patience and it >= min_iters and
             it * tokens_per_iter - best['tokens'] >= patience_epochs * dataset_tokens and
-            (min_overfit <= 0 or (train_loss is not None and train_loss <= (1 - min_overfit) * best['val_loss'])))
+            (min_overfit <= 0 or sum(recent) / len(recent) >= (1 + min_overfit) * best['val_loss']))
 
 
 def start_decay(trigger):
@@ -529,7 +531,7 @@ while True:
         losses = {name: estimate_loss(x, y) for name, (x, y, _, _) in val_sets.items()}
         val_loss = losses[dataset]
         tokens = it * tokens_per_iter
-        if ddp:  # every process must see the same train loss: min_overfit's stop is taken by all
+        if ddp:  # the logged train loss is every process's
             dist.all_reduce(train_loss_sum)  # a sum: gloo has no average
             train_loss_sum /= world_size
         train_loss = (train_loss_sum.item() / train_loss_n) if train_loss_n else None

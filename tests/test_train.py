@@ -196,21 +196,20 @@ def test_wsd_resume_after_sigkill_in_the_decay_matches(data_dir, tmp_path):
 
 
 def test_min_overfit_holds_the_stall_until_the_model_overfits(data_dir, tmp_path):
-    """min_overfit: a stall counts only once the train loss is that fraction below the best val
-    loss; where the other conditions held earlier (a plateau at train ~ val), the run went on."""
+    """min_overfit: a stall counts only once the val loss of the last patience evaluations
+    averages that fraction above the best; where the other conditions held earlier (a plateau,
+    or noise), the run went on."""
     out = tmp_path / 'mo'
-    run('train.py', *WSD, f'--data_dir={data_dir}', '--max_epochs=400', '--min_overfit=0.35',
+    run('train.py', *WSD, f'--data_dir={data_dir}', '--max_epochs=400', '--min_overfit=0.1',
         f'--out_dir={out}')
     log = read_log(out)
     assert log['decay']['trigger'] == 'stall' and log['converged']
     evals, start = log['evals'], log['decay']['start']
     best_val = {e['iter']: e['val_loss'] for e in evals}[log['decay']['restored']]
-    at_start = next(e for e in evals if e['iter'] == start)
-    assert at_start['train_loss'] <= 0.65 * best_val
+    before = [e for e in evals if e['iter'] <= start]
+    assert sum(e['val_loss'] for e in before[-3:]) / 3 >= 1.1 * best_val
     held, best, since = [], None, 0  # evaluations where patience and patience_epochs were met
-    for e in evals:
-        if e['iter'] >= start:
-            break
+    for e in before[:-1]:
         if best is None or e['val_loss'] < best['val_loss']:
             best, since = e, 0
         else:
