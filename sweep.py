@@ -482,7 +482,7 @@ def print_cost(runs):
     import torch
     from model import GPT, GPTConfig
     from runtime import budget_tokens
-    total = {}
+    total, budgets = {}, {}
     for name, args, _ in runs:
         c = resolve(args)
         with torch.device('meta'):  # shapes only, no memory
@@ -497,11 +497,18 @@ def print_cost(runs):
         key = (kind, f"N={model.n_params() / 1e6:.3g}M")
         n, f = total.get(key, (0, 0.0))
         total[key] = (n + 1, f + flops)
+        if kind != 'pre-training':
+            budgets.setdefault((c['dataset_tokens'], tokens, c['lr_schedule']), []).append(name)
     print(f"{'runs':>5} {'kind':<24} {'size':<10} {'FLOPs':>10} {'GPU-hours':>10}  (at {gpu_flops:.3g} FLOP/s per GPU)")
     for (kind, size), (n, f) in total.items():
         print(f"{n:>5} {kind:<24} {size:<10} {f:>10.3g} {f / gpu_flops / 3600:>10.1f}")
     f = sum(f for _, f in total.values())
     print(f"{len(runs):>5} {'all':<24} {'':<10} {f:>10.3g} {f / gpu_flops / 3600:>10.1f}")
+    print("\nTransfer budgets by D_f (both twins alike; a run that stalls first stops there, one that "
+          "reaches its budget is an unconverged bound):")
+    print(f"{'D_f tokens':>12} {'budget tokens':>14} {'epochs':>8} {'schedule':>9} {'runs':>5}")
+    for (d, tokens, schedule), names in sorted(budgets.items()):
+        print(f"{d:>12,} {tokens:>14,} {tokens / d:>8.1f} {schedule:>9} {len(names):>5}")
 
 
 def on_signal(signum, frame):

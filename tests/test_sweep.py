@@ -43,6 +43,14 @@ def test_print_lists_the_grid_in_dependency_order(data_dir, tmp_path):
     names = [l.split('--out_dir=')[1].split()[0].rsplit('/', 1)[1] for l in lines[:-1]]
     assert names.index('pt_N33K') < names.index(ft[0].split('--out_dir=')[1].split()[0].rsplit('/', 1)[1])
     assert not os.path.exists(tmp_path / 'out')  # printing runs nothing
+    # the longest runs first: the transfer runs by D, largest first
+    ds = [int(l.split('--dataset_tokens=')[1].split()[0]) for l in lines[2:-1]]
+    assert ds == sorted(ds, reverse=True)
+    # a check with init='sc' is a scratch run alone (a scratch-only D has no fine-tuned twin)
+    check = "{'language': 'de', 'size': '10K', 'dataset_tokens': 32000, 'init': 'sc', 'tag': 'p9', 'patience': 9}"
+    more = run('sweep.py', str(cfg), '--print', f'--checks=[{check}]').stdout.strip().splitlines()
+    added = [l for l in more if l not in lines]
+    assert len(added) == 1 and '/sc_de_N10K_D32K_p9' in added[0] and '--patience=9' in added[0]
     # multi-GPU pre-training stays torchrun; the transfer runs are one process each
     lines = run('sweep.py', str(cfg), '--print', '--pretrain_launcher=torchrun --nproc_per_node=8').stdout.splitlines()
     assert all(l.startswith('torchrun --nproc_per_node=8 train.py ') for l in lines[:2])
