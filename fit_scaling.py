@@ -13,13 +13,12 @@ languages tokenise differently); C = training FLOPs, Kaplan convention (log flop
 validation loss in nats/token (best.val_loss). D_e = the from-scratch data that reaches a
 fine-tuned run's loss at the same N and language; D_t = D_e - D_f, negative when pre-training hurt.
 
-Scratch curve, per language: L(N, D) = [a_N + D_c,N/D]^alpha_D, fitted on converged scratch runs
+Scratch curve, per language: L(N, D) = [a_N + D_c/D]^alpha_D, fitted on converged scratch runs
 only (a run that stopped on its budget was still improving: its loss is an upper bound on the
-converged loss, reported, never fitted). At fixed N this is Kaplan's L(N, D); alpha_D is shared
-across sizes, a_N and D_c,N are free per size instead of Kaplan's (N_c/N)^(alpha_N/alpha_D) and
-one D_c, because the curve is only ever read at a measured N, and small models trained on a few
-thousand bytes do not share one D_c (a shared D_c missed the built-in study's cells by 2%, six
-times the run-to-run spread). 2K+1 parameters for K sizes with 4 or more scratch points each.
+converged loss, reported, never fitted). At fixed N this is Kaplan's L(N, D); D_c and alpha_D are
+shared across sizes, a_N is free per size instead of (N_c/N)^(alpha_N/alpha_D), because the curve
+is only ever read at a measured N and a small sweep has a few scratch points per size: K+2
+parameters for K sizes is well-posed where 3 per size is not.
 
 Headline law, per language, fitted in loss space jointly with the scratch curve:
     L_ft(N, D_f) = L_scratch(N, D_f + D_t),   D_t = k D_f^alpha N^beta,
@@ -166,16 +165,15 @@ def analyse_checks(checks, cells):
 
 # ----------------------------------------------------------------------------- the model
 
-# the parameters th: [log alpha_D, log a_N (K sizes), log D_c,N (K sizes), log k_ref, alpha, beta]
-
 def scratch_logL(th, K, idx, lD):
-    """log L = alpha_D log(a_N + D_c,N/D). Logs keep the parameters positive; logaddexp keeps it finite."""
-    return np.exp(th[0]) * np.logaddexp(th[1:1 + K][idx], th[1 + K:1 + 2 * K][idx] - lD)
+    """log L = alpha_D log(a_N + D_c/D); th = [log D_c, log alpha_D, log a_N (K sizes), ...].
+    Logs keep the parameters positive; logaddexp keeps it finite."""
+    return np.exp(th[1]) * np.logaddexp(th[2:2 + K][idx], th[0] - lD)
 
 def transfer_logDt(th, K, lDf, lN, ref):
     """log D_t = log k_ref + alpha (log D_f - ref_D) + beta (log N - ref_N): centred at the
     geometric-mean cell so that k_ref (D_t there) is not tied to alpha and beta in the fit."""
-    return th[-3] + th[-2] * (lDf - ref[0]) + th[-1] * (lN - ref[1])
+    return th[2 + K] + th[3 + K] * (lDf - ref[0]) + th[4 + K] * (lN - ref[1])
 
 def finetune_logL(th, K, idx, lDf, lN, ref):
     return scratch_logL(th, K, idx, np.logaddexp(lDf, transfer_logDt(th, K, lDf, lN, ref)))
@@ -193,7 +191,7 @@ def problem(sc, ft):
          "lDmax": np.log(sc[1][lo]), "Lmin": sc[2][lo], "ref": (float(np.mean(np.log(ft[1]))), float(np.mean(np.log(ft[0]))))}
     P["censored"] = ft[2] < P["Lmin"][f_idx]
     # an exponent whose variable takes one value cannot be fitted: it is held at 0 and reported unidentified
-    P["free"] = np.r_[np.ones(2 * P["K"] + 2, bool), len(set(ft[1])) > 1, len(set(ft[0])) > 1]
+    P["free"] = np.r_[np.ones(P["K"] + 3, bool), len(set(ft[1])) > 1, len(set(ft[0])) > 1]
     return P
 
 def residuals(th, P):
@@ -206,8 +204,8 @@ def residuals(th, P):
 
 def bounds(P):
     K, rD = P["K"], P["ref"][0]
-    lo = np.r_[math.log(0.01), np.full(K, -300.0), np.zeros(K), rD - 14, 0.0, -1.0]   # k_ref >= 1e-6 D_ref: k ~ 0
-    hi = np.r_[math.log(5.0), np.full(K, 300.0), np.full(K, 40.0), rD + 14, 2.0, 2.0]
+    lo = np.r_[0.0, math.log(0.01), np.full(K, -300.0), rD - 14, 0.0, -1.0]   # k_ref >= 1e-6 D_ref: k ~ 0
+    hi = np.r_[40.0, math.log(5.0), np.full(K, 300.0), rD + 14, 2.0, 2.0]
     return lo, hi
 
 def solve(P, x0):
@@ -228,16 +226,15 @@ def starts(P):
     K = P["K"]
     none = np.zeros(0, int)           # the scratch cells alone: no fine-tuned cells, transfer held
     sub = dict(P, f_idx=none, f_lDf=none, f_lN=none, f_lL=none, censored=none.astype(bool),
-               free=np.r_[P["free"][:-3], False, False, False])
+               free=np.r_[P["free"][:K + 2], False, False, False])
     best = None
     for a0 in (0.1, 0.3, 1.0):
         la = np.array([np.log(0.8 * np.exp(P["s_lL"][P["s_idx"] == i]).min()) / a0 for i in range(K)])
-        lc = np.array([np.median(la) + np.median(P["s_lD"][P["s_idx"] == i]) for i in range(K)])
-        th, cost, ok = solve(sub, np.r_[math.log(a0), la, lc, P["ref"][0], 0.5, 0.3])
+        th, cost, ok = solve(sub, np.r_[np.median(la) + np.median(P["s_lD"]), math.log(a0), la, P["ref"][0], 0.5, 0.3])
         if best is None or cost < best[1]:
             best = (th, cost)
     rD = P["ref"][0]
-    return [np.r_[best[0][:-3], lk, a, b] for lk in (rD - 3, rD, rD + 2) for a in (0.3, 0.8) for b in (0.0, 0.4)]
+    return [np.r_[best[0][:K + 2], lk, a, b] for lk in (rD - 3, rD, rD + 2) for a in (0.3, 0.8) for b in (0.0, 0.4)]
 
 def fit_language(P, x0=None):
     """The joint fit: from the given start only (bootstrap refits), else the best of the starts."""
@@ -251,10 +248,10 @@ def fit_language(P, x0=None):
 def law_numbers(th, P):
     """The fitted numbers, k in the plain form D_t = k D_f^alpha N^beta (tokens, parameters)."""
     K, (rD, rN) = P["K"], P["ref"]
-    lk, a, b = th[-3:]
+    lk, a, b = th[2 + K:5 + K]
     lDt = transfer_logDt(th, K, P["f_lDf"], P["f_lN"], P["ref"])
     return {"log_k": float(lk - a * rD - b * rN), "alpha": float(a), "beta": float(b),
-            "alpha_D": float(np.exp(th[0])),
+            "D_c": float(np.exp(th[0])), "alpha_D": float(np.exp(th[1])),
             "log_gm_De_over_Df": float(np.mean(np.logaddexp(0.0, lDt - P["f_lDf"]))),
             "max_Dt_over_Df": float(np.exp(np.max(lDt - P["f_lDf"])))}
 
@@ -296,7 +293,7 @@ def ci(samples, key, f=lambda x: x):
 def invert_scratch(fit, n, L):
     """D_e from the fitted scratch curve at size n; inf when L is at or below its floor a_N^alpha_D."""
     gap = safe_exp(math.log(L) / fit["alpha_D"]) - fit["a_N"][f"{n:.6g}"]
-    return fit["D_c"][f"{n:.6g}"] / gap if gap > 0 else float("inf")
+    return fit["D_c"] / gap if gap > 0 else float("inf")
 
 def interp_curve(D, L):
     """Cross-check: monotone (PCHIP) interpolation of log D against -log L over one size's
@@ -366,7 +363,7 @@ def cell_rows(cs, fit):
 
 def predict_scratch(fit, N, D):
     """The fitted scratch curve at a measured size N (report.py redraws it from these numbers)."""
-    return (fit["a_N"][f"{N:.6g}"] + fit["D_c"][f"{N:.6g}"] / np.asarray(D, float)) ** fit["alpha_D"]
+    return (fit["a_N"][f"{N:.6g}"] + fit["D_c"] / np.asarray(D, float)) ** fit["alpha_D"]
 
 def predict_finetune(fit, law, N, Df):
     Df = np.asarray(Df, float)
@@ -382,24 +379,21 @@ def analyse_target(target, cells, boot, rng, seed_sigma, msgs):
     sizes = sorted({c["N"] for c in conv})
     Lmin = {n: min(c["loss"] for c in conv if c["N"] == n) for n in sizes}
     Dmax = {n: min((c for c in conv if c["N"] == n), key=lambda c: c["loss"])["D"] for n in sizes}
-    # a size's curve has two parameters of its own and a share of alpha_D: 3 distinct D at least
-    curve_sizes = [n for n in sizes if len({c["D"] for c in conv if c["N"] == n}) >= 3]
-    on_curve = [c for c in conv if c["N"] in curve_sizes]
-    fitted = [c for c in ft if c["N"] in curve_sizes]
+    fitted = [c for c in ft if c["N"] in Lmin]
     arr = lambda cs, k: np.array([c[k] for c in cs], float)
-    if not curve_sizes or len(fitted) < 4:
-        out["note"] = (f"{len(conv)} converged scratch cells at {len(sizes)} sizes, {len(curve_sizes)} of them with 3 "
-                       f"or more D values, and {len(fitted)} fine-tuned cells beside those: too few for the joint fit "
-                       f"(need a size with converged scratch cells at 3 D values and 4 fine-tuned cells)")
+    enough = len(conv) >= len(sizes) + 3 and len({c["D"] for c in conv}) >= 3 and len(fitted) >= 4
+    if not enough:
+        out["note"] = (f"{len(conv)} converged scratch cells at {len(sizes)} sizes and {len(fitted)} fine-tuned cells "
+                       f"beside them: too few for the joint fit (need sizes+3 scratch cells at 3 D values, 4 fine-tuned)")
         msgs.append(f"{label}: {out['note']}")
     else:
-        P = problem(tuple(arr(on_curve, k) for k in ("N", "D", "loss")), tuple(arr(fitted, k) for k in ("N", "D", "loss")))
+        P = problem(tuple(arr(conv, k) for k in ("N", "D", "loss")), tuple(arr(fitted, k) for k in ("N", "D", "loss")))
         th = fit_language(P)
         if th is None:
             out["note"] = "the joint fit failed from every start"
             msgs.append(f"{label}: {out['note']}")
         else:
-            out["scratch_fit"], out["law"] = fit_summary(th, P, on_curve, boot, rng, seed_sigma, cells[0]["bpt"])
+            out["scratch_fit"], out["law"] = fit_summary(th, P, conv, boot, rng, seed_sigma, cells[0]["bpt"])
     fit, law = out["scratch_fit"], out["law"]
     interp = {n: interp_curve(arr([c for c in conv if c["N"] == n], "D"), arr([c for c in conv if c["N"] == n], "loss"))
               for n in sizes}
@@ -424,18 +418,17 @@ def fit_summary(th, P, conv, boot, rng, seed_sigma, bpt):
     samples, failed = bootstrap(th, P, boot, rng, sigma)
     for x in [nums] + samples:        # in bytes D_f and D_t both scale by c = bytes/token: k becomes k c^(1-alpha)
         x["log_k_bytes"] = x["log_k"] + (1 - x["alpha"]) * math.log(bpt)
-    fit = {"alpha_D": nums["alpha_D"],
-           "a_N": {f"{n:.6g}": float(np.exp(a)) for n, a in zip(P["sizes"], th[1:1 + K])},
-           "D_c": {f"{n:.6g}": float(np.exp(c)) for n, c in zip(P["sizes"], th[1 + K:1 + 2 * K])},
-           "L_inf": {f"{n:.6g}": float(np.exp(nums["alpha_D"] * a)) for n, a in zip(P["sizes"], th[1:1 + K])},
+    fit = {"alpha_D": nums["alpha_D"], "D_c": nums["D_c"],
+           "a_N": {f"{n:.6g}": float(np.exp(a)) for n, a in zip(P["sizes"], th[2:2 + K])},
+           "L_inf": {f"{n:.6g}": float(np.exp(nums["alpha_D"] * a)) for n, a in zip(P["sizes"], th[2:2 + K])},
            "D_range": {f"{n:.6g}": [min(c["D"] for c in conv if c["N"] == n), max(c["D"] for c in conv if c["N"] == n)]
                        for n in P["sizes"]},
-           "ci": {"alpha_D": ci(samples, "alpha_D")}}
+           "ci": {k: ci(samples, k) for k in ("alpha_D", "D_c")}}
     r = residuals(th, P)
     detected = nums["max_Dt_over_Df"] >= NO_TRANSFER
     law = dict(nums, k=math.exp(nums["log_k"]), k_bytes=math.exp(nums["log_k_bytes"]),
                transfer_detected=detected,
-               identified={"alpha": bool(P["free"][-2]) and detected, "beta": bool(P["free"][-1]) and detected},
+               identified={"alpha": bool(P["free"][K + 3]) and detected, "beta": bool(P["free"][K + 4]) and detected},
                n_scratch=len(P["s_lL"]), n_finetune=len(P["f_lL"]), n_censored=int(P["censored"].sum()),
                rms_log_resid=float(np.sqrt(np.mean(r ** 2))), noise_sigma=sigma, noise_from=source,
                boot={"draws": boot, "failed": failed, "failure_rate": failed / boot if boot else None},

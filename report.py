@@ -252,10 +252,9 @@ def target_md(o):
                          for p in o["points"]]))
     fit = o["scratch_fit"]
     if fit:
-        md.append(f"Scratch curve L = [a_N + D_c,N/D]^alpha_D on converged cells: alpha_D = "
-                  f"{with_ci(fit['alpha_D'], fit['ci']['alpha_D'])}; "
-                  "L_inf(N), D_c,N = " + ", ".join(f"{v:.3g}, {fit['D_c'][k]:.3g} at N={k}"
-                                                   for k, v in fit["L_inf"].items()) + ".\n")
+        md.append(f"Scratch curve L = [a_N + D_c/D]^alpha_D on converged cells: alpha_D = "
+                  f"{with_ci(fit['alpha_D'], fit['ci']['alpha_D'])}, D_c = {with_ci(fit['D_c'], fit['ci']['D_c'])}, "
+                  f"L_inf(N) = {', '.join(f'{v:.3g} at N={k}' for k, v in fit['L_inf'].items())}.\n")
     md.append("Scratch cells (an unconverged cell is an upper bound on the converged loss, not fitted):\n")
     md.append(table(["runs", "N", "D", "D bytes", "loss", "converged", "fit"],
                     [[", ".join(s["runs"]), g(s["N"]), g(s["D"]), g(s["D_bytes"]), mean_pm(s),
