@@ -27,6 +27,7 @@ grad_clip = 1.0
 # stops a fine-tune on its first plateau (docs/contracts.md, README: the stopping rule).
 eval_interval = 25
 patience = 8
+min_overfit = 0.02  # ... and only once those evaluations average 2% above the best: a plateau is no stall
 patience_epochs = 2.0
 min_iters = 300
 eval_tokens = 524_288  # 512 sequences of the fixed val split, the same at every evaluation

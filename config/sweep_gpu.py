@@ -32,7 +32,7 @@ sizes = {
 pretrain = dict(_common, batch_size=32, max_iters=4000, warmup_iters=200, eval_interval=500)
 transfer = dict(_common, batch_size=8, lr_schedule='wsd', decay_frac=0.2, max_epochs=64.0,
                 min_tokens=1_000_000, max_tokens=100_000_000, warmup_iters=100, eval_interval=25,
-                patience=4, patience_epochs=2.0, min_iters=200)
+                patience=4, patience_epochs=2.0, min_iters=200, min_overfit=0.02)
 dataset_tokens = [800, 2_500, 8_000, 25_000, 80_000]
 scratch_only_tokens = [320_000, 1_280_000]
 checks = [

@@ -151,5 +151,6 @@ def test_gpu_study_cpu_twin(tmp_path):
         log = json.load(open(path))
         assert log['config']['dataset'].endswith('_gpt2') and log['config']['block_size'] == 32
     cost = run('sweep.py', 'config/sweep_gpu.py', '--cost').stdout
-    hours = float(cost.strip().splitlines()[-1].split()[-1])
+    hours = float(next(l for l in cost.splitlines() if l.split()[1:2] == ['all']).split()[-1])
+    assert 'Transfer budgets by D_f' in cost and '80,000' in cost  # the budget each D_f gets
     assert 0.3 < hours < 3, cost  # "about an hour" on one GPU, as the config says
