@@ -13,12 +13,15 @@ languages tokenise differently); C = training FLOPs, Kaplan convention (log flop
 validation loss in nats/token (best.val_loss). D_e = the from-scratch data that reaches a
 fine-tuned run's loss at the same N and language; D_t = D_e - D_f, negative when pre-training hurt.
 
-Scratch curve, per language: L(N, D) = [a_N + D_c/D]^alpha_D, fitted on converged scratch runs
-only (a run that stopped on its budget was still improving: its loss is an upper bound on the
-converged loss, reported, never fitted). At fixed N this is Kaplan's L(N, D); D_c and alpha_D are
-shared across sizes, a_N is free per size instead of (N_c/N)^(alpha_N/alpha_D), because the curve
-is only ever read at a measured N and a small sweep has a few scratch points per size: K+2
-parameters for K sizes is well-posed where 3 per size is not.
+Scratch curve, per language: Kaplan's L(N, D) at each measured N, L = [a_N + D_c,N/D]^alpha_D
+with alpha_D shared, fitted on converged scratch runs only (a run that stopped on its budget was
+still improving: its loss is an upper bound on the converged loss, reported, never fitted), across
+each size's measured range [D_lo, D_hi], and continued beyond it as a power law with the end's
+slope. a_N may be negative: Kaplan's a_N > 0 makes a curve that can only flatten as D grows, and
+the small models of the built-in study steepen instead (they learn little from a few thousand
+bytes, then much more from tens of thousands); held positive, the form missed them by 2-4%
+against a run-to-run spread of 0.3%. A free a_N and D_c,N per size, because the curve is only ever
+read at a measured N: 2K+1 parameters for K sizes with 4 or more scratch D values each.
 
 Headline law, per language, fitted in loss space jointly with the scratch curve:
     L_ft(N, D_f) = L_scratch(N, D_f + D_t),   D_t = k D_f^alpha N^beta,
@@ -42,7 +45,7 @@ import tempfile
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
-from scipy.optimize import least_squares
+from scipy.optimize import brentq, least_squares
 
 SCHEMA = 1
 LANG = {"en": "English", "de": "German", "es": "Spanish", "zh": "Chinese"}
@@ -165,18 +168,32 @@ def analyse_checks(checks, cells):
 
 # ----------------------------------------------------------------------------- the model
 
-def scratch_logL(th, K, idx, lD):
-    """log L = alpha_D log(a_N + D_c/D); th = [log D_c, log alpha_D, log a_N (K sizes), ...].
-    Logs keep the parameters positive; logaddexp keeps it finite."""
-    return np.exp(th[1]) * np.logaddexp(th[2:2 + K][idx], th[0] - lD)
+# th = [log alpha_D, v_N (K sizes), log D_c,N (K), log k_ref, alpha, beta], where
+# exp(v_N) = a_N + D_c,N/D_hi > 0 keeps the bracket positive over the measured range whatever a_N's sign
 
-def transfer_logDt(th, K, lDf, lN, ref):
+def curve_slope(alpha, v, lc, x_hi, x):
+    """d log L / d log D of a scratch curve inside its measured range."""
+    return -alpha * np.exp(lc - x) / (np.exp(v) + np.exp(lc - x) - np.exp(lc - x_hi))
+
+def curve_logL(alpha, v, lc, x_lo, x_hi, x):
+    """log L at x = log D on one size's scratch curve: alpha log(a + D_c/D) inside [x_lo, x_hi],
+    the tangent (a power law) beyond either end."""
+    xc = np.clip(x, x_lo, x_hi)
+    inside = alpha * np.log(np.exp(v) + np.exp(lc - xc) - np.exp(lc - x_hi))
+    return inside + np.where(x < x_lo, curve_slope(alpha, v, lc, x_hi, x_lo) * (x - x_lo), 0.0) + \
+        np.where(x > x_hi, curve_slope(alpha, v, lc, x_hi, x_hi) * (x - x_hi), 0.0)
+
+def scratch_logL(th, P, idx, lD):
+    K = P["K"]
+    return curve_logL(np.exp(th[0]), th[1:1 + K][idx], th[1 + K:1 + 2 * K][idx], P["x_lo"][idx], P["x_hi"][idx], lD)
+
+def transfer_logDt(th, lDf, lN, ref):
     """log D_t = log k_ref + alpha (log D_f - ref_D) + beta (log N - ref_N): centred at the
     geometric-mean cell so that k_ref (D_t there) is not tied to alpha and beta in the fit."""
-    return th[2 + K] + th[3 + K] * (lDf - ref[0]) + th[4 + K] * (lN - ref[1])
+    return th[-3] + th[-2] * (lDf - ref[0]) + th[-1] * (lN - ref[1])
 
-def finetune_logL(th, K, idx, lDf, lN, ref):
-    return scratch_logL(th, K, idx, np.logaddexp(lDf, transfer_logDt(th, K, lDf, lN, ref)))
+def finetune_logL(th, P, idx, lDf, lN):
+    return scratch_logL(th, P, idx, np.logaddexp(lDf, transfer_logDt(th, lDf, lN, P["ref"])))
 
 def problem(sc, ft):
     """Arrays for one language's fit: sc, ft = (N, D, L) arrays of converged scratch cells and of
@@ -185,27 +202,30 @@ def problem(sc, ft):
     sizes = sorted(set(sc[0]))
     s_idx, f_idx = np.searchsorted(sizes, sc[0]), np.searchsorted(sizes, ft[0])
     lo = np.array([np.argmin(np.where(s_idx == i, sc[2], np.inf)) for i in range(len(sizes))])
+    lD = np.log(sc[1])
     P = {"sc": sc, "ft": ft, "sizes": sizes, "K": len(sizes),
-         "s_idx": s_idx, "s_lD": np.log(sc[1]), "s_lL": np.log(sc[2]),
+         "s_idx": s_idx, "s_lD": lD, "s_lL": np.log(sc[2]),
+         "x_lo": np.array([lD[s_idx == i].min() for i in range(len(sizes))]),
+         "x_hi": np.array([lD[s_idx == i].max() for i in range(len(sizes))]),
          "f_idx": f_idx, "f_lDf": np.log(ft[1]), "f_lN": np.log(ft[0]), "f_lL": np.log(ft[2]),
          "lDmax": np.log(sc[1][lo]), "Lmin": sc[2][lo], "ref": (float(np.mean(np.log(ft[1]))), float(np.mean(np.log(ft[0]))))}
     P["censored"] = ft[2] < P["Lmin"][f_idx]
     # an exponent whose variable takes one value cannot be fitted: it is held at 0 and reported unidentified
-    P["free"] = np.r_[np.ones(P["K"] + 3, bool), len(set(ft[1])) > 1, len(set(ft[0])) > 1]
+    P["free"] = np.r_[np.ones(2 * P["K"] + 2, bool), len(set(ft[1])) > 1, len(set(ft[0])) > 1]
     return P
 
 def residuals(th, P):
-    K, f = P["K"], P["f_idx"]
-    rs = scratch_logL(th, K, P["s_idx"], P["s_lD"]) - P["s_lL"]
-    pf = finetune_logL(th, K, f, P["f_lDf"], P["f_lN"], P["ref"])
-    at_max = scratch_logL(th, K, f, P["lDmax"][f])
+    f = P["f_idx"]
+    rs = scratch_logL(th, P, P["s_idx"], P["s_lD"]) - P["s_lL"]
+    pf = finetune_logL(th, P, f, P["f_lDf"], P["f_lN"])
+    at_max = scratch_logL(th, P, f, P["lDmax"][f])
     rf = np.where(P["censored"], np.maximum(pf - at_max, 0.0), pf - P["f_lL"])   # one-sided for censored cells
     return np.r_[rs, rf]
 
 def bounds(P):
     K, rD = P["K"], P["ref"][0]
-    lo = np.r_[0.0, math.log(0.01), np.full(K, -300.0), rD - 14, 0.0, -1.0]   # k_ref >= 1e-6 D_ref: k ~ 0
-    hi = np.r_[40.0, math.log(5.0), np.full(K, 300.0), rD + 14, 2.0, 2.0]
+    lo = np.r_[math.log(0.01), np.full(K, -300.0), np.zeros(K), rD - 14, 0.0, -1.0]   # k_ref >= 1e-6 D_ref: k ~ 0
+    hi = np.r_[math.log(5.0), np.full(K, 300.0), np.full(K, 40.0), rD + 14, 2.0, 2.0]
     return lo, hi
 
 def solve(P, x0):
@@ -226,15 +246,16 @@ def starts(P):
     K = P["K"]
     none = np.zeros(0, int)           # the scratch cells alone: no fine-tuned cells, transfer held
     sub = dict(P, f_idx=none, f_lDf=none, f_lN=none, f_lL=none, censored=none.astype(bool),
-               free=np.r_[P["free"][:K + 2], False, False, False])
+               free=np.r_[P["free"][:-3], False, False, False])
     best = None
     for a0 in (0.1, 0.3, 1.0):
-        la = np.array([np.log(0.8 * np.exp(P["s_lL"][P["s_idx"] == i]).min()) / a0 for i in range(K)])
-        th, cost, ok = solve(sub, np.r_[np.median(la) + np.median(P["s_lD"]), math.log(a0), la, P["ref"][0], 0.5, 0.3])
+        v = np.array([np.log(np.exp(P["s_lL"][P["s_idx"] == i]).min()) / a0 for i in range(K)])
+        lc = v + np.array([np.median(P["s_lD"][P["s_idx"] == i]) for i in range(K)])
+        th, cost, ok = solve(sub, np.r_[math.log(a0), v, lc, P["ref"][0], 0.5, 0.3])
         if best is None or cost < best[1]:
             best = (th, cost)
     rD = P["ref"][0]
-    return [np.r_[best[0][:K + 2], lk, a, b] for lk in (rD - 3, rD, rD + 2) for a in (0.3, 0.8) for b in (0.0, 0.4)]
+    return [np.r_[best[0][:-3], lk, a, b] for lk in (rD - 3, rD, rD + 2) for a in (0.3, 0.8) for b in (0.0, 0.4)]
 
 def fit_language(P, x0=None):
     """The joint fit: from the given start only (bootstrap refits), else the best of the starts."""
@@ -247,11 +268,10 @@ def fit_language(P, x0=None):
 
 def law_numbers(th, P):
     """The fitted numbers, k in the plain form D_t = k D_f^alpha N^beta (tokens, parameters)."""
-    K, (rD, rN) = P["K"], P["ref"]
-    lk, a, b = th[2 + K:5 + K]
-    lDt = transfer_logDt(th, K, P["f_lDf"], P["f_lN"], P["ref"])
-    return {"log_k": float(lk - a * rD - b * rN), "alpha": float(a), "beta": float(b),
-            "D_c": float(np.exp(th[0])), "alpha_D": float(np.exp(th[1])),
+    rD, rN = P["ref"]
+    lk, a, b = th[-3:]
+    lDt = transfer_logDt(th, P["f_lDf"], P["f_lN"], P["ref"])
+    return {"log_k": float(lk - a * rD - b * rN), "alpha": float(a), "beta": float(b), "alpha_D": float(np.exp(th[0])),
             "log_gm_De_over_Df": float(np.mean(np.logaddexp(0.0, lDt - P["f_lDf"]))),
             "max_Dt_over_Df": float(np.exp(np.max(lDt - P["f_lDf"])))}
 
@@ -270,9 +290,8 @@ def noise_sigma(th, P, seed_sigma):
 def bootstrap(th, P, boot, rng, sigma):
     """Parametric bootstrap with the design fixed: every replicate has the same (N, D) cells, with
     the fitted losses times exp(sigma * normal); refit from the estimate; count the failures."""
-    K = P["K"]
-    s_fit = np.exp(scratch_logL(th, K, P["s_idx"], P["s_lD"]))
-    f_fit = np.exp(finetune_logL(th, K, P["f_idx"], P["f_lDf"], P["f_lN"], P["ref"]))
+    s_fit = np.exp(scratch_logL(th, P, P["s_idx"], P["s_lD"]))
+    f_fit = np.exp(finetune_logL(th, P, P["f_idx"], P["f_lDf"], P["f_lN"]))
     samples, failed = [], 0
     for _ in range(boot):
         Pb = problem(P["sc"][:2] + (s_fit * np.exp(sigma * rng.standard_normal(len(s_fit))),),
@@ -290,10 +309,21 @@ def ci(samples, key, f=lambda x: x):
 
 # ----------------------------------------------------------------------------- per-point D_e
 
+def curve_args(fit, n):
+    c = fit["curve"][f"{n:.6g}"]
+    return (fit["alpha_D"], math.log(c["a"] + c["D_c"] / c["D_hi"]), math.log(c["D_c"]), math.log(c["D_lo"]),
+            math.log(c["D_hi"]))
+
 def invert_scratch(fit, n, L):
-    """D_e from the fitted scratch curve at size n; inf when L is at or below its floor a_N^alpha_D."""
-    gap = safe_exp(math.log(L) / fit["alpha_D"]) - fit["a_N"][f"{n:.6g}"]
-    return fit["D_c"] / gap if gap > 0 else float("inf")
+    """D_e: where the fitted scratch curve at size n reaches L. It falls monotonically, as a power
+    law beyond its measured ends, so every loss has one D_e (inf only where exp() overflows)."""
+    args = curve_args(fit, n)
+    alpha, v, lc, x_lo, x_hi = args
+    y, y_lo, y_hi = math.log(L), float(curve_logL(*args, x_lo)), alpha * v
+    if y_lo > y > y_hi:            # inside: e^(y/alpha) = e^v + D_c (1/D - 1/D_hi)
+        return 1.0 / ((math.exp(y / alpha) - math.exp(v)) / math.exp(lc) + math.exp(-x_hi))
+    end, y_end = (x_lo, y_lo) if y >= y_lo else (x_hi, y_hi)
+    return safe_exp(end + (y - y_end) / float(curve_slope(alpha, v, lc, x_hi, end)))
 
 def interp_curve(D, L):
     """Cross-check: monotone (PCHIP) interpolation of log D against -log L over one size's
@@ -327,7 +357,7 @@ def de_point(c, fit, law, interp, Lmin, Dmax):
          "n": c["n"], "std": c["std"], "converged": c["converged"], "D_e": None, "D_e_interp": None,
          "D_e_law": None, "D_e_lower": None, "D_t": None, "D_t_bytes": None, "Df_over_De": None, "flags": []}
     key, ip = f"{c['N']:.6g}", interp.get(c["N"])
-    has_fit = fit is not None and key in fit["a_N"]
+    has_fit = fit is not None and key in fit["curve"]
     if not has_fit and not ip:
         p["flags"].append("no_scratch_curve")
         return p
@@ -358,12 +388,12 @@ def de_point(c, fit, law, interp, Lmin, Dmax):
 def cell_rows(cs, fit):
     return [{"runs": c["runs"], "N": c["N"], "D": c["D"], "D_bytes": c["D"] * c["bpt"], "loss": c["loss"], "n": c["n"],
              "std": c["std"], "converged": c["converged"],
-             "fit": predict_scratch(fit, c["N"], c["D"]) if fit and f"{c['N']:.6g}" in fit["a_N"] else None}
+             "fit": predict_scratch(fit, c["N"], c["D"]) if fit and f"{c['N']:.6g}" in fit["curve"] else None}
             for c in cs]
 
 def predict_scratch(fit, N, D):
     """The fitted scratch curve at a measured size N (report.py redraws it from these numbers)."""
-    return (fit["a_N"][f"{N:.6g}"] + fit["D_c"] / np.asarray(D, float)) ** fit["alpha_D"]
+    return np.exp(curve_logL(*curve_args(fit, N), np.log(np.asarray(D, float))))
 
 def predict_finetune(fit, law, N, Df):
     Df = np.asarray(Df, float)
@@ -379,21 +409,24 @@ def analyse_target(target, cells, boot, rng, seed_sigma, msgs):
     sizes = sorted({c["N"] for c in conv})
     Lmin = {n: min(c["loss"] for c in conv if c["N"] == n) for n in sizes}
     Dmax = {n: min((c for c in conv if c["N"] == n), key=lambda c: c["loss"])["D"] for n in sizes}
-    fitted = [c for c in ft if c["N"] in Lmin]
+    # a size's curve has three parameters: it needs converged scratch cells at 4 D values or more
+    curve_sizes = [n for n in sizes if len({c["D"] for c in conv if c["N"] == n}) >= 4]
+    on_curve = [c for c in conv if c["N"] in curve_sizes]
+    fitted = [c for c in ft if c["N"] in curve_sizes]
     arr = lambda cs, k: np.array([c[k] for c in cs], float)
-    enough = len(conv) >= len(sizes) + 3 and len({c["D"] for c in conv}) >= 3 and len(fitted) >= 4
-    if not enough:
-        out["note"] = (f"{len(conv)} converged scratch cells at {len(sizes)} sizes and {len(fitted)} fine-tuned cells "
-                       f"beside them: too few for the joint fit (need sizes+3 scratch cells at 3 D values, 4 fine-tuned)")
+    if len(fitted) < 4:
+        out["note"] = (f"{len(conv)} converged scratch cells at {len(sizes)} sizes, {len(curve_sizes)} of them at 4 D "
+                       f"values or more, and {len(fitted)} fine-tuned cells at those: too few for the joint fit "
+                       f"(need a size with converged scratch cells at 4 D values and 4 fine-tuned cells)")
         msgs.append(f"{label}: {out['note']}")
     else:
-        P = problem(tuple(arr(conv, k) for k in ("N", "D", "loss")), tuple(arr(fitted, k) for k in ("N", "D", "loss")))
+        P = problem(tuple(arr(on_curve, k) for k in ("N", "D", "loss")), tuple(arr(fitted, k) for k in ("N", "D", "loss")))
         th = fit_language(P)
         if th is None:
             out["note"] = "the joint fit failed from every start"
             msgs.append(f"{label}: {out['note']}")
         else:
-            out["scratch_fit"], out["law"] = fit_summary(th, P, conv, boot, rng, seed_sigma, cells[0]["bpt"])
+            out["scratch_fit"], out["law"] = fit_summary(th, P, boot, rng, seed_sigma, cells[0]["bpt"])
     fit, law = out["scratch_fit"], out["law"]
     interp = {n: interp_curve(arr([c for c in conv if c["N"] == n], "D"), arr([c for c in conv if c["N"] == n], "loss"))
               for n in sizes}
@@ -410,7 +443,7 @@ def analyse_target(target, cells, boot, rng, seed_sigma, msgs):
                         f"{c.get('stop_reason') or 'its budget'}): an upper bound at N={c['N']:.3g} D={c['D']:.3g}, not fitted")
     return out
 
-def fit_summary(th, P, conv, boot, rng, seed_sigma, bpt):
+def fit_summary(th, P, boot, rng, seed_sigma, bpt):
     """Scratch curve and law numbers, with bootstrap CIs, as they go into results.json."""
     K = P["K"]
     nums = law_numbers(th, P)
@@ -418,17 +451,16 @@ def fit_summary(th, P, conv, boot, rng, seed_sigma, bpt):
     samples, failed = bootstrap(th, P, boot, rng, sigma)
     for x in [nums] + samples:        # in bytes D_f and D_t both scale by c = bytes/token: k becomes k c^(1-alpha)
         x["log_k_bytes"] = x["log_k"] + (1 - x["alpha"]) * math.log(bpt)
-    fit = {"alpha_D": nums["alpha_D"], "D_c": nums["D_c"],
-           "a_N": {f"{n:.6g}": float(np.exp(a)) for n, a in zip(P["sizes"], th[2:2 + K])},
-           "L_inf": {f"{n:.6g}": float(np.exp(nums["alpha_D"] * a)) for n, a in zip(P["sizes"], th[2:2 + K])},
-           "D_range": {f"{n:.6g}": [min(c["D"] for c in conv if c["N"] == n), max(c["D"] for c in conv if c["N"] == n)]
-                       for n in P["sizes"]},
-           "ci": {k: ci(samples, k) for k in ("alpha_D", "D_c")}}
+    fit = {"alpha_D": nums["alpha_D"], "ci": {"alpha_D": ci(samples, "alpha_D")},
+           "curve": {f"{n:.6g}": {"a": float(np.exp(th[1 + i]) - np.exp(th[1 + K + i] - P["x_hi"][i])),
+                                  "D_c": float(np.exp(th[1 + K + i])), "D_lo": float(np.exp(P["x_lo"][i])),
+                                  "D_hi": float(np.exp(P["x_hi"][i]))} for i, n in enumerate(P["sizes"])}}
+    fit["D_range"] = {k: [c["D_lo"], c["D_hi"]] for k, c in fit["curve"].items()}
     r = residuals(th, P)
     detected = nums["max_Dt_over_Df"] >= NO_TRANSFER
     law = dict(nums, k=math.exp(nums["log_k"]), k_bytes=math.exp(nums["log_k_bytes"]),
                transfer_detected=detected,
-               identified={"alpha": bool(P["free"][K + 3]) and detected, "beta": bool(P["free"][K + 4]) and detected},
+               identified={"alpha": bool(P["free"][-2]) and detected, "beta": bool(P["free"][-1]) and detected},
                n_scratch=len(P["s_lL"]), n_finetune=len(P["f_lL"]), n_censored=int(P["censored"].sum()),
                rms_log_resid=float(np.sqrt(np.mean(r ** 2))), noise_sigma=sigma, noise_from=source,
                boot={"draws": boot, "failed": failed, "failure_rate": failed / boot if boot else None},

@@ -252,9 +252,11 @@ def target_md(o):
                          for p in o["points"]]))
     fit = o["scratch_fit"]
     if fit:
-        md.append(f"Scratch curve L = [a_N + D_c/D]^alpha_D on converged cells: alpha_D = "
-                  f"{with_ci(fit['alpha_D'], fit['ci']['alpha_D'])}, D_c = {with_ci(fit['D_c'], fit['ci']['D_c'])}, "
-                  f"L_inf(N) = {', '.join(f'{v:.3g} at N={k}' for k, v in fit['L_inf'].items())}.\n")
+        md.append(f"Scratch curve L = [a_N + D_c,N/D]^alpha_D per size on converged cells (a_N < 0: a curve that "
+                  f"steepens with D), continued beyond the measured D as a power law: alpha_D = "
+                  f"{with_ci(fit['alpha_D'], fit['ci']['alpha_D'])}; "
+                  + "; ".join(f"N={k}: a_N = {c['a']:.3g}, D_c,N = {c['D_c']:.3g}" for k, c in fit["curve"].items())
+                  + ".\n")
     md.append("Scratch cells (an unconverged cell is an upper bound on the converged loss, not fitted):\n")
     md.append(table(["runs", "N", "D", "D bytes", "loss", "converged", "fit"],
                     [[", ".join(s["runs"]), g(s["N"]), g(s["D"]), g(s["D_bytes"]), mean_pm(s),
@@ -375,7 +377,7 @@ def draw_data_panel(ax, o, n):
     fit, law, key = o["scratch_fit"], o["law"], f"{n:.6g}"
     xs = [s["D"] for s in sc] + [p["D_f"] for p in ft] + [p["D_e"] for p in ft if p["D_e"] and math.isfinite(p["D_e"])]
     d = np.geomspace(min(xs) / 2, max(xs) * 2, 200)
-    if fit and key in fit["a_N"]:
+    if fit and key in fit["curve"]:
         ax.plot(d, predict_scratch(fit, n, d), "k-", lw=0.8, label="scratch fit")
         if ft:
             df = np.geomspace(min(p["D_f"] for p in ft) / 2, max(p["D_f"] for p in ft) * 2, 100)

@@ -37,7 +37,7 @@ transfer = dict(_common, batch_size=8, lr_schedule='wsd', decay_frac=0.2, max_ep
                 min_tokens=409_600, max_tokens=8_000_000, warmup_iters=20, eval_interval=25,
                 patience=3, patience_epochs=2.0, min_iters=100, min_overfit=0.02)
 dataset_tokens = [1024, 2048, 4096, 8192]
-scratch_only_tokens = [32768]
+scratch_only_tokens = [16384, 32768]
 checks = [
     # run-to-run spread of one cell (two more seeds)
     dict(language='de', size='56K', dataset_tokens=4096, tag='seed2', seed=2),

@@ -136,14 +136,18 @@ def test_noise_free_recovers_the_law_exactly(tmp_path):
         o = target(res, lang)
         law, fit = o["law"], o["scratch_fit"]
         assert law["rms_log_resid"] < 1e-6 and law["transfer_detected"]
-        assert fit["alpha_D"] == pytest.approx(AD, rel=1e-4) and fit["D_c"] == pytest.approx(DC, rel=1e-3)
+        assert fit["alpha_D"] == pytest.approx(AD, rel=1e-4)
+        for n, c in fit["curve"].items():   # one D_c, and a_N = (N_c/N)^(aN/aD) > 0 (weakly set where D_c/D dominates)
+            assert c["D_c"] == pytest.approx(DC, rel=1e-3) and c["a"] == pytest.approx((NC / float(n)) ** (AN / AD), rel=0.05)
         assert law["alpha"] == pytest.approx(a, abs=1e-3) and law["beta"] == pytest.approx(b, abs=1e-3)
         assert law["k"] == pytest.approx(k, rel=0.02)
         # in bytes D_f and D_t both scale by bytes/token c, so k becomes k c^(1-alpha)
         assert law["k_bytes"] == pytest.approx(k * BPT[lang] ** (1 - a), rel=0.02)
-        for p in o["points"]:   # D_e is the scratch data reaching the same loss: D_f + D_t by construction
-            assert p["D_e"] == pytest.approx(p["D_f"] + transfer(lang, p["N"], p["D_f"]), rel=1e-3)
-            assert p["D_e_law"] == pytest.approx(p["D_e"], rel=1e-3)
+        for p in o["points"]:   # D_e is the scratch data reaching the same loss: D_f + D_t by construction;
+            # beyond the measured D the curve goes on as a power law where Kaplan's flattens: close, not exact
+            tol = 0.05 if "extrapolated" in p["flags"] else 1e-3
+            assert p["D_e"] == pytest.approx(p["D_f"] + transfer(lang, p["N"], p["D_f"]), rel=tol)
+            assert p["D_e_law"] == pytest.approx(p["D_e"], rel=tol)
 
 
 # 1% multiplicative noise on every loss. Measured over 20 seeds (100-119): max |alpha error| 0.11
@@ -237,7 +241,7 @@ def test_censored_cell_enters_the_fit_one_sided():
     assert list(P["censored"]) == [False, False, True]
     k, a, b = LAWS[lang]
     lk_ref = math.log(k) + a * P["ref"][0] + b * P["ref"][1]
-    th = np.r_[math.log(DC), math.log(AD), (AN / AD) * math.log(NC / N), lk_ref, a, b]
+    th = np.r_[math.log(AD), math.log((NC / N) ** (AN / AD) + DC / Dmax), math.log(DC), lk_ref, a, b]
     assert np.max(np.abs(fs.residuals(th, P))) < 1e-9
     P_lower = fs.problem(sc, (np.full(3, N), Dfs, L_ft * np.r_[1, 1, 0.5]))
     assert fs.residuals(th, P_lower)[-1] == 0.0          # only the bound D_e > D_max counts
