@@ -31,7 +31,7 @@ multiplicative). A fine-tuned loss below the lowest converged scratch loss at it
 D_e > D_max (right-censored): such a cell adds a one-sided residual, zero when the model's D_e
 reaches D_max, else the gap in log L between the model and the scratch curve at D_max.
 CIs: parametric bootstrap with the design fixed (same N, D cells; fitted values times
-exp(sigma * normal), sigma = the seed checks' run-to-run spread, else the fit's residual rms).
+exp(sigma * normal), sigma = the larger of the measured run-to-run spread and the fit's residual rms).
 Per-point D_e (inverting the fitted scratch curve) and a PCHIP interpolation of the measured
 scratch points stay as a table and a cross-check.
 """
@@ -135,7 +135,8 @@ def merge_duplicates(runs, msgs):
         use = [r for r in rs if r["converged"]] if key[0] == "scratch" else rs
         use = use or rs
         loss = [r["loss"] for r in use]
-        c = dict(use[0], loss=float(np.mean(loss)), n=len(use), std=float(np.std(loss, ddof=1)) if len(use) > 1 else None,
+        c = dict(use[0], loss=float(np.mean(loss)), losses=loss, n=len(use),
+                 std=float(np.std(loss, ddof=1)) if len(use) > 1 else None,
                  runs=[r["name"] for r in rs], converged=all(r["converged"] for r in use))
         cells.append(c)
         if len(rs) > 1:
@@ -148,7 +149,8 @@ def merge_duplicates(runs, msgs):
 
 def analyse_checks(checks, cells):
     """Each tagged run (seed, patience, budget checks from sweep.py) beside its grid twin; the seed
-    repeats also give the run-to-run spread that the bootstrap draws its noise from."""
+    checks, and grid cells run more than once (sweep.py's repeats), give the run-to-run spread
+    that the bootstrap draws its noise from."""
     twins = {cell_key(c): c for c in cells}
     rows = []
     for c in sorted(checks, key=lambda r: r["name"]):
@@ -161,6 +163,9 @@ def analyse_checks(checks, cells):
     for c in checks:
         if c["tag"].startswith("seed") and cell_key(c) in twins:
             groups.setdefault(cell_key(c), [math.log(twins[cell_key(c)]["loss"])]).append(math.log(c["loss"]))
+    for c in cells:
+        if c["n"] > 1:
+            groups[("repeat",) + cell_key(c)] = [math.log(x) for x in c["losses"]]
     dev = [x - np.mean(g) for g in groups.values() for x in g]
     dof = sum(len(g) - 1 for g in groups.values())
     sigma = float(np.sqrt(np.sum(np.square(dev)) / dof)) if dof else None
@@ -284,8 +289,8 @@ def noise_sigma(th, P, seed_sigma):
     dof = max(1, len(r) - int(P["free"].sum()))
     rms = float(np.sqrt(np.sum(r ** 2) / dof))
     if seed_sigma and seed_sigma >= rms:
-        return seed_sigma, "seed checks' run-to-run spread"
-    return rms, "residual rms of the fit" + (f" (above the seed checks' {seed_sigma:.2%})" if seed_sigma else "")
+        return seed_sigma, "run-to-run spread of the seed checks and repeated cells"
+    return rms, "residual rms of the fit" + (f" (above the run-to-run spread, {seed_sigma:.2%})" if seed_sigma else "")
 
 def bootstrap(th, P, boot, rng, sigma):
     """Parametric bootstrap with the design fixed: every replicate has the same (N, D) cells, with

@@ -306,7 +306,7 @@ def checks_md(C):
                   g(c["grid_loss"], ".4f"), g(c["diff"], "+.4f"), g(c["rel_diff"], "+.2%")] for c in C["runs"]])]
     sigma = C["seed_sigma_log"]
     if sigma:
-        md.append(f"Run-to-run spread from the seed checks: {100 * sigma:.2f}% of the loss ({C['seed_groups']} cells, "
+        md.append(f"Run-to-run spread from the seed checks and repeated cells: {100 * sigma:.2f}% of the loss ({C['seed_groups']} cells, "
                   f"{C['seed_dof']} degrees of freedom); the bootstrap draws its noise from it.\n")
     for c in C["runs"]:
         if c["tag"].startswith("budget") and c["rel_diff"] is not None:

@@ -51,6 +51,8 @@ run_overrides = {}  # train.py overrides for every run, after the size's: e.g. a
 dataset_tokens = [4096, 16384, 65536]  # the D_f grid: a fine-tuned and a scratch run each
 scratch_only_tokens = []  # D_f values with scratch runs only, beyond the grid: D_e must
                           # be read off the scratch curve at losses the fine-tunes reach
+repeats = {}  # D_f -> runs per grid cell at that D_f (seeds 1337, 1338, ...), both twins:
+              # runs differ most at the smallest D_f, and fit_scaling.py averages a cell's runs
 english_val = True  # log the English val loss during fine-tuning runs (forgetting)
 # runs beside the grid, to test the grid's choices: a fine-tuned and a scratch twin each, e.g.
 # dict(language='de', size='55K', dataset_tokens=8192, tag='seed2', seed=2) (run-to-run spread) or
@@ -133,11 +135,12 @@ def size_args(size):
     return ([spec], []) if isinstance(spec, str) else ([], overrides(spec))
 
 
-def transfer_run(lang, size, d, init, extra=None):
-    """(name, train.py arguments, the run it needs first) of one transfer run."""
-    extra = dict(extra or {})
+def transfer_run(lang, size, d, init, extra=None, repeat=0):
+    """(name, train.py arguments, the run it needs first) of one transfer run; repeat r > 0 is
+    the cell again with seed 1337 + r (named _s<r+1>)."""
+    extra = dict(extra or {}, **({'seed': 1337 + repeat} if repeat else {}))
     tag = extra.get('tag', '')
-    name = f"{init}_{lang}_{size_label(size)}_D{human(d)}" + (f"_{tag}" if tag else '')
+    name = f"{init}_{lang}_{size_label(size)}_D{human(d)}" + (f"_{tag}" if tag else '') + (f"_s{repeat + 1}" if repeat else '')
     first, last = size_args(size)
     args = [*first, *transfer_configs, *overrides(transfer), *last, *overrides(run_overrides),
             f'--dataset={languages[lang]}', f'--dataset_tokens={d}', *overrides(extra)]
@@ -163,7 +166,8 @@ def make_runs():
     transfer = []
     for lang in languages:
         for s in sizes:
-            transfer += [(d, transfer_run(lang, s, d, init)) for d in dataset_tokens for init in ('ft', 'sc')]
+            transfer += [(d, transfer_run(lang, s, d, init, repeat=r)) for d in dataset_tokens
+                         for r in range(repeats.get(d, 1)) for init in ('ft', 'sc')]
             transfer += [(d, transfer_run(lang, s, d, 'sc')) for d in scratch_only_tokens]
     for c in checks:
         c = dict(c)

@@ -48,7 +48,7 @@ eval_tokens = 262144  # the fixed validation set: eval_tokens tokens spread over
 eval_batch_size = 0  # sequences per evaluation forward pass; 0 = batch_size, 4 x that on CUDA
 # evaluation and stopping
 eval_interval = 100
-eval_dense = True  # also evaluate every ~10% of the steps so far, up to 10 x eval_interval
+eval_dense = True  # also evaluate every ~20% of the steps so far, up to 5 x eval_interval
 log_interval = 10
 patience = 0  # validation has stalled after this many evaluations without improvement ...
 patience_epochs = 0.0  # ... once also this many epochs of D_f passed since the best one ...
@@ -338,9 +338,9 @@ def is_eval_iter(it):
         span = decay['end'] - decay['start']
         if it in {decay['start'] + span * q // 4 for q in (1, 2, 3, 4)}:
             return True
-    # dense early, every ~10% of the steps so far: a fine-tune peaks within its first few dozen
+    # dense early, every ~20% of the steps so far: a fine-tune peaks within its first few dozen
     # steps, and its best is only as good as the evaluation grid around the peak
-    return eval_dense and it < 10 * eval_interval and it % max(1, it // 10) == 0
+    return eval_dense and it < 5 * eval_interval and it % max(1, it // 5) == 0
 
 
 def stalled():

@@ -304,6 +304,20 @@ def test_duplicates_are_averaged(tmp_path):
 
 # ----------------------------------------------------------------------------- checks, findings, the rest
 
+def test_repeated_grid_cells_are_averaged_and_give_the_noise(tmp_path):
+    """sweep.py's repeats: a grid cell run again with another seed (no tag) is averaged into the
+    cell, and its spread is run-to-run noise, as a seed check's is."""
+    root = make_sweep(str(tmp_path / "sweep"), langs=("de",))
+    N, Df = SIZES[0], DFS[0]
+    L = scratch_loss(N, Df)
+    write_log(root, f"sc_de_N{N:.0e}_D{Df:.0e}_s2", "scratch", "de", N, Df, L * 1.02, config={"seed": 1338})
+    res = fs.analyse(root, boot=0)
+    cell = next(s for s in target(res, "de")["scratch"] if s["N"] == N and s["D"] == Df)
+    assert cell["n"] == 2 and cell["loss"] == pytest.approx(L * 1.01)
+    assert res["checks"]["seed_groups"] == 1 and res["checks"]["seed_sigma_log"] == pytest.approx(
+        np.std(np.log([1.0, 1.02]), ddof=1), rel=1e-6)
+
+
 def test_checks_are_reported_beside_their_twin_and_give_the_noise(tmp_path):
     root = make_sweep(str(tmp_path / "sweep"), langs=("de",))
     base = fs.analyse(root, boot=0)
@@ -326,7 +340,7 @@ def test_checks_are_reported_beside_their_twin_and_give_the_noise(tmp_path):
     assert rows[f"sc_de_N{N:.0e}_D{Df:.0e}_b2x"]["rel_diff"] == pytest.approx(0.0, abs=1e-12)   # budget2x: unchanged
     sd = np.std(np.log([1.0, 1.01, 0.98]), ddof=1)
     assert res["checks"]["seed_sigma_log"] == pytest.approx(sd, rel=1e-6) and res["checks"]["seed_groups"] == 2
-    assert law["noise_from"].startswith("seed checks") and law["noise_sigma"] == pytest.approx(sd)
+    assert law["noise_from"].startswith("run-to-run spread") and law["noise_sigma"] == pytest.approx(sd)
     md = report.report_md(res, report.findings(res))
     assert "## Checks" in md and "Run-to-run spread" in md
     assert "budget2x (sc_de_N1e+06_D3e+04_b2x): the best loss moved by +0.00%" in md and "budget did not set the loss" in md

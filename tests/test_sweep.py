@@ -51,6 +51,10 @@ def test_print_lists_the_grid_in_dependency_order(data_dir, tmp_path):
     more = run('sweep.py', str(cfg), '--print', f'--checks=[{check}]').stdout.strip().splitlines()
     added = [l for l in more if l not in lines]
     assert len(added) == 1 and '/sc_de_N10K_D32K_p9' in added[0] and '--patience=9' in added[0]
+    # repeats: every cell at that D_f once more with the next seed, both twins, averaged by the fit
+    more = run('sweep.py', str(cfg), '--print', '--repeats={2000: 2}').stdout.strip().splitlines()
+    added = [l for l in more if l not in lines]
+    assert len(added) == 4 and all('_D2K_s2' in l and l.endswith('--seed=1338') or '--seed=1338 ' in l for l in added)
     # multi-GPU pre-training stays torchrun; the transfer runs are one process each
     lines = run('sweep.py', str(cfg), '--print', '--pretrain_launcher=torchrun --nproc_per_node=8').stdout.splitlines()
     assert all(l.startswith('torchrun --nproc_per_node=8 train.py ') for l in lines[:2])

@@ -84,8 +84,8 @@ def test_pretrain_loss_falls_and_log_follows_the_contract(pretrained):
     assert log['init_from'] is None
     evals = log['evals']
     assert evals[0]['iter'] == 0 and evals[-1]['iter'] == 200
-    iters = [e['iter'] for e in evals]  # the dense early evaluations: every ~10% of the steps so far
-    assert iters[:4] == [0, 1, 2, 3] and all(b - a <= max(1, b // 10) for a, b in zip(iters, iters[1:]))
+    iters = [e['iter'] for e in evals]  # the dense early evaluations: every ~20% of the steps so far
+    assert iters[:4] == [0, 1, 2, 3] and all(b - a <= max(1, b // 5) for a, b in zip(iters, iters[1:]))
     assert evals[-1]['val_loss'] < evals[0]['val_loss'] - 2.0  # from ln(257) = 5.55 to < 3.5
     assert log['model']['N'] == 12 * 2 * 64 * 64 + 5 * 64
     assert log['flops'] == 200 * 8 * 64 * log['model']['flops_per_token']
