@@ -375,12 +375,11 @@ def draw_data_panel(ax, o, n):
                label="scratch unconverged (upper bound)")
     ax.scatter([p["D_f"] for p in ft], [p["loss"] for p in ft], c="C3", marker="s", label="fine-tuned")
     fit, law, key = o["scratch_fit"], o["law"], f"{n:.6g}"
-    xs = [s["D"] for s in sc] + [p["D_f"] for p in ft] + [p["D_e"] for p in ft if p["D_e"] and math.isfinite(p["D_e"])]
-    d = np.geomspace(min(xs) / 2, max(xs) * 2, 200)
-    if fit and key in fit["curve"]:
+    if fit and key in fit["curve"]:   # drawn where it was measured: beyond, the curve is only a continuation
+        d = np.geomspace(*fit["D_range"][key], 200)
         ax.plot(d, predict_scratch(fit, n, d), "k-", lw=0.8, label="scratch fit")
         if ft:
-            df = np.geomspace(min(p["D_f"] for p in ft) / 2, max(p["D_f"] for p in ft) * 2, 100)
+            df = np.geomspace(min(p["D_f"] for p in ft), max(p["D_f"] for p in ft), 100)
             ax.plot(df, predict_finetune(fit, law, n, df), "C3--", lw=0.8, label="law fit")
     for p in ft:
         if "censored" in p["flags"]:

@@ -508,8 +508,8 @@ def print_cost(runs):
         print(f"{n:>5} {kind:<24} {size:<10} {f:>10.3g} {f / gpu_flops / 3600:>10.1f}")
     f = sum(f for _, f in total.values())
     print(f"{len(runs):>5} {'all':<24} {'':<10} {f:>10.3g} {f / gpu_flops / 3600:>10.1f}")
-    print("\nTransfer budgets by D_f (both twins alike; a run that stalls first stops there, one that "
-          "reaches its budget is an unconverged bound):")
+    print("\nTransfer budgets by D_f (both twins alike; a run stops on its stall, else it is an "
+          "unconverged bound):")
     print(f"{'D_f tokens':>12} {'budget tokens':>14} {'epochs':>8} {'schedule':>9} {'runs':>5}")
     for (d, tokens, schedule), names in sorted(budgets.items()):
         print(f"{d:>12,} {tokens:>14,} {tokens / d:>8.1f} {schedule:>9} {len(names):>5}")
