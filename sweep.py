@@ -140,7 +140,8 @@ def transfer_run(lang, size, d, init, extra=None, repeat=0):
     the cell again with seed 1337 + r (named _s<r+1>)."""
     extra = dict(extra or {}, **({'seed': 1337 + repeat} if repeat else {}))
     tag = extra.get('tag', '')
-    name = f"{init}_{lang}_{size_label(size)}_D{human(d)}" + (f"_{tag}" if tag else '') + (f"_s{repeat + 1}" if repeat else '')
+    name = (f"{init}_{lang}_{size_label(size)}_D{human(d)}" + (f"_{tag}" if tag else '')
+            + (f"_s{repeat + 1}" if repeat else ''))
     first, last = size_args(size)
     args = [*first, *transfer_configs, *overrides(transfer), *last, *overrides(run_overrides),
             f'--dataset={languages[lang]}', f'--dataset_tokens={d}', *overrides(extra)]
