@@ -19,8 +19,8 @@ still improving: its loss is an upper bound on the converged loss, reported, nev
 each size's measured range [D_lo, D_hi], and continued beyond it as a power law with the end's
 slope. a_N may be negative: Kaplan's a_N > 0 makes a curve that can only flatten as D grows, and
 the small models of the built-in study steepen instead (they learn little from a few thousand
-bytes, then much more from tens of thousands); held positive, the form missed them by 2-4%
-against a run-to-run spread of 0.3%. A free a_N and D_c,N per size, because the curve is only ever
+bytes, then much more from tens of thousands); held positive, the form missed them by 2-4%,
+where runs differ by about 1%. A free a_N and D_c,N per size, because the curve is only ever
 read at a measured N: 2K+1 parameters for K sizes with 4 or more scratch D values each.
 
 Headline law, per language, fitted in loss space jointly with the scratch curve:
@@ -45,7 +45,7 @@ import tempfile
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
-from scipy.optimize import brentq, least_squares
+from scipy.optimize import least_squares
 
 SCHEMA = 1
 LANG = {"en": "English", "de": "German", "es": "Spanish", "zh": "Chinese"}
@@ -414,7 +414,7 @@ def analyse_target(target, cells, boot, rng, seed_sigma, msgs):
     sizes = sorted({c["N"] for c in conv})
     Lmin = {n: min(c["loss"] for c in conv if c["N"] == n) for n in sizes}
     Dmax = {n: min((c for c in conv if c["N"] == n), key=lambda c: c["loss"])["D"] for n in sizes}
-    # a size's curve has three parameters: it needs converged scratch cells at 4 D values or more
+    # a size's curve has two parameters of its own and a share of alpha_D: 4 D values or more
     curve_sizes = [n for n in sizes if len({c["D"] for c in conv if c["N"] == n}) >= 4]
     on_curve = [c for c in conv if c["N"] in curve_sizes]
     fitted = [c for c in ft if c["N"] in curve_sizes]
