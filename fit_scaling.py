@@ -9,31 +9,28 @@ and write <dir>/report/results.json; then report.py turns that file into report.
 
 Definitions (docs/contracts.md): N = non-embedding parameters (Kaplan; log model.N); D = dataset
 tokens (data.dataset_tokens; bytes = D * data.dataset_bytes / dataset_tokens, reported too, since
-languages tokenise differently); C = training FLOPs, Kaplan convention (log flops); L = best
-validation loss in nats/token (best.val_loss). D_e = the from-scratch data that reaches a
-fine-tuned run's loss at the same N and language; D_t = D_e - D_f, negative when pre-training hurt.
+languages tokenise differently); C = training FLOPs, Kaplan convention (log flops); L = the best
+model's loss in nats/token on the held-out test windows (best.test_loss; best.val_loss, which
+stopped the run, in logs without it). D_e = the from-scratch data that reaches a fine-tuned run's
+loss at the same N and language; D_t = D_e - D_f, negative when pre-training hurt.
 
-Scratch curve, per language: Kaplan's L(N, D) at each measured N, L = [a_N + D_c,N/D]^alpha_D
-with alpha_D shared, fitted on converged scratch runs only (a run that stopped on its budget was
-still improving: its loss is an upper bound on the converged loss, reported, never fitted), across
-each size's measured range [D_lo, D_hi], and continued beyond it as a power law with the end's
-slope. a_N may be negative: Kaplan's a_N > 0 makes a curve that can only flatten as D grows, and
-the small models of the built-in study steepen instead (they learn little from a few thousand
-bytes, then much more from tens of thousands); held positive, the form missed them by 2-4%,
-where runs differ by about 1%. A free a_N and D_c,N per size, because the curve is only ever
-read at a measured N: 2K+1 parameters for K sizes with 4 or more scratch D values each.
+D_e is read off the measured scratch points, not off a guessed curve: at each size the converged
+scratch cells (a run that stopped on its budget is an upper bound, never a point) are joined by
+a monotone curve in log L against log D, and D_e is where it reaches the fine-tuned loss. It is a
+measurement only between two scratch points at most MAX_GAP apart; elsewhere the value is the
+curve's guess and the cell is flagged (gap, above: D_e > D_max, below: D_e < D_min) and kept out
+of the law and the summary.
 
-Headline law, per language, fitted in loss space jointly with the scratch curve:
-    L_ft(N, D_f) = L_scratch(N, D_f + D_t),   D_t = k D_f^alpha N^beta,
-over every fine-tuned cell, so negative transfer enters as residuals (it pulls k towards 0) and
-no per-point inversion is needed. Residuals are in log L (relative error, the run-to-run noise is
-multiplicative). A fine-tuned loss below the lowest converged scratch loss at its N only says
-D_e > D_max (right-censored): such a cell adds a one-sided residual, zero when the model's D_e
-reaches D_max, else the gap in log L between the model and the scratch curve at D_max.
-CIs: parametric bootstrap with the design fixed (same N, D cells; fitted values times
-exp(sigma * normal), sigma = the larger of the measured run-to-run spread and the fit's residual rms).
-Per-point D_e (inverting the fitted scratch curve) and a PCHIP interpolation of the measured
-scratch points stay as a table and a cross-check.
+Per language: the summary D_e/D_f, the geometric mean over the measured cells, below 1 where
+pre-training hurt; and, where transfer is positive (in at least 3 cells and half of them), the law
+    log D_t = log k + alpha log D_f + beta log N     (least squares over the positive cells).
+Intervals: a bootstrap of what changes when the study is rerun. Each draw moves every cell's loss
+by the run-to-run spread (repeats move the run seed and the D_f documents), every fine-tuned cell
+also by its pre-trained model's share (one draw per model, shared by the cells that start from
+it: the spread of fine-tuned repeats beyond the scratch spread), joins the scratch points by
+PCHIP or by straight lines in turn (the curve's form between points), and reads everything again.
+The draws move measured values, not a fitted truth, so an interval is where a rerun's estimate
+lands, not only where the parameter lies.
 """
 import argparse
 import glob
@@ -45,14 +42,15 @@ import tempfile
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
-from scipy.optimize import least_squares
 
 SCHEMA = 1
 LANG = {"en": "English", "de": "German", "es": "Spanish", "zh": "Chinese"}
 REQUIRED = ["role", "model.N", "data.dataset", "data.language", "data.dataset_tokens",
             "data.dataset_bytes", "best.val_loss", "best.flops"]
-NO_TRANSFER = 0.05   # fitted D_t/D_f below this at every cell: "no measurable transfer", k ~ 0
-LOG_BIG = 700.0      # exp() overflows above this: D_e is reported as unbounded (inf)
+MAX_GAP = 2.0        # D_e is measured only between converged scratch points at most 2x apart
+FORMS = ("pchip", "linear")   # monotone curves between scratch points; the bootstrap draws both
+ASSUMED_SIGMA = 0.01  # run-to-run spread in log L where no cell was run twice
+LOG_BIG = 700.0      # exp() overflows above this
 
 # ----------------------------------------------------------------------------- reading logs
 
@@ -96,6 +94,15 @@ def converged(log):
     ev = log.get("evals") or [{}]
     return log.get("status") == "early_stopped" and fnum(log["best"].get("iter")) < fnum(ev[-1].get("iter"))
 
+def test_loss(best):
+    v = fnum(best.get("test_loss"))
+    return v if math.isfinite(v) and v > 0 else None
+
+def study_loss(best):
+    """The loss the study reports and fits: the best model's loss on the held-out test windows,
+    which did not decide when the run stopped (the val loss did); the val loss in older logs."""
+    return test_loss(best) or float(best["val_loss"])
+
 def load_runs(root, msgs):
     runs, skipped = [], []
     for path in sorted(glob.glob(os.path.join(root, "**", "log.json"), recursive=True)):
@@ -114,7 +121,9 @@ def load_runs(root, msgs):
         runs.append({"name": name, "dir": os.path.dirname(path), "log": log, "role": log["role"],
                      "target": d["dataset"], "lang": d["language"] or "?", "N": float(log["model"]["N"]),
                      "D": float(d["dataset_tokens"]), "bpt": float(d["dataset_bytes"]) / float(d["dataset_tokens"]),
-                     "loss": float(log["best"]["val_loss"]), "flops": fnum(log["best"]["flops"]),
+                     "loss": study_loss(log["best"]), "flops": fnum(log["best"]["flops"]),
+                     "loss_from": "test" if test_loss(log["best"]) else "val",
+                     "pretrained": log.get("init_from") or None,
                      "evals": log.get("evals") or [], "converged": converged(log),
                      "stop_reason": log.get("stop_reason"), "tag": (log.get("config") or {}).get("tag") or ""})
     for s in skipped:
@@ -136,6 +145,8 @@ def merge_duplicates(runs, msgs):
         use = use or rs
         loss = [r["loss"] for r in use]
         c = dict(use[0], loss=float(np.mean(loss)), losses=loss, n=len(use),
+                 log_losses=[math.log(x) for x in loss],
+                 pretrained=sorted({r["pretrained"] for r in use if r["pretrained"]}),
                  std=float(np.std(loss, ddof=1)) if len(use) > 1 else None,
                  runs=[r["name"] for r in rs], converged=all(r["converged"] for r in use))
         cells.append(c)
@@ -145,335 +156,239 @@ def merge_duplicates(runs, msgs):
                         + (f" +- {c['std']:.4f}" if c["std"] is not None else ""))
     return cells
 
-# ----------------------------------------------------------------------------- checks beside the grid
+# ----------------------------------------------------------------------------- run-to-run noise
 
 def analyse_checks(checks, cells):
     """Each tagged run (seed, patience, budget checks from sweep.py) beside its grid twin; the seed
-    checks, and grid cells run more than once (sweep.py's repeats), give the run-to-run spread
-    that the bootstrap draws its noise from."""
+    checks and the grid cells run more than once (sweep.py's repeats) give the run-to-run spread
+    of each arm. Repeats of a cell move its run seed and its draw of D_f documents, and a
+    fine-tuned cell's repeats start from another pre-trained model: the fine-tuned spread beyond
+    the scratch spread is the pre-trained model's share, drawn once per model in the bootstrap."""
     twins = {cell_key(c): c for c in cells}
     rows = []
     for c in sorted(checks, key=lambda r: r["name"]):
         t = twins.get(cell_key(c))
-        rows.append({"tag": c["tag"], "run": c["name"], "role": c["role"], "target": c["target"], "N": c["N"],
-                     "D_f": c["D"], "loss": c["loss"], "converged": c["converged"], "grid_run": t and t["runs"][0],
-                     "grid_loss": t and t["loss"], "diff": t and c["loss"] - t["loss"],
-                     "rel_diff": t and c["loss"] / t["loss"] - 1})
-    groups = {}
+        rows.append({"tag": c["tag"], "run": c["name"], "role": c["role"], "target": c["target"],
+                     "N": c["N"], "D_f": c["D"], "loss": c["loss"], "converged": c["converged"],
+                     "grid_run": t and t["runs"][0], "grid_loss": t and t["loss"],
+                     "diff": t and c["loss"] - t["loss"], "rel_diff": t and c["loss"] / t["loss"] - 1})
+    groups = {"scratch": {}, "finetune": {}}
     for c in checks:
-        if c["tag"].startswith("seed") and cell_key(c) in twins:
-            groups.setdefault(cell_key(c), [math.log(twins[cell_key(c)]["loss"])]).append(math.log(c["loss"]))
+        if c["tag"].startswith("seed") and cell_key(c) in twins and c["role"] in groups:
+            twin = twins[cell_key(c)]
+            groups[c["role"]].setdefault(cell_key(c), list(twin["log_losses"])).append(
+                math.log(c["loss"]))
     for c in cells:
-        if c["n"] > 1:
-            groups[("repeat",) + cell_key(c)] = [math.log(x) for x in c["losses"]]
-    dev = [x - np.mean(g) for g in groups.values() for x in g]
-    dof = sum(len(g) - 1 for g in groups.values())
-    sigma = float(np.sqrt(np.sum(np.square(dev)) / dof)) if dof else None
-    return {"runs": rows, "seed_sigma_log": sigma, "seed_groups": len(groups), "seed_dof": dof}
+        if c["n"] > 1 and c["role"] in groups:
+            groups[c["role"]].setdefault(cell_key(c), list(c["log_losses"]))
+    out = {"runs": rows}
+    for role, g in groups.items():
+        dev = [x - np.mean(v) for v in g.values() for x in v]
+        dof = sum(len(v) - 1 for v in g.values())
+        out[role] = {"sigma_log": float(np.sqrt(np.sum(np.square(dev)) / dof)) if dof else None,
+                     "cells": len(g), "dof": dof}
+    run = out["scratch"]["sigma_log"] or out["finetune"]["sigma_log"]
+    ft = out["finetune"]["sigma_log"]
+    out["sigma_run"] = run
+    out["sigma_pretrain"] = math.sqrt(max(0.0, ft ** 2 - run ** 2)) if ft and run else 0.0
+    return out
 
-# ----------------------------------------------------------------------------- the model
+# ----------------------------------------------------------------------------- reading D_e
 
-# th = [log alpha_D, v_N (K sizes), log D_c,N (K), log k_ref, alpha, beta], where
-# exp(v_N) = a_N + D_c,N/D_hi > 0 keeps the bracket positive over the measured range whatever a_N's sign
+def scratch_points(cs):
+    """One size's converged scratch cells as sorted (log D, log L, n), keeping only the points that
+    beat every smaller D (more data cannot make the converged loss worse)."""
+    cs = sorted(cs, key=lambda c: c["D"])
+    keep, lo = [], float("inf")
+    for c in cs:
+        if c["loss"] < lo:
+            keep.append(c)
+            lo = c["loss"]
+    return (np.log([c["D"] for c in keep]), np.log([c["loss"] for c in keep]),
+            np.array([c["n"] for c in keep], float))
 
-def curve_slope(alpha, v, lc, x_hi, x):
-    """d log L / d log D of a scratch curve inside its measured range."""
-    return -alpha * np.exp(lc - x) / (np.exp(v) + np.exp(lc - x) - np.exp(lc - x_hi))
+def read_De(x, y, lL, form):
+    """log D_e where a size's scratch points (x = log D rising, y = log L falling) reach log loss
+    lL, and where that lies: 'measured' (between two points at most MAX_GAP apart), 'gap'
+    (between points further apart: the value is the form's), 'above' (below every scratch loss:
+    D_e > D_max) or 'below' (above the loss at the smallest D: D_e < D_min). Between points the
+    curve is monotone, PCHIP or linear in log-log (form); beyond the ends, the end segment."""
+    u = -y
+    q = -lL
+    if q > u[-1] or q < u[0]:
+        i = len(u) - 2 if q > u[-1] else 0
+        slope = (x[i + 1] - x[i]) / (u[i + 1] - u[i])
+        end = -1 if q > u[-1] else 0
+        return float(x[end] + (q - u[end]) * slope), "above" if q > u[-1] else "below"
+    j = min(max(1, int(np.searchsorted(u, q))), len(u) - 1)
+    where = "measured" if x[j] - x[j - 1] <= math.log(MAX_GAP) + 1e-9 else "gap"
+    if form == "pchip" and len(u) > 2:
+        return float(PchipInterpolator(u, x)(q)), where
+    return float(np.interp(q, u, x)), where
 
-def curve_logL(alpha, v, lc, x_lo, x_hi, x):
-    """log L at x = log D on one size's scratch curve: alpha log(a + D_c/D) inside [x_lo, x_hi],
-    the tangent (a power law) beyond either end."""
-    xc = np.clip(x, x_lo, x_hi)
-    inside = alpha * np.log(np.exp(v) + np.exp(lc - xc) - np.exp(lc - x_hi))
-    return inside + np.where(x < x_lo, curve_slope(alpha, v, lc, x_hi, x_lo) * (x - x_lo), 0.0) + \
-        np.where(x > x_hi, curve_slope(alpha, v, lc, x_hi, x_hi) * (x - x_hi), 0.0)
+def forward_logL(x, y, lD):
+    """log L of a size's scratch curve at log D, inside its measured range (PCHIP)."""
+    return PchipInterpolator(x, y)(lD) if len(x) > 2 else np.interp(lD, x, y)
 
-def scratch_logL(th, P, idx, lD):
-    K = P["K"]
-    return curve_logL(np.exp(th[0]), th[1:1 + K][idx], th[1 + K:1 + 2 * K][idx], P["x_lo"][idx], P["x_hi"][idx], lD)
-
-def transfer_logDt(th, lDf, lN, ref):
-    """log D_t = log k_ref + alpha (log D_f - ref_D) + beta (log N - ref_N): centred at the
-    geometric-mean cell so that k_ref (D_t there) is not tied to alpha and beta in the fit."""
-    return th[-3] + th[-2] * (lDf - ref[0]) + th[-1] * (lN - ref[1])
-
-def finetune_logL(th, P, idx, lDf, lN):
-    return scratch_logL(th, P, idx, np.logaddexp(lDf, transfer_logDt(th, lDf, lN, P["ref"])))
-
-def problem(sc, ft):
-    """Arrays for one language's fit: sc, ft = (N, D, L) arrays of converged scratch cells and of
-    fine-tuned cells at sizes that have converged scratch cells. Censoring is decided here, from
-    the losses, so that a bootstrap replicate decides it the same way."""
-    sizes = sorted(set(sc[0]))
-    s_idx, f_idx = np.searchsorted(sizes, sc[0]), np.searchsorted(sizes, ft[0])
-    lo = np.array([np.argmin(np.where(s_idx == i, sc[2], np.inf)) for i in range(len(sizes))])
-    lD = np.log(sc[1])
-    P = {"sc": sc, "ft": ft, "sizes": sizes, "K": len(sizes),
-         "s_idx": s_idx, "s_lD": lD, "s_lL": np.log(sc[2]),
-         "x_lo": np.array([lD[s_idx == i].min() for i in range(len(sizes))]),
-         "x_hi": np.array([lD[s_idx == i].max() for i in range(len(sizes))]),
-         "f_idx": f_idx, "f_lDf": np.log(ft[1]), "f_lN": np.log(ft[0]), "f_lL": np.log(ft[2]),
-         "lDmax": np.log(sc[1][lo]), "Lmin": sc[2][lo], "ref": (float(np.mean(np.log(ft[1]))), float(np.mean(np.log(ft[0]))))}
-    P["censored"] = ft[2] < P["Lmin"][f_idx]
-    # an exponent whose variable takes one value cannot be fitted: it is held at 0 and reported unidentified
-    P["free"] = np.r_[np.ones(2 * P["K"] + 2, bool), len(set(ft[1])) > 1, len(set(ft[0])) > 1]
-    return P
-
-def residuals(th, P):
-    f = P["f_idx"]
-    rs = scratch_logL(th, P, P["s_idx"], P["s_lD"]) - P["s_lL"]
-    pf = finetune_logL(th, P, f, P["f_lDf"], P["f_lN"])
-    at_max = scratch_logL(th, P, f, P["lDmax"][f])
-    rf = np.where(P["censored"], np.maximum(pf - at_max, 0.0), pf - P["f_lL"])   # one-sided for censored cells
-    return np.r_[rs, rf]
-
-def bounds(P):
-    K, rD = P["K"], P["ref"][0]
-    lo = np.r_[math.log(0.01), np.full(K, -300.0), np.zeros(K), rD - 14, 0.0, -1.0]   # k_ref >= 1e-6 D_ref: k ~ 0
-    hi = np.r_[math.log(5.0), np.full(K, 300.0), np.full(K, 40.0), rD + 14, 2.0, 2.0]
-    return lo, hi
-
-def solve(P, x0):
-    """One bounded least-squares run from x0, over the free parameters only."""
-    free, lo, hi = P["free"], *bounds(P)
-    x0 = np.clip(x0, lo + 1e-9, hi - 1e-9)
-    def full(x):
-        th = x0.copy()
-        th[free] = x
-        return th
-    sol = least_squares(lambda x: residuals(full(x), P), x0[free], bounds=(lo[free], hi[free]),
-                        x_scale="jac", max_nfev=3000)
-    return full(sol.x), float(sol.cost), bool(sol.success) and np.all(np.isfinite(sol.x))
-
-def starts(P):
-    """Starting points: the scratch curve alone from three alpha_D, then a grid of transfer
-    parameters around it (the joint surface has flat valleys; one start can stall in one)."""
-    K = P["K"]
-    none = np.zeros(0, int)           # the scratch cells alone: no fine-tuned cells, transfer held
-    sub = dict(P, f_idx=none, f_lDf=none, f_lN=none, f_lL=none, censored=none.astype(bool),
-               free=np.r_[P["free"][:-3], False, False, False])
-    best = None
-    for a0 in (0.1, 0.3, 1.0):
-        v = np.array([np.log(np.exp(P["s_lL"][P["s_idx"] == i]).min()) / a0 for i in range(K)])
-        lc = v + np.array([np.median(P["s_lD"][P["s_idx"] == i]) for i in range(K)])
-        th, cost, ok = solve(sub, np.r_[math.log(a0), v, lc, P["ref"][0], 0.5, 0.3])
-        if best is None or cost < best[1]:
-            best = (th, cost)
-    rD = P["ref"][0]
-    return [np.r_[best[0][:-3], lk, a, b] for lk in (rD - 3, rD, rD + 2) for a in (0.3, 0.8) for b in (0.0, 0.4)]
-
-def fit_language(P, x0=None):
-    """The joint fit: from the given start only (bootstrap refits), else the best of the starts."""
-    best = None
-    for x in ([x0] if x0 is not None else starts(P)):
-        th, cost, ok = solve(P, x)
-        if ok and (best is None or cost < best[1]):
-            best = (th, cost)
-    return best[0] if best else None
-
-def law_numbers(th, P):
-    """The fitted numbers, k in the plain form D_t = k D_f^alpha N^beta (tokens, parameters)."""
-    rD, rN = P["ref"]
-    lk, a, b = th[-3:]
-    lDt = transfer_logDt(th, P["f_lDf"], P["f_lN"], P["ref"])
-    return {"log_k": float(lk - a * rD - b * rN), "alpha": float(a), "beta": float(b), "alpha_D": float(np.exp(th[0])),
-            "log_gm_De_over_Df": float(np.mean(np.logaddexp(0.0, lDt - P["f_lDf"]))),
-            "max_Dt_over_Df": float(np.exp(np.max(lDt - P["f_lDf"])))}
-
-def noise_sigma(th, P, seed_sigma):
-    """The scatter in log L that the bootstrap draws: the larger of the seed checks' run-to-run
-    spread and the fit's residual rms (scaled up for the parameters the fit spent). Where the law
-    misses the cells by more than runs differ, the misfit is the uncertainty that matters: drawing
-    only the seed spread would make the intervals too narrow."""
-    r = residuals(th, P)
-    dof = max(1, len(r) - int(P["free"].sum()))
-    rms = float(np.sqrt(np.sum(r ** 2) / dof))
-    if seed_sigma and seed_sigma >= rms:
-        return seed_sigma, "run-to-run spread of the seed checks and repeated cells"
-    return rms, "residual rms of the fit" + (f" (above the run-to-run spread, {seed_sigma:.2%})" if seed_sigma else "")
-
-def bootstrap(th, P, boot, rng, sigma):
-    """Parametric bootstrap with the design fixed: every replicate has the same (N, D) cells, with
-    the fitted losses times exp(sigma * normal); refit from the estimate; count the failures."""
-    s_fit = np.exp(scratch_logL(th, P, P["s_idx"], P["s_lD"]))
-    f_fit = np.exp(finetune_logL(th, P, P["f_idx"], P["f_lDf"], P["f_lN"]))
-    samples, failed = [], 0
-    for _ in range(boot):
-        Pb = problem(P["sc"][:2] + (s_fit * np.exp(sigma * rng.standard_normal(len(s_fit))),),
-                     P["ft"][:2] + (f_fit * np.exp(sigma * rng.standard_normal(len(f_fit))),))
-        tb = fit_language(Pb, th)
-        if tb is None:
-            failed += 1
-        else:
-            samples.append(law_numbers(tb, Pb))
-    return samples, failed
-
-def ci(samples, key, f=lambda x: x):
-    v = [f(s[key]) for s in samples]
-    return [float(x) for x in np.percentile(v, [2.5, 97.5])] if v else None
-
-# ----------------------------------------------------------------------------- per-point D_e
-
-def curve_args(fit, n):
-    c = fit["curve"][f"{n:.6g}"]
-    return (fit["alpha_D"], math.log(c["a"] + c["D_c"] / c["D_hi"]), math.log(c["D_c"]), math.log(c["D_lo"]),
-            math.log(c["D_hi"]))
-
-def invert_scratch(fit, n, L):
-    """D_e: where the fitted scratch curve at size n reaches L. It falls monotonically, as a power
-    law beyond its measured ends, so every loss has one D_e (inf only where exp() overflows)."""
-    args = curve_args(fit, n)
-    alpha, v, lc, x_lo, x_hi = args
-    y, y_lo, y_hi = math.log(L), float(curve_logL(*args, x_lo)), alpha * v
-    if y_lo > y > y_hi:            # inside: e^(y/alpha) = e^v + D_c (1/D - 1/D_hi)
-        return 1.0 / ((math.exp(y / alpha) - math.exp(v)) / math.exp(lc) + math.exp(-x_hi))
-    end, y_end = (x_lo, y_lo) if y >= y_lo else (x_hi, y_hi)
-    return safe_exp(end + (y - y_end) / float(curve_slope(alpha, v, lc, x_hi, end)))
-
-def interp_curve(D, L):
-    """Cross-check: monotone (PCHIP) interpolation of log D against -log L over one size's
-    converged scratch points that beat every smaller D (more data cannot make the converged loss
-    worse); the end segments extend as power laws. Returns (invert, kept D range) or None."""
-    o = np.argsort(D, kind="stable")
-    D, L = np.asarray(D, float)[o], np.asarray(L, float)[o]
-    keep = L < np.minimum.accumulate(np.r_[np.inf, L[:-1]])
-    x, y = -np.log(L[keep]), np.log(D[keep])
-    if len(x) < 2:
-        return None
-    inner = PchipInterpolator(x, y)
-    def invert(Lq):
-        """log D_e, in log space: a near-flat tail has a huge slope that would overflow exp()."""
-        xq = -math.log(Lq)
-        if x[0] <= xq <= x[-1]:
-            return float(inner(xq))
-        i = 0 if xq < x[0] else len(x) - 2
-        return float(y[i] + (xq - x[i]) * (y[i + 1] - y[i]) / (x[i + 1] - x[i]))
-    return invert, (float(D[keep].min()), float(D[keep].max()))
-
-def safe_exp(lx):
-    return math.exp(lx) if lx < LOG_BIG else float("inf")
-
-def de_point(c, fit, law, interp, Lmin, Dmax):
-    """D_e, D_t and flags for one fine-tuned cell, read off the fitted scratch curve, or off the
-    interpolation where there is no fit (flag interp_only). Flags: negative, censored (only
-    D_e > D_max is known), extrapolated (D_e beyond the converged scratch D used), below_floor,
-    no_scratch_curve."""
-    p = {"runs": c["runs"], "N": c["N"], "D_f": c["D"], "D_f_bytes": c["D"] * c["bpt"], "loss": c["loss"],
-         "n": c["n"], "std": c["std"], "converged": c["converged"], "D_e": None, "D_e_interp": None,
-         "D_e_law": None, "D_e_lower": None, "D_t": None, "D_t_bytes": None, "Df_over_De": None, "flags": []}
-    key, ip = f"{c['N']:.6g}", interp.get(c["N"])
-    has_fit = fit is not None and key in fit["curve"]
-    if not has_fit and not ip:
-        p["flags"].append("no_scratch_curve")
-        return p
-    if ip:
-        p["D_e_interp"] = safe_exp(ip[0](c["loss"]))
-    if has_fit:
-        De, (lo, hi) = invert_scratch(fit, c["N"], c["loss"]), fit["D_range"][key]
-        p["D_e_law"] = c["D"] + math.exp(law["log_k"]) * c["D"] ** law["alpha"] * c["N"] ** law["beta"]
-    else:
-        De, (lo, hi) = p["D_e_interp"], ip[1]
-        p["flags"].append("interp_only")
-    if c["loss"] < Lmin[c["N"]]:
-        p["flags"].append("censored")
-        p["D_e_lower"] = Dmax[c["N"]]
-    p["D_e"] = De
-    if math.isinf(De):
-        p["flags"].append("below_floor")
-        return p
-    if not lo * (1 - 1e-9) <= De <= hi * (1 + 1e-9):
-        p["flags"].append("extrapolated")
-    if De < c["D"]:
-        p["flags"].append("negative")
-    p.update(D_t=De - c["D"], D_t_bytes=(De - c["D"]) * c["bpt"], Df_over_De=c["D"] / De)
-    return p
+def fit_law(lDf, lN, lDt):
+    """log D_t = log k + alpha log D_f + beta log N by least squares; an exponent whose variable
+    takes one value is held at 0 (unidentified). Returns (log k, alpha, beta)."""
+    cols = [np.ones_like(lDf)] + [v for v in (lDf, lN) if np.ptp(v) > 0]
+    coef = np.linalg.lstsq(np.stack(cols, 1), lDt, rcond=None)[0]
+    a = coef[1] if np.ptp(lDf) > 0 else 0.0
+    b = coef[-1] if np.ptp(lN) > 0 else 0.0
+    return float(coef[0]), float(a), float(b)
 
 # ----------------------------------------------------------------------------- one language
 
-def cell_rows(cs, fit):
-    return [{"runs": c["runs"], "N": c["N"], "D": c["D"], "D_bytes": c["D"] * c["bpt"], "loss": c["loss"], "n": c["n"],
-             "std": c["std"], "converged": c["converged"],
-             "fit": predict_scratch(fit, c["N"], c["D"]) if fit and f"{c['N']:.6g}" in fit["curve"] else None}
-            for c in cs]
+def ci(values):
+    v = [x for x in values if x is not None and math.isfinite(x)]
+    return [float(x) for x in np.percentile(v, [2.5, 97.5])] if v else None
 
-def predict_scratch(fit, N, D):
-    """The fitted scratch curve at a measured size N (report.py redraws it from these numbers)."""
-    return np.exp(curve_logL(*curve_args(fit, N), np.log(np.asarray(D, float))))
+def read_cells(curves, ft, losses, form):
+    """log D_e and where it lies for each fine-tuned cell, given the scratch curves."""
+    out = []
+    for c, lL in zip(ft, losses):
+        cur = curves.get(c["N"])
+        out.append(read_De(cur[0], cur[1], lL, form) if cur is not None else (None, "no_scratch_curve"))
+    return out
 
-def predict_finetune(fit, law, N, Df):
-    Df = np.asarray(Df, float)
-    return predict_scratch(fit, N, Df + math.exp(law["log_k"]) * Df ** law["alpha"] * N ** law["beta"])
+def replicate(conv, ft, sizes, noise, rng, form):
+    """One bootstrap draw: every converged scratch cell and fine-tuned cell moved by the run-to-run
+    spread (over sqrt of its runs), every fine-tuned cell also by a draw of its pre-trained
+    model(s), shared by all cells that started from the same one; the curve read in `form`."""
+    sr, sp = noise
+    z = {}
+    def pretrained(c):
+        return np.mean([z.setdefault(p, rng.standard_normal()) for p in c["pretrained"]] or [0.0])
+    sc = [dict(c, loss=c["loss"] * math.exp(sr * rng.standard_normal() / math.sqrt(c["n"])))
+          for c in conv]
+    curves = {n: scratch_points([c for c in sc if c["N"] == n]) for n in sizes}
+    curves = {n: cur for n, cur in curves.items() if len(cur[0]) >= 2}
+    lL = [math.log(c["loss"]) + sr * rng.standard_normal() / math.sqrt(c["n"]) + sp * pretrained(c)
+          for c in ft]
+    return [x for x, _ in read_cells(curves, ft, lL, form)]
 
-def analyse_target(target, cells, boot, rng, seed_sigma, msgs):
+def law_and_summary(ft, lDe, law_idx, sum_idx):
+    """The law over the cells law_idx (positive transfer), the geometric mean of D_e/D_f over
+    sum_idx: (log k, alpha, beta or None, log mean D_e/D_f)."""
+    lDf = np.log([c["D"] for c in ft])
+    lN = np.log([c["N"] for c in ft])
+    ratio = [lDe[i] - lDf[i] for i in sum_idx if lDe[i] is not None]
+    summary = float(np.mean(ratio)) if ratio else None
+    idx = [i for i in law_idx if lDe[i] is not None and lDe[i] > lDf[i]]
+    if len(idx) < 3:
+        return None, summary
+    lDt = np.log(np.exp([lDe[i] for i in idx]) - np.exp(lDf[idx]))
+    return fit_law(lDf[idx], lN[idx], lDt), summary
+
+def point_row(c, lDe, where, draws):
+    """A fine-tuned cell as results.json gives it: D_e with its interval, D_t, and flags."""
+    De = math.exp(min(lDe, LOG_BIG)) if lDe is not None else None
+    flags = [] if where == "measured" else [where]
+    p = {"runs": c["runs"], "N": c["N"], "D_f": c["D"], "D_f_bytes": c["D"] * c["bpt"],
+         "loss": c["loss"], "n": c["n"], "std": c["std"], "converged": c["converged"],
+         "pretrained": c["pretrained"], "where": where, "D_e": De, "D_e_ci": None, "D_t": None,
+         "D_t_bytes": None, "De_over_Df": None, "De_over_Df_ci": None, "flags": flags}
+    if De is None:
+        return p
+    if De < c["D"]:
+        flags.append("negative")
+    if draws:
+        p["D_e_ci"] = [math.exp(v) for v in ci(draws)]
+        p["De_over_Df_ci"] = [v / c["D"] for v in p["D_e_ci"]]
+    p.update(D_t=De - c["D"], D_t_bytes=(De - c["D"]) * c["bpt"], De_over_Df=De / c["D"],
+             Df_over_De=c["D"] / De)
+    return p
+
+def analyse_target(target, cells, boot, rng, noise, msgs):
     scr = [c for c in cells if c["role"] == "scratch"]
     conv = [c for c in scr if c["converged"]]
     ft = sorted((c for c in cells if c["role"] == "finetune"), key=lambda c: (c["N"], c["D"]))
-    label = f"{LANG.get(cells[0]['lang'], cells[0]['lang'])} ({target})"
-    out = {"language": cells[0]["lang"], "label": label, "bytes_per_token": cells[0]["bpt"], "scratch_fit": None,
-           "law": None, "note": None}
+    lang = cells[0]["lang"]
+    label = f"{LANG.get(lang, lang)} ({target})"
+    bpt = cells[0]["bpt"]
     sizes = sorted({c["N"] for c in conv})
-    Lmin = {n: min(c["loss"] for c in conv if c["N"] == n) for n in sizes}
-    Dmax = {n: min((c for c in conv if c["N"] == n), key=lambda c: c["loss"])["D"] for n in sizes}
-    # a size's curve has two parameters of its own and a share of alpha_D: 4 D values or more
-    curve_sizes = [n for n in sizes if len({c["D"] for c in conv if c["N"] == n}) >= 4]
-    on_curve = [c for c in conv if c["N"] in curve_sizes]
-    fitted = [c for c in ft if c["N"] in curve_sizes]
-    arr = lambda cs, k: np.array([c[k] for c in cs], float)
-    if len(fitted) < 4:
-        out["note"] = (f"{len(conv)} converged scratch cells at {len(sizes)} sizes, {len(curve_sizes)} of them at 4 D "
-                       f"values or more, and {len(fitted)} fine-tuned cells at those: too few for the joint fit "
-                       f"(need a size with converged scratch cells at 4 D values and 4 fine-tuned cells)")
+    curves = {n: scratch_points([c for c in conv if c["N"] == n]) for n in sizes}
+    curves = {n: cur for n, cur in curves.items() if len(cur[0]) >= 2}
+    read = read_cells(curves, ft, [math.log(c["loss"]) for c in ft], "pchip")
+    measured = [i for i, (_, w) in enumerate(read) if w == "measured"]
+    positive = [i for i in measured if read[i][0] > math.log(ft[i]["D"])]
+    law_idx = positive if len(positive) >= max(3, len(measured) / 2) else []
+    est, summary = law_and_summary(ft, [x for x, _ in read], law_idx, measured)
+    draws = [replicate(conv, ft, sizes, noise, rng, FORMS[b % len(FORMS)]) for b in range(boot)]
+    reps = [law_and_summary(ft, d, law_idx, measured) for d in draws]
+    out = {"language": lang, "name": LANG.get(lang, lang), "label": label, "bytes_per_token": bpt,
+           "note": None, "law": None}
+    out["points"] = [point_row(c, lDe, w, [d[i] for d in draws if d[i] is not None])
+                     for i, (c, (lDe, w)) in enumerate(zip(ft, read))]
+    for p in out["points"]:   # what is known beyond the measured scratch points: a bound
+        cur = curves.get(p["N"])
+        p["D_e_lower"] = math.exp(cur[0][-1]) if p["where"] == "above" else None
+        p["D_e_upper"] = math.exp(cur[0][0]) if p["where"] == "below" else None
+    out["summary"] = None if summary is None else {
+        "De_over_Df": math.exp(summary), "ci": ci([math.exp(s) for _, s in reps if s is not None]),
+        "n_cells": len(measured), "n_negative": len(measured) - len(positive),
+        "transfer": "positive" if len(positive) > len(measured) / 2 else "negative"}
+    if est is None:
+        out["note"] = (f"{len(positive)} of {len(measured)} fine-tuned cells with a measured D_e show "
+                       f"positive transfer: the law D_t = k D_f^alpha N^beta is fitted where "
+                       f"transfer is positive in at least 3 cells and half of them")
         msgs.append(f"{label}: {out['note']}")
     else:
-        P = problem(tuple(arr(on_curve, k) for k in ("N", "D", "loss")), tuple(arr(fitted, k) for k in ("N", "D", "loss")))
-        th = fit_language(P)
-        if th is None:
-            out["note"] = "the joint fit failed from every start"
-            msgs.append(f"{label}: {out['note']}")
-        else:
-            out["scratch_fit"], out["law"] = fit_summary(th, P, boot, rng, seed_sigma, cells[0]["bpt"])
-    fit, law = out["scratch_fit"], out["law"]
-    interp = {n: interp_curve(arr([c for c in conv if c["N"] == n], "D"), arr([c for c in conv if c["N"] == n], "loss"))
-              for n in sizes}
-    out["points"] = [de_point(c, fit, law, interp, Lmin, Dmax) for c in ft]
-    out["scratch"] = cell_rows(scr, fit)
-    flags = lambda f: sum(f in p["flags"] for p in out["points"])
+        out["law"] = law_row(est, [r for r, _ in reps], boot, bpt, ft, law_idx, noise)
+    out["scratch"] = [{"runs": c["runs"], "N": c["N"], "D": c["D"], "D_bytes": c["D"] * c["bpt"],
+                       "loss": c["loss"], "n": c["n"], "std": c["std"],
+                       "converged": c["converged"]} for c in scr]
+    out["curves"] = {f"{n:.6g}": curve_lines(curves[n], out["law"], n, ft) for n in curves}
+    count = lambda w: sum(w in p["flags"] for p in out["points"])
     out["counts"] = {"scratch_converged": len(conv), "scratch_unconverged": len(scr) - len(conv),
-                     "finetune": len(ft), "finetune_censored": flags("censored"), "finetune_negative": flags("negative"),
-                     "finetune_no_curve": flags("no_scratch_curve"),
-                     "finetune_measured": len(ft) - flags("censored") - flags("no_scratch_curve")}
+                     "finetune": len(ft), "finetune_measured": len(measured),
+                     "finetune_censored": count("above"), "finetune_below": count("below"),
+                     "finetune_gap": count("gap"), "finetune_negative": count("negative"),
+                     "finetune_no_curve": count("no_scratch_curve"), "law_cells": len(law_idx)}
     for c in scr:
         if not c["converged"]:
             msgs.append(f"{label}: scratch {', '.join(c['runs'])} did not converge (stopped on "
-                        f"{c.get('stop_reason') or 'its budget'}): an upper bound at N={c['N']:.3g} D={c['D']:.3g}, not fitted")
+                        f"{c.get('stop_reason') or 'its budget'}): an upper bound at "
+                        f"N={c['N']:.3g} D={c['D']:.3g}, not a point of the curve")
+    left = [n for n in {c["N"] for c in ft} if n not in curves]
+    if left:
+        msgs.append(f"{label}: no converged scratch curve at N = {', '.join(f'{n:.3g}' for n in left)}:"
+                    f" its fine-tuned cells have no D_e")
     return out
 
-def fit_summary(th, P, boot, rng, seed_sigma, bpt):
-    """Scratch curve and law numbers, with bootstrap CIs, as they go into results.json."""
-    K = P["K"]
-    nums = law_numbers(th, P)
-    sigma, source = noise_sigma(th, P, seed_sigma)
-    samples, failed = bootstrap(th, P, boot, rng, sigma)
-    for x in [nums] + samples:        # in bytes D_f and D_t both scale by c = bytes/token: k becomes k c^(1-alpha)
-        x["log_k_bytes"] = x["log_k"] + (1 - x["alpha"]) * math.log(bpt)
-    fit = {"alpha_D": nums["alpha_D"], "ci": {"alpha_D": ci(samples, "alpha_D")},
-           "curve": {f"{n:.6g}": {"a": float(np.exp(th[1 + i]) - np.exp(th[1 + K + i] - P["x_hi"][i])),
-                                  "D_c": float(np.exp(th[1 + K + i])), "D_lo": float(np.exp(P["x_lo"][i])),
-                                  "D_hi": float(np.exp(P["x_hi"][i]))} for i, n in enumerate(P["sizes"])}}
-    fit["D_range"] = {k: [c["D_lo"], c["D_hi"]] for k, c in fit["curve"].items()}
-    r = residuals(th, P)
-    detected = nums["max_Dt_over_Df"] >= NO_TRANSFER
-    law = dict(nums, k=math.exp(nums["log_k"]), k_bytes=math.exp(nums["log_k_bytes"]),
-               transfer_detected=detected,
-               identified={"alpha": bool(P["free"][-2]) and detected, "beta": bool(P["free"][-1]) and detected},
-               n_scratch=len(P["s_lL"]), n_finetune=len(P["f_lL"]), n_censored=int(P["censored"].sum()),
-               rms_log_resid=float(np.sqrt(np.mean(r ** 2))), noise_sigma=sigma, noise_from=source,
-               boot={"draws": boot, "failed": failed, "failure_rate": failed / boot if boot else None},
-               ci={"k": ci(samples, "log_k", math.exp), "alpha": ci(samples, "alpha"), "beta": ci(samples, "beta"),
-                   "k_bytes": ci(samples, "log_k_bytes", math.exp),
-                   "gm_De_over_Df": ci(samples, "log_gm_De_over_Df", math.exp)},
-               gm_De_over_Df=math.exp(nums["log_gm_De_over_Df"]))
-    return fit, law
+def law_row(est, reps, boot, bpt, ft, idx, noise):
+    """The law's numbers with their bootstrap intervals, k also in bytes: D_f and D_t both scale by
+    c = bytes/token, so k becomes k c^(1-alpha)."""
+    ok = [r for r in reps if r is not None]
+    lk, a, b = est
+    kb = lambda r: math.exp(r[0] + (1 - r[1]) * math.log(bpt))
+    Ns, Ds = {ft[i]["N"] for i in idx}, {ft[i]["D"] for i in idx}
+    return {"k": math.exp(lk), "alpha": a, "beta": b, "k_bytes": kb(est), "n_cells": len(idx),
+            "identified": {"alpha": len(Ds) > 1, "beta": len(Ns) > 1},
+            "D_f_range": [min(Ds), max(Ds)], "N_range": [min(Ns), max(Ns)],
+            "ci": {"k": ci([math.exp(r[0]) for r in ok]), "alpha": ci([r[1] for r in ok]),
+                   "beta": ci([r[2] for r in ok]), "k_bytes": ci([kb(r) for r in ok])},
+            "draws": [[float(x) for x in r] for r in ok],
+            "boot": {"draws": boot, "failed": boot - len(ok)},
+            "noise": {"sigma_run": noise[0], "sigma_pretrain": noise[1]}}
+
+def curve_lines(cur, law, n, ft):
+    """What the report draws at one size: the scratch curve over its measured range, and the
+    law's fine-tuned loss L_scratch(D_f + D_t) where D_f + D_t lies inside that range."""
+    x, y, _ = cur
+    lx = np.linspace(x[0], x[-1], 60)
+    lines = {"scratch": [[float(math.exp(a)), float(math.exp(b))]
+                         for a, b in zip(lx, forward_logL(x, y, lx))], "law": []}
+    Dfs = [c["D"] for c in ft if c["N"] == n]
+    if law and Dfs:
+        df = np.geomspace(min(Dfs), max(Dfs), 40)
+        le = np.log(df + law["k"] * df ** law["alpha"] * n ** law["beta"])
+        inside = le <= x[-1]
+        lines["law"] = [[float(d), float(math.exp(v))]
+                        for d, v in zip(df[inside], forward_logL(x, y, le[inside]))]
+    return lines
 
 # ----------------------------------------------------------------------------- pre-training, compute, forgetting
 
@@ -542,9 +457,33 @@ def forgetting(r, pt):
         base, src = pt["loss"], "pre-training best val loss"
     else:
         base, src = seq[0][1], f"first eval (iter {seq[0][0]})"
-    at_best = next((v for i, v in seq if i == r["log"]["best"].get("iter")), float("nan"))
+    at_best = fnum((r["log"]["best"].get("extra_val") or {}).get(key))   # train.py: the best model
+    if not math.isfinite(at_best):
+        at_best = next((v for i, v in seq if i == r["log"]["best"].get("iter")), float("nan"))
     return {"run": r["name"], "N": r["N"], "D_f": r["D"], "key": key, "baseline": base, "baseline_from": src,
             "at_best": at_best, "last": seq[-1][1], "rise_at_best": at_best - base, "rise_last": seq[-1][1] - base}
+
+def corpora(runs):
+    """The corpora the runs trained on, as prepare/ recorded them: the first 12 hex digits of each
+    bin's sha256 and the source packages' versions, so that a reader sees whether theirs differ."""
+    out = {}
+    for r in runs:
+        name = r["log"]["data"]["dataset"]
+        if name in out:
+            continue
+        path = os.path.join((r["log"].get("config") or {}).get("data_dir") or "data", name, "meta.json")
+        try:
+            with open(path) as f:
+                meta = json.load(f)
+        except (OSError, ValueError):
+            out[name] = None
+            continue
+        src = meta.get("sources") or []
+        out[name] = {"sha256": {k: str(v)[:12] for k, v in (meta.get("sha256") or {}).items()},
+                     "sources": [f"{x.get('package')} {x.get('version')}" for x in src
+                                 if isinstance(x, dict) and x.get("package")],
+                     "command": meta.get("command")}
+    return out
 
 def compute_and_forgetting(out, cells, pre):
     twins = {(c["N"], c["D"]): c for c in cells if c["role"] == "scratch"}
@@ -567,15 +506,23 @@ def analyse(root, boot=1000, seed=0):
     cells = merge_duplicates([r for r in runs if not r["tag"]], msgs)
     pre = [c for c in cells if c["role"] == "pretrain"]
     chk = analyse_checks(checks, cells)
+    noise = (chk["sigma_run"], chk["sigma_pretrain"])
+    if not noise[0]:
+        noise = (ASSUMED_SIGMA, 0.0)
+        msgs.append(f"no cell was run more than once: the intervals assume a run-to-run spread of "
+                    f"{ASSUMED_SIGMA:.0%} and no pre-trained model's share (add repeats or seed checks)")
+    chk["noise_used"] = list(noise)
     rng = np.random.default_rng(seed)
     res = {"schema": 1, "source": root, "bootstrap": boot, "seed": seed, "n_runs_used": len(runs) - len(checks),
            "skipped": skipped, "messages": msgs, "checks": chk, "targets": {},
+           "loss_from": sorted({r["loss_from"] for r in runs}),
+           "corpora": corpora(runs),
            "pretrain": analyse_pretrain(pre) if pre else None}
     if not pre:
         msgs.append("no finished pre-training runs: no L(N), no compute frontier, no pre-training cost")
     for t in sorted({c["target"] for c in cells if c["role"] != "pretrain"}):
         tc = [c for c in cells if c["target"] == t and c["role"] != "pretrain"]
-        res["targets"][t] = analyse_target(t, tc, boot, rng, chk["seed_sigma_log"], msgs)
+        res["targets"][t] = analyse_target(t, tc, boot, rng, noise, msgs)
         compute_and_forgetting(res["targets"][t], tc, pre)
     return res
 

@@ -22,7 +22,6 @@ matplotlib.use("Agg")
 import matplotlib.ticker
 import matplotlib.pyplot as plt
 
-from fit_scaling import LANG, powerlaw, predict_finetune, predict_scratch, write_atomic
 
 SEED_ORDER = ["de", "es", "zh"]   # the seed's finding: German > Spanish > Chinese
 PLOTS = {"pretrain_N": "fig2_pretrain_loss_vs_N.png", "pretrain_C": "fig3_pretrain_loss_vs_compute.png",
@@ -30,7 +29,11 @@ PLOTS = {"pretrain_N": "fig2_pretrain_loss_vs_N.png", "pretrain_C": "fig3_pretra
          "N": "loss_vs_N_at_fixed_Df.png", "compute": "fig7_loss_vs_compute.png"}
 
 def name(o):
-    return LANG.get(o["language"], o["label"])
+    return o.get("name") or o["label"]
+
+def slope(x, y):
+    """d log y / d log x by least squares."""
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 def g(x, f=".3g"):
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, f)
@@ -39,33 +42,35 @@ def with_ci(x, c, f=".3g"):
     return "n/a" if x is None else f"{x:{f}} [{g(c[0], f)}, {g(c[1], f)}]" if c else f"{x:{f}}"
 
 def laws(T):
-    """The languages whose joint fit ran, with a law."""
+    """The languages with a transfer law (positive transfer in enough cells)."""
     return {t: o for t, o in T.items() if o["law"]}
+
+def summaries(T):
+    return {t: o for t, o in T.items() if o["summary"]}
 
 # ----------------------------------------------------------------------------- findings
 
 def finding_order(T):
-    """The seed's German > Spanish > Chinese, by the fitted D_e/D_f (geometric mean over each
-    language's fine-tuned cells) with its 95% CI: the order is clear when neighbours' CIs do not overlap."""
-    L = laws(T)
-    if len(L) < 2:
-        return None, "Fewer than two languages have a fitted transfer law, so the order across languages cannot be tested."
-    ranked = sorted(L, key=lambda t: L[t]["law"]["gm_De_over_Df"], reverse=True)
-    order = [L[t]["language"] for t in ranked if L[t]["language"] in SEED_ORDER]
+    """The seed's German > Spanish > Chinese, by the measured D_e/D_f (geometric mean over each
+    language's cells with a measured D_e) with its 95% interval: the order is clear when
+    neighbours' intervals do not overlap."""
+    S = summaries(T)
+    if len(S) < 2:
+        return None, "Fewer than two languages have a measured D_e, so the order across languages cannot be tested."
+    ranked = sorted(S, key=lambda t: S[t]["summary"]["De_over_Df"], reverse=True)
+    order = [S[t]["language"] for t in ranked if S[t]["language"] in SEED_ORDER]
     seed = [l for l in SEED_ORDER if l in order]
     holds = order == seed if len(seed) >= 2 else None
-    cis = [L[t]["law"]["ci"]["gm_De_over_Df"] for t in ranked]
+    cis = [S[t]["summary"]["ci"] for t in ranked]
     clear = all(a and b and a[0] > b[1] for a, b in zip(cis, cis[1:]))
-    cells = {tuple(sorted((p["N"], p["D_f"]) for p in o["points"])) for o in L.values()}
-    text = ("Fitted D_e/D_f, the factor by which pre-training multiplies the fine-tuning data (geometric mean over "
-            + ("the same" if len(cells) == 1 else "each language's own, differing,") + " fine-tuned cells, 95% CI): "
-            + ", ".join(f"{name(L[t])} {with_ci(L[t]['law']['gm_De_over_Df'], L[t]['law']['ci']['gm_De_over_Df'], '.2f')}"
-                        + ("" if L[t]["law"]["transfer_detected"] else " (no measurable transfer)") for t in ranked)
-            + ". Observed order: " + " > ".join(name(L[t]) for t in ranked) + ". ")
+    text = ("Measured D_e/D_f, the factor by which pre-training multiplies the fine-tuning data (geometric mean over "
+            "each language's cells with a measured D_e, 95% interval; below 1 = negative transfer): "
+            + ", ".join(f"{name(S[t])} {with_ci(S[t]['summary']['De_over_Df'], S[t]['summary']['ci'], '.2f')} "
+                        f"({S[t]['summary']['n_cells']} cells, {S[t]['summary']['n_negative']} negative)" for t in ranked)
+            + ". Observed order: " + " > ".join(name(S[t]) for t in ranked) + ". ")
     if holds is None:
         return None, text + "Fewer than two of German, Spanish and Chinese were measured, so the seed's order is not tested."
     text += (f"The seed's German > Spanish > Chinese {'holds' if holds else 'does not hold'} at this scale"
-             + ("" if len(seed) == 3 else f" (only {', '.join(LANG[l] for l in seed)} measured)")
              + ("; the intervals separate every neighbour, so the order is clear." if clear else
                 "; neighbouring intervals overlap, so this order is within the uncertainty."))
     return holds, text
@@ -98,7 +103,7 @@ def finding_fraction(T):
                    + {True: "holds for every language, outside the uncertainty",
                       False: "does not hold for at least one language",
                       None: "is not resolved by these data for every language (an interval crosses the "
-                            "boundary, or transfer was not measurable)"}[holds]
+                            "boundary)"}[holds]
                    + ".")
 
 def finding_compute(T):
@@ -122,8 +127,8 @@ def finding_limited(T):
         for Df in sorted({p["D_f"] for p in o["points"]}):
             f = [(p["N"], p["loss"]) for p in o["points"] if p["D_f"] == Df]
             s = [(p["N"], p["loss"]) for p in o["scratch"] if p["D"] == Df and p["converged"]]
-            a = powerlaw(*zip(*f))[0] if len(f) > 1 else math.nan
-            b = powerlaw(*zip(*s))[0] if len(s) > 1 else math.nan
+            a = slope(*zip(*f)) if len({n for n, _ in f}) > 1 else math.nan
+            b = slope(*zip(*s)) if len({n for n, _ in s}) > 1 else math.nan
             if math.isfinite(a) and math.isfinite(b):
                 total += 1
                 steeper += a < b
@@ -139,32 +144,22 @@ def finding_limited(T):
                    f"parameter-limited, scratch models data-limited' {'holds' if holds else 'does not hold'} here.")
 
 def finding_bounds(T):
-    """What is only a bound, said as such: unconverged scratch runs, censored and negative cells."""
+    """What is only a bound, said as such: unconverged scratch runs, cells outside the measured
+    scratch points or between points too far apart, negative transfer."""
     c = {k: sum(o["counts"][k] for o in T.values()) for k in next(iter(T.values()))["counts"]} if T else {}
     if not c:
         return None, "No scratch or fine-tuned runs."
-    neg = [f"{name(o)} N={p['N']:.3g} D_f={p['D_f']:.3g}" for o in T.values() for p in o["points"] if "negative" in p["flags"]]
+    neg = [f"{name(o)} N={p['N']:.3g} D_f={p['D_f']:.3g}" for o in T.values() for p in o["points"]
+           if "negative" in p["flags"] and p["where"] == "measured"]
     return None, (f"{c['scratch_unconverged']} of {c['scratch_converged'] + c['scratch_unconverged']} scratch cells did not "
-                  f"converge (stopped on their budget): they are upper bounds on the converged loss, shown as such and not "
-                  f"fitted. {c['finetune_censored']} of {c['finetune']} fine-tuned cells reached a loss below every converged "
-                  f"scratch loss at their size, so only D_e > D_max is known (right-censored; a one-sided term in the fit). "
-                  f"{c['finetune_negative']} showed negative transfer per point (D_e < D_f)"
-                  + (": " + "; ".join(neg) if neg else "") + "; they enter the fit as residuals. "
-                  f"{c['finetune_no_curve']} had no converged scratch curve at their size.")
-
-def finding_crosscheck(T):
-    r = [p["D_e_interp"] / p["D_e"] for o in T.values() for p in o["points"]
-         if p["D_e"] and p["D_e_interp"] and math.isfinite(p["D_e"]) and math.isfinite(p["D_e_interp"])
-         and not {"censored", "extrapolated"} & set(p["flags"])]
-    q = [p["D_e"] / p["D_e_law"] for o in T.values() for p in o["points"]
-         if p["D_e"] and p["D_e_law"] and math.isfinite(p["D_e"]) and "censored" not in p["flags"]]
-    if not r and not q:
-        return None, "No fine-tuned cell has a D_e inside the measured scratch range, so there is no cross-check."
-    return None, ((f"Per point, D_e from monotone interpolation of the measured scratch points was {np.median(r):.2f}x "
-                   f"(median; range {min(r):.2f}-{max(r):.2f}) the D_e from the fitted curve over {len(r)} "
-                   f"interpolated cells. " if r else "")
-                  + (f"The per-point D_e was {np.median(q):.2f}x (median) the law's D_f + k D_f^alpha N^beta over {len(q)} "
-                     f"uncensored cells." if q else ""))
+                  f"converge (stopped on their budget): upper bounds on the converged loss, not points of the curve. "
+                  f"Of {c['finetune']} fine-tuned cells, {c['finetune_measured']} have a D_e measured between scratch "
+                  f"points at most 2x apart; {c['finetune_censored']} reached a loss below every converged scratch loss "
+                  f"(only D_e > D_max is known), {c['finetune_below']} one above the loss at the smallest scratch D "
+                  f"(D_e < D_min), {c['finetune_gap']} fell between scratch points more than 2x apart, and "
+                  f"{c['finetune_no_curve']} had no scratch curve: these are shown, flagged, and kept out of the law "
+                  f"and the summary. {len(neg)} measured cells show negative transfer (D_e < D_f)"
+                  + (": " + "; ".join(neg) if neg else "") + ".")
 
 def finding_pretrain(P):
     if not P:
@@ -179,31 +174,32 @@ def finding_forgetting(T):
     f = [x for o in T.values() for x in o["forgetting"]]
     if not f:
         return None, "No fine-tuning run logged an English validation loss, so forgetting is not measured."
-    rb, rl = [x["rise_at_best"] for x in f if x["rise_at_best"] is not None], [x["rise_last"] for x in f]
+    rb = [x["rise_at_best"] for x in f if x["rise_at_best"] is not None]
+    rl = [x["rise_last"] for x in f if x["rise_last"] is not None]
     if not rb:
         return None, "English val loss was logged during fine-tuning, but not at the best checkpoint."
     return None, (f"Over {len(f)} fine-tuning runs that logged English val loss, it rose by {np.mean(rb):.3f} nats/token "
                   f"on average by the best target-language checkpoint (range {min(rb):.3f} to {max(rb):.3f}) "
-                  f"and by {np.mean(rl):.3f} by the last evaluation.")
+                  + (f"and by {np.mean(rl):.3f} by the last evaluation." if rl else "."))
 
 def finding_law(o):
     law = o["law"]
     if not law:
-        return None, f"No transfer law: {o['note']}."
-    b = law["boot"]
-    text = (f"L_ft = L_scratch(N, D_f + k D_f^alpha N^beta) fitted jointly with the scratch curve over {law['n_finetune']} "
-            f"fine-tuned cells ({law['n_censored']} censored) and {law['n_scratch']} converged scratch cells: "
-            f"k = {with_ci(law['k'], law['ci']['k'])}, alpha = {with_ci(law['alpha'], law['ci']['alpha'])}, "
+        s = o["summary"]
+        return None, (f"No transfer law: {o['note']}." + (
+            f" Measured D_e/D_f = {with_ci(s['De_over_Df'], s['ci'], '.2f')} over {s['n_cells']} cells: "
+            f"{'pre-training hurt' if s['De_over_Df'] < 1 else 'pre-training helped'}"
+            + (", outside the uncertainty." if s["ci"] and (s["ci"][1] < 1 or s["ci"][0] > 1) else
+               ", within the uncertainty of no effect.") if s else ""))
+    b, nz = law["boot"], law["noise"]
+    text = (f"log D_t = log k + alpha log D_f + beta log N over the {law['n_cells']} cells with a measured, positive "
+            f"D_t: k = {with_ci(law['k'], law['ci']['k'])}, alpha = {with_ci(law['alpha'], law['ci']['alpha'])}, "
             f"beta = {with_ci(law['beta'], law['ci']['beta'])} (tokens; in bytes k = "
-            f"{with_ci(law['k_bytes'], law['ci']['k_bytes'])}), rms residual {100 * law['rms_log_resid']:.2f}% of the "
-            f"loss. CIs: {b['draws']} parametric bootstrap draws at {100 * law['noise_sigma']:.2f}% noise "
-            f"({law['noise_from']}); {b['failed']} refits failed ({100 * (b['failure_rate'] or 0):.1f}%).")
-    if not law["transfer_detected"]:
-        text += (f" Pre-training did not measurably help {name(o)}: the fit puts D_t below {law['max_Dt_over_Df']:.2g} D_f at "
-                 f"every cell (k ~ 0), so alpha and beta are unidentified and not to be read.")
-    else:
-        text += "".join(f" {v} is unidentified (one value of {w} measured)." for k, v, w in
-                        (("alpha", "alpha", "D_f"), ("beta", "beta", "N")) if not law["identified"][k])
+            f"{with_ci(law['k_bytes'], law['ci']['k_bytes'])}). Intervals: {b['draws']} bootstrap draws of a rerun: "
+            f"{100 * nz['sigma_run']:.2f}% run-to-run spread per cell, {100 * nz['sigma_pretrain']:.2f}% per pre-trained "
+            f"model, PCHIP or straight lines between scratch points; {b['failed']} draws had too few positive cells.")
+    text += "".join(f" {v} is unidentified (one value of {w} measured)." for k, v, w in
+                    (("alpha", "alpha", "D_f"), ("beta", "beta", "N")) if not law["identified"][k])
     return None, text
 
 def findings(res):
@@ -211,7 +207,7 @@ def findings(res):
     items = [("Transfer across languages", finding_order(T)), ("D_f/D_e against N and D_f", finding_fraction(T)),
              ("Bounds, censoring, negative transfer", finding_bounds(T)),
              *((f"Transfer law for {o['label']}", finding_law(o)) for o in T.values()),
-             ("Cross-check", finding_crosscheck(T)), ("Compute efficiency", finding_compute(T)),
+("Compute efficiency", finding_compute(T)),
              ("Parameter- vs data-limited", finding_limited(T)), ("English pre-training", finding_pretrain(res["pretrain"])),
              ("Forgetting", finding_forgetting(T))]
     return [{"title": t, "holds": h, "text": x} for t, (h, x) in items]
@@ -223,14 +219,14 @@ def table(head, rows):
                      + ["| " + " | ".join(map(str, r)) + " |" for r in rows]) + "\n"
 
 def cell(p):
-    """One fine-tuned cell in the D_t grid: D_t (D_f/D_e), or the bound it is."""
-    if "no_scratch_curve" in p["flags"]:
+    """One fine-tuned cell in the D_t grid: D_t (D_e/D_f), or the bound it is."""
+    if p["where"] == "no_scratch_curve":
         return "no curve"
-    if "censored" in p["flags"]:
-        return f"D_e > {g(p['D_e_lower'])} (censored)"
-    if "below_floor" in p["flags"]:
-        return "below floor (D_e = inf)"
-    return f"{g(p['D_t'])} ({g(p['Df_over_De'], '.2f')})" + ("*" if "extrapolated" in p["flags"] else "")
+    if p["where"] == "above":
+        return f"D_e > {g(p['D_e_lower'])}"
+    if p["where"] == "below":
+        return f"D_e < {g(p['D_e_upper'])}"
+    return f"{g(p['D_t'])} ({g(p['De_over_Df'], '.2f')})" + ("*" if p["where"] == "gap" else "")
 
 def mean_pm(x):
     return f"{x['loss']:.4f}" + (f" ± {x['std']:.4f} (n={x['n']})" if x["n"] > 1 else "")
@@ -240,27 +236,21 @@ def target_md(o):
     if o["points"]:
         Ns, Dfs = sorted({p["N"] for p in o["points"]}), sorted({p["D_f"] for p in o["points"]})
         cells = {(p["N"], p["D_f"]): p for p in o["points"]}
-        md.append("D_t in tokens per cell (D_f/D_e); * = D_e extrapolated beyond the converged scratch D; "
-                  "negative D_t = negative transfer; censored = only the bound D_e > D_max is known.\n")
+        md.append("D_t in tokens per cell (D_e/D_f); * = D_e between scratch points more than 2x apart (the "
+                  "curve's guess, not a measurement); negative D_t = negative transfer; D_e > or < = beyond the "
+                  "measured scratch points.\n")
         md.append(table(["D_f \\ N"] + [g(n) for n in Ns],
                         [[g(d)] + [cell(cells[n, d]) if (n, d) in cells else "" for n in Ns] for d in Dfs]))
-        md.append(table(["runs", "N", "D_f", "D_f bytes", "loss", "D_e", "D_e (interp)", "D_e (law)", "D_t",
-                         "D_t bytes", "D_f/D_e", "flags"],
+        md.append(table(["runs", "N", "D_f", "D_f bytes", "loss", "D_e [95%]", "D_t", "D_t bytes", "D_e/D_f [95%]",
+                         "where"],
                         [[", ".join(p["runs"]), g(p["N"]), g(p["D_f"]), g(p["D_f_bytes"]), mean_pm(p),
-                          ("> " + g(p["D_e_lower"])) if "censored" in p["flags"] else g(p["D_e"]), g(p["D_e_interp"]),
-                          g(p["D_e_law"]), g(p["D_t"]), g(p["D_t_bytes"]), g(p["Df_over_De"], ".3f"), " ".join(p["flags"])]
-                         for p in o["points"]]))
-    fit = o["scratch_fit"]
-    if fit:
-        md.append(f"Scratch curve L = [a_N + D_c,N/D]^alpha_D per size on converged cells (a_N < 0: a curve that "
-                  f"steepens with D), continued beyond the measured D as a power law: alpha_D = "
-                  f"{with_ci(fit['alpha_D'], fit['ci']['alpha_D'])}; "
-                  + "; ".join(f"N={k}: a_N = {c['a']:.3g}, D_c,N = {c['D_c']:.3g}" for k, c in fit["curve"].items())
-                  + ".\n")
+                          with_ci(p["D_e"], p["D_e_ci"]), g(p["D_t"]), g(p["D_t_bytes"]),
+                          with_ci(p["De_over_Df"], p["De_over_Df_ci"], ".2f"), " ".join([p["where"]] + [
+                              f for f in p["flags"] if f != p["where"]])] for p in o["points"]]))
     md.append("Scratch cells (an unconverged cell is an upper bound on the converged loss, not fitted):\n")
-    md.append(table(["runs", "N", "D", "D bytes", "loss", "converged", "fit"],
+    md.append(table(["runs", "N", "D", "D bytes", "loss", "converged"],
                     [[", ".join(s["runs"]), g(s["N"]), g(s["D"]), g(s["D_bytes"]), mean_pm(s),
-                      "yes" if s["converged"] else "no (upper bound)", g(s["fit"], ".4f")] for s in o["scratch"]]))
+                      "yes" if s["converged"] else "no (upper bound)"] for s in o["scratch"]]))
     if o["compute"]:
         md.append("Compute: the fine-tuned run's FLOPs to first reach its scratch twin's best loss, over the twin's "
                   "FLOPs to its best.\n")
@@ -276,26 +266,26 @@ def target_md(o):
 
 def headline_md(T):
     md = ["## Counts\n", table(["language", "scratch converged", "scratch unconverged (bounds)", "fine-tuned measured",
-                                "fine-tuned censored", "fine-tuned negative", "fine-tuned without curve"],
+                                "D_e > D_max", "D_e < D_min", "between far points", "negative (measured)"],
                                [[o["label"]] + [o["counts"][k] for k in ("scratch_converged", "scratch_unconverged",
-                                "finetune_measured", "finetune_censored", "finetune_negative", "finetune_no_curve")]
-                                for o in T.values()])]
-    md.append("## Transfer law L_ft = L_scratch(N, D_f + k D_f^alpha N^beta), fitted jointly (95% CIs)\n")
-    md.append(table(["language", "k (tokens)", "k (bytes)", "alpha", "beta", "D_e/D_f (geo. mean)",
-                     "scratch / fine-tuned / censored", "failed refits", "note"], [law_row(o) for o in T.values()]))
+                                "finetune_measured", "finetune_censored", "finetune_below", "finetune_gap",
+                                "finetune_negative")] for o in T.values()])]
+    md.append("## Transfer: D_e/D_f measured, and the law D_t = k D_f^alpha N^beta where transfer is positive "
+              "(95% intervals of a rerun)\n")
+    md.append(table(["language", "D_e/D_f (geo. mean)", "cells (negative)", "k (tokens)", "k (bytes)", "alpha", "beta",
+                     "law cells", "note"], [law_row(o) for o in T.values()]))
     return md
 
 def law_row(o):
-    law = o["law"]
+    s, law = o["summary"], o["law"]
+    head = [o["label"], with_ci(s["De_over_Df"], s["ci"], ".2f") if s else "n/a",
+            f"{s['n_cells']} ({s['n_negative']})" if s else "0"]
     if not law:
-        return [o["label"]] + ["n/a"] * 7 + [o["note"]]
+        return head + ["n/a"] * 5 + [o["note"] or ""]
     ident = lambda k: "" if law["identified"][k] else " (unidentified)"
-    return [o["label"], with_ci(law["k"], law["ci"]["k"]), with_ci(law["k_bytes"], law["ci"]["k_bytes"]),
-            with_ci(law["alpha"], law["ci"]["alpha"]) + ident("alpha"), with_ci(law["beta"], law["ci"]["beta"]) + ident("beta"),
-            with_ci(law["gm_De_over_Df"], law["ci"]["gm_De_over_Df"], ".2f"),
-            f"{law['n_scratch']} / {law['n_finetune']} / {law['n_censored']}",
-            f"{law['boot']['failed']} of {law['boot']['draws']}",
-            "" if law["transfer_detected"] else "no measurable transfer: k ~ 0"]
+    return head + [with_ci(law["k"], law["ci"]["k"]), with_ci(law["k_bytes"], law["ci"]["k_bytes"]),
+                   with_ci(law["alpha"], law["ci"]["alpha"]) + ident("alpha"),
+                   with_ci(law["beta"], law["ci"]["beta"]) + ident("beta"), law["n_cells"], ""]
 
 def checks_md(C):
     """Each check beside its grid twin; a budget check passes when the best loss moved by less than
@@ -304,10 +294,14 @@ def checks_md(C):
           table(["tag", "run", "converged", "loss", "grid twin", "twin loss", "difference", "relative"],
                 [[c["tag"], c["run"], "yes" if c["converged"] else "no", g(c["loss"], ".4f"), c["grid_run"] or "none",
                   g(c["grid_loss"], ".4f"), g(c["diff"], "+.4f"), g(c["rel_diff"], "+.2%")] for c in C["runs"]])]
-    sigma = C["seed_sigma_log"]
-    if sigma:
-        md.append(f"Run-to-run spread from the seed checks and repeated cells: {100 * sigma:.2f}% of the loss ({C['seed_groups']} cells, "
-                  f"{C['seed_dof']} degrees of freedom); the bootstrap draws its noise from it.\n")
+    sigma = C["sigma_run"]
+    for role in ("scratch", "finetune"):
+        r = C[role]
+        if r["sigma_log"]:
+            md.append(f"Run-to-run spread of {role} cells run more than once: {100 * r['sigma_log']:.2f}% of the loss "
+                      f"({r['cells']} cells, {r['dof']} degrees of freedom).\n")
+    md.append(f"The bootstrap draws {100 * C['noise_used'][0]:.2f}% per run and {100 * C['noise_used'][1]:.2f}% per "
+              f"pre-trained model (the fine-tuned spread beyond the scratch spread).\n")
     for c in C["runs"]:
         if c["tag"].startswith("budget") and c["rel_diff"] is not None:
             verdict = ("" if not sigma else ", within twice the run-to-run spread: the budget did not set the loss"
@@ -334,6 +328,11 @@ def report_md(res, fnd):
                         [[", ".join(p["runs"]), g(p["N"]), g(p["loss"], ".4f"), g(p["flops"])] for p in P["points"]]))
     if res["checks"]["runs"]:
         md += checks_md(res["checks"])
+    md.append("## Corpora\n\nWhat the runs trained on (prepare/'s meta.json): a different sha256 is a different "
+              "corpus, and the numbers above move with it.\n")
+    md.append(table(["dataset", "train.bin sha256", "val.bin sha256", "sources"],
+                    [[k, (v or {}).get("sha256", {}).get("train", "?"), (v or {}).get("sha256", {}).get("val", "?"),
+                      ", ".join((v or {}).get("sources") or []) or "?"] for k, v in res.get("corpora", {}).items()]))
     md.append("## Figures\n\n" + "\n".join(f"- ![{k}]({v})" for k, v in PLOTS.items()) + "\n")
     md.append("## Messages\n\n" + ("\n".join(f"- {m}" for m in res["messages"]) or "none") + "\n")
     return "\n".join(md)
@@ -364,9 +363,9 @@ def colors(values):
     return {v: plt.cm.viridis(i / max(1, len(vs) - 1)) for i, v in enumerate(vs)}
 
 def draw_data_panel(ax, o, n):
-    """One size: converged scratch (o) and its fitted curve; unconverged scratch as upper bounds (v);
-    fine-tuned (s) and the fitted law (dashed); D_t as a dotted line D_f -> D_e; censored cells as an
-    arrow from D_f to past D_max."""
+    """One size: converged scratch (o) joined by the monotone curve D_e is read off; unconverged
+    scratch as upper bounds (v); fine-tuned (s) and the law (dashed); D_t as a dotted line
+    D_f -> D_e (red: positive, blue: negative; faint where D_e is not measured)."""
     sc = [s for s in o["scratch"] if s["N"] == n]
     ft = [p for p in o["points"] if p["N"] == n]
     conv, ub = [s for s in sc if s["converged"]], [s for s in sc if not s["converged"]]
@@ -374,20 +373,16 @@ def draw_data_panel(ax, o, n):
     ax.scatter([s["D"] for s in ub], [s["loss"] for s in ub], facecolors="none", edgecolors="k", marker="v",
                label="scratch unconverged (upper bound)")
     ax.scatter([p["D_f"] for p in ft], [p["loss"] for p in ft], c="C3", marker="s", label="fine-tuned")
-    fit, law, key = o["scratch_fit"], o["law"], f"{n:.6g}"
-    if fit and key in fit["curve"]:   # drawn where it was measured: beyond, the curve is only a continuation
-        d = np.geomspace(*fit["D_range"][key], 200)
-        ax.plot(d, predict_scratch(fit, n, d), "k-", lw=0.8, label="scratch fit")
-        if ft:
-            df = np.geomspace(min(p["D_f"] for p in ft), max(p["D_f"] for p in ft), 100)
-            ax.plot(df, predict_finetune(fit, law, n, df), "C3--", lw=0.8, label="law fit")
+    lines = o["curves"].get(f"{n:.6g}")
+    if lines:
+        ax.plot(*np.array(lines["scratch"]).T, "k-", lw=0.8, label="scratch, monotone")
+        if lines["law"]:
+            ax.plot(*np.array(lines["law"]).T, "C3--", lw=0.8, label="law")
     for p in ft:
-        if "censored" in p["flags"]:
-            ax.annotate("", xy=(p["D_e_lower"] * 2, p["loss"]), xytext=(p["D_f"], p["loss"]),
-                        arrowprops={"arrowstyle": "->", "color": "C1"})
-        elif p["D_e"] and math.isfinite(p["D_e"]):
-            ax.plot([p["D_f"], p["D_e"]], [p["loss"]] * 2, ":", c="C3" if p["D_t"] > 0 else "C0", lw=0.8)
-    ax.set(xscale="log", title=f"{o['label']}  N={n:.3g}", xlabel="D (tokens)", ylabel="val loss (nats/token)")
+        if p["D_e"] and math.isfinite(p["D_e"]):
+            ax.plot([p["D_f"], p["D_e"]], [p["loss"]] * 2, ":", c="C3" if p["D_t"] > 0 else "C0",
+                    lw=0.8, alpha=1.0 if p["where"] == "measured" else 0.4)
+    ax.set(xscale="log", title=f"{o['label']}  N={n:.3g}", xlabel="D (tokens)", ylabel="loss (nats/token)")
 
 def plot_loss_vs_data(T, path):
     """Figs 4-5, one row per language, one panel per size."""
@@ -418,19 +413,25 @@ def per_target(T, path, title, draw, ok):
     save(fig, path)
 
 def draw_frac(ax, o):
-    """Fig 6: per-point D_f/D_e against D_f, one colour per size, with the law's line; above 1 = negative."""
+    """Fig 6: per-cell D_f/D_e against D_f with its 95% interval, one colour per size, and the
+    law's line; hollow = D_e not measured (beyond or between far scratch points); above 1 = negative."""
     col = colors(p["N"] for p in o["points"])
+    law = o["law"]
     for n in col:
-        ps = [p for p in o["points"] if p["N"] == n and p["Df_over_De"] and "censored" not in p["flags"]]
-        ax.plot([p["D_f"] for p in ps], [p["Df_over_De"] for p in ps], "o", c=col[n], label=f"N={n:.3g}")
-        cs = [p for p in o["points"] if p["N"] == n and "censored" in p["flags"]]
-        ax.plot([p["D_f"] for p in cs], [p["D_f"] / p["D_e_lower"] for p in cs], "v", c=col[n], mfc="none")
-        law = o["law"]
+        for measured in (True, False):
+            ps = [p for p in o["points"] if p["N"] == n and p["De_over_Df"] and (p["where"] == "measured") == measured]
+            if not ps:
+                continue
+            y = [1 / p["De_over_Df"] for p in ps]
+            err = [[1 / p["De_over_Df"] - 1 / p["De_over_Df_ci"][1] if p["De_over_Df_ci"] else 0 for p in ps],
+                   [1 / p["De_over_Df_ci"][0] - 1 / p["De_over_Df"] if p["De_over_Df_ci"] else 0 for p in ps]]
+            ax.errorbar([p["D_f"] for p in ps], y, yerr=err, fmt="o", c=col[n], mfc=None if measured else "none",
+                        ms=4, lw=0.8, label=f"N={n:.3g}" if measured else None)
         if law:
-            df = np.geomspace(min(p["D_f"] for p in o["points"]), max(p["D_f"] for p in o["points"]), 50)
+            df = np.geomspace(*law["D_f_range"], 50)
             ax.plot(df, 1 / (1 + law["k"] * df ** (law["alpha"] - 1) * n ** law["beta"]), "-", c=col[n], lw=0.8)
     ax.axhline(1, c="gray", lw=0.8)
-    ax.set(xscale="log", yscale="log", xlabel="D_f (tokens)", ylabel="D_f / D_e  (v = censored bound)")
+    ax.set(xscale="log", yscale="log", xlabel="D_f (tokens)", ylabel="D_f / D_e  (hollow: not measured)")
 
 def draw_loss_vs_N(ax, o):
     """Loss against N at fixed D_f: flat = data-limited, sloped = parameter-limited."""
@@ -486,8 +487,8 @@ def plots(res, out):
     T, p = res["targets"], {k: os.path.join(out, v) for k, v in PLOTS.items()}
     plot_pretrain(res["pretrain"], p["pretrain_N"], p["pretrain_C"])
     plot_loss_vs_data(T, p["data"])
-    per_target(T, p["frac"], "D_f/D_e vs D_f (Fig 6): points per cell, lines from the law; above 1 = negative transfer",
-               draw_frac, lambda o: any(q["Df_over_De"] or q["D_e_lower"] for q in o["points"]))
+    per_target(T, p["frac"], "D_f/D_e vs D_f (Fig 6): cells with 95% intervals, lines from the law; above 1 = negative",
+               draw_frac, lambda o: any(q["De_over_Df"] for q in o["points"]))
     per_target(T, p["N"], "Loss vs N at fixed D (o- scratch, s-- fine-tuned)", draw_loss_vs_N,
                lambda o: o["points"] or o["scratch"])
     per_target(T, p["compute"], "Loss vs compute (Fig 7): - scratch, -- fine-tuned, : plus pre-training",
@@ -510,7 +511,8 @@ def main(argv=None):
     os.makedirs(out, exist_ok=True)
     fnd = findings(res)
     plots(res, out)
-    write_atomic(os.path.join(out, "report.md"), report_md(res, fnd))
+    with open(os.path.join(out, "report.md"), "w") as f:   # for reading: no program decides from it
+        f.write(report_md(res, fnd))
     for f in fnd:
         print(f"- {f['title']}: {f['text']}")
     print(f"wrote {out}/report.md and {len(PLOTS)} figures")

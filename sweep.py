@@ -22,6 +22,7 @@ started as commands.
 
 import ast
 import functools
+import zlib
 import json
 import math
 import os
@@ -51,8 +52,12 @@ run_overrides = {}  # train.py overrides for every run, after the size's: e.g. a
 dataset_tokens = [4096, 16384, 65536]  # the D_f grid: a fine-tuned and a scratch run each
 scratch_only_tokens = []  # D_f values with scratch runs only, beyond the grid: D_e must
                           # be read off the scratch curve at losses the fine-tunes reach
-repeats = {}  # D_f -> runs per grid cell at that D_f (seeds 1337, 1338, ...), both twins:
-              # runs differ most at the smallest D_f, and fit_scaling.py averages a cell's runs
+repeats = {}  # D_f -> runs per grid cell at that D_f, both twins, each with its own run seed,
+              # draw of D_f documents and (fine-tuned) pre-trained model: runs differ most at the
+              # smallest D_f; fit_scaling.py averages a cell's runs and reads the spread off them
+seed = 0  # the study's seed: moves every seed at once (pre-training, runs, D_f documents), so
+          # that a rerun with another shows what the intervals must cover; 0 = seeds 1337, ...
+pretrain_seeds = 1  # pre-trained models per size: the fine-tunes of a size take them in turn
 english_val = True  # log the English val loss during fine-tuning runs (forgetting)
 # runs beside the grid, to test the grid's choices: a fine-tuned and a scratch twin each, e.g.
 # dict(language='de', size='55K', dataset_tokens=8192, tag='seed2', seed=2) (run-to-run spread) or
@@ -135,10 +140,29 @@ def size_args(size):
     return ([spec], []) if isinstance(spec, str) else ([], overrides(spec))
 
 
+def run_seed(r):
+    """train.py's seed of the r-th run of a cell (or pre-trained model) in study `seed`."""
+    return 1337 + r + 1000 * seed
+
+
+def data_seed(lang, size, d, repeat):
+    """The draw of D_f documents of one cell, the same for both twins; other cells, repeats and
+    study seeds draw others (a shared draw would move every cell of a language together)."""
+    return 1 + zlib.crc32(f"{seed}/{lang}/{size}/{d}/{repeat}".encode()) % (1 << 30)
+
+
+def pretrain_name(size, p):
+    return f"pt_{size_label(size)}" + (f"_p{p + 1}" if p else '')
+
+
 def transfer_run(lang, size, d, init, extra=None, repeat=0):
     """(name, train.py arguments, the run it needs first) of one transfer run; repeat r > 0 is
-    the cell again with seed 1337 + r (named _s<r+1>)."""
-    extra = dict(extra or {}, **({'seed': 1337 + repeat} if repeat else {}))
+    the cell again with the next run seed and its own draw of documents (named _s<r+1>).
+    Fine-tunes take the size's pre-trained models in turn, by D_f and repeat."""
+    extra = dict(extra or {})
+    if 'seed' in extra:  # a seed check: its seed moves with the study's too
+        extra['seed'] += 1000 * seed
+    extra = dict({'seed': run_seed(repeat), 'data_seed': data_seed(lang, size, d, repeat)}, **extra)
     tag = extra.get('tag', '')
     name = (f"{init}_{lang}_{size_label(size)}_D{human(d)}" + (f"_{tag}" if tag else '')
             + (f"_s{repeat + 1}" if repeat else ''))
@@ -149,7 +173,8 @@ def transfer_run(lang, size, d, init, extra=None, repeat=0):
         args.append(f'--extra_val={pretrain_dataset}')
     need = None
     if init == 'ft':
-        need = f"pt_{size_label(size)}"
+        grid = sorted(set(dataset_tokens) | set(scratch_only_tokens) | {d})
+        need = pretrain_name(size, (grid.index(d) + repeat) % pretrain_seeds)
         args.append(f'--init_from={os.path.join(out_dir, need, "best.pt")}')
     return name, args, need
 
@@ -161,9 +186,10 @@ def make_runs():
     runs = []
     for s in sizes:
         first, last = size_args(s)
-        runs.append((f"pt_{size_label(s)}", [*first, *pretrain_configs, *overrides(pretrain), *last,
-                                             *overrides(run_overrides), f'--dataset={pretrain_dataset}'],
-                     None))
+        runs += [(pretrain_name(s, p), [*first, *pretrain_configs, *overrides(pretrain), *last,
+                                        *overrides(run_overrides), f'--dataset={pretrain_dataset}',
+                                        f'--seed={run_seed(p)}'], None)
+                 for p in range(pretrain_seeds)]
     transfer = []
     for lang in languages:
         for s in sizes:
@@ -551,7 +577,8 @@ if __name__ == '__main__':
         import slurm
         slurm.write_jobs(slurm_dir, [(n, command(n, a, False, python='python'), need) for n, a, need in runs],
                          ['python', 'fit_scaling.py', out_dir, *fit_args],
-                         {f"pt_{size_label(s)}": k for s, k in pretrain_nodes.items()},
+                         {pretrain_name(s, p): k for s, k in pretrain_nodes.items()
+                          for p in range(pretrain_seeds)},
                          partition=slurm_partition, account=slurm_account, setup=slurm_setup,
                          time_pretrain=slurm_time_pretrain, time_transfer=slurm_time_transfer,
                          gpus_per_node=gpus_per_node, throttle=array_throttle, options=slurm_options)

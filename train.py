@@ -42,8 +42,15 @@ tag = ''  # labels a run outside a sweep's grid (a check): fit_scaling.py report
 # data
 data_dir = 'data'
 dataset = 'builtin_en'  # data_dir/<dataset>/{train,val}.bin + meta.json, written by prepare/
-dataset_tokens = 0  # D_f: train on the first D_f tokens of the (shuffled) train split; 0 = all
-extra_val = ''  # comma-separated datasets whose val split is also evaluated (e.g. forgetting)
+dataset_tokens = 0  # D_f: train on D_f tokens of the (document-shuffled) train split; 0 = all
+data_seed = 0  # which D_f tokens: 0 = the first ones; else consecutive documents from an offset
+               # this seed draws (a fine-tuned run and its scratch twin share it: the same text)
+extra_val = ''  # comma-separated datasets whose val split is also evaluated (e.g. forgetting), at
+                # the first and last evaluation and on the best model: every evaluation would cost
+                # a fine-tune more time than its training
+test_split = True  # evaluation windows from the first half of the val split, and at the end the
+                   # best model on as many windows from its second half: the loss a study reports
+                   # is then not the one that chose when to stop
 eval_tokens = 262144  # the fixed validation set: eval_tokens tokens spread over the val split
 eval_batch_size = 0  # sequences per evaluation forward pass; 0 = batch_size, 4 x that on CUDA
 # evaluation and stopping
@@ -244,7 +251,21 @@ if dataset_tokens > len(train_data):
          f"{len(train_data):,} tokens")
 if dataset_tokens < block_size + 1:
     fail(f"dataset_tokens={dataset_tokens} must be at least block_size+1 = {block_size + 1}")
-train_data = train_data[:dataset_tokens]
+
+
+def draw_offset(n, seed):
+    """Where the D_f tokens start: 0 for data_seed 0, else an offset drawn by the seed, moved to
+the next document boundary when one is near, so D_f is whole documents of the shuffled split."""
+    if seed == 0 or n == len(train_data):
+        return 0
+    start = int(np.random.default_rng(seed).integers(0, len(train_data) - n + 1))
+    room = min(len(train_data) - n - start, 1 << 16)
+    eot = np.flatnonzero(train_data[start:start + room] == meta['eot_token'])
+    return start + int(eot[0]) + 1 if len(eot) else start
+
+
+data_offset = draw_offset(dataset_tokens, data_seed)
+train_data = train_data[data_offset:data_offset + dataset_tokens]
 check_ids(train_data, meta, dataset, 'train', fail)
 config['dataset_tokens'] = dataset_tokens
 budget = budget_tokens(max_tokens, max_epochs, min_tokens, dataset_tokens)
@@ -258,11 +279,15 @@ dataset_bytes = (meta['splits']['train']['bytes'] if dataset_tokens == meta['spl
 data_rng = torch.Generator().manual_seed(seed + rank)
 
 
-def load_val(name, m):
+def load_val(name, m, half=None):
     """The fixed validation set: eval_tokens tokens as block_size windows spread evenly over the
     val split (so they sample many documents, not the first few), every world_size-th window
-    on each process. The same windows at every evaluation, for fine-tuned and scratch twins."""
+    on each process. The same windows at every evaluation, for fine-tuned and scratch twins.
+    With test_split, half 0 takes the windows from the first half of the split, half 1 (the
+    test set) from the second."""
     val = load_tokens(data_dir, name, 'val', fail)
+    if half is not None:
+        val = val[:len(val) // 2] if half == 0 else val[len(val) // 2:]
     n = min(eval_tokens, len(val) - 1) // block_size
     if n < 1:
         fail(f"{name}'s val split has {len(val)} tokens, fewer than block_size+1 = {block_size + 1}")
@@ -273,7 +298,8 @@ def load_val(name, m):
     return seqs[:, :-1], seqs[:, 1:], n * block_size, count_bytes(windows[:, 1:].ravel(), m)
 
 
-val_sets = {dataset: load_val(dataset, meta)}
+val_sets = {dataset: load_val(dataset, meta, 0 if test_split else None)}
+test_set = load_val(dataset, meta, 1) if test_split else None
 for name in filter(None, extra_val.split(',')):
     m = load_meta(data_dir, name, fail)
     if (m['tokenizer'], m['vocab_size']) != (meta['tokenizer'], meta['vocab_size']):
@@ -394,6 +420,26 @@ def estimate_loss(x, y):
     return (total[0] / total[1]).item()
 
 
+def extra_losses():
+    return {k: estimate_loss(x, y) for k, (x, y, _, _) in val_sets.items() if k != dataset}
+
+
+def best_held_out():
+    """The best model on the test windows and the extra val sets, into log['best']."""
+    if best_state is not None:
+        raw_model.load_state_dict(best_state['model'])
+    else:  # written by rank 0 at the best evaluation
+        if ddp:
+            dist.barrier()
+        raw_model.load_state_dict(torch.load(best_path, map_location=device)['model'])
+    if test_set is not None:
+        best['test_loss'] = estimate_loss(*test_set[:2])
+        best['test_bpb'] = best['test_loss'] * test_set[2] / test_set[3] / math.log(2)
+    if len(val_sets) > 1:
+        best['extra_val'] = extra_losses()
+    log['best'] = best
+
+
 # -----------------------------------------------------------------------------
 # the run's state: restored whole from ckpt.pt on resume
 if ckpt is not None:
@@ -414,6 +460,9 @@ else:
         model=dict(model_args, N=N, flops_per_token=flops_per_token),
         data=dict(dataset=dataset, language=meta.get('language'), tokenizer=meta['tokenizer'],
                   dataset_tokens=dataset_tokens, dataset_bytes=dataset_bytes,
+                  data_seed=data_seed, data_offset=data_offset,
+                  test_tokens=test_set[2] if test_set else None,
+                  test_bytes=test_set[3] if test_set else None,
                   val_tokens=val_sets[dataset][2], val_bytes=val_sets[dataset][3],
                   extra_val={k: dict(val_tokens=v[2], val_bytes=v[3]) for k, v in val_sets.items()
                              if k != dataset}),
@@ -529,7 +578,8 @@ while True:
         break
     if is_eval_iter(it) and it != resumed_at:
         t0 = time.time()
-        losses = {name: estimate_loss(x, y) for name, (x, y, _, _) in val_sets.items()}
+        losses = {name: estimate_loss(x, y) for name, (x, y, _, _) in val_sets.items()
+                  if name == dataset or not log['evals']}
         val_loss = losses[dataset]
         tokens = it * tokens_per_iter
         if ddp:  # the logged train loss is every process's
@@ -564,6 +614,9 @@ while True:
             evals_since_best += 1
         log['best'] = best
         stop_reason = run_over()
+        if stop_reason and len(val_sets) > 1 and len(losses) == 1:  # the last evaluation
+            losses.update(extra_losses())
+            log['evals'][-1]['extra_val'] = extra_losses()
         if not stop_reason and lr_schedule == 'wsd' and decay['start'] is None and stalled():
             start_decay('stall')  # before the checkpoint, so that a resumed run decays the same
             raw_model.load_state_dict(best_state['model'])
@@ -606,12 +659,15 @@ while True:
         print(f"iter {it}: loss {loss.item():.4f}, lr {lr:.2e}, "
               f"{(time.time() - t_start) * 1000 / (it - (resumed_at or 0)):.0f} ms/iter")
 
+if test_set is not None or len(val_sets) > 1:
+    best_held_out()
 status = 'early_stopped' if stop_reason == 'converged' else 'done'
 finish(status, stop_reason=stop_reason)
 if master_process:
     t = time_breakdown()
     print(f"{status}: best val {best['val_loss']:.4f} nats/token ({best['val_bpb']:.4f} bits/byte) at "
-          f"iter {best['iter']}; {it} iters in {t['total']:.1f}s: " +
+          f"iter {best['iter']}" + (f", test {best['test_loss']:.4f}" if 'test_loss' in best else '') + "; " +
+          f"{it} iters in {t['total']:.1f}s: " +
           ', '.join(f"{k} {t[k]:.1f}s ({100 * t[k] / max(t['total'], 1e-9):.0f}%)"
                     for k in ('training', 'startup', 'compile', 'data', 'eval', 'checkpoint')))
 if ddp:

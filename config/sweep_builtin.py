@@ -16,12 +16,15 @@
 #   that, these 2-layer models stop on the plateaus they pass through at constant learning rate
 #   (a 14K model at 32K bytes: 2.557 nats/byte on a plateau at step 795, 2.255 when it overfits
 #   at step 4,350).
-# - D_f from 1K to 8K bytes, where these models are data-limited, with scratch runs alone at 4x
-#   the largest D_f (32K bytes; a 14K model there needs ~140 epochs to overfit), so that D_e is
-#   read inside the measured curve. (A 16K-byte point as well moved the law's intervals by
-#   nothing: where the measurement is noisy is the smallest D.)
-# - Every cell at 1K and 2K bytes twice (repeats, seeds 1337 and 1338), averaged: runs that see a
-#   few windows of text differ by 1-3% from seed to seed there, against 0.3% at 4K.
+# - D_f from 1K to 8K bytes, where these models are data-limited, with scratch runs alone at
+#   512 bytes and at 16K and 32K bytes, so that every D_e (fine-tunes are worth 0.6-4x their D_f
+#   here) lies between two scratch points at most 2x apart: between points further apart the
+#   curve's shape would be a guess, not a measurement (fit_scaling.py).
+# - Every cell at 1K and 2K bytes twice (repeats), averaged: the second run has its own run seed,
+#   its own draw of D_f documents and, fine-tuned, the other pre-trained model, so the spread of
+#   these pairs is what a rerun of the study moves, and the intervals draw from it.
+# - Two pre-trained models per size (pretrain_seeds), the fine-tunes spread over them: the
+#   pre-trained model is shared by many cells, so its share of the spread moves them together.
 # - Every run in float32, uncompiled: on one CPU and thread count a run then repeats bit for bit
 #   (bfloat16 compiled pre-training was 1.5x faster at 222K but moved its loss in the 4th digit
 #   from one run to the next, and every fine-tune with it), and most transfer runs last seconds,
@@ -42,7 +45,8 @@ transfer = dict(_common, batch_size=8, lr_schedule='wsd', decay_frac=0.2, max_ep
                 min_tokens=409_600, max_tokens=8_000_000, warmup_iters=20, eval_interval=25,
                 patience=3, patience_epochs=2.0, min_iters=100, min_overfit=0.02)
 dataset_tokens = [1024, 2048, 4096, 8192]
-scratch_only_tokens = [32768]
+scratch_only_tokens = [512, 16384, 32768]
+pretrain_seeds = 2
 repeats = {1024: 2, 2048: 2}
 checks = [
     # run-to-run spread of one cell (two more seeds)
