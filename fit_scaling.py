@@ -230,11 +230,13 @@ def forward_logL(x, y, lD):
     """log L of a size's scratch curve at log D, inside its measured range (PCHIP)."""
     return PchipInterpolator(x, y)(lD) if len(x) > 2 else np.interp(lD, x, y)
 
-def fit_law(lDf, lN, lDt):
-    """log D_t = log k + alpha log D_f + beta log N by least squares; an exponent whose variable
-    takes one value is held at 0 (unidentified). Returns (log k, alpha, beta)."""
+def fit_law(lDf, lN, lDt, w):
+    """log D_t = log k + alpha log D_f + beta log N by least squares weighted by w (1/variance);
+    an exponent whose variable takes one value is held at 0 (unidentified). Returns (log k,
+    alpha, beta)."""
     cols = [np.ones_like(lDf)] + [v for v in (lDf, lN) if np.ptp(v) > 0]
-    coef = np.linalg.lstsq(np.stack(cols, 1), lDt, rcond=None)[0]
+    sw = np.sqrt(w)
+    coef = np.linalg.lstsq(np.stack(cols, 1) * sw[:, None], lDt * sw, rcond=None)[0]
     a = coef[1] if np.ptp(lDf) > 0 else 0.0
     b = coef[-1] if np.ptp(lN) > 0 else 0.0
     return float(coef[0]), float(a), float(b)
@@ -269,9 +271,11 @@ def replicate(conv, ft, sizes, noise, rng, form):
           for c in ft]
     return [x for x, _ in read_cells(curves, ft, lL, form)]
 
-def law_and_summary(ft, lDe, law_idx, sum_idx):
+def law_and_summary(ft, lDe, law_idx, sum_idx, weights=None):
     """The law over the cells law_idx (positive transfer), the geometric mean of D_e/D_f over
-    sum_idx: (log k, alpha, beta or None, log mean D_e/D_f)."""
+    sum_idx: ((log k, alpha, beta) or None, log mean D_e/D_f). weights: {cell: 1/variance of
+    its log D_t}, so that a cell read where the scratch curve is flat (a small change in loss
+    moves D_e far) counts less."""
     lDf = np.log([c["D"] for c in ft])
     lN = np.log([c["N"] for c in ft])
     ratio = [lDe[i] - lDf[i] for i in sum_idx if lDe[i] is not None]
@@ -280,7 +284,22 @@ def law_and_summary(ft, lDe, law_idx, sum_idx):
     if len(idx) < 3:
         return None, summary
     lDt = np.log(np.exp([lDe[i] for i in idx]) - np.exp(lDf[idx]))
-    return fit_law(lDf[idx], lN[idx], lDt), summary
+    w = np.array([weights[i] if weights else 1.0 for i in idx])
+    return fit_law(lDf[idx], lN[idx], lDt, w), summary
+
+def law_weights(ft, draws, idx):
+    """1/variance of each law cell's log D_t over the bootstrap draws (None without draws); the
+    variance is floored at a tenth of the median, so that no cell decides alone."""
+    if len(draws) < 10:
+        return None
+    var = {}
+    for i in idx:
+        lDt = [math.log(math.exp(d[i]) - ft[i]["D"]) for d in draws
+               if d[i] is not None and d[i] > math.log(ft[i]["D"])]
+        var[i] = float(np.var(lDt)) if len(lDt) > 2 else float("inf")
+    finite = [v for v in var.values() if math.isfinite(v)]
+    floor = 0.1 * float(np.median(finite)) if finite else 1.0
+    return {i: 1.0 / max(v, floor, 1e-12) for i, v in var.items()}
 
 def point_row(c, lDe, where, draws):
     """A fine-tuned cell as results.json gives it: D_e with its interval, D_t, and flags."""
@@ -315,9 +334,10 @@ def analyse_target(target, cells, boot, rng, noise, msgs):
     measured = [i for i, (_, w) in enumerate(read) if w == "measured"]
     positive = [i for i in measured if read[i][0] > math.log(ft[i]["D"])]
     law_idx = positive if len(positive) >= max(3, len(measured) / 2) else []
-    est, summary = law_and_summary(ft, [x for x, _ in read], law_idx, measured)
     draws = [replicate(conv, ft, sizes, noise, rng, FORMS[b % len(FORMS)]) for b in range(boot)]
-    reps = [law_and_summary(ft, d, law_idx, measured) for d in draws]
+    weights = law_weights(ft, draws, law_idx)
+    est, summary = law_and_summary(ft, [x for x, _ in read], law_idx, measured, weights)
+    reps = [law_and_summary(ft, d, law_idx, measured, weights) for d in draws]
     out = {"language": lang, "name": LANG.get(lang, lang), "label": label, "bytes_per_token": bpt,
            "note": None, "law": None}
     out["points"] = [point_row(c, lDe, w, [d[i] for d in draws if d[i] is not None])

@@ -423,8 +423,10 @@ def draw_frac(ax, o):
             if not ps:
                 continue
             y = [1 / p["De_over_Df"] for p in ps]
-            err = [[1 / p["De_over_Df"] - 1 / p["De_over_Df_ci"][1] if p["De_over_Df_ci"] else 0 for p in ps],
-                   [1 / p["De_over_Df_ci"][0] - 1 / p["De_over_Df"] if p["De_over_Df_ci"] else 0 for p in ps]]
+            err = [[max(0, 1 / p["De_over_Df"] - 1 / p["De_over_Df_ci"][1]) if p["De_over_Df_ci"] else 0
+                    for p in ps],
+                   [max(0, 1 / p["De_over_Df_ci"][0] - 1 / p["De_over_Df"]) if p["De_over_Df_ci"] else 0
+                    for p in ps]]
             ax.errorbar([p["D_f"] for p in ps], y, yerr=err, fmt="o", c=col[n], mfc=None if measured else "none",
                         ms=4, lw=0.8, label=f"N={n:.3g}" if measured else None)
         if law:

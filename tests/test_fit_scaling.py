@@ -8,9 +8,11 @@ train.py writes and sweep.py lays out:
 
 The law behind them: converged from-scratch loss of Kaplan's form
     L(N, D) = [(N_c/N)^(aN/aD) + D_c/D]^aD
-and fine-tuned loss L(N, D_f + D_t) with D_t = k D_f^alpha N^beta per language. The scratch runs
-beyond the grid at the largest size, and at 16x everywhere, are compute-limited: they stop on their
-budget still improving, 6% above the converged curve (as in the first built-in study).
+and fine-tuned loss L(N, D_f + D_t) with D_t = k D_f^alpha N^beta per language. Scratch points lie
+2x apart from D_f/2 to 4x the largest D_f; the ones at 8x, and beyond 2x the largest D_f at the
+largest size, are compute-limited: they stop on their budget still improving, 6% above the
+converged curve (as in the first built-in study). fit_scaling.py assumes no curve form, so the
+tests at the end of this file also draw scratch curves of three other shapes.
 """
 import json
 import math
@@ -28,10 +30,11 @@ NC, DC, AN, AD = 1e8, 2.7e6, 0.25, 0.35
 LAWS = {"de": (3.0, 0.45, 0.32), "es": (1.5, 0.50, 0.30), "zh": (0.5, 0.55, 0.28)}   # k, alpha, beta
 BPT = {"de": 1.0, "es": 1.0, "zh": 3.0}        # bytes per token: zh as if a BPE on CJK text
 SIZES = [3e5, 1e6, 3e6]
-DFS = [1e4, 3e4, 1e5, 3e5]
-SCRATCH_DS = DFS + [4 * DFS[-1], 16 * DFS[-1]]   # the scratch grid extends 4x and 16x past the largest D_f
+DFS = [1e4, 2e4, 4e4, 8e4]
+SCRATCH_DS = [DFS[0] / 2] + DFS + [2 * DFS[-1], 4 * DFS[-1], 8 * DFS[-1]]   # 2x apart
 EN_ALPHA_N, EN_NC = 0.3, 3e7                     # English pre-training L(N) = (N_c/N)^alpha_N
 COMPUTE_LIMIT = 1.06                             # an unconverged run ends this far above its converged loss
+NOISE = 0.01                                     # 1% multiplicative noise on a loss
 
 
 def scratch_loss(N, D):
@@ -44,7 +47,7 @@ def transfer(lang, N, Df):
 
 
 def compute_limited(N, D):
-    return D == SCRATCH_DS[-1] or (N == SIZES[-1] and D > DFS[-1])
+    return D == SCRATCH_DS[-1] or (N == SIZES[-1] and D > 2 * DFS[-1])
 
 
 def trajectory(loss, start, tokens_best, converged, n=12, extra=None):
@@ -130,77 +133,108 @@ def points(res, lang):
 
 # ----------------------------------------------------------------------------- recovering the law
 
-def test_noise_free_recovers_the_law_exactly(tmp_path):
+def test_noise_free_recovers_the_law(tmp_path):
+    """Between scratch points 2x apart a monotone curve misses Kaplan's by a fraction of a percent
+    in D_e: the law comes back within a few hundredths."""
     res = fs.analyse(str(make_sweep(tmp_path)), boot=0)
     for lang, (k, a, b) in LAWS.items():
         o = target(res, lang)
-        law, fit = o["law"], o["scratch_fit"]
-        assert law["rms_log_resid"] < 1e-6 and law["transfer_detected"]
-        assert fit["alpha_D"] == pytest.approx(AD, rel=1e-4)
-        for n, c in fit["curve"].items():   # one D_c, and a_N = (N_c/N)^(aN/aD) > 0 (weakly set where D_c/D dominates)
-            assert c["D_c"] == pytest.approx(DC, rel=1e-3) and c["a"] == pytest.approx((NC / float(n)) ** (AN / AD), rel=0.05)
-        assert law["alpha"] == pytest.approx(a, abs=1e-3) and law["beta"] == pytest.approx(b, abs=1e-3)
-        assert law["k"] == pytest.approx(k, rel=0.02)
+        law = o["law"]
+        assert law["alpha"] == pytest.approx(a, abs=0.03) and law["beta"] == pytest.approx(b, abs=0.03)
+        assert law["k"] == pytest.approx(k, rel=0.3) and law["n_cells"] == len(SIZES) * len(DFS)
         # in bytes D_f and D_t both scale by bytes/token c, so k becomes k c^(1-alpha)
-        assert law["k_bytes"] == pytest.approx(k * BPT[lang] ** (1 - a), rel=0.02)
-        for p in o["points"]:   # D_e is the scratch data reaching the same loss: D_f + D_t by construction;
-            # beyond the measured D the curve goes on as a power law where Kaplan's flattens: close, not exact
-            tol = 0.05 if "extrapolated" in p["flags"] else 1e-3
-            assert p["D_e"] == pytest.approx(p["D_f"] + transfer(lang, p["N"], p["D_f"]), rel=tol)
-            assert p["D_e_law"] == pytest.approx(p["D_e"], rel=tol)
+        assert law["k_bytes"] == pytest.approx(law["k"] * BPT[lang] ** (1 - law["alpha"]), rel=1e-9)
+        for p in o["points"]:   # D_e is the scratch data reaching the same loss: D_f + D_t by construction
+            assert p["where"] == "measured" and "negative" not in p["flags"]
+            assert p["D_e"] == pytest.approx(p["D_f"] + transfer(lang, p["N"], p["D_f"]), rel=0.01)
+        assert o["summary"]["transfer"] == "positive" and o["summary"]["n_negative"] == 0
 
 
-# 1% multiplicative noise on every loss. Measured over 20 seeds (100-119): max |alpha error| 0.11
-# (de), 0.14 (es), 0.14 (zh); max |beta error| 0.07, 0.11, 0.26 (zh transfers least, so its D_t
-# and beta are the least determined). Today's method before this rewrite (per-point inversion of
-# a scratch curve that includes the compute-limited runs, then log-log regression) had rms alpha
-# errors 0.33-0.51 and failed these tolerances in 20 of 20 seeds for every language.
-NOISE = 0.01
-TOL = {"de": (0.15, 0.15), "es": (0.15, 0.15), "zh": (0.15, 0.3)}     # alpha, beta (absolute)
-
-def test_one_percent_noise_recovers_alpha_and_beta(tmp_path):
-    for seed in (1, 2):
-        res = fs.analyse(str(make_sweep(tmp_path / str(seed), noise=NOISE, seed=seed)), boot=0)
-        for lang, (k, a, b) in LAWS.items():
-            law = target(res, lang)["law"]
-            assert abs(law["alpha"] - a) <= TOL[lang][0], (lang, seed, law["alpha"])
-            assert abs(law["beta"] - b) <= TOL[lang][1], (lang, seed, law["beta"])
-            assert law["noise_sigma"] == pytest.approx(NOISE, rel=0.5)   # the residual rms finds the noise
+def test_a_gap_wider_than_2x_is_flagged_and_kept_out_of_the_law(tmp_path):
+    """Without the scratch points at 2e4 and 4e4 the cells whose D_e falls between 1e4 and 8e4 are
+    read between points 8x apart: the value is the curve's guess, flagged, not fitted."""
+    root = make_sweep(tmp_path, langs=("de",))
+    for N in SIZES:
+        for D in (2e4, 4e4):
+            os.remove(os.path.join(root, f"sc_de_N{N:.0e}_D{D:.0e}", "log.json"))
+    o = target(fs.analyse(str(root), boot=0), "de")
+    gap = [p for p in o["points"] if p["where"] == "gap"]
+    assert gap and all(1e4 < p["D_e"] < 8e4 and "gap" in p["flags"] for p in gap)
+    assert o["law"]["n_cells"] == len(o["points"]) - len(gap) == o["counts"]["finetune_measured"]
+    md = report.report_md({"targets": {"synth_de": o}, **fs.analyse(str(root), boot=0)},
+                          report.findings(fs.analyse(str(root), boot=0)))
+    assert "more than 2x apart" in md
 
 
-# Coverage and width of the 95% CI of alpha for German (1% noise, 40 bootstrap draws, 20 replicate
-# sweeps). Measured: 20 of 20 intervals held the truth, median width 0.15, no failed refits.
-REPLICATES, DRAWS, MIN_COVER, MAX_WIDTH = 20, 40, 0.8, 0.25
+# ----------------------------------------------------------------------------- other curve shapes
 
-def test_bootstrap_ci_covers_alpha_and_is_narrow(tmp_path):
-    a = LAWS["de"][1]
-    inside, widths, failed = 0, [], 0
-    for r in range(REPLICATES):
-        res = fs.analyse(str(make_sweep(tmp_path / str(r), noise=NOISE, seed=1000 + r, langs=("de",), pretrain=False)),
-                         boot=DRAWS, seed=r)
+# The built-in study's design (three sizes, D_f 1K-8K bytes, the two smallest twice, scratch
+# points 2x apart from 512 to 32K), 1% noise, and scratch curves of shapes that no fitted form
+# assumes: a plateau, a steep descent and a floor that falls with N (what the built-in study's
+# small models show); Kaplan's with a_N > 0; one with a kink between two measured points.
+B_SIZES, B_DFS = [14e3, 56e3, 222e3], [1024, 2048, 4096, 8192]
+B_SCRATCH = [512, 1024, 2048, 4096, 8192, 16384, 32768]
+TRUE_ALPHA, TRUE_BETA = 0.8, 0.25
+
+
+def plateau_descent_floor(N, D):
+    floor = 1.2 * (N / 1e4) ** -0.08
+    return floor + (2.9 - floor) / (1 + (D / 6000) ** 1.6)
+
+
+def kaplan_positive(N, D):
+    return 0.4 * ((1e8 / N) ** (0.25 / 0.35) + 2.7e6 / D) ** 0.35
+
+
+def kinked(N, D):
+    """A power law in D that steepens from -0.05 to -0.18 at 10K, between the points at 8K and 16K."""
+    base = 2.8 * (N / 1e4) ** -0.03
+    slope = -0.05 * math.log(min(D, 1e4) / 512) - 0.18 * math.log(max(D, 1e4) / 1e4)
+    return base * math.exp(slope)
+
+
+def builtin_like(root, curve, seed, noise=NOISE):
+    rng = np.random.default_rng(seed)
+    k = 2.0 * 4096 / (4096 ** TRUE_ALPHA * 56e3 ** TRUE_BETA)   # D_e = 3 D_f at the middle cell
+    def noisy(x):
+        return x * math.exp(noise * rng.standard_normal())
+    for N in B_SIZES:
+        for D in B_SCRATCH:
+            for r in range(2 if D in B_DFS[:2] else 1):
+                write_log(root, f"sc_de_N{N:.0e}_D{D}_{r}", "scratch", "de", N, D, noisy(curve(N, D)))
+        for r, Df in ((r, Df) for Df in B_DFS for r in range(2 if Df in B_DFS[:2] else 1)):
+            L = curve(N, Df + k * Df ** TRUE_ALPHA * N ** TRUE_BETA)
+            write_log(root, f"ft_de_N{N:.0e}_D{Df}_{r}", "finetune", "de", N, Df, noisy(L),
+                      init_from=f"out/pt_N{N:.0e}_p{(B_DFS.index(Df) + r) % 2}/best.pt")
+    return str(root)
+
+
+@pytest.mark.parametrize("curve", [plateau_descent_floor, kaplan_positive, kinked])
+def test_alpha_within_0_1_and_covered_whatever_the_curve_shape(tmp_path, curve):
+    """Five noisy replicates of the built-in design: alpha within 0.1 of the truth in each, and the
+    95% interval holds the truth in at least four (the interval is a rerun's, so it is wide
+    enough for a replicate's own error)."""
+    errors, covered = [], 0
+    for r in range(5):
+        res = fs.analyse(builtin_like(tmp_path / str(r), curve, seed=r), boot=200, seed=r)
         law = target(res, "de")["law"]
-        lo, hi = law["ci"]["alpha"]
-        inside += lo <= a <= hi
-        widths.append(hi - lo)
-        failed += law["boot"]["failed"]
-        assert law["boot"]["draws"] == DRAWS and law["boot"]["failure_rate"] == law["boot"]["failed"] / DRAWS
-    msg = f"coverage {inside}/{REPLICATES}, median width {np.median(widths):.3f}, failed refits {failed}"
+        assert target(res, "de")["counts"]["finetune_measured"] == 12
+        errors.append(law["alpha"] - TRUE_ALPHA)
+        covered += law["ci"]["alpha"][0] <= TRUE_ALPHA <= law["ci"]["alpha"][1]
+    msg = f"{curve.__name__}: alpha errors {np.round(errors, 3)}, covered {covered}/5"
     print(msg)
-    assert inside >= MIN_COVER * REPLICATES and np.median(widths) < MAX_WIDTH, msg
+    assert max(map(abs, errors)) <= 0.1 and covered >= 4, msg
 
 
-# ----------------------------------------------------------------------------- bounds: unconverged, censored, negative
+# ----------------------------------------------------------------------------- bounds and negatives
 
 def test_unconverged_scratch_runs_are_bounds_not_points(tmp_path):
     res = fs.analyse(str(make_sweep(tmp_path / "a", noise=NOISE, seed=3)), boot=0)
     n_limited = sum(compute_limited(N, D) for N in SIZES for D in SCRATCH_DS)
     o = target(res, "de")
     assert o["counts"]["scratch_unconverged"] == n_limited == 4
-    assert o["law"]["n_scratch"] == len(SIZES) * len(SCRATCH_DS) - n_limited
-    bounds = [s for s in o["scratch"] if not s["converged"]]
-    assert len(bounds) == n_limited and all(s["fit"] < s["loss"] for s in bounds)   # the curve lies below its bounds
     assert sum("did not converge" in m and "synth_de" in m for m in res["messages"]) == n_limited
-    # the same sweep without the unconverged runs gives the same fit: they never entered it
+    # the same sweep without the unconverged runs gives the same numbers: they never entered them
     root = make_sweep(tmp_path / "b", noise=NOISE, seed=3)
     for N in SIZES:
         for D in SCRATCH_DS:
@@ -208,83 +242,58 @@ def test_unconverged_scratch_runs_are_bounds_not_points(tmp_path):
                 for lang in LAWS:
                     os.remove(os.path.join(root, f"sc_{lang}_N{N:.0e}_D{D:.0e}", "log.json"))
     res_b = fs.analyse(str(root), boot=0)
-    assert target(res_b, "de")["law"]["alpha"] == pytest.approx(o["law"]["alpha"], abs=1e-9)
+    assert target(res_b, "de")["law"]["alpha"] == pytest.approx(o["law"]["alpha"], abs=1e-12)
     # logs written before train.py had `converged`: derived from status and the best eval's position
     res_old = fs.analyse(str(make_sweep(tmp_path / "c", noise=NOISE, seed=3, old=True)), boot=0)
     assert target(res_old, "de")["counts"] == o["counts"]
-    assert target(res_old, "de")["law"]["alpha"] == pytest.approx(o["law"]["alpha"], abs=1e-9)
+    assert target(res_old, "de")["law"]["alpha"] == pytest.approx(o["law"]["alpha"], abs=1e-12)
 
 
-def test_censored_cells_are_kept_as_bounds(tmp_path):
-    # At the largest size the scratch runs beyond D_f = 3e5 are compute-limited, so D_max = 3e5 there,
-    # and the fine-tuned cell at D_f = 3e5 reaches a loss no converged scratch run does.
-    res = fs.analyse(str(make_sweep(tmp_path)), boot=0)
-    for lang in LAWS:
-        o = target(res, lang)
-        cens = [p for p in o["points"] if "censored" in p["flags"]]
-        assert [(p["N"], p["D_f"]) for p in cens] == [(SIZES[-1], DFS[-1])]
-        assert cens[0]["D_e_lower"] == DFS[-1] and cens[0]["D_e"] > DFS[-1]
-        assert o["counts"]["finetune_censored"] == 1 and o["law"]["n_censored"] == 1
-        assert o["law"]["n_finetune"] == len(SIZES) * len(DFS)   # kept in the fit, as a one-sided term
+def test_beyond_the_measured_points_is_a_bound(tmp_path):
+    """A fine-tuned loss below every converged scratch loss of its size only says D_e > D_max; one
+    above the loss at the smallest D, D_e < D_min: flagged, shown as bounds, not fitted."""
+    def extreme(lang, N, Df, L):
+        if (N, Df) == (SIZES[-1], DFS[-1]):
+            return 0.9 * scratch_loss(N, 2 * DFS[-1])
+        return 1.1 * scratch_loss(N, DFS[0] / 2) if (N, Df) == (SIZES[0], DFS[0]) else L
+    res = fs.analyse(str(make_sweep(tmp_path, langs=("de",), ft_loss=extreme)), boot=20)
+    o = target(res, "de")
+    pts = {(p["N"], p["D_f"]): p for p in o["points"]}
+    above, below = pts[SIZES[-1], DFS[-1]], pts[SIZES[0], DFS[0]]
+    assert above["where"] == "above" and above["D_e_lower"] == pytest.approx(2 * DFS[-1])
+    assert below["where"] == "below" and below["D_e_upper"] == pytest.approx(DFS[0] / 2)
+    assert o["counts"]["finetune_censored"] == 1 and o["counts"]["finetune_below"] == 1
+    assert o["law"]["n_cells"] == o["summary"]["n_cells"] == len(SIZES) * len(DFS) - 2
     md = report.report_md(res, report.findings(res))
-    assert "D_e > 3e+05 (censored)" in md
+    assert f"D_e > {2 * DFS[-1]:.3g}" in md and f"D_e < {DFS[0] / 2:.3g}" in md
 
 
-def test_censored_cell_enters_the_fit_one_sided():
-    """Zero residual while the model's D_e reaches D_max, whatever the loss below it; else the gap
-    in log L between the model and the scratch curve at D_max."""
-    N, lang, Dmax = SIZES[-1], "de", 1.5e5
-    Ds, Dfs = np.array([1e4, 3e4, 6e4, Dmax]), np.array(DFS[:3])   # true D_e at D_f = 1e5: 1.63e5 > D_max
-    sc = (np.full(4, N), Ds, scratch_loss(N, Ds))
-    L_ft = scratch_loss(N, Dfs + transfer(lang, N, Dfs))
-    P = fs.problem(sc, (np.full(3, N), Dfs, L_ft))
-    assert list(P["censored"]) == [False, False, True]
-    k, a, b = LAWS[lang]
-    lk_ref = math.log(k) + a * P["ref"][0] + b * P["ref"][1]
-    th = np.r_[math.log(AD), math.log((NC / N) ** (AN / AD) + DC / Dmax), math.log(DC), lk_ref, a, b]
-    assert np.max(np.abs(fs.residuals(th, P))) < 1e-9
-    P_lower = fs.problem(sc, (np.full(3, N), Dfs, L_ft * np.r_[1, 1, 0.5]))
-    assert fs.residuals(th, P_lower)[-1] == 0.0          # only the bound D_e > D_max counts
-    for shift in (-3.0, -30.0):                           # less transfer, then none (k ~ 0): D_e < D_max
-        th0 = th.copy()
-        th0[-3] = lk_ref + shift
-        De = Dfs[-1] + math.exp(shift) * transfer(lang, N, Dfs[-1])
-        gap = math.log(scratch_loss(N, De) / scratch_loss(N, Dmax))
-        assert gap > 0 and fs.residuals(th0, P)[-1] == pytest.approx(gap, rel=1e-6)
-
-
-def test_negative_transfer_language_gives_k_zero(tmp_path):
-    def worse(lang, N, Df, L):          # Chinese: fine-tuning is 3% worse than scratch at every cell
-        return scratch_loss(N, Df) * 1.03 if lang == "zh" else L
-    res = fs.analyse(str(make_sweep(tmp_path, ft_loss=worse)), boot=10)
+def test_negative_transfer_is_a_number_below_one(tmp_path):
+    """Chinese fine-tuning 2% worse than scratch at every cell: D_e/D_f below 1 with an interval
+    below 1, every cell negative, no law (it is fitted where transfer is positive)."""
+    def worse(lang, N, Df, L):
+        return scratch_loss(N, Df) * 1.02 if lang == "zh" else L
+    res = fs.analyse(str(make_sweep(tmp_path, noise=0.002, ft_loss=worse)), boot=100)
     o = target(res, "zh")
-    law = o["law"]
-    assert not law["transfer_detected"] and law["max_Dt_over_Df"] < fs.NO_TRANSFER
-    assert law["identified"] == {"alpha": False, "beta": False}
-    assert o["counts"]["finetune_negative"] == len(SIZES) * len(DFS) - o["counts"]["finetune_censored"]
-    assert all(p["D_t"] < 0 and p["Df_over_De"] > 1 for p in o["points"] if "negative" in p["flags"])
-    assert target(res, "de")["law"]["transfer_detected"]
+    s = o["summary"]
+    assert o["law"] is None and s["transfer"] == "negative" and s["n_negative"] == s["n_cells"] > 6
+    assert s["De_over_Df"] < 1 and s["ci"][1] < 1
+    assert all(p["D_t"] < 0 and p["De_over_Df"] < 1 for p in o["points"] if p["where"] == "measured")
+    assert target(res, "de")["law"] is not None
     f = {x["title"]: x["text"] for x in report.findings(res)}
-    assert "did not measurably help Chinese" in f["Transfer law for Chinese (synth_zh)"]
-    assert "no measurable transfer" in f["Transfer across languages"]
+    assert "pre-training hurt, outside the uncertainty" in f["Transfer law for Chinese (synth_zh)"]
+    assert "Chinese 0." in f["Transfer across languages"]
 
 
-# ----------------------------------------------------------------------------- per-point cross-check
-
-def test_interpolation_on_flat_or_non_monotone_tail_does_not_raise(tmp_path):
-    inv, rng = fs.interp_curve([1e4, 1e5, 1e6], [3.0, 2.5, 2.5 * (1 - 1e-12)])
-    assert math.isinf(fs.safe_exp(inv(2.0)))                # the near-flat tail: unbounded, no OverflowError
-    inv, rng = fs.interp_curve([1e4, 1e5, 1e6], [3.0, 2.5, 2.6])
-    assert rng == (1e4, 1e5)                                 # the range of the points it kept
-    root = make_sweep(tmp_path)
-    N, D = SIZES[1], 4 * DFS[-1]
-    for lang, factor in (("es", 1 - 1e-12), ("zh", 1.01)):   # near-flat and rising tails at one size
-        write_log(root, f"sc_{lang}_N{N:.0e}_D{D:.0e}", "scratch", lang, N, D, scratch_loss(N, DFS[-1]) * factor,
-                  bpt=BPT[lang])
-    res = fs.analyse(str(root), boot=0)
-    es = [p for p in target(res, "es")["points"] if p["N"] == N]
-    assert any(p["D_e_interp"] == float("inf") for p in es)
-    assert all(p["D_e"] is not None for p in target(res, "zh")["points"])
+def test_reading_flat_or_rising_points_does_not_raise():
+    x, y, _ = fs.scratch_points([{"D": d, "loss": v, "n": 1} for d, v in
+                                 ((1e4, 3.0), (2e4, 2.5), (4e4, 2.6), (8e4, 2.5 * (1 - 1e-12)))])
+    assert list(np.exp(x)) == pytest.approx([1e4, 2e4, 8e4])       # the rising point is dropped
+    lDe, where = fs.read_De(x, y, math.log(2.0), "pchip")          # far beyond a near-flat end
+    assert where == "above" and lDe > x[-1]
+    assert fs.read_De(x, y, math.log(2.7), "linear")[1] == "measured"
+    assert fs.read_De(x, y, math.log(2.7), "pchip")[0] == pytest.approx(
+        fs.read_De(x, y, math.log(2.7), "linear")[0], abs=0.3)
 
 
 def test_duplicates_are_averaged(tmp_path):
@@ -302,20 +311,42 @@ def test_duplicates_are_averaged(tmp_path):
     assert any(m.startswith("3 runs of finetune synth_de") and "averaged 3" in m for m in res["messages"])
 
 
-# ----------------------------------------------------------------------------- checks, findings, the rest
+def test_held_out_test_loss_is_the_one_reported(tmp_path):
+    """train.py's best.test_loss (the best model on windows that did not stop the run) is what
+    the study fits; best.val_loss only in logs without it."""
+    log = write_log(tmp_path, "sc_de", "scratch", "de", 1e6, 1e4, 2.0)
+    log["best"]["test_loss"] = 2.1
+    with open(tmp_path / "sc_de" / "log.json", "w") as f:
+        json.dump(log, f)
+    write_log(tmp_path, "sc_de_old", "scratch", "de", 1e6, 2e4, 1.9)
+    runs, _ = fs.load_runs(str(tmp_path), [])
+    assert {r["name"]: (r["loss"], r["loss_from"]) for r in runs} == {
+        "sc_de": (2.1, "test"), "sc_de_old": (1.9, "val")}
 
-def test_repeated_grid_cells_are_averaged_and_give_the_noise(tmp_path):
-    """sweep.py's repeats: a grid cell run again with another seed (no tag) is averaged into the
-    cell, and its spread is run-to-run noise, as a seed check's is."""
+
+# ----------------------------------------------------------------------------- the spread a rerun moves
+
+def test_repeats_give_the_run_spread_and_the_pretrained_models_share(tmp_path):
+    """Scratch repeats give the run-to-run spread; fine-tuned repeats from another pre-trained
+    model spread more, and the excess is the pre-trained model's share."""
     root = make_sweep(str(tmp_path / "sweep"), langs=("de",))
-    N, Df = SIZES[0], DFS[0]
-    L = scratch_loss(N, Df)
-    write_log(root, f"sc_de_N{N:.0e}_D{Df:.0e}_s2", "scratch", "de", N, Df, L * 1.02, config={"seed": 1338})
-    res = fs.analyse(root, boot=0)
-    cell = next(s for s in target(res, "de")["scratch"] if s["N"] == N and s["D"] == Df)
-    assert cell["n"] == 2 and cell["loss"] == pytest.approx(L * 1.01)
-    assert res["checks"]["seed_groups"] == 1 and res["checks"]["seed_sigma_log"] == pytest.approx(
-        np.std(np.log([1.0, 1.02]), ddof=1), rel=1e-6)
+    for N in SIZES:
+        for Df, f_sc, f_ft in ((DFS[0], 1.01, 1.03), (DFS[1], 0.99, 0.97)):
+            write_log(root, f"sc_de_N{N:.0e}_D{Df:.0e}_s2", "scratch", "de", N, Df, scratch_loss(N, Df) * f_sc)
+            L = scratch_loss(N, Df + transfer("de", N, Df))
+            write_log(root, f"ft_de_N{N:.0e}_D{Df:.0e}_s2", "finetune", "de", N, Df, L * f_ft,
+                      init_from=f"out/synth/pt_N{N:.0e}_p2/best.pt")
+    res = fs.analyse(root, boot=20)
+    c = res["checks"]
+    def pooled(a, b):   # three sizes with a pair (1, a) and three with a pair (1, b)
+        return math.sqrt((np.var(np.log([1.0, a]), ddof=1) + np.var(np.log([1.0, b]), ddof=1)) / 2)
+    sd_sc, sd_ft = pooled(1.01, 0.99), pooled(1.03, 0.97)
+    assert c["scratch"]["cells"] == 6 and c["sigma_run"] == pytest.approx(sd_sc, rel=0.01)
+    assert c["finetune"]["sigma_log"] == pytest.approx(sd_ft, rel=0.01)
+    assert c["sigma_pretrain"] == pytest.approx(math.sqrt(sd_ft ** 2 - sd_sc ** 2), rel=0.02)
+    cell = next(p for p in target(res, "de")["points"] if p["N"] == SIZES[0] and p["D_f"] == DFS[0])
+    assert cell["n"] == 2 and len(cell["pretrained"]) == 2
+    assert target(res, "de")["law"]["noise"]["sigma_pretrain"] == c["sigma_pretrain"]
 
 
 def test_checks_are_reported_beside_their_twin_and_give_the_noise(tmp_path):
@@ -332,18 +363,18 @@ def test_checks_are_reported_beside_their_twin_and_give_the_noise(tmp_path):
     write_log(root, f"sc_de_N{N:.0e}_D{Df:.0e}_b2x", "scratch", "de", N, Df, L2, config={"tag": "budget2x"})
     res = fs.analyse(root, boot=5)
     law, law0 = target(res, "de")["law"], target(base, "de")["law"]
-    assert law["alpha"] == pytest.approx(law0["alpha"]) and law["n_finetune"] == law0["n_finetune"]   # not fitted
+    assert law["alpha"] == pytest.approx(law0["alpha"]) and law["n_cells"] == law0["n_cells"]   # not fitted
     rows = {r["run"]: r for r in res["checks"]["runs"]}
     assert len(rows) == 6
     p20 = rows[f"ft_de_N{N:.0e}_D{Df:.0e}_p20"]
     assert p20["grid_run"] == f"ft_de_N{N:.0e}_D{Df:.0e}" and p20["diff"] == pytest.approx(0.5 - p20["grid_loss"])
     assert rows[f"sc_de_N{N:.0e}_D{Df:.0e}_b2x"]["rel_diff"] == pytest.approx(0.0, abs=1e-12)   # budget2x: unchanged
     sd = np.std(np.log([1.0, 1.01, 0.98]), ddof=1)
-    assert res["checks"]["seed_sigma_log"] == pytest.approx(sd, rel=1e-6) and res["checks"]["seed_groups"] == 2
-    assert law["noise_from"].startswith("run-to-run spread") and law["noise_sigma"] == pytest.approx(sd)
+    assert res["checks"]["sigma_run"] == pytest.approx(sd, rel=1e-6) and res["checks"]["scratch"]["cells"] == 1
+    assert law["noise"]["sigma_run"] == pytest.approx(sd)
     md = report.report_md(res, report.findings(res))
     assert "## Checks" in md and "Run-to-run spread" in md
-    assert "budget2x (sc_de_N1e+06_D3e+04_b2x): the best loss moved by +0.00%" in md and "budget did not set the loss" in md
+    assert "budget2x (sc_de_N1e+06_D2e+04_b2x): the best loss moved by +0.00%" in md and "budget did not set the loss" in md
 
 
 def test_findings_follow_the_numbers(tmp_path, monkeypatch):
@@ -381,7 +412,7 @@ def test_bad_runs_are_listed_and_the_rest_still_runs(tmp_path):
     os.makedirs(os.path.join(root, "garbage"))
     with open(os.path.join(root, "garbage", "log.json"), "w") as f:
         f.write("{not json")
-    write_log(root, "sc_it", "scratch", "it", 1e6, 1e5, 2.0)            # Italian: too little for a fit
+    write_log(root, "sc_it", "scratch", "it", 1e6, 1e5, 2.0)            # Italian: one scratch point
     write_log(root, "ft_it", "finetune", "it", 1e6, 1e4, 2.1)
     write_log(root, "ft_de_big", "finetune", "de", 1e7, 1e4, 1.0)       # no scratch twin at its size
     res = fs.analyse(str(root), boot=0)
@@ -391,10 +422,10 @@ def test_bad_runs_are_listed_and_the_rest_still_runs(tmp_path):
     assert "schema 2" in reasons["sc_de_schema2"] and "NaN" in reasons["sc_de_nan"] and "unreadable" in reasons["garbage"]
     msgs = "\n".join(res["messages"])
     assert all(f"left out {run}" in msgs for run in reasons)
-    assert "it (synth_it): 1 converged scratch cells" in msgs and "too few for the joint fit" in msgs
+    assert "no converged scratch curve at N = 1e+07" in msgs and "no converged scratch curve at N = 1e+06" in msgs
     assert points(res, "de")["ft_de_big"]["flags"] == ["no_scratch_curve"]
-    assert points(res, "it")["ft_it"]["flags"] == ["no_scratch_curve"]
-    assert target(res, "de")["law"]["alpha"] == pytest.approx(LAWS["de"][1], abs=1e-3)   # the rest is untouched
+    assert points(res, "it")["ft_it"]["flags"] == ["no_scratch_curve"] and target(res, "it")["law"] is None
+    assert target(res, "de")["law"]["alpha"] == pytest.approx(LAWS["de"][1], abs=0.03)   # the rest is untouched
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -420,8 +451,8 @@ def test_main_writes_every_output_and_report_redraws_alone(tmp_path, capsys, mon
     assert set(res["targets"]) == {"synth_de", "synth_zh"}
     assert not [k for k in keys(res) if k.startswith("_")]            # nothing rides along to be stripped
     md = (rep / "report.md").read_text()
-    for s in ("## Counts", "scratch unconverged (bounds)", "fine-tuned censored", "## Transfer law", "## Findings",
-              "D_f \\ N", "## English pre-training", "## Messages"):
+    for s in ("## Counts", "scratch unconverged (bounds)", "D_e > D_max", "## Transfer: D_e/D_f", "## Findings",
+              "D_f \\ N", "## English pre-training", "## Corpora", "## Messages"):
         assert s in md, s
     os.remove(rep / "report.md")
     assert report.main([str(rep / "results.json")]) == 0 and (rep / "report.md").read_text() == md
