@@ -307,6 +307,7 @@ def point_row(c, lDe, where, draws):
     flags = [] if where == "measured" else [where]
     p = {"runs": c["runs"], "N": c["N"], "D_f": c["D"], "D_f_bytes": c["D"] * c["bpt"],
          "loss": c["loss"], "n": c["n"], "std": c["std"], "converged": c["converged"],
+         "flops": c["flops"],
          "pretrained": c["pretrained"], "where": where, "D_e": De, "D_e_ci": None, "D_t": None,
          "D_t_bytes": None, "De_over_Df": None, "De_over_Df_ci": None, "flags": flags}
     if De is None:
@@ -358,7 +359,7 @@ def analyse_target(target, cells, boot, rng, noise, msgs):
     else:
         out["law"] = law_row(est, [r for r, _ in reps], boot, bpt, ft, law_idx, noise)
     out["scratch"] = [{"runs": c["runs"], "N": c["N"], "D": c["D"], "D_bytes": c["D"] * c["bpt"],
-                       "loss": c["loss"], "n": c["n"], "std": c["std"],
+                       "loss": c["loss"], "n": c["n"], "std": c["std"], "flops": c["flops"],
                        "converged": c["converged"]} for c in scr]
     out["curves"] = {f"{n:.6g}": curve_lines(curves[n], out["law"], n, ft) for n in curves}
     count = lambda w: sum(w in p["flags"] for p in out["points"])

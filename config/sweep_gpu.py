@@ -9,9 +9,11 @@
 #   padded to 50,304) makes the output layer most of each step's FLOPs at these sizes.
 # - English pre-training: 4,000 steps of 32 x 256 tokens (33M tokens, about two epochs of the
 #   17M-token English corpus), a cosine schedule, the learning rate of Kaplan et al.'s LR(N).
-# - D_f from 800 to 80,000 tokens (2 decades, ~3.2x apart), and scratch runs alone at 4x and 16x
-#   the largest (320K and 1.28M tokens: the Spanish corpus holds 1.43M), so that D_e is read
-#   inside the measured converged curve.
+# - D_f from 1,000 to 64,000 tokens (4x apart), and scratch runs alone between them and beyond,
+#   so that the scratch points lie 2x apart from 500 to 1.02M tokens (the Spanish corpus holds
+#   1.43M): D_e is measured only between scratch points at most 2x apart (fit_scaling.py).
+# - The two smallest D_f twice (repeats: another run seed, draw of documents and pre-trained
+#   model), and two pre-trained models per size, so that the intervals see what a rerun moves.
 # - Transfer runs as in the CPU study: warmup-stable-decay (a constant learning rate until
 #   validation stalls, then back to the best evaluation and a decay over a fifth of the steps to
 #   it), a budget of 64 epochs of D_f clamped to [1M, 100M] tokens so that runs stop on
@@ -33,15 +35,17 @@ pretrain = dict(_common, batch_size=32, max_iters=4000, warmup_iters=200, eval_i
 transfer = dict(_common, batch_size=8, lr_schedule='wsd', decay_frac=0.2, max_epochs=64.0,
                 min_tokens=1_000_000, max_tokens=100_000_000, warmup_iters=100, eval_interval=25,
                 patience=4, patience_epochs=2.0, min_iters=200, min_overfit=0.02)
-dataset_tokens = [800, 2_500, 8_000, 25_000, 80_000]
-scratch_only_tokens = [320_000, 1_280_000]
+dataset_tokens = [1_000, 4_000, 16_000, 64_000]
+scratch_only_tokens = [500, 2_000, 8_000, 32_000, 128_000, 256_000, 512_000, 1_024_000]
+repeats = {1_000: 2, 4_000: 2}
+pretrain_seeds = 2
 checks = [
     # run-to-run spread of one cell (two more seeds)
-    dict(language='de', size='3.1M', dataset_tokens=8_000, tag='seed2', seed=2),
-    dict(language='de', size='3.1M', dataset_tokens=8_000, tag='seed3', seed=3),
+    dict(language='de', size='3.1M', dataset_tokens=16_000, tag='seed2', seed=2),
+    dict(language='de', size='3.1M', dataset_tokens=16_000, tag='seed3', seed=3),
 ] + [
     # twice the budget, one cell per size: a converged run's best does not depend on it
-    dict(language='de', size=s, dataset_tokens=25_000, tag='budget2x', max_epochs=128.0,
+    dict(language='de', size=s, dataset_tokens=16_000, tag='budget2x', max_epochs=128.0,
          max_tokens=200_000_000) for s in sizes
 ]
 jobs = 4

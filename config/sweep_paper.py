@@ -13,11 +13,13 @@ languages = {'de': 'hf_de_gpt2', 'es': 'hf_es_gpt2', 'zh': 'hf_zh_gpt2'}  # --ma
 sizes = {s: f'config/pretrain_{s}.py' for s in ('3M', '16M', '39M', '51M', '70M', '124M')}
 transfer_configs = ['config/_transfer_base.py']
 # D_f from 8,000 tokens in steps of 4x up to 33M tokens (3.6 orders of magnitude), and
-# from-scratch runs alone at 4x and 16x the largest D_f (131M and 524M tokens: the 2 GB per
-# language that the prepare commands above keep hold ~0.5-1B tokens), so that D_e is read off the
-# converged scratch curve inside its measured range, not extrapolated.
+# from-scratch runs alone halfway between them (2x), below and beyond them up to 16x the
+# largest D_f (524M tokens: the 2 GB per language that the prepare commands above keep hold
+# ~0.5-1B tokens): D_e is measured only between scratch points at most 2x apart.
 dataset_tokens = [8_000 * 4 ** i for i in range(7)]
-scratch_only_tokens = [dataset_tokens[-1] * 4, dataset_tokens[-1] * 16]
+scratch_only_tokens = ([4_000] + [2 * d for d in dataset_tokens]
+                       + [dataset_tokens[-1] * 2 ** i for i in (2, 3, 4)])
+repeats = {8_000: 2}  # another run seed and draw of documents: the run-to-run spread
 checks = [dict(language='de', size='16M', dataset_tokens=512_000, tag='patience40', patience=40,
                patience_epochs=20.0)]
 jobs = 8
