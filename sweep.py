@@ -145,10 +145,11 @@ def run_seed(r):
     return 1337 + r + 1000 * seed
 
 
-def data_seed(lang, size, d, repeat):
-    """The draw of D_f documents of one cell, the same for both twins; other cells, repeats and
-    study seeds draw others (a shared draw would move every cell of a language together)."""
-    return 1 + zlib.crc32(f"{seed}/{lang}/{size}/{d}/{repeat}".encode()) % (1 << 30)
+def data_seed(lang, repeat):
+    """The draw of documents of a language's r-th runs: the same for every size, D_f and both
+    twins (train.py nests D_f in it), another for each repeat and study seed. Independent draws
+    per cell would make each scratch curve jump from one draw of a few documents to the next."""
+    return 1 + zlib.crc32(f"{seed}/{lang}/{repeat}".encode()) % (1 << 30)
 
 
 def pretrain_name(size, p):
@@ -162,7 +163,7 @@ def transfer_run(lang, size, d, init, extra=None, repeat=0):
     extra = dict(extra or {})
     if 'seed' in extra:  # a seed check: its seed moves with the study's too
         extra['seed'] += 1000 * seed
-    extra = dict({'seed': run_seed(repeat), 'data_seed': data_seed(lang, size, d, repeat)}, **extra)
+    extra = dict({'seed': run_seed(repeat), 'data_seed': data_seed(lang, repeat)}, **extra)
     tag = extra.get('tag', '')
     name = (f"{init}_{lang}_{size_label(size)}_D{human(d)}" + (f"_{tag}" if tag else '')
             + (f"_s{repeat + 1}" if repeat else ''))

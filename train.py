@@ -253,19 +253,22 @@ if dataset_tokens < block_size + 1:
     fail(f"dataset_tokens={dataset_tokens} must be at least block_size+1 = {block_size + 1}")
 
 
-def draw_offset(n, seed):
-    """Where the D_f tokens start: 0 for data_seed 0, else an offset drawn by the seed, moved to
-the next document boundary when one is near, so D_f is whole documents of the shuffled split."""
-    if seed == 0 or n == len(train_data):
+def draw_offset(seed):
+    """Where the D_f tokens start: 0 for data_seed 0, else the start of a document at an offset
+    the seed draws. It does not depend on D_f, so the runs of one draw are nested (2K bytes hold
+    the 1K bytes' documents): the curve over D then follows the data, not a new draw at each D."""
+    if seed == 0:
         return 0
-    start = int(np.random.default_rng(seed).integers(0, len(train_data) - n + 1))
-    room = min(len(train_data) - n - start, 1 << 16)
-    eot = np.flatnonzero(train_data[start:start + room] == meta['eot_token'])
-    return start + int(eot[0]) + 1 if len(eot) else start
+    start = int(np.random.default_rng(seed).integers(0, len(train_data)))
+    eot = np.flatnonzero(train_data[start:start + (1 << 16)] == meta['eot_token'])
+    return (start + int(eot[0]) + 1) % len(train_data) if len(eot) else start
 
 
-data_offset = draw_offset(dataset_tokens, data_seed)
-train_data = train_data[data_offset:data_offset + dataset_tokens]
+data_offset = draw_offset(data_seed)
+split = train_data
+train_data = split[data_offset:data_offset + dataset_tokens]
+if len(train_data) < dataset_tokens:  # past the end of the split: on from its start
+    train_data = np.concatenate([train_data, split[:dataset_tokens - len(train_data)]])
 check_ids(train_data, meta, dataset, 'train', fail)
 config['dataset_tokens'] = dataset_tokens
 budget = budget_tokens(max_tokens, max_epochs, min_tokens, dataset_tokens)
