@@ -107,8 +107,9 @@ def transfer_args(data_dir, out, *extra):
 
 
 def test_finetune_and_scratch_twins(pretrained, data_dir, tmp_path):
-    run('train.py', *transfer_args(data_dir, tmp_path / 'ft', f'--init_from={pretrained}/best.pt'))
-    run('train.py', *transfer_args(data_dir, tmp_path / 'sc'))
+    run('train.py', *transfer_args(data_dir, tmp_path / 'ft', f'--init_from={pretrained}/best.pt',
+                                   '--data_seed=7'))
+    run('train.py', *transfer_args(data_dir, tmp_path / 'sc', '--data_seed=7'))
     ft, sc = read_log(tmp_path / 'ft'), read_log(tmp_path / 'sc')
     assert ft['role'] == 'finetune' and sc['role'] == 'scratch'
     assert ft['init_from'] == f'{pretrained}/best.pt' and sc['init_from'] is None
@@ -119,9 +120,23 @@ def test_finetune_and_scratch_twins(pretrained, data_dir, tmp_path):
     # the pre-trained model starts far ahead and stays ahead on this small D_f
     assert ft['evals'][0]['val_loss'] < sc['evals'][0]['val_loss'] - 0.3
     assert ft['best']['val_loss'] < sc['best']['val_loss']
-    # forgetting is measured on the English val split
-    assert 'toy_en' in ft['evals'][-1]['extra_val']
+    # forgetting is measured on the English val split: at the first and last evaluation, and on
+    # the best model at the end (every evaluation would cost a fine-tune more than its training)
+    assert [e['iter'] for e in ft['evals'] if e['extra_val']] == [0, 150]
+    assert set(ft['best']['extra_val']) == {'toy_en'}
     assert ft['evals'][-1]['epoch'] == pytest.approx(150 * 8 * 64 / 8000)
+    # the study's loss: the best model on test windows from the second half of the val split,
+    # which did not decide when the run stopped
+    for log in (ft, sc):
+        assert log['data']['test_tokens'] == log['data']['val_tokens'] == 4096 - 4096 % 64
+        assert 0 < log['best']['test_loss'] != log['best']['val_loss']
+    # data_seed draws documents from an offset; a smaller D_f of the same draw is nested in it
+    assert ft['data']['data_seed'] == 7 and ft['data']['data_offset'] > 0
+    run('train.py', *transfer_args(data_dir, tmp_path / 'half', '--data_seed=7',
+                                   '--dataset_tokens=4000', '--max_iters=1', '--test_split=False'))
+    half = read_log(tmp_path / 'half')
+    assert half['data']['data_offset'] == ft['data']['data_offset']
+    assert half['data']['test_tokens'] is None and 'test_loss' not in half['best']
 
 
 def test_early_stopping_on_a_tiny_dataset(data_dir, tmp_path):
