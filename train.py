@@ -623,10 +623,11 @@ while True:
         add_time('eval', t0)
         if not math.isfinite(val_loss) or (train_loss is not None and not math.isfinite(train_loss)):
             msg = f"non-finite loss at iter {it} (train {train_loss}, val {val_loss})"
-            finish('failed', msg)
+            kept = f"; {out_dir}/ckpt.pt keeps the last good checkpoint" * os.path.exists(ckpt_path)
+            finish('failed', msg + kept)
             # a resume keeps the run's learning rate and would repeat the same steps: start over
-            fail(msg + ": start the run again with a lower --learning_rate and --overwrite=True, "
-                 "or check the data")
+            fail(msg + kept + ": start the run again with a lower --learning_rate and "
+                 "--overwrite=True, or check the data")
         log['tokens_seen'], log['flops'] = tokens, tokens * flops_per_token
         log['epochs'] = tokens / dataset_tokens
         log['elapsed_s'] = elapsed_before + time.time() - t_start

@@ -364,6 +364,17 @@ def alive(pid):
         return f.read().split(') ')[1][0] != 'Z'
 
 
+def finished_grid(data, out):
+    """sweep_config's datasets in data and its 3 runs in out, marked finished: a sweep started
+    on them has only its fit left to run."""
+    write_dataset(str(data), 'toy_en', 'en', EN, 3_000, 500, seed=1)
+    write_dataset(str(data), 'toy_de', 'de', DE, 3_000, 500, seed=2)
+    for name in ('pt_N10K', 'ft_de_N10K_D2K', 'sc_de_N10K_D2K'):
+        os.makedirs(out / name)
+        (out / name / 'log.json').write_text('{"status": "done"}')
+    (out / 'pt_N10K' / 'best.pt').write_bytes(b'')
+
+
 @pytest.mark.parametrize('sig', [signal.SIGKILL, signal.SIGINT])
 def test_the_fit_dies_with_the_sweep(tmp_path, sig):
     """A sweep killed during its final fit takes the fit with it (a fit_scaling.py that takes
@@ -374,7 +385,8 @@ def test_the_fit_dies_with_the_sweep(tmp_path, sig):
         shutil.copy(os.path.join(ROOT, f), repo / f)
     (repo / 'fit_scaling.py').write_text(FAKE_FIT)
     out = tmp_path / 'out'
-    cfg = sweep_config(tmp_path / 'sweep.py', str(tmp_path), out, sizes={}, fit=True, fork_runs=False)
+    cfg = sweep_config(tmp_path / 'sweep.py', str(tmp_path), out, fit=True, fork_runs=False)
+    finished_grid(tmp_path, out)
     p = subprocess.Popen([sys.executable, 'sweep.py', cfg], cwd=repo, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
