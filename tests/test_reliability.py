@@ -402,3 +402,99 @@ def test_the_fit_dies_with_the_sweep(tmp_path, sig):
     while alive(fit) and time.time() < deadline:
         time.sleep(0.05)
     assert not alive(fit)
+
+
+# --- issue 20: a run's out_dir is its own, every end writes a true status -------------------
+
+OWN = r'''
+import json, os, sys
+sys.argv = ['sweep.py']
+import sweep, model, torch
+sweep.preload()
+forward, calls = model.GPT.forward, [0]
+def forward_or_oom(self, *a, **k):  # a run's 4th training step asks for too much memory
+    calls[0] += self.training
+    if os.environ.get('OOM') and calls[0] == 4:
+        raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 20.00 GiB')
+    return forward(self, *a, **k)
+model.GPT.forward = forward_or_oom
+codes = []
+for args, log, oom in json.loads(os.environ['CASES']):
+    with open(log, 'w') as out:
+        codes.append(sweep.ForkedRun(args, out, dict(os.environ, OOM=oom)).wait())
+print(json.dumps(codes))
+'''
+
+
+def forked(cases, tmp_path):
+    """Run [(args, oom)] one after another as sweep.py forks them; [(exit code, output)]."""
+    logs = [str(tmp_path / f'case{i}.txt') for i in range(len(cases))]
+    env = dict(ENV, CASES=json.dumps([(['train.py', *a], l, oom) for (a, oom), l in zip(cases, logs)]))
+    p = subprocess.run([sys.executable, '-c', OWN], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert p.returncode == 0, p.stderr
+    return [(c, open(l).read()) for c, l in zip(json.loads(p.stdout.strip().splitlines()[-1]), logs)]
+
+
+def test_a_run_dir_belongs_to_one_run_and_every_end_is_logged(small, tmp_path):
+    data, pt = small
+    base = [*SMALL, f'--data_dir={data}', '--max_iters=10', '--eval_interval=5']
+    done, again, foreign, locked = (tmp_path / n for n in ('done', 'again', 'foreign', 'locked'))
+    for d in (done, again, foreign, locked):
+        shutil.copytree(pt, d)
+    with open(foreign / 'log.json', 'w') as f:  # an interrupted run, whose ckpt.pt is another's
+        json.dump(dict(read_log(pt), status='running'), f)
+    other = torch.load(foreign / 'ckpt.pt', weights_only=False)
+    other['config'].update(dataset='toy_de', n_embd=64)
+    torch.save(other, foreign / 'ckpt.pt')
+    fd = os.open(locked, os.O_RDONLY)  # a train.py running on it holds this lock
+    import fcntl
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    before = files(tmp_path)
+    oom, bad = tmp_path / 'oom', str(tmp_path / 'bad')
+    cases = [
+        ([*base, '--dataset=toy_en', f'--out_dir={done}'], 'holds a run (log.json, ckpt.pt, best.pt)'),
+        ([*base, '--dataset=toy_en', '--init_from=resume', f'--out_dir={foreign}'],
+         "is not this run's (it has dataset='toy_de', n_embd=64"),
+        ([*base, '--dataset=toy_en', '--overwrite=True', f'--out_dir={locked}'],
+         'another train.py is running on'),
+        ([*base, '--dataset=toy_en', '--gradient_accumulation_steps=0', f'--out_dir={bad}'],
+         'gradient_accumulation_steps=0 must be at least 1'),
+        ([*base, '--dataset=toy_en', '--learning_rate=1e400', f'--out_dir={bad}'], 'must be finite'),
+        ([*base, '--dataset=toy_en', '--eval_batch_size=-1', f'--out_dir={bad}'],
+         'eval_batch_size=-1 must be at least 1'),
+        ([*base, '--dataset=toy_en', '--dropout=2', f'--out_dir={bad}'], 'dropout=2.0 must be in [0, 1)'),
+        ([*base, f'--dataset={bad_data(data, "short", lambda d: truncate(os.path.join(d, "train.bin"), 4000))}',
+          f'--out_dir={bad}'], 'holds 2,000 tokens but meta.json counts 10,000'),
+        ([*base, f'--dataset={bad_data(data, "bpe", lambda d: edit_meta(d, lambda m: m.update(tokenizer="bpe")))}',
+          f'--out_dir={bad}'], "names tokenizer 'bpe', not one of bytes, gpt2"),
+    ]
+    results = forked([(a, '') for a, _ in cases] + [
+        ([*base, '--dataset=toy_en', '--overwrite=True', f'--out_dir={again}'], ''),
+        ([*base, '--dataset=toy_en', '--max_iters=20', f'--out_dir={oom}'], '1'),  # OOM at iter 3
+        (['--init_from=resume', '--batch_size=2', f'--out_dir={oom}', '--device=cpu'], ''),
+    ], tmp_path)
+    for (args, want), (code, output) in zip(cases, results):
+        assert code == 1 and len(output.strip().splitlines()) == 1, (args, output)
+        one_line(output, want)
+    os.close(fd)
+    assert not os.path.exists(bad)
+    after = files(tmp_path)
+    assert {k: v for k, v in after.items() if k.split(os.sep)[0] in
+            ('done', 'foreign', 'locked')} == {k: v for k, v in before.items() if
+                                               k.split(os.sep)[0] in ('done', 'foreign', 'locked')}
+    (code, output), (oom_code, oom_out), (split_code, split_out) = results[-3:]
+    assert code == 0 and read_log(again)['status'] == 'done', output
+    assert read_log(again)['evals'][-1]['elapsed_s'] != read_log(pt)['evals'][-1]['elapsed_s']
+    # out of memory: log.json failed with the reason, one line that says how to go on, and the
+    # resume it names takes a smaller batch_size (the product kept, else refused)
+    assert oom_code == 1
+    line = one_line(oom_out, 'out of memory at iter 3: CUDA out of memory')
+    assert '--init_from=resume takes them' in line
+    log = read_log(oom)
+    assert log['status'] == 'failed' and log['error'].startswith('out of memory at iter 3')
+    assert split_code == 1
+    one_line(split_out, "batch_size x gradient_accumulation_steps must stay the run's 4 (got 2)")
+    [(code, output)] = forked([(['--init_from=resume', '--batch_size=2', '--gradient_accumulation_steps=2',
+                                 f'--out_dir={oom}', '--device=cpu'], '')], tmp_path)
+    assert code == 0 and read_log(oom)['status'] == 'done', output
