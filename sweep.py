@@ -612,9 +612,11 @@ if __name__ == '__main__':
             if stopping:
                 stop(stopping)
             time.sleep(0.2)
-        if fit_process.returncode:  # a study whose fit failed has no (or a stale) report
-            sys.exit(f"error: fit_scaling.py {out_dir} failed (exit {fit_process.returncode}; its "
-                     f"message is above): fix that and run it again")
+        if fit_process.returncode:  # a study whose fit failed has no (or a stale) report; the
+            # fit's own error line says why, and stays the one error line
+            print(f"sweep: fit_scaling.py {out_dir} failed (exit {fit_process.returncode}): "
+                  f"its error is above")
+            sys.exit(1)
     if failed:
         sys.exit(f"error: {len(failed)} run(s) failed: {', '.join(sorted(failed))}; see their "
                  f"train.txt, fix them and start the sweep again")

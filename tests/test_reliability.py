@@ -498,3 +498,81 @@ def test_a_run_dir_belongs_to_one_run_and_every_end_is_logged(small, tmp_path):
     [(code, output)] = forked([(['--init_from=resume', '--batch_size=2', '--gradient_accumulation_steps=2',
                                  f'--out_dir={oom}', '--device=cpu'], '')], tmp_path)
     assert code == 0 and read_log(oom)['status'] == 'done', output
+
+
+def test_sweep_config_errors_are_one_line_before_anything_runs(small, tmp_path):
+    data, _ = small
+    out = tmp_path / 'out'
+    bad = tmp_path / 'bad.py'
+    bad.write_text("sizes = {'10K': dict(n_layer=1}\n")
+    (tmp_path / 'a_file').write_text('')
+    check = "[{'language': '%s', 'size': '%s', 'dataset_tokens': 2000, 'tag': 'x'}]"
+    cases = [
+        ([], 'the grid is empty'),
+        (['--sizes={}'], 'the grid is empty'),
+        (['--dataset_tokens=[]'], 'the grid is empty'),
+        (['--checks=' + check % ('fr', '10K')], "names language 'fr', not one of languages ('de')"),
+        (['--checks=' + check % ('de', '1B')], "size '1B' is not in sizes ('10K')"),
+        (["--sizes={'10K': 'config/nope.py'}"], "names config file config/nope.py, which does not exist"),
+        (['--dataset_tokens=[50000]'], "has dataset_tokens=50,000, but"),
+        (['--slurm', str(tmp_path / 'a_file')], 'is a file, not a directory'),
+        ([str(bad)], f"config file {bad}, line 1"),
+    ]
+    cfg = sweep_config(tmp_path / 'sweep.py', data, out)
+    for args, want in cases:
+        p = run('sweep.py', *([cfg] if args else []), *args, check=False, timeout=60)
+        assert p.returncode == 1, (args, p.stdout, p.stderr)
+        one_line(p.stderr, want)
+        assert not os.path.exists(out)
+    assert not os.path.exists(os.path.join(ROOT, 'out', 'sweep', 'sweep.lock')) or \
+        os.path.getmtime(os.path.join(ROOT, 'out', 'sweep', 'sweep.lock')) < time.time() - 60
+
+
+def test_sweep_fails_when_its_fit_fails_and_reruns_a_pretraining_without_best_pt(tmp_path,
+                                                                                 monkeypatch):
+    out = tmp_path / 'out'
+    cfg = sweep_config(tmp_path / 'sweep.py', str(tmp_path), out, fit=True)
+    finished_grid(tmp_path, out)  # logs the fit cannot use: it fails, and so does the sweep
+    p = run('sweep.py', cfg, check=False, timeout=120)
+    assert p.returncode == 1 and '3/3 runs finished' in p.stdout, p.stdout + p.stderr
+    assert f'sweep: fit_scaling.py {out} failed (exit 1)' in p.stdout
+    one_line(p.stderr, 'no usable log.json')
+    monkeypatch.setattr(sys, 'argv', ['sweep.py', cfg])
+    import sweep
+    assert sweep.run_state('pt_N10K') == 'finished'
+    os.remove(out / 'pt_N10K' / 'best.pt')  # what every fine-tune starts from: run it again
+    assert sweep.run_state('pt_N10K') == 'failed' and sweep.run_state('sc_de_N10K_D2K') == 'finished'
+
+
+def test_fit_and_report_fail_with_one_line_and_leave_no_temp_file(tmp_path, capsys, monkeypatch):
+    import errno
+    import fit_scaling as fs
+    import matplotlib.figure
+    import report
+    from test_fit_scaling import make_sweep
+    root = make_sweep(tmp_path / 'out', langs=('de',))
+    (tmp_path / 'a_file').write_text('')
+
+    def err(code):
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and lines[0].startswith('error: '), lines
+        return lines[0]
+
+    assert '--boot -5 must be at least 0' in err(fs.main([str(root), '--boot', '-5']))
+    assert 'choose another --out' in err(fs.main([str(root), '--boot', '0', '--out', str(tmp_path / 'a_file')]))
+
+    def full(*a, **k):  # a partial figure, then the disk is full
+        open(a[1] if len(a) > 1 else k['fname'], 'wb').write(b'\0' * 100)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    with monkeypatch.context() as m:
+        m.setattr(matplotlib.figure.Figure, 'savefig', full)
+        assert 'No space left on device' in err(fs.main([str(root), '--boot', '0']))
+    rep = root / 'report'
+    assert not [f for f in os.listdir(rep) if f.endswith('.tmp')] and not (rep / 'report.md').exists()
+    res = json.loads((rep / 'results.json').read_text())
+    for name, text, want in (('s2.json', json.dumps(dict(res, schema=2)), 'has schema 2'),
+                             ('wrong.json', json.dumps(dict(schema=1, targets=[])), 'is not a results.json'),
+                             ('list.json', '[1]', 'has schema None')):
+        (tmp_path / name).write_text(text)
+        assert want in err(report.main([str(tmp_path / name), '--out', str(tmp_path / 'r')]))
+    assert not os.path.exists(tmp_path / 'r') or not os.listdir(tmp_path / 'r')
