@@ -576,3 +576,37 @@ def test_fit_and_report_fail_with_one_line_and_leave_no_temp_file(tmp_path, caps
         (tmp_path / name).write_text(text)
         assert want in err(report.main([str(tmp_path / name), '--out', str(tmp_path / 'r')]))
     assert not os.path.exists(tmp_path / 'r') or not os.listdir(tmp_path / 'r')
+
+
+def test_prepare_on_a_full_disk_fails_with_one_line_and_cleans_up(tmp_path, monkeypatch, capsys):
+    import errno
+    from prepare import common
+    docs = [(f'doc{i}', [f'Absatz {i} über das Haus und das Wasser.'] * 5) for i in range(200)]
+
+    def prepare(out):
+        return common.write_dataset(iter(docs), str(out), tokenizer='bytes', language='de',
+                                    args={}, sources=['test'], num_proc=1)
+
+    class Usage:
+        free = 1000  # bytes: less than the split needs
+    with monkeypatch.context() as m:
+        m.setattr(common.shutil, 'disk_usage', lambda path: Usage)
+        with pytest.raises(SystemExit) as e:
+            prepare(tmp_path / 'full')
+    assert 'MB needed for train.bin: free space and rerun' in str(e.value)
+    assert not os.path.exists(tmp_path / 'full')  # no temp files, no empty directory
+
+    def no_space(fd, offset, length):  # the disk fills between the check and the write
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    out = tmp_path / 'kept'
+    out.mkdir()
+    (out / '.all.bin.tmp').write_bytes(b'\0' * 1000)  # what a killed prepare left
+    with monkeypatch.context() as m:
+        m.setattr(common.os, 'posix_fallocate', no_space, raising=False)
+        with pytest.raises(SystemExit) as e:
+            prepare(out)
+    assert str(e.value).startswith('error: writing') and 'No space left on device' in str(e.value)
+    assert os.listdir(out) == []
+    (out / '.train.bin.tmp').write_bytes(b'\0' * 1000)
+    prepare(out)
+    assert sorted(os.listdir(out)) == ['meta.json', 'train.bin', 'val.bin']
