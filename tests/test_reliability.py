@@ -610,3 +610,16 @@ def test_prepare_on_a_full_disk_fails_with_one_line_and_cleans_up(tmp_path, monk
     (out / '.train.bin.tmp').write_bytes(b'\0' * 1000)
     prepare(out)
     assert sorted(os.listdir(out)) == ['meta.json', 'train.bin', 'val.bin']
+
+
+@pytest.mark.parametrize('flag', ['-h', '--help'])
+def test_help_prints_the_docstring_and_keys_and_exits_0(flag, capsys):
+    from configurator import configure
+    with pytest.raises(SystemExit) as e:
+        configure({'__doc__': 'Train a model:\n    python train.py', 'lr': 0.1, 'out_dir': 'out'},
+                  ['--lr=0.2', flag])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith('Train a model:') and '--lr=0.1' in out and "--out_dir='out'" in out
+    p = run('sweep.py', flag, timeout=60)  # a script as a user runs it (sweep.py starts fast)
+    assert p.stdout.startswith('Run a whole study') and '--jobs=1' in p.stdout
