@@ -38,7 +38,8 @@ import torch
 
 from configurator import configure
 from model import GPT, GPTConfig, compile_model
-from runtime import device_settings, get_batch, optimizer_step, use_compile_cache
+from runtime import (check_ids, device_settings, get_batch, load_meta, load_tokens, optimizer_step,
+                     use_compile_cache)
 
 # -----------------------------------------------------------------------------
 # the keys a training step reads, with train.py's defaults (tests/test_bench.py holds them equal)
@@ -64,7 +65,7 @@ compile = None
 compile_cache = '.cache/torchinductor'
 seed = 1337
 # train.py's other keys, which its config files set and a step does not read: accepted, ignored
-out_dir = init_from = role = tag = extra_val = eval_tokens = eval_batch_size = eval_interval = \
+out_dir = init_from = overwrite = role = tag = extra_val = eval_tokens = eval_batch_size = eval_interval = \
     eval_dense = log_interval = patience = patience_epochs = min_iters = max_tokens = ckpt_share = \
     max_iters = warmup_iters = min_lr = lr_schedule = decay_frac = max_epochs = min_tokens = \
     min_overfit = None
@@ -105,12 +106,19 @@ def sync():
 
 # -----------------------------------------------------------------------------
 # data: train.py's loader (uniformly random block_size windows of a uint16 memmap)
-if dataset:
-    with open(os.path.join(data_dir, dataset, 'meta.json')) as f:
-        vocab_size = json.load(f)['vocab_size']
-    train_data = np.memmap(os.path.join(data_dir, dataset, 'train.bin'), dtype=np.uint16, mode='r')
+def fail(msg):
+    sys.exit(f"error: {msg}")
+
+
+if dataset:  # train.py's checks: meta.json, the file's length, every token id in the vocabulary
+    meta = load_meta(data_dir, dataset, fail)
+    vocab_size = meta['vocab_size']
+    train_data = load_tokens(data_dir, dataset, 'train', fail, meta)
     if dataset_tokens:
         train_data = train_data[:dataset_tokens]
+    if len(train_data) < block_size + 1:
+        fail(f"{dataset}'s train split ({len(train_data)} tokens) is shorter than block_size+1")
+    check_ids(train_data, meta, dataset, 'train', fail)
 else:
     train_data = np.random.default_rng(seed).integers(0, vocab_size, 1 << 20).astype(np.uint16)
 data_rng = torch.Generator().manual_seed(seed)

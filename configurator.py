@@ -7,6 +7,7 @@ Config files are plain Python, executed in order; then --key=value overrides, pa
 literals (a bare word is a string). Every key must already exist as a module-level default of the
 calling script and keep its type (an integral float such as 1e6 is accepted for an int key), so a
 typo exits with one line that names the key and the closest known one, instead of being ignored.
+-h or --help prints the script's docstring and its keys with their defaults.
 """
 
 import ast
@@ -43,6 +44,10 @@ def configure(config, argv):
     globals()). Returns the set of keys that were set explicitly."""
     known = [k for k, v in config.items() if not k.startswith('_') and
              isinstance(v, (int, float, bool, str, list, dict, tuple, type(None)))]
+    if '-h' in argv or '--help' in argv:
+        print((config.get('__doc__') or '').strip() + "\n\nconfig keys (config files, then "
+              "--key=value overrides):\n" + '\n'.join(f"  --{k}={config[k]!r}" for k in known if k != 'config_keys'))
+        sys.exit(0)
     explicit = set()
     for arg in argv:
         if not arg.startswith('--'):
@@ -51,7 +56,12 @@ def configure(config, argv):
             except OSError as e:
                 _fail(f"cannot read config file {arg}: {e.strerror}")
             scope = {}
-            exec(code, {}, scope)
+            try:
+                exec(compile(code, arg, 'exec'), {}, scope)
+            except SyntaxError as e:
+                _fail(f"config file {arg}, line {e.lineno}: {e.msg}: fix its Python syntax")
+            except Exception as e:  # a NameError, say: the file's, not the script's
+                _fail(f"config file {arg}: {type(e).__name__}: {e}: fix it")
             for key, value in scope.items():
                 if key.startswith('_') or callable(value) or type(value).__name__ == 'module':
                     continue

@@ -43,6 +43,8 @@ import tempfile
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
+import report   # one way: report.py reads results.json and imports nothing of the project
+
 SCHEMA = 1
 LANG = {"en": "English", "de": "German", "es": "Spanish", "zh": "Chinese"}
 REQUIRED = ["role", "model.N", "data.dataset", "data.language", "data.dataset_tokens",
@@ -559,10 +561,15 @@ def clean(x):
 
 def write_atomic(path, text):
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)             # mkstemp makes 0600; a report is for reading
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)             # mkstemp makes 0600; a report is for reading
+        os.replace(tmp, path)
+    except BaseException:            # a full disk: no half-written temp file is left behind
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Fit transfer scaling laws from the run logs under a directory.")
@@ -571,6 +578,9 @@ def main(argv=None):
     ap.add_argument("--boot", type=int, default=1000, help="parametric bootstrap draws for the CIs")
     ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     a = ap.parse_args(argv)
+    if a.boot < 0:
+        print(f"error: --boot {a.boot} must be at least 0 (0 = no bootstrap CIs)", file=sys.stderr)
+        return 1
     if not os.path.isdir(a.dir):
         print(f"error: no such directory {a.dir}: give the sweep's output directory, e.g. out/builtin/", file=sys.stderr)
         return 1
@@ -580,12 +590,16 @@ def main(argv=None):
               f"first, or point at the directory holding their runs", file=sys.stderr)
         return 1
     out = a.out or os.path.join(a.dir, "report")
-    os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "results.json")
-    write_atomic(path, json.dumps(clean(res), indent=1, allow_nan=False))
+    try:
+        os.makedirs(out, exist_ok=True)
+        write_atomic(path, json.dumps(clean(res), indent=1, allow_nan=False))
+    except OSError as e:
+        print(f"error: cannot write {path} ({e.strerror or e}): free space in it or choose another "
+              f"--out directory", file=sys.stderr)
+        return 1
     for m in res["messages"]:
         print("note:", m)
-    import report                    # here, not at the top: report.py imports this module
     return report.main([path])
 
 if __name__ == "__main__":

@@ -342,10 +342,15 @@ def report_md(res, fnd):
 def save(fig, path):
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".png.tmp")
     os.close(fd)
-    fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: no half-written temp file is left behind
+        os.remove(tmp)
+        raise
+    finally:
+        plt.close(fig)
 
 def grid(nr, nc, title):
     fig, axs = plt.subplots(nr, nc, figsize=(3.6 * nc, 3.0 * nr), squeeze=False)
@@ -509,12 +514,28 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         print(f"error: cannot read {a.results} ({e}): run fit_scaling.py on the sweep directory first", file=sys.stderr)
         return 1
+    if not isinstance(res, dict) or res.get("schema") != 1:  # another layout would mislead, not fail
+        print(f"error: {a.results} has schema {res.get('schema') if isinstance(res, dict) else None!r}, "
+              f"this report reads schema 1: run this version's fit_scaling.py again", file=sys.stderr)
+        return 1
     out = a.out or os.path.dirname(os.path.abspath(a.results))
-    os.makedirs(out, exist_ok=True)
-    fnd = findings(res)
-    plots(res, out)
-    with open(os.path.join(out, "report.md"), "w") as f:   # for reading: no program decides from it
-        f.write(report_md(res, fnd))
+    md_path = os.path.join(out, "report.md")
+    try:
+        os.makedirs(out, exist_ok=True)
+        fnd = findings(res)
+        plots(res, out)
+        with open(md_path, "w") as f:   # for reading: no program decides from it
+            f.write(report_md(res, fnd))
+    except OSError as e:
+        if os.path.exists(md_path):   # half-written: gone rather than misleading
+            os.remove(md_path)
+        print(f"error: cannot write to {out} ({e.strerror or e}): free space in it or choose another "
+              f"--out directory", file=sys.stderr)
+        return 1
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        print(f"error: {a.results} is not a results.json as fit_scaling.py writes it "
+              f"({type(e).__name__}: {e}): run fit_scaling.py again", file=sys.stderr)
+        return 1
     for f in fnd:
         print(f"- {f['title']}: {f['text']}")
     print(f"wrote {out}/report.md and {len(PLOTS)} figures")

@@ -17,7 +17,7 @@ import json
 import numpy as np
 import torch
 
-from prepare.common import prepare_hint
+from prepare.common import TOKENIZERS, prepare_hint
 
 
 def device_settings(device, dtype, compile):
@@ -74,6 +74,9 @@ def load_meta(data_dir, name, fail):
         with open(path) as f:
             m = json.load(f)
         train = m['splits']['train']
+        if m['tokenizer'] not in TOKENIZERS:
+            fail(f"{path} names tokenizer {m['tokenizer']!r}, not one of {', '.join(TOKENIZERS)}: "
+                 f"prepare {name} again ({prepare_hint(name)} --force)")
         if m['tokenizer'] and all(isinstance(v, int) for v in (m['vocab_size'], m['eot_token'],
                                                                train['tokens'], train['bytes'])):
             return m
@@ -83,13 +86,18 @@ def load_meta(data_dir, name, fail):
          f"prepare {name} again ({prepare_hint(name)} --force)")
 
 
-def load_tokens(data_dir, name, split, fail):
-    """A split's uint16 token ids as a memmap (a corpus larger than RAM is fine)."""
+def load_tokens(data_dir, name, split, fail, meta=None):
+    """A split's uint16 token ids as a memmap (a corpus larger than RAM is fine), as many as meta
+    (its meta.json) counts: a file cut short, even to an even length, trains on less data."""
     path = os.path.join(data_dir, name, f'{split}.bin')
     size = os.path.getsize(path) if os.path.exists(path) else -1
     if size <= 0 or size % 2:  # two bytes a token
         fail(f"{path} is {'missing' if size < 0 else 'empty' if size == 0 else f'{size:,} bytes, an odd length'}"
              f": prepare {name} again ({prepare_hint(name)} --force)")
+    want = (meta or {}).get('splits', {}).get(split, {}).get('tokens')
+    if isinstance(want, int) and size // 2 != want:
+        fail(f"{path} holds {size // 2:,} tokens but meta.json counts {want:,}: the file is cut "
+             f"short or from another preparation; prepare {name} again ({prepare_hint(name)} --force)")
     return np.memmap(path, dtype=np.uint16, mode='r')
 
 

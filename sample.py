@@ -32,6 +32,9 @@ def fail(msg):
     sys.exit(f"error: {msg}")
 
 
+if top_k < 0 or max_new_tokens < 1 or not temperature > 0:
+    fail(f"top_k={top_k} must be at least 0 (0 = all), max_new_tokens={max_new_tokens} at least 1 "
+         f"and temperature={temperature} above 0: fix them")
 path = f"{out_dir}/{checkpoint}"
 if not os.path.exists(path):
     fail(f"no checkpoint {path}: train one first (python train.py ...) or set --out_dir")

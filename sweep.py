@@ -31,7 +31,6 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 import zipfile
 
 from tqdm import tqdm
@@ -136,7 +135,11 @@ def overrides(d):
 
 def size_args(size):
     """A size's config file goes first (the study's configs refine it), its overrides last."""
+    if size not in sizes:
+        sys.exit(f"error: size {size!r} is not in sizes ({', '.join(map(repr, sizes))}): fix the check")
     spec = sizes[size]
+    if isinstance(spec, str) and not os.path.isfile(spec):
+        sys.exit(f"error: size {size!r} names config file {spec}, which does not exist: fix sizes")
     return ([spec], []) if isinstance(spec, str) else ([], overrides(spec))
 
 
@@ -203,6 +206,9 @@ def make_runs():
         if not c.get('tag') or init not in ('', 'ft', 'sc'):
             sys.exit(f"error: check {c} needs a tag (its runs are named and reported by it) and an init "
                      f"of 'ft', 'sc' or none (both twins)")
+        if lang not in languages:
+            sys.exit(f"error: check {c} names language {lang!r}, not one of languages "
+                     f"({', '.join(map(repr, languages))}): fix the check")
         transfer += [(d, transfer_run(lang, s, d, i, c)) for i in ([init] if init else ['ft', 'sc'])]
     return runs + [r for _, r in sorted(transfer, key=lambda x: -x[0])]
 
@@ -216,6 +222,9 @@ def run_state(name):
     except (OSError, ValueError, KeyError):
         status = None
     if status in ('done', 'early_stopped'):
+        # a pre-training run's best.pt is what its fine-tunes start from: without it, run it again
+        if name.startswith('pt_') and not os.path.exists(os.path.join(d, 'best.pt')):
+            return 'failed'
         return 'finished'
     if status == 'failed':
         return 'failed'
@@ -262,6 +271,17 @@ def check_datasets(runs):
         sys.exit(f"error: {', '.join(missing)} not prepared (train.bin, meta.json): prepare "
                  f"{'them' if len(missing) > 1 else 'it'} first with {'; '.join(missing.values())}"
                  " (or run the sweep with --prepare)")
+    for name, args, _ in runs:  # a D_f beyond its split would fail only after all pre-training
+        c = resolve(args)
+        path = os.path.join(c.get('data_dir', 'data'), c.get('dataset', 'builtin_en'), 'meta.json')
+        try:
+            with open(path) as f:
+                tokens = json.load(f)['splits']['train']['tokens']
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # train.py says what is wrong with it
+        if isinstance(tokens, int) and c.get('dataset_tokens', 0) > tokens:
+            sys.exit(f"error: run {name} has dataset_tokens={c['dataset_tokens']:,}, but {path}'s "
+                     f"train split holds {tokens:,} tokens: remove it from dataset_tokens (or checks)")
 
 
 def lock(directory):
@@ -384,7 +404,7 @@ class ForkedRun:
                 print(e.code, file=sys.stderr)
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         except BaseException:
-            traceback.print_exc()
+            sys.excepthook(*sys.exc_info())  # train.py's: log.json 'failed' and one line
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -461,7 +481,7 @@ def run_all(runs):
                 note = f"sweep: {ckpt} is truncated or corrupt: moved to ckpt.pt.corrupt, the run starts afresh"
                 tqdm.write(note)
                 state = 'failed'
-            if state == 'failed':  # a retry starts over
+            if state in ('failed', 'new'):  # a retry starts over; so does a run with no ckpt.pt
                 for fname in ('ckpt.pt', 'best.pt', 'log.json'):
                     if os.path.exists(os.path.join(out_dir, name, fname)):
                         os.remove(os.path.join(out_dir, name, fname))
@@ -504,7 +524,10 @@ def resolve(args):
             except (ValueError, SyntaxError):
                 cfg[k] = v
         else:
-            exec(open(a).read(), {}, cfg)
+            try:
+                exec(compile(open(a).read(), a, 'exec'), {}, cfg)
+            except (OSError, SyntaxError) as e:
+                sys.exit(f"error: config file {a}: {e.strerror if isinstance(e, OSError) else e}")
     return cfg
 
 
@@ -571,10 +594,15 @@ stopping = None  # the signal that asked the sweep to stop
 fit_process = None
 if __name__ == '__main__':
     runs = make_runs()
+    if not any(need or n.startswith(('ft_', 'sc_')) for n, _, need in runs):
+        sys.exit("error: the grid is empty (no sizes, languages or dataset_tokens, so no transfer "
+                 "runs): name them in a sweep config, e.g. python sweep.py config/sweep_builtin.py")
     if cost:
         print_cost(runs)
         sys.exit(0)
     if slurm_dir:
+        if os.path.exists(slurm_dir) and not os.path.isdir(slurm_dir):
+            sys.exit(f"error: --slurm {slurm_dir} is a file, not a directory: choose another path")
         import slurm
         slurm.write_jobs(slurm_dir, [(n, command(n, a, False, python='python'), need) for n, a, need in runs],
                          ['python', 'fit_scaling.py', out_dir, *fit_args],
@@ -612,4 +640,11 @@ if __name__ == '__main__':
             if stopping:
                 stop(stopping)
             time.sleep(0.2)
-    sys.exit(1 if failed else 0)
+        if fit_process.returncode:  # a study whose fit failed has no (or a stale) report; the
+            # fit's own error line says why, and stays the one error line
+            print(f"sweep: fit_scaling.py {out_dir} failed (exit {fit_process.returncode}): "
+                  f"its error is above")
+            sys.exit(1)
+    if failed:
+        sys.exit(f"error: {len(failed)} run(s) failed: {', '.join(sorted(failed))}; see their "
+                 f"train.txt, fix them and start the sweep again")

@@ -13,6 +13,7 @@ evaluations while checkpoints take less than ckpt_share of the run's time, and a
 """
 
 import copy
+import fcntl
 import json
 import math
 import os
@@ -37,6 +38,7 @@ from runtime import (atomic_write, budget_tokens, check_ids, compile_cache_count
 # I/O
 out_dir = 'out/run'
 init_from = 'scratch'  # 'scratch', 'resume' (continue out_dir/ckpt.pt) or a checkpoint to fine-tune
+overwrite = False  # a new run where out_dir holds one replaces it (else refused: one run, one out_dir)
 role = ''  # 'pretrain' | 'scratch' | 'finetune'; '' infers it from init_from and the language
 tag = ''  # labels a run outside a sweep's grid (a check): fit_scaling.py reports it, not fits it
 # data
@@ -123,11 +125,42 @@ def interrupted(signum, frame):
     # checkpoint stays and log.json says 'running', so the run resumes where it was
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # once: a second Ctrl-C must not cut the exit short
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    fail(f"interrupted by {signal.Signals(signum).name}: continue the run with --init_from=resume", 128 + signum)
+    saved = os.path.exists(os.path.join(out_dir, 'ckpt.pt'))  # before the first one: no resume
+    fail(f"interrupted by {signal.Signals(signum).name}: " + (
+        "continue the run with --init_from=resume" if saved else
+        "nothing was saved yet: start the run again"), 128 + signum)
+
+
+def crashed(kind, value, tb):
+    # an unexpected exception (out of memory, a bug) ends the run like any failure: one line, and
+    # log.json 'failed' with that line, so that nobody (nor a sweep) takes the run for running
+    if kind is KeyboardInterrupt or not issubclass(kind, Exception):
+        return sys.__excepthook__(kind, value, tb)
+    while tb.tb_next:
+        tb = tb.tb_next
+    where = f"{os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
+    oom = isinstance(value, (MemoryError, torch.OutOfMemoryError)) or 'out of memory' in str(value)
+    reason = (f"{'out of memory' if oom else type(value).__name__}"
+              f"{' at iter ' + str(it) if 'it' in globals() else ''}: "
+              f"{str(value).splitlines()[0][:200] if str(value) else kind.__name__} ({where})")
+    if oom:
+        advice = ("resume with a smaller --batch_size and a larger --gradient_accumulation_steps, "
+                  "their product kept (--init_from=resume takes them)" if os.path.exists(ckpt_path)
+                  else "start again with a smaller --batch_size and --overwrite=True")
+    else:
+        advice = "an unexpected error: report it with this line"
+    if master_process and 'log' in globals() and os.path.isdir(out_dir):
+        log.update(status='failed', error=reason)
+        try:
+            atomic_write([(log_path, json_file(log))])
+        except OSError:
+            pass
+    print(f"error: {reason}: {advice}", file=sys.stderr)  # then the interpreter exits with 1
 
 
 for _sig in (signal.SIGINT, signal.SIGTERM):
     signal.signal(_sig, interrupted)
+sys.excepthook = crashed
 if device.split(':')[0] not in ('cpu', 'cuda') or device.startswith('cuda') and not torch.cuda.is_available():
     fail(f"device={device!r} is not available here: use --device=cpu")
 
@@ -143,13 +176,28 @@ else:
     rank, world_size = 0, 1
 master_process = rank == 0
 ckpt_path, best_path, log_path = (os.path.join(out_dir, f) for f in ('ckpt.pt', 'best.pt', 'log.json'))
+shape_keys = ('n_layer', 'n_head', 'n_embd', 'block_size', 'bias')
 ckpt = None
+
+
+def run_files():
+    """The files of a run already in out_dir: a new run there is refused unless overwrite, so
+    that rerunning a command never replaces a run (and the best.pt fine-tunes start from)."""
+    found = [p for p in (log_path, ckpt_path, best_path) if os.path.exists(p)]
+    if found and init_from != 'resume' and not overwrite:
+        fail(f"{out_dir} holds a run ({', '.join(map(os.path.basename, found))}): continue it with "
+             f"--init_from=resume, or start over with another --out_dir or --overwrite=True")
+    return found
+
+
+run_files()
 if init_from == 'resume':
     try:
         with open(log_path) as f:
-            status = json.load(f).get('status')
+            run_log = json.load(f)
+        status = run_log.get('status')
     except (OSError, ValueError, AttributeError):
-        status = None
+        run_log, status = None, None
     if status in ('done', 'early_stopped'):  # nothing to add: rewriting its log would only harm it
         if master_process:
             print(f"{out_dir}: the run is finished ({status}); nothing to resume, left as it is")
@@ -157,15 +205,30 @@ if init_from == 'resume':
     if not os.path.exists(ckpt_path):
         fail(f"init_from='resume' but there is no {ckpt_path}: start the run without it")
     ckpt = load_checkpoint(ckpt_path, fail, f"move it aside and start the run afresh without init_from=resume")
+    # ckpt.pt must be this run's: one copied in from another run would continue as this one
+    theirs = {k: ckpt['config'].get(k) for k in ('dataset', 'dataset_tokens', 'seed', *shape_keys)}
+    ours = {k: ((run_log or {}).get('config') or {}).get(k, v) for k, v in theirs.items()}
+    if theirs != ours:
+        fail(f"{ckpt_path} is not this run's (it has " + ', '.join(
+            f"{k}={v!r}" for k, v in theirs.items() if v != ours[k]) + f", {log_path} " + ', '.join(
+            f"{k}={v!r}" for k, v in ours.items() if v != theirs[k]) + "): put the run's own ckpt.pt "
+            "back, or start over with --overwrite=True")
     # a resumed run is the same run: its original config wins over everything but the system keys
+    # and the split of a step into micro-steps (out of memory: a smaller batch_size, more steps)
+    resplit = {'batch_size', 'gradient_accumulation_steps', 'eval_batch_size'} & explicit_keys
     ignored = []
     for k, v in ckpt['config'].items():
-        if k not in ('device', 'dtype', 'compile', 'out_dir', 'init_from'):
+        if k not in ('device', 'dtype', 'compile', 'out_dir', 'init_from', 'overwrite', *resplit):
             if k in explicit_keys and globals()[k] != v:
                 ignored.append(f"{k}={globals()[k]!r} (the run has {v!r})")
             globals()[k] = v
     if ignored and master_process:
         print(f"resume: the checkpoint's config wins; ignored: {', '.join(ignored)}")
+    run_step = ckpt['config']['batch_size'] * ckpt['config']['gradient_accumulation_steps']
+    per_step = batch_size * gradient_accumulation_steps
+    if resplit - {'eval_batch_size'} and per_step != run_step:
+        fail(f"resume: batch_size x gradient_accumulation_steps must stay the run's {run_step} "
+             f"(got {per_step}): a step's tokens are part of the run")
     # CPU kernels split their sums over threads, so the thread count is part of a bit-exact resume
     threads, now = ckpt.get('num_threads'), torch.get_num_threads()
     if threads not in (None, now):
@@ -204,7 +267,6 @@ def count_bytes(tokens, meta):
 meta = load_meta(data_dir, dataset, fail)
 
 # a checkpoint to start from: the shape and tokenizer come from it, and must fit the data
-shape_keys = ('n_layer', 'n_head', 'n_embd', 'block_size', 'bias')
 if ckpt is not None:
     source = ckpt
 elif init_from != 'scratch':
@@ -230,6 +292,15 @@ for k in ('batch_size', 'block_size', 'eval_interval', 'eval_tokens', 'n_layer',
 if n_embd % n_head:
     fail(f"n_head={n_head} does not divide n_embd={n_embd}: choose n_head among "
          f"{[h for h in range(1, n_embd + 1) if n_embd % h == 0][:12]}")
+if gradient_accumulation_steps < 1:  # 0 steps would end a run that never trained as 'done'
+    fail(f"gradient_accumulation_steps={gradient_accumulation_steps} must be at least 1: "
+         f"set --gradient_accumulation_steps to a positive value")
+if eval_batch_size < 0:
+    fail(f"eval_batch_size={eval_batch_size} must be at least 1, or 0 (batch_size): fix it")
+if not (math.isfinite(learning_rate) and math.isfinite(min_lr)):
+    fail(f"learning_rate={learning_rate} and min_lr={min_lr} must be finite numbers: fix them")
+if not 0 <= dropout < 1:
+    fail(f"dropout={dropout} must be in [0, 1): a probability (0 = off)")
 if learning_rate < 0 or (min_lr < 0 and min_lr != -1):
     fail(f"learning_rate={learning_rate} and min_lr={min_lr} must not be negative (min_lr=-1 "
          f"is learning_rate/10): fix them")
@@ -243,7 +314,7 @@ if lr_schedule not in ('cosine', 'wsd'):
     fail(f"lr_schedule must be 'cosine' or 'wsd' (got {lr_schedule!r})")
 if not 0 <= min_overfit < 1:
     fail(f"min_overfit={min_overfit} must be in [0, 1): a fraction of the best val loss (0 = off)")
-train_data = load_tokens(data_dir, dataset, 'train', fail)
+train_data = load_tokens(data_dir, dataset, 'train', fail, meta)
 if dataset_tokens == 0:
     dataset_tokens = len(train_data)
 if dataset_tokens > len(train_data):
@@ -288,7 +359,7 @@ def load_val(name, m, half=None):
     on each process. The same windows at every evaluation, for fine-tuned and scratch twins.
     With test_split, half 0 takes the windows from the first half of the split, half 1 (the
     test set) from the second."""
-    val = load_tokens(data_dir, name, 'val', fail)
+    val = load_tokens(data_dir, name, 'val', fail, m)
     if half is not None:
         val = val[:len(val) // 2] if half == 0 else val[len(val) // 2:]
     n = min(eval_tokens, len(val) - 1) // block_size
@@ -318,7 +389,18 @@ if master_process:
             raise PermissionError(13, 'Permission denied')
     except OSError as e:
         fail(f"cannot write to out_dir={out_dir} ({e.strerror}): choose another --out_dir")
+    # one process at a time on a run: a lock on the directory (no file to leave behind), which
+    # dies with its process; a second one, started beside it, finds it held and leaves
+    out_dir_fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(out_dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fail(f"another train.py is running on {out_dir}: wait for it to finish or stop it, "
+             f"or choose another --out_dir")
     remove_dead_temps(out_dir)  # a writer killed mid-write left its temp file
+    if init_from != 'resume':  # --overwrite=True: the old run goes now, not at its first evaluation
+        for p in run_files():
+            os.remove(p)
 
 # -----------------------------------------------------------------------------
 # model
@@ -594,8 +676,11 @@ while True:
         add_time('eval', t0)
         if not math.isfinite(val_loss) or (train_loss is not None and not math.isfinite(train_loss)):
             msg = f"non-finite loss at iter {it} (train {train_loss}, val {val_loss})"
-            finish('failed', msg + f"; the last good checkpoint is kept in {out_dir}")
-            fail(msg + ": lower learning_rate or check the data; the last good checkpoint is kept")
+            kept = f"; {out_dir}/ckpt.pt keeps the last good checkpoint" * os.path.exists(ckpt_path)
+            finish('failed', msg + kept)
+            # a resume keeps the run's learning rate and would repeat the same steps: start over
+            fail(msg + kept + ": start the run again with a lower --learning_rate and "
+                 "--overwrite=True, or check the data")
         log['tokens_seen'], log['flops'] = tokens, tokens * flops_per_token
         log['epochs'] = tokens / dataset_tokens
         log['elapsed_s'] = elapsed_before + time.time() - t_start

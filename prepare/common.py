@@ -10,6 +10,7 @@ import sys
 import json
 import time
 import shlex
+import shutil
 import hashlib
 from array import array
 import multiprocessing as mp
@@ -407,7 +408,16 @@ def write_split(src_path, starts, ntok, order, path, shard_tokens=1 << 24):
     if total == 0:  # np.memmap cannot map 0 bytes
         open(path, 'wb').close()
         return 0
-    dst = np.memmap(path, dtype=np.uint16, mode='w+', shape=(total,))
+    free = shutil.disk_usage(os.path.dirname(path) or '.').free
+    if free < 2 * total:  # a map over a full disk dies of SIGBUS, with no message
+        die(f"{os.path.dirname(path)} has {free / 1e6:,.0f} MB free, {2 * total / 1e6:,.0f} MB "
+            f"needed for {os.path.basename(path).strip('.').split('.')[0]}.bin: free space and rerun")
+    with open(path, 'wb') as f:
+        if hasattr(os, 'posix_fallocate'):  # the blocks are the file's now, or ENOSPC here
+            os.posix_fallocate(f.fileno(), 0, 2 * total)
+        else:
+            f.truncate(2 * total)
+    dst = np.memmap(path, dtype=np.uint16, mode='r+', shape=(total,))
     pos, since_remap = 0, 0
     fd = os.open(src_path, os.O_RDONLY)
     try:
@@ -437,11 +447,15 @@ def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=No
     check_choice(tokenizer, TOKENIZERS, 'tokenizer')
     info = tokenizer_info(tokenizer)
     num_proc = num_proc or os.cpu_count() or 1
+    created = not os.path.isdir(out_dir)  # a failed first prepare leaves no empty directory
     os.makedirs(out_dir, exist_ok=True)
     meta_path = os.path.join(out_dir, 'meta.json')
     stream = os.path.join(out_dir, '.all.bin.tmp')
     tmps = {s: os.path.join(out_dir, f'.{s}.bin.tmp') for s in ('train', 'val')}
     texts = (doc_text(pars) for _, pars in docs)
+    for p in [stream, *tmps.values()]:  # what a killed prepare left (they hold disk space)
+        if os.path.exists(p):
+            os.remove(p)
 
     try:
         t1 = time.time()
@@ -463,10 +477,14 @@ def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=No
             os.remove(meta_path)
         for split in tmps:
             os.replace(tmps[split], os.path.join(out_dir, f'{split}.bin'))
+    except OSError as e:  # a full disk while tokenizing or writing a split
+        die(f"writing {e.filename or out_dir} failed ({e.strerror or e}): free space and rerun")
     finally:
         for p in [stream, *tmps.values()]:
             if os.path.exists(p):
                 os.remove(p)
+        if created and not os.listdir(out_dir):
+            os.rmdir(out_dir)
 
     total_bytes = int(nbytes.sum())
     stats = summarize_cleaning(stats or {}, total_bytes)

@@ -209,7 +209,7 @@ def test_failed_run_leaves_previous_output_untouched(tmp_path):
 def test_empty_input_is_an_error_and_writes_nothing(tmp_path):
     with pytest.raises(SystemExit, match='no text left'):
         write([], tmp_path / 'ds')
-    assert os.listdir(tmp_path / 'ds') == []
+    assert not os.path.exists(tmp_path / 'ds')  # not even an empty directory (issue 20)
 
 # -----------------------------------------------------------------------------
 # local files

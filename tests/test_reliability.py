@@ -364,6 +364,17 @@ def alive(pid):
         return f.read().split(') ')[1][0] != 'Z'
 
 
+def finished_grid(data, out):
+    """sweep_config's datasets in data and its 3 runs in out, marked finished: a sweep started
+    on them has only its fit left to run."""
+    write_dataset(str(data), 'toy_en', 'en', EN, 3_000, 500, seed=1)
+    write_dataset(str(data), 'toy_de', 'de', DE, 3_000, 500, seed=2)
+    for name in ('pt_N10K', 'ft_de_N10K_D2K', 'sc_de_N10K_D2K'):
+        os.makedirs(out / name)
+        (out / name / 'log.json').write_text('{"status": "done"}')
+    (out / 'pt_N10K' / 'best.pt').write_bytes(b'')
+
+
 @pytest.mark.parametrize('sig', [signal.SIGKILL, signal.SIGINT])
 def test_the_fit_dies_with_the_sweep(tmp_path, sig):
     """A sweep killed during its final fit takes the fit with it (a fit_scaling.py that takes
@@ -374,7 +385,8 @@ def test_the_fit_dies_with_the_sweep(tmp_path, sig):
         shutil.copy(os.path.join(ROOT, f), repo / f)
     (repo / 'fit_scaling.py').write_text(FAKE_FIT)
     out = tmp_path / 'out'
-    cfg = sweep_config(tmp_path / 'sweep.py', str(tmp_path), out, sizes={}, fit=True, fork_runs=False)
+    cfg = sweep_config(tmp_path / 'sweep.py', str(tmp_path), out, fit=True, fork_runs=False)
+    finished_grid(tmp_path, out)
     p = subprocess.Popen([sys.executable, 'sweep.py', cfg], cwd=repo, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
@@ -390,3 +402,224 @@ def test_the_fit_dies_with_the_sweep(tmp_path, sig):
     while alive(fit) and time.time() < deadline:
         time.sleep(0.05)
     assert not alive(fit)
+
+
+# --- issue 20: a run's out_dir is its own, every end writes a true status -------------------
+
+OWN = r'''
+import json, os, sys
+sys.argv = ['sweep.py']
+import sweep, model, torch
+sweep.preload()
+forward, calls = model.GPT.forward, [0]
+def forward_or_oom(self, *a, **k):  # a run's 4th training step asks for too much memory
+    calls[0] += self.training
+    if os.environ.get('OOM') and calls[0] == 4:
+        raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 20.00 GiB')
+    return forward(self, *a, **k)
+model.GPT.forward = forward_or_oom
+codes = []
+for args, log, oom in json.loads(os.environ['CASES']):
+    with open(log, 'w') as out:
+        codes.append(sweep.ForkedRun(args, out, dict(os.environ, OOM=oom)).wait())
+print(json.dumps(codes))
+'''
+
+
+def forked(cases, tmp_path):
+    """Run [(args, oom)] one after another as sweep.py forks them; [(exit code, output)]."""
+    logs = [str(tmp_path / f'case{i}.txt') for i in range(len(cases))]
+    env = dict(ENV, CASES=json.dumps([(['train.py', *a], l, oom) for (a, oom), l in zip(cases, logs)]))
+    p = subprocess.run([sys.executable, '-c', OWN], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert p.returncode == 0, p.stderr
+    return [(c, open(l).read()) for c, l in zip(json.loads(p.stdout.strip().splitlines()[-1]), logs)]
+
+
+def test_a_run_dir_belongs_to_one_run_and_every_end_is_logged(small, tmp_path):
+    data, pt = small
+    base = [*SMALL, f'--data_dir={data}', '--max_iters=10', '--eval_interval=5']
+    done, again, foreign, locked = (tmp_path / n for n in ('done', 'again', 'foreign', 'locked'))
+    for d in (done, again, foreign, locked):
+        shutil.copytree(pt, d)
+    with open(foreign / 'log.json', 'w') as f:  # an interrupted run, whose ckpt.pt is another's
+        json.dump(dict(read_log(pt), status='running'), f)
+    other = torch.load(foreign / 'ckpt.pt', weights_only=False)
+    other['config'].update(dataset='toy_de', n_embd=64)
+    torch.save(other, foreign / 'ckpt.pt')
+    fd = os.open(locked, os.O_RDONLY)  # a train.py running on it holds this lock
+    import fcntl
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    before = files(tmp_path)
+    oom, bad = tmp_path / 'oom', str(tmp_path / 'bad')
+    cases = [
+        ([*base, '--dataset=toy_en', f'--out_dir={done}'], 'holds a run (log.json, ckpt.pt, best.pt)'),
+        ([*base, '--dataset=toy_en', '--init_from=resume', f'--out_dir={foreign}'],
+         "is not this run's (it has dataset='toy_de', n_embd=64"),
+        ([*base, '--dataset=toy_en', '--overwrite=True', f'--out_dir={locked}'],
+         'another train.py is running on'),
+        ([*base, '--dataset=toy_en', '--gradient_accumulation_steps=0', f'--out_dir={bad}'],
+         'gradient_accumulation_steps=0 must be at least 1'),
+        ([*base, '--dataset=toy_en', '--learning_rate=1e400', f'--out_dir={bad}'], 'must be finite'),
+        ([*base, '--dataset=toy_en', '--eval_batch_size=-1', f'--out_dir={bad}'],
+         'eval_batch_size=-1 must be at least 1'),
+        ([*base, '--dataset=toy_en', '--dropout=2', f'--out_dir={bad}'], 'dropout=2.0 must be in [0, 1)'),
+        ([*base, f'--dataset={bad_data(data, "short", lambda d: truncate(os.path.join(d, "train.bin"), 4000))}',
+          f'--out_dir={bad}'], 'holds 2,000 tokens but meta.json counts 10,000'),
+        ([*base, f'--dataset={bad_data(data, "bpe", lambda d: edit_meta(d, lambda m: m.update(tokenizer="bpe")))}',
+          f'--out_dir={bad}'], "names tokenizer 'bpe', not one of bytes, gpt2"),
+    ]
+    results = forked([(a, '') for a, _ in cases] + [
+        ([*base, '--dataset=toy_en', '--overwrite=True', f'--out_dir={again}'], ''),
+        ([*base, '--dataset=toy_en', '--max_iters=20', f'--out_dir={oom}'], '1'),  # OOM at iter 3
+        (['--init_from=resume', '--batch_size=2', f'--out_dir={oom}', '--device=cpu'], ''),
+    ], tmp_path)
+    for (args, want), (code, output) in zip(cases, results):
+        assert code == 1 and len(output.strip().splitlines()) == 1, (args, output)
+        one_line(output, want)
+    os.close(fd)
+    assert not os.path.exists(bad)
+    after = files(tmp_path)
+    assert {k: v for k, v in after.items() if k.split(os.sep)[0] in
+            ('done', 'foreign', 'locked')} == {k: v for k, v in before.items() if
+                                               k.split(os.sep)[0] in ('done', 'foreign', 'locked')}
+    (code, output), (oom_code, oom_out), (split_code, split_out) = results[-3:]
+    assert code == 0 and read_log(again)['status'] == 'done', output
+    assert read_log(again)['evals'][-1]['elapsed_s'] != read_log(pt)['evals'][-1]['elapsed_s']
+    # out of memory: log.json failed with the reason, one line that says how to go on, and the
+    # resume it names takes a smaller batch_size (the product kept, else refused)
+    assert oom_code == 1
+    line = one_line(oom_out, 'out of memory at iter 3: CUDA out of memory')
+    assert '--init_from=resume takes them' in line
+    log = read_log(oom)
+    assert log['status'] == 'failed' and log['error'].startswith('out of memory at iter 3')
+    assert split_code == 1
+    one_line(split_out, "batch_size x gradient_accumulation_steps must stay the run's 4 (got 2)")
+    [(code, output)] = forked([(['--init_from=resume', '--batch_size=2', '--gradient_accumulation_steps=2',
+                                 f'--out_dir={oom}', '--device=cpu'], '')], tmp_path)
+    assert code == 0 and read_log(oom)['status'] == 'done', output
+
+
+def test_sweep_config_errors_are_one_line_before_anything_runs(small, tmp_path):
+    data, _ = small
+    out = tmp_path / 'out'
+    bad = tmp_path / 'bad.py'
+    bad.write_text("sizes = {'10K': dict(n_layer=1}\n")
+    (tmp_path / 'a_file').write_text('')
+    check = "[{'language': '%s', 'size': '%s', 'dataset_tokens': 2000, 'tag': 'x'}]"
+    cases = [
+        ([], 'the grid is empty'),
+        (['--sizes={}'], 'the grid is empty'),
+        (['--dataset_tokens=[]'], 'the grid is empty'),
+        (['--checks=' + check % ('fr', '10K')], "names language 'fr', not one of languages ('de')"),
+        (['--checks=' + check % ('de', '1B')], "size '1B' is not in sizes ('10K')"),
+        (["--sizes={'10K': 'config/nope.py'}"], "names config file config/nope.py, which does not exist"),
+        (['--dataset_tokens=[50000]'], "has dataset_tokens=50,000, but"),
+        (['--slurm', str(tmp_path / 'a_file')], 'is a file, not a directory'),
+        ([str(bad)], f"config file {bad}, line 1"),
+    ]
+    cfg = sweep_config(tmp_path / 'sweep.py', data, out)
+    for args, want in cases:
+        p = run('sweep.py', *([cfg] if args else []), *args, check=False, timeout=60)
+        assert p.returncode == 1, (args, p.stdout, p.stderr)
+        one_line(p.stderr, want)
+        assert not os.path.exists(out)
+    assert not os.path.exists(os.path.join(ROOT, 'out', 'sweep', 'sweep.lock')) or \
+        os.path.getmtime(os.path.join(ROOT, 'out', 'sweep', 'sweep.lock')) < time.time() - 60
+
+
+def test_sweep_fails_when_its_fit_fails_and_reruns_a_pretraining_without_best_pt(tmp_path,
+                                                                                 monkeypatch):
+    out = tmp_path / 'out'
+    cfg = sweep_config(tmp_path / 'sweep.py', str(tmp_path), out, fit=True)
+    finished_grid(tmp_path, out)  # logs the fit cannot use: it fails, and so does the sweep
+    p = run('sweep.py', cfg, check=False, timeout=120)
+    assert p.returncode == 1 and '3/3 runs finished' in p.stdout, p.stdout + p.stderr
+    assert f'sweep: fit_scaling.py {out} failed (exit 1)' in p.stdout
+    one_line(p.stderr, 'no usable log.json')
+    monkeypatch.setattr(sys, 'argv', ['sweep.py', cfg])
+    import sweep
+    assert sweep.run_state('pt_N10K') == 'finished'
+    os.remove(out / 'pt_N10K' / 'best.pt')  # what every fine-tune starts from: run it again
+    assert sweep.run_state('pt_N10K') == 'failed' and sweep.run_state('sc_de_N10K_D2K') == 'finished'
+
+
+def test_fit_and_report_fail_with_one_line_and_leave_no_temp_file(tmp_path, capsys, monkeypatch):
+    import errno
+    import fit_scaling as fs
+    import matplotlib.figure
+    import report
+    from test_fit_scaling import make_sweep
+    root = make_sweep(tmp_path / 'out', langs=('de',))
+    (tmp_path / 'a_file').write_text('')
+
+    def err(code):
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and lines[0].startswith('error: '), lines
+        return lines[0]
+
+    assert '--boot -5 must be at least 0' in err(fs.main([str(root), '--boot', '-5']))
+    assert 'choose another --out' in err(fs.main([str(root), '--boot', '0', '--out', str(tmp_path / 'a_file')]))
+
+    def full(*a, **k):  # a partial figure, then the disk is full
+        open(a[1] if len(a) > 1 else k['fname'], 'wb').write(b'\0' * 100)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    with monkeypatch.context() as m:
+        m.setattr(matplotlib.figure.Figure, 'savefig', full)
+        assert 'No space left on device' in err(fs.main([str(root), '--boot', '0']))
+    rep = root / 'report'
+    assert not [f for f in os.listdir(rep) if f.endswith('.tmp')] and not (rep / 'report.md').exists()
+    res = json.loads((rep / 'results.json').read_text())
+    for name, text, want in (('s2.json', json.dumps(dict(res, schema=2)), 'has schema 2'),
+                             ('wrong.json', json.dumps(dict(schema=1, targets=[])), 'is not a results.json'),
+                             ('list.json', '[1]', 'has schema None')):
+        (tmp_path / name).write_text(text)
+        assert want in err(report.main([str(tmp_path / name), '--out', str(tmp_path / 'r')]))
+    assert not os.path.exists(tmp_path / 'r') or not os.listdir(tmp_path / 'r')
+
+
+def test_prepare_on_a_full_disk_fails_with_one_line_and_cleans_up(tmp_path, monkeypatch, capsys):
+    import errno
+    from prepare import common
+    docs = [(f'doc{i}', [f'Absatz {i} über das Haus und das Wasser.'] * 5) for i in range(200)]
+
+    def prepare(out):
+        return common.write_dataset(iter(docs), str(out), tokenizer='bytes', language='de',
+                                    args={}, sources=['test'], num_proc=1)
+
+    class Usage:
+        free = 1000  # bytes: less than the split needs
+    with monkeypatch.context() as m:
+        m.setattr(common.shutil, 'disk_usage', lambda path: Usage)
+        with pytest.raises(SystemExit) as e:
+            prepare(tmp_path / 'full')
+    assert 'MB needed for train.bin: free space and rerun' in str(e.value)
+    assert not os.path.exists(tmp_path / 'full')  # no temp files, no empty directory
+
+    def no_space(fd, offset, length):  # the disk fills between the check and the write
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    out = tmp_path / 'kept'
+    out.mkdir()
+    (out / '.all.bin.tmp').write_bytes(b'\0' * 1000)  # what a killed prepare left
+    with monkeypatch.context() as m:
+        m.setattr(common.os, 'posix_fallocate', no_space, raising=False)
+        with pytest.raises(SystemExit) as e:
+            prepare(out)
+    assert str(e.value).startswith('error: writing') and 'No space left on device' in str(e.value)
+    assert os.listdir(out) == []
+    (out / '.train.bin.tmp').write_bytes(b'\0' * 1000)
+    prepare(out)
+    assert sorted(os.listdir(out)) == ['meta.json', 'train.bin', 'val.bin']
+
+
+@pytest.mark.parametrize('flag', ['-h', '--help'])
+def test_help_prints_the_docstring_and_keys_and_exits_0(flag, capsys):
+    from configurator import configure
+    with pytest.raises(SystemExit) as e:
+        configure({'__doc__': 'Train a model:\n    python train.py', 'lr': 0.1, 'out_dir': 'out'},
+                  ['--lr=0.2', flag])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith('Train a model:') and '--lr=0.1' in out and "--out_dir='out'" in out
+    p = run('sweep.py', flag, timeout=60)  # a script as a user runs it (sweep.py starts fast)
+    assert p.stdout.startswith('Run a whole study') and '--jobs=1' in p.stdout
