@@ -40,10 +40,11 @@ def _coerce(key, value, default, source):
 
 def configure(config, argv):
     """Apply config files and --key=value overrides in argv to the dict config (a script's
-    globals()). Returns the set of keys that were set explicitly."""
+    globals()). Returns {key: where it was last set (the config file, or '--key')} of the keys set
+    explicitly, for messages that must say which setting to change."""
     known = [k for k, v in config.items() if not k.startswith('_') and
              isinstance(v, (int, float, bool, str, list, dict, tuple, type(None)))]
-    explicit = set()
+    explicit = {}
     for arg in argv:
         if not arg.startswith('--'):
             try:
@@ -58,7 +59,7 @@ def configure(config, argv):
                 if key not in known:
                     _fail(f"{arg}: unknown config key '{key}'{_closest(key, known)}")
                 config[key] = _coerce(key, value, config[key], arg)
-                explicit.add(key)
+                explicit[key] = arg
         else:
             key, sep, text = arg[2:].partition('=')
             if not sep:
@@ -72,5 +73,5 @@ def configure(config, argv):
             if isinstance(config[key], str) and not isinstance(value, str):
                 value = text  # e.g. --out_dir=2024 is a directory name, not a number
             config[key] = _coerce(key, value, config[key], f"--{key}")
-            explicit.add(key)
+            explicit[key] = f"--{key}"
     return explicit

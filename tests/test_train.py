@@ -315,7 +315,13 @@ def test_bad_input(pretrained, data_dir, tmp_path):
     fails_with(*base, '--dataset=toy_de', '--dataset_tokens=1e9', contains='100,000')
     fails_with(*base, '--dataset=toy_gpt2', f'--init_from={pretrained}/best.pt', contains='tokenizer')
     fails_with(*base, '--dataset=toy_de', f'--init_from={pretrained}/best.pt', '--n_embd=128',
-               contains='n_embd')
+               contains='n_embd=128 (from --n_embd) but checkpoint')
+    cfg = tmp_path / 'wide.py'  # a shape from a config file: the hint says where, and how to fix it
+    cfg.write_text('n_embd = 128\n')
+    line = fails_with(str(cfg), *(a for a in base if not a.startswith('--n_embd')),
+                      '--dataset=toy_de', f'--init_from={pretrained}/best.pt',
+                      contains=f'n_embd=128 (from {cfg}) but checkpoint')
+    assert 'override it with --n_embd=64 or use a checkpoint of that shape' in line
     fails_with(*base, '--init_from=resume', contains='resume')
     assert not os.path.exists(tmp_path / 'bad' / 'log.json')
 
