@@ -547,6 +547,7 @@ def stop(signum):
 stopping = None  # the signal that asked the sweep to stop
 fit_process = None
 if __name__ == '__main__':
+    sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
     runs = make_runs()
     if cost:
         print_cost(runs)
