@@ -294,6 +294,62 @@ def test_hf_non_streaming_and_explicit_field(tmp_path):
     assert f"{GERMAN} 5\nZeile zwei 5." in got
 
 
+class Breaks:
+    """A dataset whose stream fails after n records (a dropped connection), else the dataset."""
+
+    def __init__(self, ds, n=None):
+        self.ds, self.n, self.read = ds, n, 0
+
+    def __getattr__(self, name):
+        return getattr(self.ds, name)
+
+    def __iter__(self):
+        for row in self.ds:
+            if self.read == self.n:
+                raise ConnectionError('connection reset')
+            self.read += 1
+            yield row
+
+
+def test_hf_download_resumes_where_it_stopped_and_pins_the_revision(tmp_path, monkeypatch, capsys):
+    """An interrupted build keeps the records read in shards; run again, it reads only the rest of
+    the stream and writes the same dataset as one uninterrupted build. A hub dataset is read at
+    the commit looked up first."""
+    path = tmp_path / 'web.jsonl'
+    path.write_text(''.join(json.dumps({'text': f"{GERMAN} {i}\nZeile {i}.", 'n': i}, ensure_ascii=False)
+                            + '\n' for i in range(300)), encoding='utf-8')
+    argv = ['--lang', 'de', '--dataset', 'json', '--data_files', str(path), '--num_proc', '1',
+            '--progress_mb', '0.01']
+    whole = hf.main([*argv, '--data_dir', str(tmp_path / 'whole')])
+    assert whole['sources'][0]['revision'] is None  # local files have no revision
+    monkeypatch.setattr(hf, 'SHARD_BYTES', 2000)
+    load, streams = hf.load, []
+
+    def breaking_load(args, n=150):
+        streams.append(Breaks(load(args), n if not streams else None))
+        return streams[-1]
+    monkeypatch.setattr(hf, 'load', breaking_load)
+    data = tmp_path / 'data'
+    with pytest.raises(SystemExit, match='connection reset'):
+        hf.main([*argv, '--data_dir', str(data)])
+    kept = json.loads((data / 'hf_de' / '.download' / 'state.json').read_text())['records']
+    assert 100 < kept <= 150 and not (data / 'hf_de' / 'meta.json').exists()
+    capsys.readouterr()
+    meta = hf.main([*argv, '--data_dir', str(data)])
+    out = capsys.readouterr().out
+    assert f'continuing the download: {kept} records kept' in out and 'read 0.0 MB, 1 records' in out
+    assert streams[1].read == 300 - kept  # the stream went on after the kept records
+    for f in ('train.bin', 'val.bin'):
+        assert (data / 'hf_de' / f).read_bytes() == (tmp_path / 'whole' / 'hf_de' / f).read_bytes()
+    assert meta['splits'] == whole['splits'] and not (data / 'hf_de' / '.download').exists()
+    import huggingface_hub
+    monkeypatch.setattr(huggingface_hub.HfApi, 'dataset_info', lambda self, name: type('', (), {'sha': 'c0ffee'}))
+    args = type('', (), dict(dataset='HuggingFaceFW/fineweb-2', revision=None))
+    assert hf.pin_revision(args) == 'c0ffee'
+    args.revision = 'v1'
+    assert hf.pin_revision(args) == 'v1'
+
+
 def test_hf_defaults_are_documented():
     assert hf.DEFAULTS['de']['config'] == 'deu_Latn' and hf.DEFAULTS['es']['config'] == 'spa_Latn'
     for lang, d in hf.DEFAULTS.items():
