@@ -5,6 +5,7 @@ import os
 import sys
 import json
 import shutil
+import signal
 import hashlib
 import subprocess
 
@@ -348,6 +349,46 @@ def test_hf_download_resumes_where_it_stopped_and_pins_the_revision(tmp_path, mo
     assert hf.pin_revision(args) == 'c0ffee'
     args.revision = 'v1'
     assert hf.pin_revision(args) == 'v1'
+
+
+SLOW_HF = """
+import runpy, sys, time
+import datasets
+real = datasets.load_dataset
+
+
+class Slow:  # a stream of a few records a second, as a slow network gives them
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __iter__(self):
+        for row in self.ds:
+            time.sleep(0.05)
+            yield row
+
+
+datasets.load_dataset = lambda *a, **k: Slow(real(*a, **k))
+sys.argv = ['prepare/hf.py', *sys.argv[1:]]
+runpy.run_path('prepare/hf.py', run_name='__main__')
+"""
+
+
+def test_hf_sigterm_is_one_line_and_leaves_no_temp_file(tmp_path):
+    path = tmp_path / 'web.jsonl'
+    path.write_text(''.join(json.dumps({'text': f"{GERMAN} {i}"}, ensure_ascii=False) + '\n'
+                            for i in range(1000)), encoding='utf-8')
+    p = subprocess.Popen([sys.executable, '-c', SLOW_HF, '--lang', 'de', '--dataset', 'json',
+                          '--data_files', str(path), '--num_proc', '1', '--progress_mb', '0.001',
+                          '--data_dir', str(tmp_path / 'data')], cwd=common.REPO, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while not p.stdout.readline().startswith('read '):  # off a terminal: a line every N MB
+        assert p.poll() is None, p.stderr.read()
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=60) == 1
+    err = p.stderr.read().strip().splitlines()
+    assert err == ['error: interrupted: the records read so far are kept; the same command '
+                   'continues from them'], err
+    assert [f for f in os.listdir(tmp_path / 'data' / 'hf_de') if f.endswith('.tmp')] == []
 
 
 def test_hf_defaults_are_documented():
