@@ -53,8 +53,6 @@ on_signal() {
   stop_signal=$1
   [ -z "$run_pid" ] || kill -TERM "$run_pid" 2>/dev/null || true
 }
-trap 'on_signal USR1' USR1
-trap 'on_signal TERM' TERM
 # srun does not take --cpus-per-task from the job (SLURM >= 22.05): a run's steps get the job's CPUs
 [ -z "${SLURM_CPUS_PER_TASK:-}" ] || export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK
 
@@ -82,9 +80,13 @@ run_resumable() {
   mkdir -p "$dir"
   echo "${cmd[*]}" >> "$dir/train.txt"
   # in the background, so that a signal to this shell is handled while the run runs; a trapped
-  # signal cuts `wait` short, so it waits again until the run has exited
+  # signal cuts `wait` short, so it waits again until the run has exited (the traps are a job's:
+  # submit.sh, which sources this file too, keeps the default ones)
+  trap 'on_signal USR1' USR1
+  trap 'on_signal TERM' TERM
   "${cmd[@]}" >> "$dir/train.txt" 2>&1 &
   run_pid=$!
+  [ -z "$stop_signal" ] || kill -TERM "$run_pid"  # a signal that came before the run started
   while :; do
     rc=0
     wait "$run_pid" || rc=$?

@@ -7,8 +7,12 @@ import glob
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+
+import pytest
 
 from conftest import ROOT, read_log, run
 from test_sweep import write_sweep_config
@@ -170,3 +174,32 @@ def test_a_failed_run_resumes_from_a_whole_ckpt_pt_and_starts_over_without_one(t
     assert commands_run(tmp_path / 'whole') == ['python train.py --init_from=resume --out_dir=whole\n']
     assert commands_run(tmp_path / 'corrupt') == ['python train.py --lr=1 --out_dir=corrupt\n']
     assert os.path.exists(tmp_path / 'corrupt' / 'ckpt.pt.corrupt')
+
+
+SLOW_TRAIN = """import os, signal, sys, time
+out = sys.argv[-1].split('=', 1)[1]
+signal.signal(signal.SIGTERM, lambda *a: sys.exit('error: interrupted by SIGTERM: ckpt.pt written'))
+open(os.path.join(out, 'started'), 'w').close()
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize('sig', ['USR1', 'TERM'])
+def test_the_time_limit_signal_stops_the_run_and_requeues_the_job_scancel_does_not(tmp_path, sig):
+    """common.sh in a job: USR1 (--signal=B:USR1@margin) to the job's shell passes SIGTERM on to
+    the run and requeues the job once the run exited; SIGTERM (scancel) stops the run alone."""
+    sys.path.insert(0, ROOT)
+    import slurm
+    (tmp_path / 'common.sh').write_text(slurm.COMMON)
+    (tmp_path / 'train.py').write_text(SLOW_TRAIN)
+    (tmp_path / 'run').mkdir()
+    env = dict(os.environ, FAKE_SLURM_DIR=str(tmp_path), SLURM_JOB_ID='7',
+               PATH=os.pathsep.join([FAKE, os.path.dirname(sys.executable), os.environ['PATH']]))
+    p = subprocess.Popen(['bash', '-c', 'source common.sh; run_resumable python train.py --out_dir=run'],
+                         cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    while not os.path.exists(tmp_path / 'run' / 'started'):
+        time.sleep(0.02)
+    p.send_signal(getattr(signal, 'SIG' + sig))
+    assert p.wait(timeout=30) == (0 if sig == 'USR1' else 1)
+    assert 'interrupted by SIGTERM' in (tmp_path / 'run' / 'train.txt').read_text()
+    assert os.path.exists(tmp_path / 'requeue_7') == (sig == 'USR1'), p.stderr.read()
