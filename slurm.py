@@ -42,7 +42,8 @@ finished() {
 
 # whole CKPT: whether torch.save's zip archive is intact (every member's CRC), without torch
 whole() {
-  python3 -c 'import sys, zipfile; sys.exit(zipfile.ZipFile(sys.argv[1]).testzip() is not None)' "$1" 2>/dev/null
+  python3 -c 'import sys, zipfile; sys.exit(zipfile.ZipFile(sys.argv[1]).testzip() is not None)' \
+    "$1" 2>/dev/null
 }
 
 # SLURM's --signal=B:USR1 before the time limit: the run is asked to stop (SIGTERM: it writes
@@ -223,10 +224,10 @@ def write_jobs(directory, runs, fit_cmd, nodes, **o):
         after = '' if need is None else f' ${{{job_var(need)}:+--dependency=afterok:${job_var(need)}}}'
         submit += [f'tasks=$(unfinished {tasks_file})',
                    f'[ -z "$tasks" ] || submit --array="$tasks{throttle}"{after} {d}/{label}.sbatch']
-    fit_options = [f"--cpus-per-task={o['cpus']}", f"--mem={o['mem']}", f"--time={o['time_transfer']}",
-                   f'--output={d}/logs/%x_%j.out']
-    write(os.path.join(d, 'fit.sbatch'), sbatch_script('fit', fit_options, [' '.join(fit_cmd)], o, d,
-                                                       partition='partition_cpu'))
+    fit_options = [f"--cpus-per-task={o['cpus']}", f"--mem={o['mem']}",
+                   f"--time={o['time_transfer']}", f'--output={d}/logs/%x_%j.out']
+    write(os.path.join(d, 'fit.sbatch'),
+          sbatch_script('fit', fit_options, [' '.join(fit_cmd)], o, d, partition='partition_cpu'))
     submit += ['deps=$(IFS=:; echo "${ended[*]:-}")',
                f'submit ${{deps:+--dependency=afterany:$deps}} {d}/fit.sbatch']
     write(os.path.join(d, 'submit.sh'), '\n'.join(submit) + '\n', 0o755)

@@ -9,8 +9,8 @@ on one process (add --device=cpu on a laptop) or under DDP:
 The run's result is out_dir/log.json (the contract with fit_scaling.py, docs/contracts.md), rewritten
 atomically at every evaluation, with best.pt (the model at the best validation loss, the one
 fine-tuning starts from, written at every new best) and ckpt.pt (for init_from='resume', written at
-evaluations while its writes take less than ckpt_share of the run's time, at the end, and when SIGTERM
-or SIGUSR1 (a sweep stopping it, SLURM's pre-emption or time limit) asks the run to stop).
+evaluations while its writes take less than ckpt_share of the run's time, at the end, and when
+SIGTERM or SIGUSR1 (a sweep stopping it, SLURM's pre-emption or time limit) asks the run to stop).
 """
 
 import copy
@@ -548,7 +548,7 @@ def pre_empted():
 
 
 def save_and_stop():
-    """ckpt.pt where the run is, then exit as a signal would (a sweep or SLURM's job requeues it)."""
+    """ckpt.pt where the run is, then exit as a signal would (a sweep or a SLURM job resumes it)."""
     log['elapsed_s'] = elapsed_before + time.time() - t_start
     log['time'] = time_breakdown()
     save([(ckpt_path, checkpoint(full=True)), (log_path, json_file(log))])
@@ -560,7 +560,7 @@ def save_and_stop():
 
 train_loss_sum = torch.zeros((), device=device)
 train_loss_n = 0
-if ckpt is not None and len(ckpt.get('train_loss', ())) == world_size:  # stopped between evaluations
+if ckpt is not None and len(ckpt.get('train_loss', ())) == world_size:  # stopped between evals
     train_loss_sum.copy_(ckpt['train_loss'][rank][0])
     train_loss_n = ckpt['train_loss'][rank][1]
 resumed_at = it if ckpt is not None else None
@@ -581,7 +581,8 @@ def progress(loss):
     eta = int(pace * (max_iters - it))
     return (f"iter {it}: loss {loss:.4f}, lr {lr:.2e}, {dt * 1000:.0f} ms/iter, {tok_s:,.0f} tok/s"
             + (f", MFU {100 * tok_s * palm_flops / world_size / peak:.1f}%" if peak else '')
-            + f", {100 * it / max_iters:.0f}% done, ETA {eta // 3600}h{eta // 60 % 60:02d}m{eta % 60:02d}s")
+            + f", {100 * it / max_iters:.0f}% done, "
+            f"ETA {eta // 3600}h{eta // 60 % 60:02d}m{eta % 60:02d}s")
 
 
 ckpt_time = 0.0  # seconds spent writing ckpt.pt (with what was written beside it)

@@ -291,7 +291,8 @@ def main(argv=None):
         return
     source = {'dataset': args.dataset, 'config': args.config, 'data_files': args.data_files,
               'split': args.split, 'revision': args.revision}
-    download = Download(os.path.join(out_dir, '.download'), dict(source, text_field=args.text_field))
+    download = Download(os.path.join(out_dir, '.download'),
+                        dict(source, text_field=args.text_field))
     # a restart reads at the commit its download began with, not at the hub's newest
     download.state['revision'] = download.state['revision'] or pin_revision(args)
     args.revision = source['revision'] = download.state['revision']

@@ -278,7 +278,8 @@ def test_ddp_two_processes_over_gloo(data_dir, tmp_path):
     torch.save(ckpt, out / 'ckpt.pt')
     (out / 'log.json').write_text(json.dumps(dict(log, status='running')))
     r = run('train.py', '--init_from=resume', f'--out_dir={out}', env=env)
-    assert "resume: 1 process(es), the checkpoint has 2: each process's batches are drawn anew" in r.stdout
+    assert ("resume: 1 process(es), the checkpoint has 2: each process's batches are drawn anew"
+            in r.stdout)
     assert read_log(out)['status'] == 'done' and read_log(out)['evals'][-1]['iter'] == 70
     assert len(torch.load(out / 'ckpt.pt', weights_only=False)['data_rng']) == 1
 
