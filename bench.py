@@ -80,6 +80,7 @@ profile = False  # also print a torch.profiler table of a few steps
 json_out = ''  # write the results as JSON to this path ('-' = stdout, the rest goes to stderr)
 # -----------------------------------------------------------------------------
 configure(globals(), sys.argv[1:])
+sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
 # -----------------------------------------------------------------------------
 say_file = sys.stderr if json_out == '-' else sys.stdout
 

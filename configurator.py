@@ -41,14 +41,16 @@ def _coerce(key, value, default, source):
 
 def configure(config, argv):
     """Apply config files and --key=value overrides in argv to the dict config (a script's
-    globals()). Returns the set of keys that were set explicitly."""
+    globals()). Returns {key: where it was last set (the config file, or '--key')} of the keys set
+    explicitly, for messages that must say which setting to change."""
     known = [k for k, v in config.items() if not k.startswith('_') and
              isinstance(v, (int, float, bool, str, list, dict, tuple, type(None)))]
     if '-h' in argv or '--help' in argv:
         print((config.get('__doc__') or '').strip() + "\n\nconfig keys (config files, then "
-              "--key=value overrides):\n" + '\n'.join(f"  --{k}={config[k]!r}" for k in known if k != 'config_keys'))
+              "--key=value overrides):\n" + '\n'.join(f"  --{k}={config[k]!r}" for k in known
+                                                       if k != 'config_keys'))
         sys.exit(0)
-    explicit = set()
+    explicit = {}
     for arg in argv:
         if not arg.startswith('--'):
             try:
@@ -68,7 +70,7 @@ def configure(config, argv):
                 if key not in known:
                     _fail(f"{arg}: unknown config key '{key}'{_closest(key, known)}")
                 config[key] = _coerce(key, value, config[key], arg)
-                explicit.add(key)
+                explicit[key] = arg
         else:
             key, sep, text = arg[2:].partition('=')
             if not sep:
@@ -82,5 +84,5 @@ def configure(config, argv):
             if isinstance(config[key], str) and not isinstance(value, str):
                 value = text  # e.g. --out_dir=2024 is a directory name, not a number
             config[key] = _coerce(key, value, config[key], f"--{key}")
-            explicit.add(key)
+            explicit[key] = f"--{key}"
     return explicit

@@ -603,4 +603,5 @@ def main(argv=None):
     return report.main([path])
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
     sys.exit(main())

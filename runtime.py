@@ -146,6 +146,21 @@ def budget_tokens(max_tokens, max_epochs, min_tokens, dataset_tokens):
     return min(tokens, max_tokens) if max_tokens > 0 else tokens
 
 
+# dense bf16 tensor-core peaks (the vendors' datasheets, no sparsity) by a part of the GPU's name,
+# the first match winning (H100 PCIe before H100, L40S before L4, A100 before A10): train.py's MFU
+BF16_PEAK_FLOPS = [('B200', 2250e12), ('H200', 989e12), ('H100 PCIe', 756e12), ('H100 NVL', 835e12),
+                   ('H100', 989e12), ('A100', 312e12), ('L40S', 362e12), ('L40', 181e12),
+                   ('L4', 121e12), ('A10', 125e12)]
+
+
+def peak_flops(device):
+    """The bf16 peak FLOP/s of device, a GPU of BF16_PEAK_FLOPS; None on the CPU or another GPU."""
+    if not device.startswith('cuda'):
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((f for part, f in BF16_PEAK_FLOPS if part in name), None)
+
+
 def use_compile_cache(path):
     """Keep torch.compile's on-disk caches (inductor's FX graphs, AOTAutograd's graphs, the C++ and
     Triton kernels) in path, shared by every run that names it: a sweep compiles each shape once,

@@ -24,6 +24,7 @@ top_k = 200  # keep only the top_k most likely tokens (0 = all)
 seed = 1337
 device = 'cuda' if torch.cuda.is_available() else 'cpu'
 configure(globals(), sys.argv[1:])
+sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
 # -----------------------------------------------------------------------------
 
 

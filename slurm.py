@@ -5,14 +5,20 @@ The sweep as SLURM jobs. `python sweep.py CONFIG --slurm DIR` calls write_jobs, 
     DIR/finetune_<size>.sbatch   a job array of the runs fine-tuned from one pre-training run,
                                  after it (afterok); task i runs line i of finetune_<size>.txt
     DIR/scratch.sbatch           a job array of the from-scratch runs (they need nothing first)
-    DIR/fit.sbatch               fit_scaling.py once all of them ended (afterany)
+    DIR/fit.sbatch               fit_scaling.py once all of them ended (afterany), on the CPU
+                                 partition (slurm_partition_cpu), no GPU
     DIR/common.sh                how a job runs a run: skipped if it finished, resumed from its
-                                 ckpt.pt if it has one, else the command --print shows
+                                 ckpt.pt if it has a whole one (a failed run too), else the
+                                 command --print shows
     DIR/submit.sh                submits what did not finish yet, in order, with the dependencies
 
-so that a task that was pre-empted (--requeue) or resubmitted resumes where it was. The tasks
-files hold the very train.py commands that --print shows. Only sweep.py imports this module;
-its settings are sweep.py's config globals (slurm_partition, gpus_per_node, ...).
+so that a task that was pre-empted (--requeue) or resubmitted resumes where it was. As submitit
+does it, a run's job asks SLURM for USR1 some minutes before its time limit (--signal=B:USR1@s,
+to the batch shell): the shell passes it on as SIGTERM, train.py writes ckpt.pt after the step in
+progress and exits, and the shell requeues the job (scontrol requeue), which resumes the run.
+SIGTERM to the shell (scancel; a pre-emption, which SLURM requeues itself) is passed on alike,
+without a requeue. The tasks files hold the very train.py commands that --print shows. Only
+sweep.py imports this module; its settings are sweep.py's config globals (slurm_partition, ...).
 """
 
 import os
@@ -34,26 +40,66 @@ finished() {
   case $(run_status "$1") in done|early_stopped) return 0 ;; *) return 1 ;; esac
 }
 
+# whole CKPT: whether torch.save's zip archive is intact (every member's CRC), without torch
+whole() {
+  python3 -c 'import sys, zipfile; sys.exit(zipfile.ZipFile(sys.argv[1]).testzip() is not None)' \
+    "$1" 2>/dev/null
+}
+
+# SLURM's --signal=B:USR1 before the time limit: the run is asked to stop (SIGTERM: it writes
+# ckpt.pt and exits) and the job requeued. SIGTERM (scancel; a pre-emption, which SLURM requeues
+# itself) is passed on alike, with no requeue: a cancelled job must stay cancelled.
+stop_signal='' run_pid=''
+on_signal() {
+  stop_signal=$1
+  [ -z "$run_pid" ] || kill -TERM "$run_pid" 2>/dev/null || true
+}
+# srun does not take --cpus-per-task from the job (SLURM >= 22.05): a run's steps get the job's CPUs
+[ -z "${SLURM_CPUS_PER_TASK:-}" ] || export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK
+
 # run_resumable COMMAND...: a run of the sweep as sweep.py runs one. COMMAND is `... train.py ARGS
 # --out_dir=RUN_DIR`; its output goes to RUN_DIR/train.txt. Nothing to do if the run finished; a
-# run with a ckpt.pt (pre-empted, requeued, cut off by the time limit) resumes from it; a failed
-# one starts over.
+# run with a whole ckpt.pt (pre-empted, requeued, cut off by the time limit, failed) resumes from
+# it; one without (or with a corrupt one, moved to ckpt.pt.corrupt) starts over.
 run_resumable() {
   local dir=${!#} rc=0 n
   dir=${dir#--out_dir=}
   local cmd=("$@")
   case $(run_status "$dir") in
     done|early_stopped) echo "$dir finished: nothing to do"; return 0 ;;
-    failed) rm -f "$dir/ckpt.pt" "$dir/best.pt" "$dir/log.json" ;;
   esac
+  if [ -f "$dir/ckpt.pt" ] && ! whole "$dir/ckpt.pt"; then  # resuming it would fail every time
+    mv -f "$dir/ckpt.pt" "$dir/ckpt.pt.corrupt"
+    echo "$dir/ckpt.pt is truncated or corrupt: moved to ckpt.pt.corrupt, the run starts afresh" >&2
+  fi
   if [ -f "$dir/ckpt.pt" ]; then  # the launcher, then train.py takes the rest from the checkpoint
     for ((n = 1; n <= $#; n++)); do [ "${!n}" = train.py ] && break; done
     cmd=("${@:1:n}" --init_from=resume "--out_dir=$dir")
+  else
+    rm -f "$dir/best.pt" "$dir/log.json"
   fi
   mkdir -p "$dir"
   echo "${cmd[*]}" >> "$dir/train.txt"
-  "${cmd[@]}" >> "$dir/train.txt" 2>&1 || rc=$?
+  # in the background, so that a signal to this shell is handled while the run runs; a trapped
+  # signal cuts `wait` short, so it waits again until the run has exited (the traps are a job's:
+  # submit.sh, which sources this file too, keeps the default ones)
+  trap 'on_signal USR1' USR1
+  trap 'on_signal TERM' TERM
+  "${cmd[@]}" >> "$dir/train.txt" 2>&1 &
+  run_pid=$!
+  [ -z "$stop_signal" ] || kill -TERM "$run_pid"  # a signal that came before the run started
+  while :; do
+    rc=0
+    wait "$run_pid" || rc=$?
+    kill -0 "$run_pid" 2>/dev/null || break
+  done
+  run_pid=''
   finished "$dir" && return 0
+  if [ "$stop_signal" = USR1 ] && [ -n "${SLURM_JOB_ID:-}" ]; then
+    echo "$dir: stopped before the time limit with its ckpt.pt: requeueing job $SLURM_JOB_ID" >&2
+    scontrol requeue "$SLURM_JOB_ID"
+    return 0
+  fi
   echo "error: $dir did not finish (exit $rc): see $dir/train.txt, then run submit.sh again" >&2
   return 1
 }
@@ -85,10 +131,11 @@ def write(path, text, mode=0o644):
     os.replace(tmp, path)
 
 
-def sbatch_script(name, options, body, o, d):
-    """A batch script: its #SBATCH lines (the job's name, o's partition and account, its own
-    options), then o's setup, then body."""
-    opts = [f'--job-name={name}', *(f'--{k}={o[k]}' for k in ('partition', 'account') if o[k]),
+def sbatch_script(name, options, body, o, d, partition='partition'):
+    """A batch script: its #SBATCH lines (the job's name, o's partition (o[partition]) and account,
+    its own options), then o's setup, then body."""
+    opts = [f'--job-name={name}', *(f'--{k}={o[p]}' for k, p in (('partition', partition),
+                                                                ('account', 'account')) if o[p]),
             *options, *o['options'], f'--chdir={os.getcwd()}', '--open-mode=append']
     return '\n'.join(['#!/bin/bash', *(f'#SBATCH {x}' for x in opts), o['setup'],
                       'set -euo pipefail', f'source {d}/common.sh', *body, ''])
@@ -98,7 +145,10 @@ def pretrain_job(name, cmd, nodes, o, d):
     """Whole nodes, one torchrun each, over every GPU of them; a single process on CPU nodes."""
     train = cmd[cmd.index('train.py'):]  # without --print's launcher (pretrain_launcher)
     g = o['gpus_per_node']
+    # the node's CPUs for torchrun's processes (cpus per GPU each), and all of its memory
     options = [f'--nodes={nodes}', '--ntasks-per-node=1', '--exclusive', '--requeue',
+               f"--cpus-per-task={o['cpus'] * max(1, g)}", f"--mem={o['mem'] if not g else 0}",
+               f"--signal=B:USR1@{o['signal_margin']}",
                f"--time={o['time_pretrain']}", f'--output={d}/logs/%x_%j.out']
     if g:
         options.insert(2, f'--gpus-per-node={g}')
@@ -114,6 +164,8 @@ def pretrain_job(name, cmd, nodes, o, d):
 def array_job(name, tasks_file, o, d):
     """One task per line of tasks_file, each on one GPU (a CPU task on CPU nodes)."""
     options = [*(['--gres=gpu:1'] if o['gpus_per_node'] else []), '--requeue',
+               f"--cpus-per-task={o['cpus']}", f"--mem={o['mem']}",
+               f"--signal=B:USR1@{o['signal_margin']}",
                '--kill-on-invalid-dep=yes', f"--time={o['time_transfer']}",
                f'--output={d}/logs/%x_%A_%a.out']
     body = ['set -f  # the words of a command are not file patterns',
@@ -128,8 +180,9 @@ def job_var(name):
 
 def write_jobs(directory, runs, fit_cmd, nodes, **o):
     """runs: (name, command as --print shows it, the run it needs first) in dependency order;
-    nodes: pre-training run -> nodes of its job (1 if not named); o: partition, account,
-    time_pretrain, time_transfer, gpus_per_node, throttle, setup, options (more #SBATCH lines)."""
+    nodes: pre-training run -> nodes of its job (1 if not named); o: partition, partition_cpu (the
+    fit's), account, time_pretrain, time_transfer, gpus_per_node, cpus (per GPU), mem (per task),
+    signal_margin (seconds), throttle, setup, options (more #SBATCH lines)."""
     d = os.path.abspath(directory)
     for word in (d, os.getcwd(), *(w for _, cmd, _ in runs for w in cmd)):
         if any(c.isspace() for c in word):
@@ -171,8 +224,10 @@ def write_jobs(directory, runs, fit_cmd, nodes, **o):
         after = '' if need is None else f' ${{{job_var(need)}:+--dependency=afterok:${job_var(need)}}}'
         submit += [f'tasks=$(unfinished {tasks_file})',
                    f'[ -z "$tasks" ] || submit --array="$tasks{throttle}"{after} {d}/{label}.sbatch']
-    fit_options = [f"--time={o['time_transfer']}", f'--output={d}/logs/%x_%j.out']
-    write(os.path.join(d, 'fit.sbatch'), sbatch_script('fit', fit_options, [' '.join(fit_cmd)], o, d))
+    fit_options = [f"--cpus-per-task={o['cpus']}", f"--mem={o['mem']}",
+                   f"--time={o['time_transfer']}", f'--output={d}/logs/%x_%j.out']
+    write(os.path.join(d, 'fit.sbatch'),
+          sbatch_script('fit', fit_options, [' '.join(fit_cmd)], o, d, partition='partition_cpu'))
     submit += ['deps=$(IFS=:; echo "${ended[*]:-}")',
                f'submit ${{deps:+--dependency=afterany:$deps}} {d}/fit.sbatch']
     write(os.path.join(d, 'submit.sh'), '\n'.join(submit) + '\n', 0o755)

@@ -78,12 +78,16 @@ fit_args = []
 # SLURM (--slurm DIR): write the grid as batch jobs for a cluster instead of running it (slurm.py)
 slurm_dir = ''
 slurm_partition = ''  # '' = the cluster's default
+slurm_partition_cpu = ''  # the fit's job (no GPU); '' = the cluster's default
 slurm_account = ''
-slurm_time_pretrain = '24:00:00'  # a job's time limit: a run cut off resumes when resubmitted
+slurm_time_pretrain = '24:00:00'  # a job's time limit: a run cut off is requeued and resumes
 slurm_time_transfer = '4:00:00'  # per transfer task (and for the fit)
 slurm_setup = ''  # shell lines every job runs first, e.g. 'source .venv/bin/activate'
-slurm_options = []  # more #SBATCH options for every job, e.g. ['--qos=long', '--mem=64G']
+slurm_options = []  # more #SBATCH options for every job, e.g. ['--qos=long', '--constraint=a100']
 gpus_per_node = 8  # pre-training: torchrun over every GPU of its nodes; 0: CPU nodes, one process
+slurm_cpus = 8  # CPUs per GPU (--cpus-per-task; a pre-training job's: this x gpus_per_node a node)
+slurm_mem = '64G'  # --mem of an array task and of the fit (pre-training jobs take whole nodes)
+slurm_signal_margin = 300  # seconds before the time limit: the run writes ckpt.pt, the job requeues
 pretrain_nodes = {}  # size -> nodes of its pre-training job (1 if not named), e.g. {'124M': 2}
 array_throttle = 0  # at most this many tasks of an array at once (sbatch --array=...%N); 0: no limit
 # -----------------------------------------------------------------------------
@@ -593,6 +597,7 @@ def stop(signum):
 stopping = None  # the signal that asked the sweep to stop
 fit_process = None
 if __name__ == '__main__':
+    sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
     runs = make_runs()
     if not any(need or n.startswith(('ft_', 'sc_')) for n, _, need in runs):
         sys.exit("error: the grid is empty (no sizes, languages or dataset_tokens, so no transfer "
@@ -608,7 +613,9 @@ if __name__ == '__main__':
                          ['python', 'fit_scaling.py', out_dir, *fit_args],
                          {pretrain_name(s, p): k for s, k in pretrain_nodes.items()
                           for p in range(pretrain_seeds)},
-                         partition=slurm_partition, account=slurm_account, setup=slurm_setup,
+                         partition=slurm_partition, partition_cpu=slurm_partition_cpu,
+                         account=slurm_account, setup=slurm_setup, cpus=slurm_cpus, mem=slurm_mem,
+                         signal_margin=slurm_signal_margin,
                          time_pretrain=slurm_time_pretrain, time_transfer=slurm_time_transfer,
                          gpus_per_node=gpus_per_node, throttle=array_throttle, options=slurm_options)
         sys.exit(0)

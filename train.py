@@ -9,7 +9,8 @@ on one process (add --device=cpu on a laptop) or under DDP:
 The run's result is out_dir/log.json (the contract with fit_scaling.py, docs/contracts.md), rewritten
 atomically at every evaluation, with best.pt (the model at the best validation loss, the one
 fine-tuning starts from, written at every new best) and ckpt.pt (for init_from='resume', written at
-evaluations while checkpoints take less than ckpt_share of the run's time, and at the end).
+evaluations while its writes take less than ckpt_share of the run's time, at the end, and when
+SIGTERM or SIGUSR1 (a sweep stopping it, SLURM's pre-emption or time limit) asks the run to stop).
 """
 
 import copy
@@ -31,7 +32,9 @@ from configurator import configure
 from model import GPT, GPTConfig, compile_model
 from runtime import (atomic_write, budget_tokens, check_ids, compile_cache_counts, device_settings,
                      get_batch, load_checkpoint, load_meta, load_tokens, optimizer_step,
-                     remove_dead_temps, use_compile_cache)
+                     peak_flops, remove_dead_temps, use_compile_cache)
+
+sys.stdout.reconfigure(line_buffering=True)  # a redirected run's train.txt shows each line at once
 
 # -----------------------------------------------------------------------------
 # default config values (a config file or --key=value overrides any of them)
@@ -72,8 +75,9 @@ max_tokens = 0
 max_epochs = 0.0
 min_tokens = 0
 # checkpoints: best.pt (the model) at every new best; ckpt.pt (the model, optimizer and data
-# position, for init_from='resume') at an evaluation only while writing checkpoints has taken less
-# than this share of the run's time, and always at the end (a resumed run repeats what followed)
+# position, for init_from='resume') at an evaluation only while writing ckpt.pt has taken less
+# than this share of the run's time (best.pt's writes do not count: they must not starve it), and
+# always at the end and on SIGTERM/SIGUSR1 (a resumed run repeats what followed)
 ckpt_share = 0.05
 # model
 n_layer = 4
@@ -158,9 +162,20 @@ def crashed(kind, value, tb):
     print(f"error: {reason}: {advice}", file=sys.stderr)  # then the interpreter exits with 1
 
 
-for _sig in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(_sig, interrupted)
 sys.excepthook = crashed
+
+
+def stop_requested(signum, frame):
+    # SIGTERM/SIGUSR1 while training (SLURM's pre-emption and time-limit signals, a sweep stopping
+    # its runs): noted, and acted on after the step in progress, where ckpt.pt can be written, so
+    # that a requeued job repeats no work; a second one changes nothing
+    global stop_signal
+    stop_signal = stop_signal or signum
+
+
+stop_signal = None
+for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+    signal.signal(_sig, interrupted)  # until training begins: nothing to save yet
 if device.split(':')[0] not in ('cpu', 'cuda') or device.startswith('cuda') and not torch.cuda.is_available():
     fail(f"device={device!r} is not available here: use --device=cpu")
 
@@ -279,8 +294,10 @@ if source is not None:
     # the shape comes from the checkpoint; naming a different one is a mistake, not a request
     for k in shape_keys:
         if k in explicit_keys and config[k] != source['model_args'][k]:
-            fail(f"{k}={config[k]} but checkpoint {init_from} has {k}={source['model_args'][k]}: "
-                 f"drop --{k} or use a checkpoint of that shape")
+            fix = (f"drop --{k}" if explicit_keys[k] == f"--{k}" else
+                   f"override it with --{k}={source['model_args'][k]}")
+            fail(f"{k}={config[k]} (from {explicit_keys[k]}) but checkpoint {init_from} has "
+                 f"{k}={source['model_args'][k]}: {fix} or use a checkpoint of that shape")
         globals()[k] = config[k] = source['model_args'][k]
     if (source['tokenizer'], source['model_args']['vocab_size']) != (meta['tokenizer'], meta['vocab_size']):
         fail(f"checkpoint {init_from} was trained with tokenizer {source['tokenizer']} "
@@ -532,7 +549,13 @@ if ckpt is not None:
     it, best, evals_since_best = ckpt['iter'], ckpt['best'], ckpt['evals_since_best']
     best_state = ckpt.get('best_state')
     decay = log['decay']
-    data_rng.set_state(ckpt['data_rng'][rank] if rank < len(ckpt['data_rng']) else ckpt['data_rng'][0])
+    if len(ckpt['data_rng']) == world_size:  # each process continues its own stream
+        data_rng.set_state(ckpt['data_rng'][rank])
+    else:  # another number of processes: a stream per process, new but reproducible
+        data_rng.manual_seed(data_rng.initial_seed() + 1_000_003 * (it + 1))
+        if master_process:
+            print(f"resume: {world_size} process(es), the checkpoint has {len(ckpt['data_rng'])}: "
+                  f"each process's batches are drawn anew from its seed, rank and iter {it}")
     torch.set_rng_state(ckpt['torch_rng'])
     init_path = log['init_from']
     log['status'] = 'running'
@@ -561,14 +584,14 @@ elapsed_before = log['elapsed_s']
 def checkpoint(full):
     obj = dict(model=raw_model.state_dict(), model_args=model_args, config=config,
                tokenizer=meta['tokenizer'], iter=it, log=log)
-    if full:
-        rng = [torch.zeros(0, dtype=torch.uint8)] * world_size
+    if full:  # each process's data position, and its train loss since the last evaluation
+        mine = (data_rng.get_state(), train_loss_sum.cpu(), train_loss_n)
+        per_rank = [mine] * world_size
         if ddp:
-            dist.all_gather_object(rng, data_rng.get_state())
-        else:
-            rng = [data_rng.get_state()]
+            dist.all_gather_object(per_rank, mine)
         obj.update(optimizer=optimizer.state_dict(), scaler=scaler.state_dict(), best=best,
-                   evals_since_best=evals_since_best, data_rng=rng, torch_rng=torch.get_rng_state(),
+                   evals_since_best=evals_since_best, data_rng=[r[0] for r in per_rank],
+                   train_loss=[r[1:] for r in per_rank], torch_rng=torch.get_rng_state(),
                    best_state=best_state, num_threads=torch.get_num_threads())
     return lambda f: torch.save(obj, f)
 
@@ -641,18 +664,66 @@ def add_time(kind, t0):
 
 
 def full_checkpoint_due(last):
-    """ckpt.pt at the run's last evaluation, else only while checkpoints have taken less than
+    """ckpt.pt at the run's last evaluation, else only while writing it has taken less than
     ckpt_share of this process's time; rank 0's clock decides for all (the checkpoint is collective)."""
-    due = last or timers['checkpoint'] < ckpt_share * (time.time() - _t_process)
+    due = last or ckpt_time < ckpt_share * (time.time() - _t_process)
     if ddp:
         due = torch.tensor(int(due), device=device)
         dist.broadcast(due, 0)
     return bool(due)
 
 
+def pre_empted():
+    """Whether SIGTERM/SIGUSR1 came, to any process (they then stop together, after one step)."""
+    global stop_signal
+    if ddp:
+        sig = torch.tensor(stop_signal or 0, device=device)
+        dist.all_reduce(sig, op=dist.ReduceOp.MAX)
+        stop_signal = int(sig) or None
+    return stop_signal is not None
+
+
+def save_and_stop():
+    """ckpt.pt where the run is, then exit as a signal would (a sweep or a SLURM job resumes it)."""
+    log['elapsed_s'] = elapsed_before + time.time() - t_start
+    log['time'] = time_breakdown()
+    save([(ckpt_path, checkpoint(full=True)), (log_path, json_file(log))])
+    if ddp:
+        dist.barrier()  # rank 0 has written it: no process may exit before (torchrun would kill it)
+    fail(f"interrupted by {signal.Signals(stop_signal).name}: ckpt.pt written at iter {it}; "
+         f"continue the run with --init_from=resume", 128 + stop_signal)
+
+
 train_loss_sum = torch.zeros((), device=device)
 train_loss_n = 0
+if ckpt is not None and len(ckpt.get('train_loss', ())) == world_size:  # stopped between evals
+    train_loss_sum.copy_(ckpt['train_loss'][rank][0])
+    train_loss_n = ckpt['train_loss'][rank][1]
 resumed_at = it if ckpt is not None else None
+# the log line's MFU: PaLM's FLOPs (output layer and attention in full, as bench.py) against the
+# GPU's bf16 peak; none on the CPU or an unknown GPU
+peak, palm_flops = peak_flops(device), raw_model.flops_per_token(True, attention_factor=12)
+interval = dict(t=time.time(), it=it, busy=0.0)
+
+
+def progress(loss):
+    """The log line: this interval's training time per step and throughput (its evaluations,
+    checkpoints and compiling left out), MFU, how far the run is, and when it ends at this pace."""
+    now, busy = time.time(), timers['eval'] + timers['checkpoint'] + timers['compile']
+    dt = max(1e-9, now - interval['t'] - busy + interval['busy']) / max(1, it - interval['it'])
+    interval.update(t=now, it=it, busy=busy)
+    tok_s = tokens_per_iter / dt
+    pace = (now - t_start - timers['compile']) / max(1, it - (resumed_at or 0))
+    eta = int(pace * (max_iters - it))
+    return (f"iter {it}: loss {loss:.4f}, lr {lr:.2e}, {dt * 1000:.0f} ms/iter, {tok_s:,.0f} tok/s"
+            + (f", MFU {100 * tok_s * palm_flops / world_size / peak:.1f}%" if peak else '')
+            + f", {100 * it / max_iters:.0f}% done, "
+            f"ETA {eta // 3600}h{eta // 60 % 60:02d}m{eta % 60:02d}s")
+
+
+ckpt_time = 0.0  # seconds spent writing ckpt.pt (with what was written beside it)
+for _sig in (signal.SIGTERM, signal.SIGUSR1):
+    signal.signal(_sig, stop_requested)
 stop_reason = None
 while True:
     lr = get_lr(it)
@@ -712,6 +783,7 @@ while True:
         full = full_checkpoint_due(stop_reason is not None)
         save(files + [(ckpt_path, checkpoint(full=True))] * full + [(log_path, json_file(log))])
         timers['checkpoint'] += time.time() - t0
+        ckpt_time += (time.time() - t0) * full
         if master_process:
             print(f"iter {it}: val {val_loss:.4f}" + ''.join(f", {k} {v:.4f}" for k, v in losses.items()
                                                         if k != dataset) +
@@ -719,6 +791,8 @@ while True:
                   + (', ckpt.pt written' if full else ''))
         if stop_reason:
             break
+    if pre_empted():  # after the evaluation of this iter, which a resumed run then skips
+        save_and_stop()
     if it >= max_iters:
         stop_reason = 'budget'
         break
@@ -744,8 +818,7 @@ while True:
     add_time('training', t_step)
     it += 1
     if master_process and log_interval and it % log_interval == 0:
-        print(f"iter {it}: loss {loss.item():.4f}, lr {lr:.2e}, "
-              f"{(time.time() - t_start) * 1000 / (it - (resumed_at or 0)):.0f} ms/iter")
+        print(progress(loss.item()))
 
 if test_set is not None or len(val_sets) > 1:
     best_held_out()

@@ -11,6 +11,7 @@ import json
 import time
 import shlex
 import shutil
+import signal
 import hashlib
 from array import array
 import multiprocessing as mp
@@ -312,6 +313,11 @@ _worker_tokenizer = None
 def _init_worker(tokenizer):
     global _worker_tokenizer
     _worker_tokenizer = tokenizer
+    # Ctrl-C and SIGTERM are the parent's to handle (one line, temp files removed): a worker that
+    # raised KeyboardInterrupt would print a traceback each, and pool.terminate() sends SIGTERM
+    if mp.current_process().name != 'MainProcess':
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _gpt2_count(text):

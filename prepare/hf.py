@@ -15,14 +15,27 @@ which no longer runs dataset loading scripts (OSCAR's, OpenWebText2's original o
 Everything is an argument: --dataset, --config, --data_files, --split, --text_field,
 --revision. Large corpora stream (--streaming 1, the default) and stop after --max_bytes.
 
+A hub dataset is read at one commit: --revision, else its current one, looked up first and
+recorded in meta.json (sources[0].revision), so the build can be repeated after the hub changed.
+The records read are kept in data/<name>/.download/ as they come (a shard every 64 MB): an
+interrupted build (Ctrl-C, SIGTERM, a network error) run again replays them and goes on in the
+stream after the last one, at the same commit. A thread reads the stream while the processes
+tokenize; off a terminal a plain progress line is printed every --progress_mb MB.
+
     python prepare/hf.py --lang de --max_bytes 2e9            # -> data/hf_de (byte tokens)
     python prepare/hf.py --lang en --tokenizer gpt2 --max_bytes 10e9
     python prepare/hf.py --lang de --dataset json --data_files my.jsonl --name mine
 """
 import os
 import sys
+import json
 import time
+import queue
+import shutil
+import signal
 import argparse
+import itertools
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -39,6 +52,8 @@ DEFAULTS = {
 # (title, desc, content) is a question and its answer, joined into one document
 TEXT_FIELDS = ['text', 'content', 'raw_content', 'document']
 QA_FIELDS = ['title', 'desc', 'content']
+LOCAL_BUILDERS = ('json', 'parquet', 'csv', 'text', 'arrow')  # data files, no hub revision
+SHARD_BYTES = 64 << 20  # a shard of .download/: the most a restart reads again
 
 
 def load(args):
@@ -80,6 +95,18 @@ def pick_field(columns, text_field):
         f"set --text_field")
 
 
+def pin_revision(args):
+    """The commit to read a hub dataset at: --revision, else its current one (then recorded)."""
+    if args.revision or args.dataset in LOCAL_BUILDERS or os.path.exists(args.dataset):
+        return args.revision
+    try:
+        from huggingface_hub import HfApi
+        return HfApi().dataset_info(args.dataset).sha
+    except Exception as e:  # offline, unknown or gated dataset
+        die(f"could not look up the current revision of {args.dataset} ({type(e).__name__}): "
+            f"check the name and the network, or pass --revision")
+
+
 def rows(ds, args):
     """The records; a streamed corpus can also fail halfway (network, a corrupt shard)."""
     it = iter(ds)
@@ -94,10 +121,115 @@ def rows(ds, args):
         yield row
 
 
-def documents(ds, args, stats, source):
+class Download:
+    """The records read so far, in cache/NNNNN.jsonl shards (their text columns only), and
+    cache/state.json: the corpus (source), its revision, the shards complete, their records and
+    the stream's position after them."""
+
+    def __init__(self, cache, source):
+        self.cache, self.state_path = cache, os.path.join(cache, 'state.json')
+        try:
+            with open(self.state_path) as f:
+                self.state = json.load(f)
+        except (OSError, ValueError):
+            self.state = None
+        if not self.state or self.state['source'] != source:  # none, or another corpus's
+            shutil.rmtree(cache, ignore_errors=True)
+            self.state = dict(source=source, revision=None, shards=0, records=0, stream=None)
+        os.makedirs(cache, exist_ok=True)
+
+    def shard(self, i):
+        return os.path.join(self.cache, f'{i:05d}.jsonl')
+
+    def replay(self):
+        for i in range(self.state['shards']):
+            with open(self.shard(i), encoding='utf-8') as f:
+                for line in f:
+                    yield json.loads(line)
+
+    def add(self, lines, records, stream_state):
+        """Another shard, then the state that counts it (written after it: a kill in between
+        leaves a shard that the next run writes again)."""
+        path = self.shard(self.state['shards'])
+        with open(path + '.tmp', 'w', encoding='utf-8') as f:
+            f.writelines(lines)
+        os.replace(path + '.tmp', path)
+        self.state.update(shards=self.state['shards'] + 1, records=records, stream=stream_state)
+        common.atomic_write_json(self.state_path, self.state)
+
+
+def stream_rows(ds, args, download):
+    """The records: those of the last run's download first, then the stream from where it
+    stopped, each new shard of them kept as it fills."""
+    yield from download.replay()
+    done = download.state['records']
+    skip = done
+    if done and download.state['stream'] is not None and hasattr(ds, 'load_state_dict'):
+        ds.load_state_dict(download.state['stream'])  # a streamed dataset seeks, reading nothing
+        skip = 0
+    fields, lines, size, n = None, [], 0, done
+    for row in itertools.islice(rows(ds, args), skip, None):
+        if fields is None:  # only the text columns are kept
+            fields = pick_field(list(row.keys()), args.text_field)
+        row = {f: row[f] if isinstance(row[f], (str, type(None))) else str(row[f])
+               for f in fields if f in row}
+        n += 1
+        lines.append(json.dumps(row, ensure_ascii=False) + '\n')
+        size += len(lines[-1])
+        if size >= SHARD_BYTES:
+            download.add(lines, n, ds.state_dict() if hasattr(ds, 'state_dict') else None)
+            lines, size = [], 0
+        yield row
+
+
+def read_ahead(items, n=4096):
+    """items, read by a thread of their own up to n ahead: the stream downloads and parses
+    while the processes tokenize. Its errors (die's one line too) are raised here."""
+    q = queue.Queue(n)
+    end = object()
+
+    def work():
+        try:
+            for item in items:
+                q.put(item)
+            q.put(end)
+        except BaseException as e:
+            q.put(e)
+    threading.Thread(target=work, daemon=True).start()
+    while True:
+        item = q.get()
+        if item is end:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+class Progress:
+    """Text read: a bar on a terminal (of --max_bytes where given), else a line every N MB."""
+
+    def __init__(self, args):
+        from tqdm import tqdm
+        self.tty, self.every = sys.stderr.isatty(), args.progress_mb * 1e6
+        self.t0, self.next, self.total = time.time(), 0, args.max_bytes or None
+        self.bar = tqdm(unit='B', unit_scale=True, desc='reading', total=self.total,
+                        mininterval=2, disable=not self.tty)
+
+    def update(self, nbytes, total_bytes, records):
+        self.bar.update(nbytes)
+        if not self.tty and self.every > 0 and total_bytes >= self.next:
+            self.next = total_bytes + self.every
+            print(f"read {total_bytes / 1e6:,.1f} MB" + (f" of {self.total / 1e6:,.0f} MB"
+                  if self.total else '') + f", {records:,} records, "
+                  f"{total_bytes / 1e6 / max(time.time() - self.t0, 1e-9):.1f} MB/s")
+
+
+def documents(ds, args, stats, source, download=None):
     """(name, [paragraphs]) per record, until --max_bytes / --max_docs."""
     fields = None
-    for i, row in enumerate(rows(ds, args)):
+    progress = Progress(args)
+    records = read_ahead(stream_rows(ds, args, download)) if download else rows(ds, args)
+    for i, row in enumerate(records):
         if fields is None:
             fields = pick_field(list(row.keys()), args.text_field)
             print(f"reading text from column(s) {', '.join(fields)}")
@@ -105,7 +237,9 @@ def documents(ds, args, stats, source):
         text = '\n\n'.join(str(row[f]) for f in fields if row.get(f))
         if isinstance(text, bytes):
             text = text.decode('utf-8')
-        stats['raw_bytes'] += len(text.encode('utf-8'))
+        nbytes = len(text.encode('utf-8'))
+        stats['raw_bytes'] += nbytes
+        progress.update(nbytes, stats['raw_bytes'], i + 1)
         source['bytes'], source['records'] = stats['raw_bytes'], i + 1
         pars = common.split_paragraphs(text, by_line=True)
         if args.lang_filter:
@@ -128,7 +262,8 @@ def main(argv=None):
     parser.add_argument('--config', default=None, help="dataset config, e.g. deu_Latn")
     parser.add_argument('--data_files', default=None, help="comma-separated files or globs")
     parser.add_argument('--split', default='train')
-    parser.add_argument('--revision', default=None)
+    parser.add_argument('--revision', default=None,
+                        help="the dataset's commit; default: its current one, in meta.json")
     parser.add_argument('--text_field', default='auto')
     parser.add_argument('--streaming', type=int, default=1)
     parser.add_argument('--max_bytes', type=float, default=0, help="stop after this much text")
@@ -138,6 +273,8 @@ def main(argv=None):
     parser.add_argument('--dedup', type=int, default=0,
                         help="exact paragraph dedup (hub corpora are deduplicated upstream; "
                              "costs ~50 bytes of RAM per paragraph)")
+    parser.add_argument('--progress_mb', type=float, default=100,
+                        help="off a terminal, a progress line every this many MB read")
     common.add_common_args(parser)
     args = parser.parse_args(argv)
     t0 = time.time()
@@ -152,11 +289,19 @@ def main(argv=None):
     out_args = common.output_args(args)
     if common.skip_if_done(out_dir, out_args, args.force):
         return
-    ds = load(args)
-    stats = {'raw_bytes': 0, 'language_dropped_bytes': 0}
     source = {'dataset': args.dataset, 'config': args.config, 'data_files': args.data_files,
               'split': args.split, 'revision': args.revision}
-    docs = documents(ds, args, stats, source)
+    download = Download(os.path.join(out_dir, '.download'),
+                        dict(source, text_field=args.text_field))
+    # a restart reads at the commit its download began with, not at the hub's newest
+    download.state['revision'] = download.state['revision'] or pin_revision(args)
+    args.revision = source['revision'] = download.state['revision']
+    if download.state['records']:
+        print(f"continuing the download: {download.state['records']:,} records kept in "
+              f"{download.cache}")
+    ds = load(args)
+    stats = {'raw_bytes': 0, 'language_dropped_bytes': 0}
+    docs = documents(ds, args, stats, source, download)
     if args.dedup:
         docs = common.dedup_stream(docs, stats)
     docs = common.split_long(docs, args.max_doc_bytes)
@@ -164,8 +309,14 @@ def main(argv=None):
                                 args=out_args, sources=[source], stats=stats, seed=args.seed,
                                 val_frac=args.val_frac, val_max_tokens=args.val_max_tokens,
                                 num_proc=args.num_proc, t0=t0, extra={'source': 'hf'})
+    shutil.rmtree(download.cache, ignore_errors=True)  # in train.bin and val.bin now
     return meta
 
 
 if __name__ == '__main__':
-    main()
+    sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C: temp files removed
+    try:
+        main()
+    except KeyboardInterrupt:
+        die("interrupted: the records read so far are kept; the same command continues from them")

@@ -138,4 +138,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
     main()

@@ -5,6 +5,7 @@ import os
 import sys
 import json
 import shutil
+import signal
 import hashlib
 import subprocess
 
@@ -292,6 +293,105 @@ def test_hf_non_streaming_and_explicit_field(tmp_path):
     got = [common.decode(d, 'gpt2') for s in ('train', 'val')
            for d in read_docs(tmp_path / 'data' / 'hf_de_gpt2', s, 50256)]
     assert f"{GERMAN} 5\nZeile zwei 5." in got
+
+
+class Breaks:
+    """A dataset whose stream fails after n records (a dropped connection), else the dataset."""
+
+    def __init__(self, ds, n=None):
+        self.ds, self.n, self.read = ds, n, 0
+
+    def __getattr__(self, name):
+        return getattr(self.ds, name)
+
+    def __iter__(self):
+        for row in self.ds:
+            if self.read == self.n:
+                raise ConnectionError('connection reset')
+            self.read += 1
+            yield row
+
+
+def test_hf_download_resumes_where_it_stopped_and_pins_the_revision(tmp_path, monkeypatch, capsys):
+    """An interrupted build keeps the records read in shards; run again, it reads only the rest of
+    the stream and writes the same dataset as one uninterrupted build. A hub dataset is read at
+    the commit looked up first."""
+    path = tmp_path / 'web.jsonl'
+    path.write_text(''.join(json.dumps({'text': f"{GERMAN} {i}\nZeile {i}.", 'n': i},
+                                       ensure_ascii=False) + '\n' for i in range(300)),
+                    encoding='utf-8')
+    argv = ['--lang', 'de', '--dataset', 'json', '--data_files', str(path), '--num_proc', '1',
+            '--progress_mb', '0.01']
+    whole = hf.main([*argv, '--data_dir', str(tmp_path / 'whole')])
+    assert whole['sources'][0]['revision'] is None  # local files have no revision
+    monkeypatch.setattr(hf, 'SHARD_BYTES', 2000)
+    load, streams = hf.load, []
+
+    def breaking_load(args, n=150):
+        streams.append(Breaks(load(args), n if not streams else None))
+        return streams[-1]
+    monkeypatch.setattr(hf, 'load', breaking_load)
+    data = tmp_path / 'data'
+    with pytest.raises(SystemExit, match='connection reset'):
+        hf.main([*argv, '--data_dir', str(data)])
+    kept = json.loads((data / 'hf_de' / '.download' / 'state.json').read_text())['records']
+    assert 100 < kept <= 150 and not (data / 'hf_de' / 'meta.json').exists()
+    capsys.readouterr()
+    meta = hf.main([*argv, '--data_dir', str(data)])
+    out = capsys.readouterr().out
+    assert f'continuing the download: {kept} records kept' in out
+    assert 'read 0.0 MB, 1 records' in out  # off a terminal: a line every --progress_mb
+    assert streams[1].read == 300 - kept  # the stream went on after the kept records
+    for f in ('train.bin', 'val.bin'):
+        assert (data / 'hf_de' / f).read_bytes() == (tmp_path / 'whole' / 'hf_de' / f).read_bytes()
+    assert meta['splits'] == whole['splits'] and not (data / 'hf_de' / '.download').exists()
+    import huggingface_hub
+    monkeypatch.setattr(huggingface_hub.HfApi, 'dataset_info',
+                        lambda self, name: type('', (), {'sha': 'c0ffee'}))
+    args = type('', (), dict(dataset='HuggingFaceFW/fineweb-2', revision=None))
+    assert hf.pin_revision(args) == 'c0ffee'
+    args.revision = 'v1'
+    assert hf.pin_revision(args) == 'v1'
+
+
+SLOW_HF = """
+import runpy, sys, time
+import datasets
+real = datasets.load_dataset
+
+
+class Slow:  # a stream of a few records a second, as a slow network gives them
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __iter__(self):
+        for row in self.ds:
+            time.sleep(0.05)
+            yield row
+
+
+datasets.load_dataset = lambda *a, **k: Slow(real(*a, **k))
+sys.argv = ['prepare/hf.py', *sys.argv[1:]]
+runpy.run_path('prepare/hf.py', run_name='__main__')
+"""
+
+
+def test_hf_sigterm_is_one_line_and_leaves_no_temp_file(tmp_path):
+    path = tmp_path / 'web.jsonl'
+    path.write_text(''.join(json.dumps({'text': f"{GERMAN} {i}"}, ensure_ascii=False) + '\n'
+                            for i in range(1000)), encoding='utf-8')
+    p = subprocess.Popen([sys.executable, '-c', SLOW_HF, '--lang', 'de', '--dataset', 'json',
+                          '--data_files', str(path), '--num_proc', '1', '--progress_mb', '0.001',
+                          '--data_dir', str(tmp_path / 'data')], cwd=common.REPO, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while not p.stdout.readline().startswith('read '):  # off a terminal: a line every N MB
+        assert p.poll() is None, p.stderr.read()
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=60) == 1
+    err = p.stderr.read().strip().splitlines()
+    assert err == ['error: interrupted: the records read so far are kept; the same command '
+                   'continues from them'], err
+    assert [f for f in os.listdir(tmp_path / 'data' / 'hf_de') if f.endswith('.tmp')] == []
 
 
 def test_hf_defaults_are_documented():

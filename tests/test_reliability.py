@@ -264,6 +264,47 @@ def test_resume_after_ctrl_c_with_other_threads_and_overrides_is_bit_exact(small
     assert 'the run is finished (done)' in r.stdout and files(out) == finished
 
 
+def test_redirected_log_shows_progress_and_sigterm_at_a_random_eval_resumes_exactly(small,
+                                                                                    tmp_path):
+    """Output redirected to a file, as by a sweep or SLURM, without PYTHONUNBUFFERED: train.txt
+    shows each line while the run runs. SIGTERM (pre-emption) at a random evaluation writes ckpt.pt
+    where the run is, so the resumed run repeats less than one evaluation interval, and ends bit
+    for bit as an uninterrupted one."""
+    data, _ = small
+    args = [*SMALL, f'--data_dir={data}', '--dataset=toy_en', '--max_iters=100',
+            '--eval_interval=10', '--eval_dense=False', '--log_interval=5']
+    env = {k: v for k, v in ENV.items() if k != 'PYTHONUNBUFFERED'}
+    a = subprocess.Popen([sys.executable, 'train.py', *args, f'--out_dir={tmp_path / "a"}'],
+                         cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out, txt = tmp_path / 'b', tmp_path / 'train.txt'
+    with open(txt, 'w') as f:
+        p = subprocess.Popen([sys.executable, 'train.py', *args, f'--out_dir={out}'], cwd=ROOT,
+                             env=env, stdout=f, stderr=subprocess.STDOUT)
+    wait_for_evals(out, random.randint(2, 7))
+    shown = txt.read_text()
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=60) == 128 + signal.SIGTERM
+    lines = [l for l in shown.splitlines() if l.startswith('iter ') and 'loss' in l]
+    assert lines and all(' ms/iter, ' in l and ' tok/s, ' in l and '% done, ETA ' in l
+                         for l in lines), shown
+    assert 'MFU' not in shown  # no peak to measure against on the CPU
+    killed = read_log(out)
+    it = torch.load(out / 'ckpt.pt', weights_only=False)['iter']
+    last = killed['evals'][-1]['iter']
+    assert last <= it < last + 10  # less than an interval lost
+    assert txt.read_text().rstrip().endswith(
+        f'error: interrupted by SIGTERM: ckpt.pt written at iter {it}; continue the run with '
+        f'--init_from=resume')
+    run('train.py', '--init_from=resume', f'--out_dir={out}', '--device=cpu', env=ENV)
+    assert a.wait(timeout=300) == 0
+    a, b = read_log(tmp_path / 'a'), read_log(out)
+    assert b['status'] == 'done'
+    strip = ('elapsed_s',)
+    assert [{k: v for k, v in e.items() if k not in strip} for e in a['evals']] == \
+           [{k: v for k, v in e.items() if k not in strip} for e in b['evals']]  # bit for bit
+    assert a['best'] == b['best']
+
+
 # --- sweeps ----------------------------------------------------------------------------------
 
 def sweep_config(path, data, out, **extra):

@@ -1,5 +1,6 @@
 """train.py, model.py and sample.py as a user runs them, on tiny CPU runs."""
 
+import json
 import math
 import os
 import signal
@@ -284,7 +285,18 @@ def test_ddp_two_processes_over_gloo(data_dir, tmp_path):
     assert log['evals'][-1]['val_loss'] < log['evals'][0]['val_loss'] - 1.0
     assert sorted(os.listdir(out)) == ['best.pt', 'ckpt.pt', 'log.json']
     # the checkpoint keeps each process's data position
-    assert len(torch.load(out / 'ckpt.pt', weights_only=False)['data_rng']) == 2
+    ckpt = torch.load(out / 'ckpt.pt', weights_only=False)
+    assert len(ckpt['data_rng']) == 2
+    # resumed (10 more steps) on another number of processes: each process's stream is derived
+    # anew (not rank 0's for every new rank), and the run says so
+    ckpt['config']['max_iters'] = 70
+    torch.save(ckpt, out / 'ckpt.pt')
+    (out / 'log.json').write_text(json.dumps(dict(log, status='running')))
+    r = run('train.py', '--init_from=resume', f'--out_dir={out}', env=env)
+    assert ("resume: 1 process(es), the checkpoint has 2: each process's batches are drawn anew"
+            in r.stdout)
+    assert read_log(out)['status'] == 'done' and read_log(out)['evals'][-1]['iter'] == 70
+    assert len(torch.load(out / 'ckpt.pt', weights_only=False)['data_rng']) == 1
 
 
 def test_compile_and_bf16_autocast_on_cpu_second_run_loads_the_cache(data_dir, tmp_path):
@@ -330,7 +342,13 @@ def test_bad_input(pretrained, data_dir, tmp_path):
     fails_with(*base, '--dataset=toy_de', '--dataset_tokens=1e9', contains='100,000')
     fails_with(*base, '--dataset=toy_gpt2', f'--init_from={pretrained}/best.pt', contains='tokenizer')
     fails_with(*base, '--dataset=toy_de', f'--init_from={pretrained}/best.pt', '--n_embd=128',
-               contains='n_embd')
+               contains='n_embd=128 (from --n_embd) but checkpoint')
+    cfg = tmp_path / 'wide.py'  # a shape from a config file: the hint says where, and how to fix it
+    cfg.write_text('n_embd = 128\n')
+    line = fails_with(str(cfg), *(a for a in base if not a.startswith('--n_embd')),
+                      '--dataset=toy_de', f'--init_from={pretrained}/best.pt',
+                      contains=f'n_embd=128 (from {cfg}) but checkpoint')
+    assert 'override it with --n_embd=64 or use a checkpoint of that shape' in line
     fails_with(*base, '--init_from=resume', contains='resume')
     assert not os.path.exists(tmp_path / 'bad' / 'log.json')
 
