@@ -165,13 +165,13 @@ def build_sizes(target, res):
 def size_weights(sizes, n):
     """[(Size, weight in log space)] that give a quantity at N = n, and the note saying how: the
     measured size itself (within SAME_SIZE), the two neighbours (interpolated in log N), or the
-    two nearest (extrapolated in log N)."""
+    two nearest (extrapolated in log N). A note starting with '!' is an extrapolation."""
     same = [s for s in sizes if abs(s.N / n - 1) <= SAME_SIZE]
     if same or len(sizes) == 1:
         s = same[0] if same else sizes[0]
         note = "" if s.N == n else f"N read as the measured size {short(s.N)}"
         if not same:
-            note = f"EXTRAPOLATED: the only measured size is {short(s.N)}, its curve used as is"
+            note = f"!N {short(n)}: the only measured size is {short(s.N)}, its curve used as is"
         return [(s, 1.0)], note
     j = int(np.clip(np.searchsorted([s.N for s in sizes], n), 1, len(sizes) - 1))
     a, b = sizes[j - 1], sizes[j]
@@ -179,8 +179,7 @@ def size_weights(sizes, n):
     if 0 < t < 1:
         note = f"interpolated in N between {short(a.N)} and {short(b.N)}"
     else:
-        note = (f"EXTRAPOLATED in N: outside the measured sizes "
-                f"{short(sizes[0].N)}-{short(sizes[-1].N)}")
+        note = f"!N outside the measured sizes {short(sizes[0].N)}-{short(sizes[-1].N)}"
     return [(a, 1 - t), (b, t)], note
 
 
@@ -193,12 +192,12 @@ def across(weights, quantity):
 
 
 def outside(weights, value, span, what):
-    """A note when value lies outside span(size) of a size in use, else ''."""
+    """An extrapolation note when value lies outside span(size) of a size in use, else ''."""
     spans = [span(s) for s, _ in weights]
     lo, hi = max(sp[0] for sp in spans), min(sp[1] for sp in spans)
     if lo * (1 - 1e-9) <= value <= hi * (1 + 1e-9):
         return ""
-    return f"EXTRAPOLATED: {what} {short(value)} outside the measured {short(lo)}-{short(hi)}"
+    return f"!{what} {short(value)} outside the measured {short(lo)}-{short(hi)}"
 
 
 def flops_at(xy, D):
@@ -226,11 +225,21 @@ def law_notes(law, n, d_f):
     notes = []
     lo, hi = law["N_range"]
     if not lo * (1 - SAME_SIZE) <= n <= hi * (1 + SAME_SIZE):
-        notes.append(f"EXTRAPOLATED: the law was fitted on N {short(lo)}-{short(hi)}")
+        notes.append(f"!N outside the law's {short(lo)}-{short(hi)}")
     lo, hi = law["D_f_range"]
     if not lo * (1 - 1e-9) <= d_f <= hi * (1 + 1e-9):
-        notes.append(f"EXTRAPOLATED: the law was fitted on D_f {short(lo)}-{short(hi)} tokens")
+        notes.append(f"!D_f outside the law's {short(lo)}-{short(hi)}")
     return notes
+
+
+def join_notes(notes):
+    """Plain notes first, then every extrapolation ('!' notes) after one loud word, so that no
+    extrapolated row reads like a measured one."""
+    plain = [x for x in notes if x and not x.startswith("!")]
+    extra = [x[1:] for x in notes if x and x.startswith("!")]
+    if extra:
+        plain.append("EXTRAPOLATED: " + "; ".join(extra))
+    return "; ".join(plain) or "inside the measured range"
 
 
 def predict(target, sizes, noise, n, d_f, rng):
@@ -255,11 +264,12 @@ def predict(target, sizes, noise, n, d_f, rng):
     out["C_scratch"] = None if c_sc is None else float(c_sc)
     out["C_scratch_ci"] = None if c_sc is None else interval(scratch_flops(D_e_draws))
     out.update(arm_costs(weights, d_f))
-    notes = [size_note] + law_notes(law, n, d_f) + [
-        outside(weights, D_e, lambda s: s.D_range, "D_e"),
-        outside(weights, d_f, lambda s: s.D_range, "scratch loss at D_f")]
-    out["note"] = "; ".join(x for x in notes if x) or "inside the measured range"
-    out["compute_note"] = "; ".join(x for x in compute_notes(weights, D_e, d_f) if x) or "-"
+    law_n = [x for x in law_notes(law, n, d_f) if not (size_note.startswith("!") and "N" in x[:3])]
+    notes = [size_note] + law_n + [
+        outside(weights, D_e, lambda s: s.D_range, "D_e beyond the scratch curve:"),
+        outside(weights, d_f, lambda s: s.D_range, "D_f beyond the scratch curve:")]
+    out["note"] = join_notes(notes)
+    out["compute_note"] = join_notes([size_note] + compute_notes(weights, D_e, d_f))
     return out
 
 
@@ -277,12 +287,12 @@ def compute_notes(weights, D_e, d_f):
     notes = []
     if all(len(s.scratch_flops[0]) for s, _ in weights):
         notes.append(outside(weights, D_e, lambda s: s.scratch_flops[0][[0, -1]],
-                             "scratch FLOPs at D_e"))
+                             "D_e beyond the scratch cells' FLOPs:"))
     else:
         notes.append("no converged scratch cell with FLOPs")
     if all(len(s.ft_flops[0]) for s, _ in weights):
         notes.append(outside(weights, d_f, lambda s: s.ft_flops[0][[0, -1]],
-                             "fine-tuned FLOPs at D_f"))
+                             "D_f beyond the fine-tuned cells' FLOPs:"))
     else:
         notes.append("no fine-tuned cell with FLOPs at this size")
     if any(s.pretrain_flops is None for s, _ in weights):
@@ -321,7 +331,7 @@ def print_law(target):
           f"{short(law['N_range'][1])}, D_f {short(law['D_f_range'][0])}-"
           f"{short(law['D_f_range'][1])} tokens; {level:.0%} intervals from "
           f"{len(law.get('draws') or [])} bootstrap draws of a rerun")
-    print(f"  D in tokens ({target['bytes_per_token']:.3g} bytes per token); loss in nats per "
+    print(f"  D in tokens (bytes per token: {target['bytes_per_token']:.3g}); loss in nats per "
           f"token on held-out text; compute in FLOPs (Kaplan)")
 
 
@@ -367,7 +377,8 @@ def budget_rows(target, sizes, noise, d_f, rng):
         rows.append({"arm": "scratch", "N": s.N, "loss": float(s.loss(d_f)),
                      "ci": interval(s.loss(d_f) * np.exp(noise * rng.standard_normal(200))),
                      "C": None if c_sc is None else float(c_sc), "C_pt": 0.0,
-                     "note": outside(w, d_f, lambda x: x.D_range, "D_f") or "-"})
+                     "note": join_notes([outside(w, d_f, lambda x: x.D_range,
+                                                 "D_f beyond the scratch curve:")])})
         if target.get("law"):
             p = predict(target, [s], noise, s.N, d_f, rng)
             rows.append({"arm": "fine-tuned", "N": s.N, "loss": p["L_ft"], "ci": p["L_ft_ci"],
