@@ -15,8 +15,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import fit_scaling as fs  # noqa: E402
 import predict as pr  # noqa: E402
-from tests.test_fit_scaling import (B_DFS, B_SCRATCH, B_SIZES, EN_ALPHA_N, EN_NC, TRUE_ALPHA,  # noqa: E402
-                                    TRUE_BETA, builtin_like, plateau_descent_floor, write_log)
+from tests.test_fit_scaling import (B_DFS, B_SCRATCH, B_SIZES, EN_ALPHA_N,  # noqa: E402
+                                    EN_NC, TRUE_ALPHA, TRUE_BETA, builtin_like,
+                                    plateau_descent_floor, write_log)
 
 K = 2.0 * 4096 / (4096 ** TRUE_ALPHA * 56e3 ** TRUE_BETA)   # builtin_like's k
 curve = plateau_descent_floor
