@@ -324,13 +324,15 @@ def print_law(target):
     ci = law.get("ci") or {}
     pick = lambda key: with_ci(law[key], ci.get(key), lambda v: f"{v:.3g}")
     unid = [k for k, ok in (law.get("identified") or {}).items() if not ok]
+    draws = law.get("draws") or []
     print(f"{target.get('label', target['language'])}: D_t = k D_f^alpha N^beta with "
           f"k = {pick('k')}, alpha = {pick('alpha')}, beta = {pick('beta')}"
           + (f" ({', '.join(unid)} not identified: held at 0)" if unid else ""))
     print(f"  fitted on {law.get('n_cells', '?')} cells, N {short(law['N_range'][0])}-"
           f"{short(law['N_range'][1])}, D_f {short(law['D_f_range'][0])}-"
-          f"{short(law['D_f_range'][1])} tokens; {level:.0%} intervals from "
-          f"{len(law.get('draws') or [])} bootstrap draws of a rerun")
+          f"{short(law['D_f_range'][1])} tokens; " + (
+              f"{level:.0%} intervals from {len(draws)} bootstrap draws of a rerun" if draws else
+              "no draws, so no intervals of the law (rerun fit_scaling.py with --boot 1000)"))
     print(f"  D in tokens (bytes per token: {target['bytes_per_token']:.3g}); loss in nats per "
           f"token on held-out text; compute in FLOPs (Kaplan)")
 
