@@ -221,10 +221,12 @@ def interval(values):
     return [float(x) for x in np.percentile(v, [tail, 100 - tail])]
 
 
-def law_notes(law, n, d_f):
+def law_notes(law, n, d_f, n_said):
+    """Where the query lies outside the cells the law was fitted on; N only if the size note
+    has not said so already (n_said)."""
     notes = []
     lo, hi = law["N_range"]
-    if not lo * (1 - SAME_SIZE) <= n <= hi * (1 + SAME_SIZE):
+    if not n_said and not lo * (1 - SAME_SIZE) <= n <= hi * (1 + SAME_SIZE):
         notes.append(f"!N outside the law's {short(lo)}-{short(hi)}")
     lo, hi = law["D_f_range"]
     if not lo * (1 - 1e-9) <= d_f <= hi * (1 + 1e-9):
@@ -264,8 +266,7 @@ def predict(target, sizes, noise, n, d_f, rng):
     out["C_scratch"] = None if c_sc is None else float(c_sc)
     out["C_scratch_ci"] = None if c_sc is None else interval(scratch_flops(D_e_draws))
     out.update(arm_costs(weights, d_f))
-    law_n = [x for x in law_notes(law, n, d_f) if not (size_note.startswith("!") and "N" in x[:3])]
-    notes = [size_note] + law_n + [
+    notes = [size_note] + law_notes(law, n, d_f, size_note.startswith("!")) + [
         outside(weights, D_e, lambda s: s.D_range, "D_e beyond the scratch curve:"),
         outside(weights, d_f, lambda s: s.D_range, "D_f beyond the scratch curve:")]
     out["note"] = join_notes(notes)
