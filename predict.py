@@ -1,0 +1,465 @@
+"""
+Ask the transfer law a question: for a language, a model size N and D_f tokens of its data, how
+much English pre-training is worth, what loss fine-tuning reaches, and whether it pays in compute.
+Reads only the results.json that fit_scaling.py wrote (docs/contracts.md, "Analysis").
+
+    python predict.py out/builtin/report/results.json --lang=de --N=5.5e4 --D_f=6000
+    python predict.py RESULTS.json --lang=de --N=1.4e4,5.5e4 --D_f=2000,6000      # a table
+    python predict.py RESULTS.json --lang=de --D_f=6000 --budget_flops=1e12       # the trade-off
+
+--lang: a language code (de, es, zh) or a dataset name. --N: non-embedding parameters. --D_f:
+fine-tuning data in TOKENS of that language (bytes are printed beside them). Several values,
+comma-separated, give one row per combination. --budget_flops: for that compute budget and each
+D_f, which arm (scratch or fine-tuned) and which measured size reach the lowest loss, with the
+pre-training already paid and counting it. --level: the intervals' coverage (0.95).
+
+The law D_t = k D_f^alpha N^beta (tokens) gives D_e = D_f + D_t, the scratch data that reaches
+the fine-tuned loss; the fine-tuned loss is the scratch curve of that size at D_e. Intervals come
+from the law's bootstrap draws (a rerun of the study) and the scratch curve's run-to-run spread.
+Compute (Kaplan FLOPs): the scratch arm costs what a converged scratch run at D_e cost (the
+scratch cells' FLOPs against D, interpolated), the fine-tuned arm what the fine-tuned cells cost
+at D_f, with and without the FLOPs of pre-training its model.
+
+A query outside the measured sizes, outside the law's D_f range, or whose D_e lies beyond the
+scratch curve's measured D, is answered as an EXTRAPOLATION, said in its row. A size between two
+measured ones is interpolated in N (log L linear in log N at the same D). A language without a
+law (pre-training did not help) gets its measured D_e/D_f instead.
+"""
+import json
+import math
+import sys
+
+import numpy as np
+
+from configurator import configure
+
+# -----------------------------------------------------------------------------
+lang = ''  # a language code or a dataset name; '' = the only one in the study
+N = ''  # model size(s), non-embedding parameters, comma-separated
+D_f = ''  # fine-tuning data in tokens, comma-separated
+budget_flops = 0.0  # > 0: which arm and size reach the lowest loss within this compute
+level = 0.95  # coverage of the intervals
+seed = 0  # the draws of the scratch curve's spread
+# -----------------------------------------------------------------------------
+
+SAME_SIZE = 0.02  # an N within 2% of a measured size is that size: labels round (56K = 55,296)
+
+
+def fail(msg):
+    print(f"error: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+# ----------------------------------------------------------------------------- reading the study
+
+def load_results(path):
+    try:
+        with open(path) as f:
+            res = json.load(f)
+    except OSError as e:
+        fail(f"cannot read {path} ({e.strerror}): give the results.json fit_scaling.py wrote, "
+             f"e.g. out/builtin/report/results.json")
+    except ValueError:
+        fail(f"{path} is not JSON: give the results.json fit_scaling.py wrote")
+    if not isinstance(res, dict) or not isinstance(res.get("targets"), dict):
+        fail(f"{path} has no 'targets': rerun python fit_scaling.py on the sweep's directory")
+    return res
+
+
+def find_target(res, wanted):
+    """The dataset asked for, by name or by language code; exits naming the choices."""
+    targets = res["targets"]
+    have = ", ".join(sorted({t.get("language", "?") for t in targets.values()} | set(targets)))
+    hits = [d for d, t in targets.items() if wanted in (d, t.get("language"))]
+    if not wanted and len(targets) == 1:
+        hits = list(targets)
+    if len(hits) != 1:
+        why = f"language '{wanted}' is not in the study" if not hits else \
+            f"'{wanted}' names several datasets" if wanted else "give a language"
+        fail(f"{why}: use --lang= one of {have or '(none)'}")
+    return targets[hits[0]]
+
+
+def parse_values(text, key):
+    """Comma-separated positive numbers, e.g. '5.5e4,2e5'."""
+    try:
+        values = [float(v) for v in str(text).strip("()[] ").split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        fail(f"--{key}={text!r}: give positive numbers, comma-separated, e.g. --{key}=6000,12000")
+    return values
+
+
+def short(x):
+    """3 significant digits, exponents without padding: 55296 -> 5.53e4."""
+    s = f"{x:.3g}"
+    return s.replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
+
+
+# ----------------------------------------------------------------------------- log-log lines
+
+def loglog(x, y, q):
+    """y at q by straight lines in log-log between the points (x rising); beyond the ends the end
+    segment continues (the rule fit_scaling.py reads D_e with), so q may be an array."""
+    lx, ly, lq = np.log(x), np.log(y), np.log(q)
+    if len(lx) == 1:
+        return np.exp(np.full_like(np.asarray(lq, float), ly[0]))
+    inside = np.interp(lq, lx, ly)
+    lo = ly[0] + (lq - lx[0]) * (ly[1] - ly[0]) / (lx[1] - lx[0])
+    hi = ly[-1] + (lq - lx[-1]) * (ly[-1] - ly[-2]) / (lx[-1] - lx[-2])
+    return np.exp(np.where(lq < lx[0], lo, np.where(lq > lx[-1], hi, inside)))
+
+
+def sorted_xy(pairs):
+    pairs = sorted((a, b) for a, b in pairs if a and b and a > 0 and b > 0)
+    return np.array([a for a, _ in pairs]), np.array([b for _, b in pairs])
+
+
+class Size:
+    """One measured size: its scratch curve (the study's monotone curve inside its measured D,
+    the end segments of its converged points beyond), and its cells' FLOPs against D."""
+
+    def __init__(self, n, curve, target, pretrain_flops):
+        self.N = n
+        near = lambda r: abs(r["N"] / n - 1) < 1e-4
+        conv = sorted((r for r in target["scratch"] if near(r) and r["converged"]),
+                      key=lambda r: r["D"])
+        keep, low = [], float("inf")
+        for r in conv:   # the points beating every smaller D, as fit_scaling.scratch_points
+            if r["loss"] < low:
+                keep.append((r["D"], r["loss"]))
+                low = r["loss"]
+        self.points = sorted_xy(keep)
+        self.curve = sorted_xy(curve["scratch"])
+        self.D_range = (self.curve[0][0], self.curve[0][-1])
+        self.scratch_flops = sorted_xy((r["D"], r["flops"]) for r in conv)
+        self.ft_flops = sorted_xy((p["D_f"], p["flops"]) for p in target["points"] if near(p))
+        self.pretrain_flops = pretrain_flops
+
+    def loss(self, D):
+        """The scratch curve's loss at D (tokens), an array like D."""
+        D = np.asarray(D, float)
+        inside = loglog(*self.curve, np.clip(D, *self.D_range))
+        outside = loglog(*self.points, D) if len(self.points[0]) > 1 else inside
+        return np.where((D < self.D_range[0]) | (D > self.D_range[1]), outside, inside)
+
+
+def pretrain_flops_by_size(res):
+    pts = (res.get("pretrain") or {}).get("points") or []
+    return {p["N"]: p["flops"] for p in pts if p.get("flops")}
+
+
+def build_sizes(target, res):
+    pt = pretrain_flops_by_size(res)
+    sizes = []
+    for key, curve in (target.get("curves") or {}).items():
+        n = float(key)
+        exact = [m for m in pt if abs(m / n - 1) < 1e-4]
+        sizes.append(Size(n, curve, target, pt[exact[0]] if exact else None))
+    return sorted(sizes, key=lambda s: s.N)
+
+
+# ----------------------------------------------------------------------------- across sizes
+
+def size_weights(sizes, n):
+    """[(Size, weight in log space)] that give a quantity at N = n, and the note saying how: the
+    measured size itself (within SAME_SIZE), the two neighbours (interpolated in log N), or the
+    two nearest (extrapolated in log N). A note starting with '!' is an extrapolation."""
+    same = [s for s in sizes if abs(s.N / n - 1) <= SAME_SIZE]
+    if same or len(sizes) == 1:
+        s = same[0] if same else sizes[0]
+        note = "" if s.N == n else f"N read as the measured size {short(s.N)}"
+        if not same:
+            note = f"!N {short(n)}: the only measured size is {short(s.N)}, its curve used as is"
+        return [(s, 1.0)], note
+    j = int(np.clip(np.searchsorted([s.N for s in sizes], n), 1, len(sizes) - 1))
+    a, b = sizes[j - 1], sizes[j]
+    t = math.log(n / a.N) / math.log(b.N / a.N)
+    if 0 < t < 1:
+        note = f"interpolated in N between {short(a.N)} and {short(b.N)}"
+    else:
+        note = f"!N outside the measured sizes {short(sizes[0].N)}-{short(sizes[-1].N)}"
+    return [(a, 1 - t), (b, t)], note
+
+
+def across(weights, quantity):
+    """exp(sum of w log quantity(size)): log-linear in log N; None if a size lacks it."""
+    values = [quantity(s) for s, _ in weights]
+    if any(v is None for v in values):
+        return None
+    return np.exp(sum(w * np.log(v) for (_, w), v in zip(weights, values)))
+
+
+def outside(weights, value, span, what):
+    """An extrapolation note when value lies outside span(size) of a size in use, else ''."""
+    spans = [span(s) for s, _ in weights]
+    lo, hi = max(sp[0] for sp in spans), min(sp[1] for sp in spans)
+    if lo * (1 - 1e-9) <= value <= hi * (1 + 1e-9):
+        return ""
+    return f"!{what} {short(value)} outside the measured {short(lo)}-{short(hi)}"
+
+
+def flops_at(xy, D):
+    return None if len(xy[0]) == 0 else loglog(*xy, D)
+
+
+# ----------------------------------------------------------------------------- one prediction
+
+def law_draws(law):
+    """(log k, alpha, beta) per draw; the fitted values alone when there are none."""
+    draws = np.array(law.get("draws") or [], float).reshape(-1, 3)
+    return draws if len(draws) else np.array([[math.log(law["k"]), law["alpha"], law["beta"]]])
+
+
+def interval(values):
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return None
+    tail = 50 * (1 - level)
+    return [float(x) for x in np.percentile(v, [tail, 100 - tail])]
+
+
+def law_notes(law, n, d_f, n_said):
+    """Where the query lies outside the cells the law was fitted on; N only if the size note
+    has not said so already (n_said)."""
+    notes = []
+    lo, hi = law["N_range"]
+    if not n_said and not lo * (1 - SAME_SIZE) <= n <= hi * (1 + SAME_SIZE):
+        notes.append(f"!N outside the law's {short(lo)}-{short(hi)}")
+    lo, hi = law["D_f_range"]
+    if not lo * (1 - 1e-9) <= d_f <= hi * (1 + 1e-9):
+        notes.append(f"!D_f outside the law's {short(lo)}-{short(hi)}")
+    return notes
+
+
+def join_notes(notes):
+    """Plain notes first, then every extrapolation ('!' notes) after one loud word, so that no
+    extrapolated row reads like a measured one."""
+    plain = [x for x in notes if x and not x.startswith("!")]
+    extra = [x[1:] for x in notes if x and x.startswith("!")]
+    if extra:
+        plain.append("EXTRAPOLATED: " + "; ".join(extra))
+    return "; ".join(plain) or "inside the measured range"
+
+
+def predict(target, sizes, noise, n, d_f, rng):
+    """Everything asked of one (N, D_f): values, their intervals and the notes on how they were
+    reached. The scratch curve's own spread (one run's, sigma_run) is drawn beside the law's."""
+    law = target["law"]
+    lk, a, b = (math.log(law["k"]), law["alpha"], law["beta"])
+    draws = law_draws(law)
+    D_e = d_f + math.exp(lk) * d_f ** a * n ** b
+    D_e_draws = d_f + np.exp(draws[:, 0]) * d_f ** draws[:, 1] * n ** draws[:, 2]
+    weights, size_note = size_weights(sizes, n)
+    spread = np.exp(noise * rng.standard_normal(len(draws)))
+    loss = lambda D: across(weights, lambda s: s.loss(D))
+    scratch_flops = lambda D: across(weights, lambda s: flops_at(s.scratch_flops, D))
+    out = {"N": n, "D_f": d_f, "D_f_bytes": d_f * target["bytes_per_token"],
+           "L_ft": float(loss(D_e)), "L_ft_ci": interval(loss(D_e_draws) * spread),
+           "L_scratch": float(loss(d_f)), "L_scratch_ci": interval(loss(d_f) * spread),
+           "D_e": D_e, "D_e_ci": interval(D_e_draws), "D_t": D_e - d_f,
+           "D_t_ci": interval(D_e_draws - d_f), "Df_over_De": d_f / D_e,
+           "Df_over_De_ci": interval(d_f / D_e_draws)}
+    c_sc = scratch_flops(D_e)
+    out["C_scratch"] = None if c_sc is None else float(c_sc)
+    out["C_scratch_ci"] = None if c_sc is None else interval(scratch_flops(D_e_draws))
+    out.update(arm_costs(weights, d_f))
+    notes = [size_note] + law_notes(law, n, d_f, size_note.startswith("!")) + [
+        outside(weights, D_e, lambda s: s.D_range, "D_e beyond the scratch curve:"),
+        outside(weights, d_f, lambda s: s.D_range, "D_f beyond the scratch curve:")]
+    out["note"] = join_notes(notes)
+    out["compute_note"] = join_notes([size_note] + compute_notes(weights, D_e, d_f))
+    return out
+
+
+def arm_costs(weights, d_f):
+    c_ft = across(weights, lambda s: flops_at(s.ft_flops, d_f))
+    c_pt = across(weights, lambda s: s.pretrain_flops)
+    return {"C_finetune": None if c_ft is None else float(c_ft),
+            "C_pretrain": None if c_pt is None else float(c_pt),
+            "C_finetune_with_pretrain": None if c_ft is None or c_pt is None
+            else float(c_ft + c_pt)}
+
+
+def compute_notes(weights, D_e, d_f):
+    """Where the FLOPs lines are read beyond their cells, or missing."""
+    notes = []
+    if all(len(s.scratch_flops[0]) for s, _ in weights):
+        notes.append(outside(weights, D_e, lambda s: s.scratch_flops[0][[0, -1]],
+                             "D_e beyond the scratch cells' FLOPs:"))
+    else:
+        notes.append("no converged scratch cell with FLOPs")
+    if all(len(s.ft_flops[0]) for s, _ in weights):
+        notes.append(outside(weights, d_f, lambda s: s.ft_flops[0][[0, -1]],
+                             "D_f beyond the fine-tuned cells' FLOPs:"))
+    else:
+        notes.append("no fine-tuned cell with FLOPs at this size")
+    if any(s.pretrain_flops is None for s, _ in weights):
+        notes.append("no pre-training run of this size in the study: its FLOPs unknown")
+    return notes
+
+
+# ----------------------------------------------------------------------------- printing
+
+def with_ci(x, c, fmt=short):
+    if x is None:
+        return "-"
+    return f"{fmt(x)} [{fmt(c[0])}, {fmt(c[1])}]" if c else fmt(x)
+
+
+def loss_fmt(x):
+    return f"{x:.3f}"
+
+
+def table(header, rows):
+    """Columns as wide as their widest cell; the last (a note) left as it is."""
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header) - 1)]
+    for r in [header] + rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+
+
+def print_law(target):
+    law = target["law"]
+    ci = law.get("ci") or {}
+    pick = lambda key: with_ci(law[key], ci.get(key), lambda v: f"{v:.3g}")
+    unid = [k for k, ok in (law.get("identified") or {}).items() if not ok]
+    draws = law.get("draws") or []
+    print(f"{target.get('label', target['language'])}: D_t = k D_f^alpha N^beta with "
+          f"k = {pick('k')}, alpha = {pick('alpha')}, beta = {pick('beta')}"
+          + (f" ({', '.join(unid)} not identified: held at 0)" if unid else ""))
+    print(f"  fitted on {law.get('n_cells', '?')} cells, N {short(law['N_range'][0])}-"
+          f"{short(law['N_range'][1])}, D_f {short(law['D_f_range'][0])}-"
+          f"{short(law['D_f_range'][1])} tokens; " + (
+              f"{level:.0%} intervals from {len(draws)} bootstrap draws of a rerun" if draws else
+              "no draws, so no intervals of the law (rerun fit_scaling.py with --boot 1000)"))
+    print(f"  D in tokens (bytes per token: {target['bytes_per_token']:.3g}); loss in nats per "
+          f"token on held-out text; compute in FLOPs (Kaplan)")
+
+
+def print_predictions(rows):
+    print("\nLoss: fine-tuned (the scratch curve at D_e) and from scratch on the same D_f")
+    table(["N", "D_f tokens", "D_f bytes", "fine-tuned loss", "scratch loss at D_f", "note"],
+          [[short(r["N"]), short(r["D_f"]), short(r["D_f_bytes"]),
+            with_ci(r["L_ft"], r["L_ft_ci"], loss_fmt),
+            with_ci(r["L_scratch"], r["L_scratch_ci"], loss_fmt), r["note"]] for r in rows])
+    print("\nData (tokens): D_e = D_f + D_t, the scratch data that reaches the fine-tuned loss")
+    table(["N", "D_f", "D_e", "D_t", "D_f/D_e", "note"],
+          [[short(r["N"]), short(r["D_f"]), with_ci(r["D_e"], r["D_e_ci"]),
+            with_ci(r["D_t"], r["D_t_ci"]), with_ci(r["Df_over_De"], r["Df_over_De_ci"]),
+            r["note"]] for r in rows])
+    print("\nCompute (FLOPs) to reach the fine-tuned loss: scratch on D_e tokens, or fine-tune")
+    table(["N", "D_f", "scratch on D_e", "fine-tune", "fine-tune + pre-training", "note"],
+          [[short(r["N"]), short(r["D_f"]), with_ci(r["C_scratch"], r["C_scratch_ci"]),
+            with_ci(r["C_finetune"], None), with_ci(r["C_finetune_with_pretrain"], None),
+            r["compute_note"]] for r in rows])
+
+
+def print_no_law(target):
+    s = target.get("summary")
+    print(f"{target.get('label', target['language'])}: no law was fitted "
+          f"({target.get('note') or 'transfer was not positive in enough cells'})")
+    if s:
+        print(f"  measured D_e/D_f = {with_ci(s['De_over_Df'], s.get('ci'), lambda v: f'{v:.3g}')}"
+              f" (geometric mean over {s.get('n_cells', '?')} cells, {s.get('n_negative', '?')} "
+              f"negative; below 1 = pre-training hurt); no prediction per N and D_f is made")
+    else:
+        print("  no fine-tuned cell has a measured D_e: nothing to predict from")
+
+
+# ----------------------------------------------------------------------------- the trade-off
+
+def budget_rows(target, sizes, noise, d_f, rng):
+    """Per measured size, each arm's loss on D_f tokens and its FLOPs: scratch (a converged run
+    on D_f) and, where there is a law, fine-tuned (with the pre-training FLOPs beside)."""
+    rows = []
+    for s in sizes:
+        w = [(s, 1.0)]
+        c_sc = flops_at(s.scratch_flops, d_f)
+        rows.append({"arm": "scratch", "N": s.N, "loss": float(s.loss(d_f)),
+                     "ci": interval(s.loss(d_f) * np.exp(noise * rng.standard_normal(200))),
+                     "C": None if c_sc is None else float(c_sc), "C_pt": 0.0,
+                     "note": join_notes([outside(w, d_f, lambda x: x.D_range,
+                                                 "D_f beyond the scratch curve:")])})
+        if target.get("law"):
+            p = predict(target, [s], noise, s.N, d_f, rng)
+            rows.append({"arm": "fine-tuned", "N": s.N, "loss": p["L_ft"], "ci": p["L_ft_ci"],
+                         "C": p["C_finetune"], "C_pt": p["C_pretrain"], "note": p["note"]})
+    return rows
+
+
+def best_within(rows, budget, with_pretrain):
+    """The lowest-loss row whose FLOPs (plus pre-training if asked) fit the budget."""
+    cost = lambda r: None if r["C"] is None or (with_pretrain and r["C_pt"] is None) \
+        else r["C"] + (r["C_pt"] if with_pretrain else 0.0)
+    fits = [r for r in rows if cost(r) is not None and cost(r) <= budget]
+    return min(fits, key=lambda r: r["loss"]) if fits else None
+
+
+def print_budget(target, sizes, noise, d_f, rng):
+    rows = budget_rows(target, sizes, noise, d_f, rng)
+    print(f"\nBudget {short(budget_flops)} FLOPs, D_f = {short(d_f)} tokens "
+          f"({short(d_f * target['bytes_per_token'])} bytes): each arm at each measured size")
+    fmt = lambda x: "-" if x is None else short(x)
+    table(["arm", "N", "loss", "FLOPs", "FLOPs + pre-training", "note"],
+          [[r["arm"], short(r["N"]), with_ci(r["loss"], r["ci"], loss_fmt), fmt(r["C"]),
+            fmt(None if r["C"] is None or r["C_pt"] is None else r["C"] + r["C_pt"]),
+            r["note"]] for r in rows])
+    for paid, words in ((False, "pre-training already paid"), (True, "counting pre-training")):
+        best = best_within(rows, budget_flops, paid)
+        print(f"Lowest loss within the budget, {words}: " + (
+            f"{best['arm']} N = {short(best['N'])}, loss {best['loss']:.3f}" if best else
+            "nothing fits (raise --budget_flops or lower --D_f)"))
+    if not target.get("law"):
+        print("  (no law: the fine-tuned arm is not predicted)")
+
+
+# ----------------------------------------------------------------------------- main
+
+def split_argv(argv):
+    """The results.json (the first argument that is not --key=value) and the rest for
+    configurator.py, which would run any other bare argument as a config file."""
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__.strip())
+        sys.exit(0)
+    bare = [a for a in argv if not a.startswith("--")]
+    if not bare:
+        fail("give the results.json first: python predict.py out/builtin/report/results.json "
+             "--lang=de --N=5.5e4 --D_f=6000")
+    rest = list(argv)
+    rest.remove(bare[0])
+    return bare[0], rest
+
+
+def main(argv):
+    path, rest = split_argv(argv)
+    configure(globals(), rest)
+    res = load_results(path)
+    target = find_target(res, lang)
+    if not D_f:
+        fail("give --D_f= the fine-tuning data in tokens, e.g. --D_f=6000")
+    Dfs = parse_values(D_f, "D_f")
+    if not N and not budget_flops:
+        fail("give --N= the model size(s), or --budget_flops= for the trade-off")
+    Ns = parse_values(N, "N") if N else []
+    sizes = build_sizes(target, res)
+    if not sizes:
+        fail(f"{target.get('label', lang)} has no converged scratch curve: nothing to read "
+             f"losses from (run the scratch cells of the sweep)")
+    noise = (res.get("checks") or {}).get("noise_used") or [0.01]
+    rng = np.random.default_rng(seed)
+    if target.get("law"):
+        print_law(target)
+        if Ns:
+            print_predictions([predict(target, sizes, noise[0], n, d, rng)
+                               for n in Ns for d in Dfs])
+    else:
+        print_no_law(target)
+    if budget_flops > 0:
+        for d in Dfs:
+            print_budget(target, sizes, noise[0], d, rng)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
