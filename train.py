@@ -230,7 +230,7 @@ if init_from == 'resume':
             "back, or start over with --overwrite=True")
     # a resumed run is the same run: its original config wins over everything but the system keys
     # and the split of a step into micro-steps (out of memory: a smaller batch_size, more steps)
-    resplit = {'batch_size', 'gradient_accumulation_steps', 'eval_batch_size'} & explicit_keys
+    resplit = {'batch_size', 'gradient_accumulation_steps', 'eval_batch_size'} & set(explicit_keys)
     ignored = []
     for k, v in ckpt['config'].items():
         if k not in ('device', 'dtype', 'compile', 'out_dir', 'init_from', 'overwrite', *resplit):
