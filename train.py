@@ -50,6 +50,8 @@ dataset = 'builtin_en'  # data_dir/<dataset>/{train,val}.bin + meta.json, writte
 dataset_tokens = 0  # D_f: train on D_f tokens of the (document-shuffled) train split; 0 = all
 data_seed = 0  # which D_f tokens: 0 = the first ones; else consecutive documents from an offset
                # this seed draws (a fine-tuned run and its scratch twin share it: the same text)
+data_chunk = 0  # with data_seed: D_f as pieces of this many tokens from as many places of the
+                # split (0: consecutive documents), so that a small D_f spans many documents
 extra_val = ''  # comma-separated datasets whose val split is also evaluated (e.g. forgetting), at
                 # the first and last evaluation and on the best model: every evaluation would cost
                 # a fine-tune more time than its training
@@ -337,6 +339,9 @@ if dataset_tokens == 0:
 if dataset_tokens > len(train_data):
     fail(f"dataset_tokens={dataset_tokens:,} but {dataset}'s train split holds only "
          f"{len(train_data):,} tokens")
+if not 0 <= data_chunk <= len(train_data):
+    fail(f"data_chunk={data_chunk} must be between 0 (whole documents) and the split's "
+         f"{len(train_data):,} tokens")
 if dataset_tokens < block_size + 1:
     fail(f"dataset_tokens={dataset_tokens} must be at least block_size+1 = {block_size + 1}")
 
@@ -352,9 +357,21 @@ def draw_offset(seed):
     return (start + int(eot[0]) + 1) % len(train_data) if len(eot) else start
 
 
-data_offset = draw_offset(data_seed)
+def draw_pieces(seed, n):
+    """D_f as pieces of data_chunk tokens, each from another place of the split, in an order the
+    seed draws (nested too): a D_f of a few documents measures which documents were drawn more
+    than how much data there was; pieces of many documents measure the amount."""
+    order = np.random.default_rng(seed).permutation(len(split) // data_chunk)
+    starts = order[:math.ceil(n / data_chunk)] * data_chunk
+    return int(starts[0]), np.asarray(split[starts[:, None] + np.arange(data_chunk)]).ravel()[:n]
+
+
 split = train_data
-train_data = split[data_offset:data_offset + dataset_tokens]
+if data_seed and data_chunk:
+    data_offset, train_data = draw_pieces(data_seed, dataset_tokens)
+else:
+    data_offset = draw_offset(data_seed)
+    train_data = split[data_offset:data_offset + dataset_tokens]
 if len(train_data) < dataset_tokens:  # past the end of the split: on from its start
     train_data = np.concatenate([train_data, split[:dataset_tokens - len(train_data)]])
 check_ids(train_data, meta, dataset, 'train', fail)
@@ -568,7 +585,7 @@ else:
         model=dict(model_args, N=N, flops_per_token=flops_per_token),
         data=dict(dataset=dataset, language=meta.get('language'), tokenizer=meta['tokenizer'],
                   dataset_tokens=dataset_tokens, dataset_bytes=dataset_bytes,
-                  data_seed=data_seed, data_offset=data_offset,
+                  data_seed=data_seed, data_offset=data_offset, data_chunk=data_chunk,
                   test_tokens=test_set[2] if test_set else None,
                   test_bytes=test_set[3] if test_set else None,
                   val_tokens=val_sets[dataset][2], val_bytes=val_sets[dataset][3],
