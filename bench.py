@@ -46,6 +46,8 @@ from runtime import (check_ids, device_settings, get_batch, load_meta, load_toke
 data_dir = 'data'
 dataset = 'builtin_en'  # '' = synthetic uniform tokens of vocab_size
 dataset_tokens = 0
+data_seed = data_chunk = 0  # D_f's draw: a benchmark times the first tokens
+test_split = True
 n_layer = 4
 n_head = 4
 n_embd = 256

@@ -17,8 +17,8 @@ transfer_configs = ['config/_transfer_base.py']
 # largest D_f (524M tokens: the 2 GB per language that the prepare commands above keep hold
 # ~0.5-1B tokens): D_e is measured only between scratch points at most 2x apart.
 dataset_tokens = [8_000 * 4 ** i for i in range(7)]
-scratch_only_tokens = ([4_000] + [2 * d for d in dataset_tokens]
-                       + [dataset_tokens[-1] * 2 ** i for i in (2, 3, 4)])
+scratch_only_tokens = ([4_000] + [16_000 * 4 ** i for i in range(7)]
+                       + [131_072_000, 262_144_000, 524_288_000])
 repeats = {8_000: 2}  # another run seed and draw of documents: the run-to-run spread
 checks = [dict(language='de', size='16M', dataset_tokens=512_000, tag='patience40', patience=40,
                patience_epochs=20.0)]
