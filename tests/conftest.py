@@ -74,6 +74,11 @@ def read_log(out_dir):
         return json.load(f)
 
 
+def evals_without_time(log):
+    """A run's evaluations less their wall-clock time: what a resumed run must repeat bit for bit."""
+    return [{k: v for k, v in e.items() if k != 'elapsed_s'} for e in log['evals']]
+
+
 def wait_for_evals(out_dir, n, timeout=120):
     """Until the run writing out_dir has logged n evaluations (to kill it mid-run)."""
     deadline = time.time() + timeout

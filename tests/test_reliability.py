@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DE, EN, ROOT, read_log, run, wait_for_evals, write_dataset
+from conftest import DE, EN, ROOT, evals_without_time, read_log, run, wait_for_evals, write_dataset
 from test_sweep import write_sweep_config
 
 # one thread each: on a loaded machine two threads that spin-wait for each other run 100x slower
@@ -255,9 +255,7 @@ def test_resume_after_ctrl_c_with_other_threads_and_overrides_is_bit_exact(small
     assert a.wait(timeout=300) == 0
     a, b = read_log(tmp_path / 'a'), read_log(out)
     assert b['status'] == 'done'
-    strip = ('elapsed_s',)
-    assert [{k: v for k, v in e.items() if k not in strip} for e in a['evals']] == \
-           [{k: v for k, v in e.items() if k not in strip} for e in b['evals']]  # bit for bit
+    assert evals_without_time(a) == evals_without_time(b)  # bit for bit
     # a finished run resumed again is left as it is
     finished = files(out)
     r = run('train.py', '--init_from=resume', f'--out_dir={out}', '--device=cpu', env=ENV)
@@ -299,9 +297,7 @@ def test_redirected_log_shows_progress_and_sigterm_at_a_random_eval_resumes_exac
     assert a.wait(timeout=300) == 0
     a, b = read_log(tmp_path / 'a'), read_log(out)
     assert b['status'] == 'done'
-    strip = ('elapsed_s',)
-    assert [{k: v for k, v in e.items() if k not in strip} for e in a['evals']] == \
-           [{k: v for k, v in e.items() if k not in strip} for e in b['evals']]  # bit for bit
+    assert evals_without_time(a) == evals_without_time(b)  # bit for bit
     assert a['best'] == b['best']
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT, TINY, read_log, run, wait_for_evals
+from conftest import ROOT, TINY, evals_without_time, read_log, run, wait_for_evals
 
 sys.path.insert(0, ROOT)
 from configurator import configure  # noqa: E402
@@ -206,9 +206,7 @@ def test_wsd_resume_after_sigkill_in_the_decay_matches(data_dir, tmp_path):
     assert killed['status'] == 'running' and killed['decay']['start'] is not None
     run('train.py', '--init_from=resume', f'--out_dir={out}', '--device=cpu')
     a, b = read_log(tmp_path / 'a'), read_log(out)
-    strip = ('elapsed_s',)
-    assert [{k: v for k, v in e.items() if k not in strip} for e in a['evals']] == \
-           [{k: v for k, v in e.items() if k not in strip} for e in b['evals']]  # bit for bit
+    assert evals_without_time(a) == evals_without_time(b)  # bit for bit
     assert a['best'] == b['best'] and a['decay'] == b['decay'] and b['converged']
 
 
@@ -265,9 +263,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(data_dir, tmp_path):
     run('train.py', '--init_from=resume', f'--out_dir={out}', '--device=cpu')
     a, b = read_log(tmp_path / 'a'), read_log(out)
     assert b['status'] == 'done'
-    strip = ('elapsed_s',)
-    assert [{k: v for k, v in e.items() if k not in strip} for e in a['evals']] == \
-           [{k: v for k, v in e.items() if k not in strip} for e in b['evals']]  # bit for bit
+    assert evals_without_time(a) == evals_without_time(b)  # bit for bit
     assert a['best'] == b['best']
 
 
