@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DE, EN, ROOT, evals_without_time, read_log, run, wait_for_evals, write_dataset
+from conftest import (DE, EN, ROOT, evals_without_time, read_log, run, wait_for_evals,
+                      write_dataset)
 from test_sweep import write_sweep_config
 
 # one thread each: on a loaded machine two threads that spin-wait for each other run 100x slower
