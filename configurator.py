@@ -12,6 +12,7 @@ typo exits with one line that names the key and the closest known one, instead o
 
 import ast
 import difflib
+import os
 import sys
 
 
@@ -86,3 +87,19 @@ def configure(config, argv):
             config[key] = _coerce(key, value, config[key], f"--{key}")
             explicit[key] = f"--{key}"
     return explicit
+
+
+def script_defaults(script='train.py'):
+    """A script's config defaults, read from its source without running it (no torch, no
+    training): the literal module-level assignments between its first two '# ---' rule lines.
+    One source for each default: sweep.py and bench.py take train.py's from here."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), script)
+    block = open(path).read().split('\n# ' + '-' * 77 + '\n')[1]
+    defaults = {}
+    for node in ast.parse(block).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            try:
+                defaults[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:  # computed at run time (device): not a literal
+                defaults[node.targets[0].id] = None
+    return defaults

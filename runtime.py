@@ -136,6 +136,13 @@ def optimizer_step(model, optimizer, scaler, grad_clip):
     optimizer.zero_grad(set_to_none=True)
 
 
+def dense_eval_iters(eval_interval):
+    """The early evaluations beside every eval_interval-th step: a geometric grid (every ~25% of
+    the steps so far) up to 5 x eval_interval. A fine-tune peaks within its first few dozen
+    steps, and its best is only as good as the evaluation grid around it."""
+    return {round(1.25 ** j) for j in range(60)} & set(range(1, 5 * eval_interval))
+
+
 def budget_tokens(max_tokens, max_epochs, min_tokens, dataset_tokens):
     """A run's token budget (0: none, max_iters decides): max_epochs of D_f clamped to
     [min_tokens, max_tokens] when max_epochs > 0, else max_tokens. Twins of a cell share D_f and

@@ -35,7 +35,7 @@ import zipfile
 
 from tqdm import tqdm
 
-from configurator import configure
+from configurator import configure, script_defaults
 
 # -----------------------------------------------------------------------------
 out_dir = 'out/sweep'
@@ -517,9 +517,8 @@ def print_time_breakdown(runs):
 
 
 def resolve(args):
-    """The train.py settings a run's arguments make (config files, then overrides), enough to cost it."""
-    cfg = dict(n_layer=4, n_embd=256, block_size=256, batch_size=16, gradient_accumulation_steps=1,
-               max_iters=1000, max_tokens=0, max_epochs=0.0, min_tokens=0, dataset_tokens=0)
+    """The train.py settings a run's arguments make (its defaults, config files, overrides)."""
+    cfg = script_defaults('train.py')
     for a in args:
         if a.startswith('--'):
             k, _, v = a[2:].partition('=')
@@ -535,13 +534,33 @@ def resolve(args):
     return cfg
 
 
+def eval_tokens_of(c, iters, finetune):
+    """Tokens a run of iters steps evaluates (forward passes), as train.py does: the stopping
+    set at each evaluation (every eval_interval steps, the dense early grid and a decay's four
+    quarters), the test set once, and a fine-tune's extra val sets at the first and the last
+    evaluation and on the best model."""
+    from runtime import dense_eval_iters
+    interval = c['eval_interval']
+    dense = {i for i in dense_eval_iters(interval) if i <= iters and i % interval}
+    evals = iters // interval + 1 + (len(dense) if c['eval_dense'] else 0)
+    evals += 4 if c['lr_schedule'] == 'wsd' else 0
+    window = c['block_size']
+    tokens = evals * (c['eval_tokens'] // window * window)
+    if c['test_split']:
+        tokens += (c['test_tokens'] or c['eval_tokens']) // window * window
+    if finetune and c['extra_val']:
+        tokens += 3 * len(c['extra_val'].split(',')) * (c['eval_tokens'] // window * window)
+    return tokens
+
+
 def print_cost(runs):
     """FLOPs per run from model.py's FLOPs model, output layer included (it is real work on a GPU),
-    at each run's full token budget: early stopping makes transfer runs cheaper than this bound."""
+    at each run's full token budget, evaluation included (a forward pass is a third of a training
+    step's FLOPs): early stopping makes transfer runs cheaper than this bound."""
     import torch
     from model import GPT, GPTConfig
     from runtime import budget_tokens
-    total, budgets = {}, {}
+    total, budgets, evaluation = {}, {}, {}
     for name, args, _ in runs:
         c = resolve(args)
         with torch.device('meta'):  # shapes only, no memory
@@ -550,19 +569,26 @@ def print_cost(runs):
         per_iter = c['batch_size'] * c['block_size'] * c['gradient_accumulation_steps']
         tokens = budget_tokens(c['max_tokens'], c['max_epochs'], c['min_tokens'], c['dataset_tokens'])
         tokens = math.ceil(tokens / per_iter) * per_iter if tokens else c['max_iters'] * per_iter
-        flops = tokens * model.flops_per_token(include_output_layer=True)
+        per_token = model.flops_per_token(include_output_layer=True)
+        finetune = c['init_from'] not in ('scratch', 'resume')
+        evaluated = eval_tokens_of(c, tokens // per_iter, finetune)
+        flops = (tokens + evaluated / 3) * per_token
         kind = 'pre-training' if name.startswith('pt_') else \
             'scratch beyond the grid' if c['dataset_tokens'] not in dataset_tokens else 'transfer (upper bound)'
         key = (kind, f"N={model.n_params() / 1e6:.3g}M")
         n, f = total.get(key, (0, 0.0))
         total[key] = (n + 1, f + flops)
+        evaluation[key] = evaluation.get(key, 0.0) + evaluated / 3 * per_token
         if kind != 'pre-training':
             budgets.setdefault((c['dataset_tokens'], tokens, c['lr_schedule']), []).append(name)
-    print(f"{'runs':>5} {'kind':<24} {'size':<10} {'FLOPs':>10} {'GPU-hours':>10}  (at {gpu_flops:.3g} FLOP/s per GPU)")
-    for (kind, size), (n, f) in total.items():
-        print(f"{n:>5} {kind:<24} {size:<10} {f:>10.3g} {f / gpu_flops / 3600:>10.1f}")
+    print(f"{'runs':>5} {'kind':<24} {'size':<10} {'FLOPs':>10} {'GPU-hours':>10} {'eval':>6}"
+          f"  (at {gpu_flops:.3g} FLOP/s per GPU; eval: evaluation's share of the FLOPs)")
+    for key, (n, f) in total.items():
+        print(f"{n:>5} {key[0]:<24} {key[1]:<10} {f:>10.3g} {f / gpu_flops / 3600:>10.1f} "
+              f"{100 * evaluation[key] / f:>5.1f}%")
     f = sum(f for _, f in total.values())
-    print(f"{len(runs):>5} {'all':<24} {'':<10} {f:>10.3g} {f / gpu_flops / 3600:>10.1f}")
+    print(f"{len(runs):>5} {'all':<24} {'':<10} {f:>10.3g} {f / gpu_flops / 3600:>10.1f} "
+          f"{100 * sum(evaluation.values()) / f:>5.1f}%")
     print("\nTransfer budgets by D_f (both twins alike; a run stops on its stall, else it is an "
           "unconverged bound):")
     print(f"{'D_f tokens':>12} {'budget tokens':>14} {'epochs':>8} {'schedule':>9} {'runs':>5}")

@@ -30,9 +30,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import configure
 from model import GPT, GPTConfig, compile_model
-from runtime import (atomic_write, budget_tokens, check_ids, compile_cache_counts, device_settings,
-                     get_batch, load_checkpoint, load_meta, load_tokens, optimizer_step,
-                     peak_flops, remove_dead_temps, use_compile_cache)
+from runtime import (atomic_write, budget_tokens, check_ids, compile_cache_counts,
+                     dense_eval_iters, device_settings, get_batch, load_checkpoint, load_meta,
+                     load_tokens, optimizer_step, peak_flops, remove_dead_temps, use_compile_cache)
 
 sys.stdout.reconfigure(line_buffering=True)  # a redirected run's train.txt shows each line at once
 
@@ -59,10 +59,12 @@ test_split = True  # evaluation windows from the first half of the val split, an
                    # best model on as many windows from its second half: the loss a study reports
                    # is then not the one that chose when to stop
 eval_tokens = 262144  # the fixed validation set: eval_tokens tokens spread over the val split
+test_tokens = 0  # the test set, evaluated once on the best model (0 = eval_tokens): the frequent
+                 # stopping evaluations only rank steps and can be smaller than the measurement
 eval_batch_size = 0  # sequences per evaluation forward pass; 0 = batch_size, 4 x that on CUDA
 # evaluation and stopping
 eval_interval = 100
-eval_dense = True  # also evaluate every ~20% of the steps so far, up to 5 x eval_interval
+eval_dense = True  # also evaluate every ~25% of the steps so far, up to 5 x eval_interval
 log_interval = 10
 patience = 0  # validation has stalled after this many evaluations without improvement ...
 patience_epochs = 0.0  # ... once also this many epochs of D_f passed since the best one ...
@@ -323,9 +325,10 @@ if not 0 <= dropout < 1:
 if learning_rate < 0 or (min_lr < 0 and min_lr != -1):
     fail(f"learning_rate={learning_rate} and min_lr={min_lr} must not be negative (min_lr=-1 "
          f"is learning_rate/10): fix them")
-if eval_tokens < block_size:
-    fail(f"eval_tokens={eval_tokens} is less than one window of block_size={block_size} tokens: "
-         f"raise --eval_tokens to at least {block_size}")
+for k in ('eval_tokens', 'test_tokens'):
+    if globals()[k] < block_size and (k == 'eval_tokens' or globals()[k] != 0):
+        fail(f"{k}={globals()[k]} is less than one window of block_size={block_size} tokens: "
+             f"raise --{k} to at least {block_size}")
 tokens_per_iter = batch_size * block_size * gradient_accumulation_steps
 if min_lr < 0:
     min_lr = learning_rate / 10
@@ -387,7 +390,7 @@ dataset_bytes = (meta['splits']['train']['bytes'] if dataset_tokens == meta['spl
 data_rng = torch.Generator().manual_seed(seed + rank)
 
 
-def load_val(name, m, half=None):
+def load_val(name, m, half=None, tokens=None):
     """The fixed validation set: eval_tokens tokens as block_size windows spread evenly over the
     val split (so they sample many documents, not the first few), every world_size-th window
     on each process. The same windows at every evaluation, for fine-tuned and scratch twins.
@@ -396,7 +399,7 @@ def load_val(name, m, half=None):
     val = load_tokens(data_dir, name, 'val', fail, m)
     if half is not None:
         val = val[:len(val) // 2] if half == 0 else val[len(val) // 2:]
-    n = min(eval_tokens, len(val) - 1) // block_size
+    n = min(tokens or eval_tokens, len(val) - 1) // block_size
     if n < 1:
         fail(f"{name}'s val split has {len(val)} tokens, fewer than block_size+1 = {block_size + 1}")
     starts = np.linspace(0, len(val) - block_size - 1, n).astype(np.int64)
@@ -407,7 +410,7 @@ def load_val(name, m, half=None):
 
 
 val_sets = {dataset: load_val(dataset, meta, 0 if test_split else None)}
-test_set = load_val(dataset, meta, 1) if test_split else None
+test_set = load_val(dataset, meta, 1, test_tokens) if test_split else None
 for name in filter(None, extra_val.split(',')):
     m = load_meta(data_dir, name, fail)
     if (m['tokenizer'], m['vocab_size']) != (meta['tokenizer'], meta['vocab_size']):
@@ -476,6 +479,9 @@ def get_lr(it):
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (learning_rate - min_lr)
 
 
+dense_iters = dense_eval_iters(eval_interval)
+
+
 def is_eval_iter(it):
     if it % eval_interval == 0 or it == max_iters:
         return True
@@ -483,9 +489,7 @@ def is_eval_iter(it):
         span = decay['end'] - decay['start']
         if it in {decay['start'] + span * q // 4 for q in (1, 2, 3, 4)}:
             return True
-    # dense early, every ~20% of the steps so far: a fine-tune peaks within its first few dozen
-    # steps, and its best is only as good as the evaluation grid around the peak
-    return eval_dense and it < 5 * eval_interval and it % max(1, it // 5) == 0
+    return eval_dense and it in dense_iters
 
 
 def stalled():

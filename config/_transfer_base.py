@@ -30,4 +30,9 @@ patience = 8
 min_overfit = 0.02  # ... and only once those evaluations average 2% above the best: a plateau is no stall
 patience_epochs = 2.0
 min_iters = 300
-eval_tokens = 524_288  # 512 sequences of the fixed val split, the same at every evaluation
+# evaluation: 32 sequences of the val split's first half at every evaluation, only to rank the
+# steps (which is best, when it stalls); the loss reported is the best model's on 256 sequences
+# of the second half, once: evaluation stays under 15% of a run's FLOPs from its 400th step on
+# (sweep.py --cost)
+eval_tokens = 32_768
+test_tokens = 262_144

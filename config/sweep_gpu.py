@@ -32,9 +32,12 @@ sizes = {
     '10.6M': dict(n_layer=6, n_head=6, n_embd=384, learning_rate=0.98e-3),
 }
 pretrain = dict(_common, batch_size=32, max_iters=4000, warmup_iters=200, eval_interval=500)
-transfer = dict(_common, batch_size=8, lr_schedule='wsd', decay_frac=0.2, max_epochs=64.0,
-                min_tokens=1_000_000, max_tokens=100_000_000, warmup_iters=100, eval_interval=25,
-                patience=4, patience_epochs=2.0, min_iters=200, min_overfit=0.02)
+# transfer runs rank their steps on 32 val windows and report the best model's loss on 128 test
+# windows: evaluation stays under 15% of a run's FLOPs from its 300th step on (sweep.py --cost)
+transfer = dict(_common, eval_tokens=8192, test_tokens=32768, batch_size=8, lr_schedule='wsd',
+                decay_frac=0.2, max_epochs=64.0, min_tokens=1_000_000, max_tokens=100_000_000,
+                warmup_iters=100, eval_interval=25, patience=4, patience_epochs=2.0, min_iters=200,
+                min_overfit=0.02)
 dataset_tokens = [1_000, 4_000, 16_000, 64_000]
 scratch_only_tokens = [500, 2_000, 8_000, 32_000, 128_000, 256_000, 512_000, 1_024_000]
 repeats = {1_000: 2, 4_000: 2}

@@ -155,6 +155,11 @@ def test_gpu_study_cpu_twin(tmp_path):
         log = json.load(open(path))
         assert log['config']['dataset'].endswith('_gpt2') and log['config']['block_size'] == 32
     cost = run('sweep.py', 'config/sweep_gpu.py', '--cost').stdout
-    hours = float(next(l for l in cost.splitlines() if l.split()[1:2] == ['all']).split()[-1])
+    hours = float(next(l for l in cost.splitlines() if l.split()[1:2] == ['all']).split()[-2])
     assert 'Transfer budgets by D_f' in cost and '64,000' in cost  # the budget each D_f gets
     assert 0.3 < hours < 3, cost  # "about an hour" on one GPU, as the config says
+    # evaluation is counted, and is a small share of a transfer run at its budget
+    for config in ('config/sweep_gpu.py', 'config/sweep_paper.py'):
+        rows = [l.split() for l in run('sweep.py', config, '--cost').stdout.splitlines()
+                if 'transfer' in l]
+        assert rows and all(1 < float(r[-1].rstrip('%')) < 15 for r in rows), rows
