@@ -57,6 +57,11 @@ repeats = {}  # D_f -> runs per grid cell at that D_f, both twins, each with its
 seed = 0  # the study's seed: moves every seed at once (pre-training, runs, D_f documents), so
           # that a rerun with another shows what the intervals must cover; 0 = seeds 1337, ...
 pretrain_seeds = 1  # pre-trained models per size: the fine-tunes of a size take them in turn
+learning_rates = []  # candidate learning rates (e.g. a factor of 2 apart). Before the grid, each
+                     # language, size and arm (fine-tuned, scratch) is trained at each of them on
+                     # calibration_tokens, and the grid and its checks use each arm's best (lowest
+                     # test loss): a rate shared by both arms, or tuned on one, can favour either
+calibration_tokens = []  # the D_f of the calibration runs: one or two values of the grid
 english_val = True  # log the English val loss during fine-tuning runs (forgetting)
 # runs beside the grid, to test the grid's choices: a fine-tuned and a scratch twin each, e.g.
 # dict(language='de', size='55K', dataset_tokens=8192, tag='seed2', seed=2) (run-to-run spread) or
@@ -187,10 +192,36 @@ def transfer_run(lang, size, d, init, extra=None, repeat=0):
     return name, args, need
 
 
-def make_runs():
-    """Every run of the study: pre-training, then the transfer runs, the largest D first (the
-    longest runs first, so that the slots finish together; a fine-tune waits for its pre-training
-    run while scratch runs go ahead)."""
+def calibration_runs():
+    """The learning-rate calibration: every language, size, arm and candidate rate on each
+    calibration D_f, tagged lr<rate> (fit_scaling.py reports them beside the grid)."""
+    return [transfer_run(lang, s, d, init, dict(tag=f'lr{rate:g}', learning_rate=rate))
+            for d in sorted(calibration_tokens, reverse=True) for lang in languages for s in sizes
+            for init in ('ft', 'sc') for rate in learning_rates]
+
+
+def chosen_rates():
+    """{(language, size, arm): the candidate rate with the lowest mean log test loss over the
+    calibration D_f}, from the calibration runs' logs; None while one of them has not finished."""
+    losses = {}
+    for name, args, _ in calibration_runs():
+        if run_state(name) != 'finished':
+            return None
+        with open(os.path.join(out_dir, name, 'log.json')) as f:
+            best = json.load(f)['best']
+        lang, size, init = name.split('_')[1], name.split('_')[2][1:], name.split('_')[0]
+        rate = float(name.rsplit('_lr', 1)[1])
+        losses.setdefault((lang, size, init), {}).setdefault(rate, []).append(
+            math.log(best.get('test_loss') or best['val_loss']))
+    return {key: min(by_rate, key=lambda r: sum(by_rate[r]) / len(by_rate[r]))
+            for key, by_rate in losses.items()}
+
+
+def make_runs(rates=None):
+    """Every run of the study: pre-training, the learning-rate calibration, then the transfer
+    runs at each arm's calibrated rate (rates; without calibration, the configs'), the largest D
+    first (the longest runs first, so that the slots finish together; a fine-tune waits for its
+    pre-training run while scratch runs go ahead)."""
     runs = []
     for s in sizes:
         first, last = size_args(s)
@@ -198,12 +229,16 @@ def make_runs():
                                         *overrides(run_overrides), f'--dataset={pretrain_dataset}',
                                         f'--seed={run_seed(p)}'], None)
                  for p in range(pretrain_seeds)]
+    def rate(lang, s, init):
+        return {'learning_rate': rates[lang, s, init]} if rates else {}
     transfer = []
     for lang in languages:
         for s in sizes:
-            transfer += [(d, transfer_run(lang, s, d, init, repeat=r)) for d in dataset_tokens
-                         for r in range(repeats.get(d, 1)) for init in ('ft', 'sc')]
-            transfer += [(d, transfer_run(lang, s, d, 'sc')) for d in scratch_only_tokens]
+            transfer += [(d, transfer_run(lang, s, d, init, rate(lang, s, init), repeat=r))
+                         for d in dataset_tokens for r in range(repeats.get(d, 1))
+                         for init in ('ft', 'sc')]
+            transfer += [(d, transfer_run(lang, s, d, 'sc', rate(lang, s, 'sc')))
+                         for d in scratch_only_tokens]
     for c in checks:
         c = dict(c)
         lang, s, d, init = c.pop('language'), c.pop('size'), c.pop('dataset_tokens'), c.pop('init', '')
@@ -213,8 +248,9 @@ def make_runs():
         if lang not in languages:
             sys.exit(f"error: check {c} names language {lang!r}, not one of languages "
                      f"({', '.join(map(repr, languages))}): fix the check")
-        transfer += [(d, transfer_run(lang, s, d, i, c)) for i in ([init] if init else ['ft', 'sc'])]
-    return runs + [r for _, r in sorted(transfer, key=lambda x: -x[0])]
+        transfer += [(d, transfer_run(lang, s, d, i, dict(rate(lang, s, i), **c)))
+                     for i in ([init] if init else ['ft', 'sc'])]
+    return runs + calibration_runs() + [r for _, r in sorted(transfer, key=lambda x: -x[0])]
 
 
 def run_state(name):
@@ -561,6 +597,7 @@ def print_cost(runs):
     from model import GPT, GPTConfig
     from runtime import budget_tokens
     total, budgets, evaluation = {}, {}, {}
+    calibration = {name for name, _, _ in calibration_runs()}
     for name, args, _ in runs:
         c = resolve(args)
         with torch.device('meta'):  # shapes only, no memory
@@ -573,7 +610,8 @@ def print_cost(runs):
         finetune = c['init_from'] not in ('scratch', 'resume')
         evaluated = eval_tokens_of(c, tokens // per_iter, finetune)
         flops = (tokens + evaluated / 3) * per_token
-        kind = 'pre-training' if name.startswith('pt_') else \
+        kind = 'pre-training' if name.startswith('pt_') else 'learning-rate calibration' \
+            if name in calibration else \
             'scratch beyond the grid' if c['dataset_tokens'] not in dataset_tokens else 'transfer (upper bound)'
         key = (kind, f"N={model.n_params() / 1e6:.3g}M")
         n, f = total.get(key, (0, 0.0))
@@ -624,7 +662,14 @@ stopping = None  # the signal that asked the sweep to stop
 fit_process = None
 if __name__ == '__main__':
     sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
-    runs = make_runs()
+    if learning_rates and not calibration_tokens:
+        sys.exit("error: learning_rates needs calibration_tokens (the D_f of the calibration "
+                 "runs): name one or two values of the grid")
+    rates = chosen_rates() if learning_rates else None
+    runs = make_runs(rates)
+    # with a calibration, the grid's commands (their rates) exist once the calibration finished
+    first_stage = [r for r in runs if r[0].startswith('pt_')] + calibration_runs()
+    grid_waits = bool(learning_rates) and rates is None
     if not any(need or n.startswith(('ft_', 'sc_')) for n, _, need in runs):
         sys.exit("error: the grid is empty (no sizes, languages or dataset_tokens, so no transfer "
                  "runs): name them in a sweep config, e.g. python sweep.py config/sweep_builtin.py")
@@ -635,8 +680,12 @@ if __name__ == '__main__':
         if os.path.exists(slurm_dir) and not os.path.isdir(slurm_dir):
             sys.exit(f"error: --slurm {slurm_dir} is a file, not a directory: choose another path")
         import slurm
-        slurm.write_jobs(slurm_dir, [(n, command(n, a, False, python='python'), need) for n, a, need in runs],
-                         ['python', 'fit_scaling.py', out_dir, *fit_args],
+        # a grid that waits for the calibration: its stage job writes and submits the grid's
+        then = ['python', 'sweep.py', *normalise_argv(sys.argv[1:]), '&&', 'bash',
+                os.path.join(os.path.abspath(slurm_dir), 'submit.sh')]
+        slurm.write_jobs(slurm_dir, [(n, command(n, a, False, python='python'), need)
+                                     for n, a, need in (first_stage if grid_waits else runs)],
+                         then if grid_waits else ['python', 'fit_scaling.py', out_dir, *fit_args],
                          {pretrain_name(s, p): k for s, k in pretrain_nodes.items()
                           for p in range(pretrain_seeds)},
                          partition=slurm_partition, partition_cpu=slurm_partition_cpu,
@@ -644,11 +693,17 @@ if __name__ == '__main__':
                          signal_margin=slurm_signal_margin,
                          time_pretrain=slurm_time_pretrain, time_transfer=slurm_time_transfer,
                          gpus_per_node=gpus_per_node, throttle=array_throttle, options=slurm_options)
+        if grid_waits:
+            print("sweep: the grid waits for the learning-rate calibration: fit.sbatch, once it "
+                  "ended, writes the grid's jobs at each arm's best rate and submits them")
         sys.exit(0)
     if print_only:
-        for name, args, _ in runs:  # already in dependency order: pre-training first
+        for name, args, _ in (first_stage if grid_waits else runs):  # in dependency order
             print(' '.join(command(name, args, False, python='python')))
-        if fit:
+        if grid_waits:
+            print(f"# then, once these finished, the grid at each arm's calibrated rate: "
+                  f"python sweep.py {' '.join(sys.argv[1:])}")
+        elif fit:
             print(' '.join(['python', 'fit_scaling.py', out_dir, *fit_args]))
         sys.exit(0)
     if prepare:
@@ -661,7 +716,16 @@ if __name__ == '__main__':
     if forking():
         tqdm.monitor_interval = 0  # no monitor thread: the forks must come from a single thread
         print(f"sweep: torch imported once for all runs in {preload():.1f}s")
-    failed = run_all(runs)
+    failed = set()
+    if grid_waits:
+        failed = run_all(first_stage)
+        rates = None if failed else chosen_rates()
+        runs = make_runs(rates) if rates else first_stage
+    if rates:
+        print("sweep: calibrated learning rates (fine-tuned / scratch): " + ', '.join(
+            f"{lang} {s} {rates[lang, s, 'ft']:g} / {rates[lang, s, 'sc']:g}"
+            for lang in languages for s in sizes))
+    failed |= run_all([r for r in runs if r[0] not in failed])
     print(f"sweep: {len(runs) - len(failed)}/{len(runs)} runs finished in {time.time() - t0:.0f}s"
           + (f"; failed: {', '.join(sorted(failed))}" if failed else ''))
     print_time_breakdown(runs)

@@ -163,3 +163,33 @@ def test_gpu_study_cpu_twin(tmp_path):
         rows = [l.split() for l in run('sweep.py', config, '--cost').stdout.splitlines()
                 if 'transfer' in l]
         assert rows and all(1 < float(r[-1].rstrip('%')) < 15 for r in rows), rows
+
+
+def test_learning_rate_calibration_comes_first_and_each_arm_gets_its_best(data_dir, tmp_path):
+    cfg, out = tmp_path / 'sweep.py', tmp_path / 'out'
+    write_sweep_config(cfg, data_dir, out)
+    with open(cfg, 'a') as f:
+        f.write("sizes = {'10K': sizes['10K']}\nscratch_only_tokens = []\nfit = False\n"
+                "learning_rates = [3e-4, 3e-2]\ncalibration_tokens = [2000]\n")
+    # before the calibration, the commands of the grid cannot exist: --print and --slurm stop
+    # at the calibration, and say how the grid follows
+    lines = run('sweep.py', str(cfg), '--print').stdout.strip().splitlines()
+    assert len(lines) == 1 + 2 * 2 + 1 and lines[-1].startswith('# then')
+    assert sorted(l.split('--learning_rate=')[-1].split()[0] for l in lines[1:-1]) == \
+        ['0.0003', '0.0003', '0.03', '0.03']
+    run('sweep.py', str(cfg), '--slurm', str(tmp_path / 'slurm'))
+    stage = open(tmp_path / 'slurm' / 'fit.sbatch').read()
+    assert 'python sweep.py' in stage and 'submit.sh' in stage
+    assert 'ft_de_N10K_D8K' not in open(tmp_path / 'slurm' / 'finetune_N10K.txt').read()
+    run('sweep.py', str(cfg))
+    best = {}
+    for path in glob.glob(str(out / '*_lr*' / 'log.json')):
+        log = read_log(os.path.dirname(path))
+        arm, loss = os.path.basename(os.path.dirname(path))[:2], log['best']['test_loss']
+        if loss < best.get(arm, (None, float('inf')))[1]:
+            best[arm] = (log['config']['learning_rate'], loss)
+    grid = [read_log(out / f'{arm}_de_N10K_D{d}') for arm in ('ft', 'sc') for d in ('2K', '8K')]
+    assert [g['config']['learning_rate'] for g in grid] == [best['ft'][0]] * 2 + [best['sc'][0]] * 2
+    # once calibrated, --print shows the grid at those rates
+    lines = run('sweep.py', str(cfg), '--print').stdout.strip().splitlines()
+    assert any('/ft_de_N10K_D8K' in l and f"--learning_rate={best['ft'][0]}" in l for l in lines)
