@@ -205,6 +205,41 @@ def test_a_full_disk_fails_the_run_and_keeps_the_last_checkpoint(small, tmp_path
     assert torch.load(os.path.join(out, 'ckpt.pt'), weights_only=False)['iter'] == 1
 
 
+OUT_OF_MEMORY = r'''
+import os, resource, runpy, sys
+import runtime
+write = runtime.atomic_write
+def write_then_limit(writes):  # once ckpt.pt is written, the address space may grow by 512 MB
+    write(writes)
+    if any(path.endswith('ckpt.pt') for path, _ in writes):
+        vm = next(int(l.split()[1]) << 10 for l in open('/proc/self/status') if l.startswith('VmSize'))
+        resource.setrlimit(resource.RLIMIT_AS, (vm + (512 << 20), resource.RLIM_INFINITY))
+runtime.atomic_write = write_then_limit
+sys.argv = ['train.py', *sys.argv[1:]]
+runpy.run_path('train.py', run_name='__main__')
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason="reads Linux's /proc/self/status")
+def test_out_of_memory_fails_the_run_and_keeps_the_last_checkpoint(small, tmp_path):
+    """A real allocation failure: ulimit -v's limit (RLIMIT_AS), set relative to the process's size
+    once the first checkpoint is written, under a training batch whose activations need GBs."""
+    data, _ = small
+    out = tmp_path / 'oom'
+    args = [a for a in SMALL if not a.startswith('--batch_size')]
+    p = subprocess.run([sys.executable, '-c', OUT_OF_MEMORY, *args, f'--data_dir={data}',
+                        '--dataset=toy_en', f'--batch_size={1 << 18}', '--eval_batch_size=8',
+                        f'--out_dir={out}'], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env=ENV)
+    assert p.returncode == 1
+    line = one_line(p.stderr, 'out of memory at iter 0: ')
+    assert '--init_from=resume takes them' in line  # ckpt.pt is there to resume
+    assert sorted(files(out)) == ['best.pt', 'ckpt.pt', 'log.json']
+    log = read_log(out)
+    assert log['status'] == 'failed' and log['error'] in line and len(log['evals']) == 1
+    assert torch.load(out / 'ckpt.pt', weights_only=False)['iter'] == 0
+
+
 def dead_pid():
     p = subprocess.Popen(['true'])
     p.wait()
