@@ -212,8 +212,8 @@ write = runtime.atomic_write
 def write_then_limit(writes):  # once ckpt.pt is written, the address space may grow by 512 MB
     write(writes)
     if any(path.endswith('ckpt.pt') for path, _ in writes):
-        vm = next(int(l.split()[1]) << 10 for l in open('/proc/self/status') if l.startswith('VmSize'))
-        resource.setrlimit(resource.RLIMIT_AS, (vm + (512 << 20), resource.RLIM_INFINITY))
+        vm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmSize'))
+        resource.setrlimit(resource.RLIMIT_AS, ((vm << 10) + (512 << 20), resource.RLIM_INFINITY))
 runtime.atomic_write = write_then_limit
 sys.argv = ['train.py', *sys.argv[1:]]
 runpy.run_path('train.py', run_name='__main__')
