@@ -17,7 +17,7 @@ import json
 import numpy as np
 import torch
 
-from prepare.common import TOKENIZERS, prepare_hint
+from prepare.common import TOKENIZERS, prepare_hint, sha256_file
 
 
 def device_settings(device, dtype, compile):
@@ -88,7 +88,9 @@ def load_meta(data_dir, name, fail):
 
 def load_tokens(data_dir, name, split, fail, meta=None):
     """A split's uint16 token ids as a memmap (a corpus larger than RAM is fine), as many as meta
-    (its meta.json) counts: a file cut short, even to an even length, trains on less data."""
+    (its meta.json) counts: a file cut short, even to an even length, trains on less data. Up to
+    256 MB (a fraction of a second) the file's sha256 must be meta's too, so that a changed byte
+    is caught; beyond, hashing would add minutes to every run's start-up, and the count stays."""
     path = os.path.join(data_dir, name, f'{split}.bin')
     size = os.path.getsize(path) if os.path.exists(path) else -1
     if size <= 0 or size % 2:  # two bytes a token
@@ -98,6 +100,11 @@ def load_tokens(data_dir, name, split, fail, meta=None):
     if isinstance(want, int) and size // 2 != want:
         fail(f"{path} holds {size // 2:,} tokens but meta.json counts {want:,}: the file is cut "
              f"short or from another preparation; prepare {name} again ({prepare_hint(name)} --force)")
+    digest = (meta or {}).get('sha256')
+    digest = digest.get(split) if isinstance(digest, dict) else None
+    if isinstance(digest, str) and size <= 1 << 28 and sha256_file(path) != digest:
+        fail(f"{path} is not the file meta.json describes (its sha256 differs): it is corrupt or "
+             f"from another preparation; prepare {name} again ({prepare_hint(name)} --force)")
     return np.memmap(path, dtype=np.uint16, mode='r')
 
 

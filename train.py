@@ -147,7 +147,9 @@ def crashed(kind, value, tb):
     while tb.tb_next:
         tb = tb.tb_next
     where = f"{os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
-    oom = isinstance(value, (MemoryError, torch.OutOfMemoryError)) or 'out of memory' in str(value)
+    # CUDA's allocator raises OutOfMemoryError, the CPU's a RuntimeError (can't allocate memory)
+    oom = isinstance(value, (MemoryError, torch.OutOfMemoryError)) or any(
+        s in str(value) for s in ('out of memory', "can't allocate memory"))
     reason = (f"{'out of memory' if oom else type(value).__name__}"
               f"{' at iter ' + str(it) if 'it' in globals() else ''}: "
               f"{str(value).splitlines()[0][:200] if str(value) else kind.__name__} ({where})")

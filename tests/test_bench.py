@@ -1,9 +1,12 @@
 """bench.py on a tiny CPU config, and model.py's chunked output layer + loss against the plain one."""
 
 import json
+import os
+import shutil
 import statistics
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -60,6 +63,18 @@ def test_bench_dataset_bf16_profile(data_dir, tmp_path):
 def test_bench_rejects_unknown_key():
     p = run('bench.py', '--n_layr=2', check=False)
     assert p.returncode != 0 and "n_layer" in p.stderr
+
+
+@pytest.mark.parametrize('fault, want', [('ids', "toy_de's train.bin holds token id 300"),
+                                         ('cut', 'holds 2,000 tokens but meta.json counts')])
+def test_bench_checks_the_data_as_train_py_does(data_dir, tmp_path, fault, want):
+    shutil.copytree(os.path.join(data_dir, 'toy_de'), tmp_path / 'toy_de')
+    ids = np.fromfile(tmp_path / 'toy_de' / 'train.bin', dtype=np.uint16)
+    ids[1000] = 300  # >= the byte vocabulary's 257
+    (ids if fault == 'ids' else ids[:2000]).tofile(tmp_path / 'toy_de' / 'train.bin')
+    p = run('bench.py', *TINY_BENCH, f'--data_dir={tmp_path}', '--dataset=toy_de', check=False)
+    assert p.returncode == 1 and p.stderr.strip().splitlines() == [p.stderr.strip()], p.stderr
+    assert p.stderr.startswith('error: ') and want in p.stderr and not p.stdout, p.stderr
 
 
 def reference_loss(model, idx, targets):

@@ -3,6 +3,7 @@ writes, Ctrl-C, two sweeps on one out_dir, a corrupt checkpoint, a missing datas
 the one-line error, the exit code, the files left, and that earlier good artifacts are unchanged."""
 
 import glob
+import hashlib
 import json
 import os
 import random
@@ -100,6 +101,8 @@ def edit_meta(d, change):
 def test_bad_inputs_fail_with_one_line_and_leave_nothing(small, tmp_path):
     data, pt = small
     big_ids = np.fromfile(os.path.join(data, 'toy_de', 'train.bin'), dtype=np.uint16)
+    changed = big_ids.copy()
+    changed[1000] = (changed[1000] + 1) % 256  # another valid id: only the sha256 can tell
     big_ids[1000] = 300  # >= the byte vocabulary's 257
     bad = {
         'odd': bad_data(data, 'odd', lambda d: open(os.path.join(d, 'train.bin'), 'ab').write(b'x')),
@@ -107,6 +110,10 @@ def test_bad_inputs_fail_with_one_line_and_leave_nothing(small, tmp_path):
         'incomplete': bad_data(data, 'incomplete', lambda d: edit_meta(d, lambda m: m.pop('vocab_size'))),
         'empty_val': bad_data(data, 'empty_val', lambda d: open(os.path.join(d, 'val.bin'), 'wb').close()),
         'big_ids': bad_data(data, 'big_ids', lambda d: big_ids.tofile(os.path.join(d, 'train.bin'))),
+        'changed': bad_data(data, 'changed', lambda d: (edit_meta(d, lambda m: m.update(sha256={
+            s: hashlib.sha256(open(os.path.join(d, f'{s}.bin'), 'rb').read()).hexdigest()
+            for s in ('train', 'val')})),
+            changed.tofile(os.path.join(d, 'train.bin')))),
     }
     # a truncated best.pt (fine-tuning from it, sampling it) and a truncated ckpt.pt (resuming it)
     broken = tmp_path / 'broken'
@@ -126,6 +133,7 @@ def test_bad_inputs_fail_with_one_line_and_leave_nothing(small, tmp_path):
         ([f'--dataset={bad["incomplete"]}'], 'meta.json is malformed'),
         ([f'--dataset={bad["empty_val"]}'], 'val.bin is empty'),
         ([f'--dataset={bad["big_ids"]}'], 'holds token id 300'),
+        ([f'--dataset={bad["changed"]}'], 'train.bin is not the file meta.json describes'),
         (['--dataset=toy_de', f'--init_from={broken}/best.pt'], 'is unreadable'),
         (['--dataset=toy_en', '--eval_interval=0'], 'eval_interval=0 must be at least 1'),
         (['--dataset=toy_en', '--batch_size=0'], 'batch_size=0 must be at least 1'),
@@ -195,6 +203,41 @@ def test_a_full_disk_fails_the_run_and_keeps_the_last_checkpoint(small, tmp_path
     log = json.loads(after['log.json'])
     assert log['status'] == 'failed' and 'No space left' in log['error']
     assert torch.load(os.path.join(out, 'ckpt.pt'), weights_only=False)['iter'] == 1
+
+
+OUT_OF_MEMORY = r'''
+import os, resource, runpy, sys
+import runtime
+write = runtime.atomic_write
+def write_then_limit(writes):  # once ckpt.pt is written, the address space may grow by 512 MB
+    write(writes)
+    if any(path.endswith('ckpt.pt') for path, _ in writes):
+        vm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmSize'))
+        resource.setrlimit(resource.RLIMIT_AS, ((vm << 10) + (512 << 20), resource.RLIM_INFINITY))
+runtime.atomic_write = write_then_limit
+sys.argv = ['train.py', *sys.argv[1:]]
+runpy.run_path('train.py', run_name='__main__')
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason="reads Linux's /proc/self/status")
+def test_out_of_memory_fails_the_run_and_keeps_the_last_checkpoint(small, tmp_path):
+    """A real allocation failure: ulimit -v's limit (RLIMIT_AS), set relative to the process's size
+    once the first checkpoint is written, under a training batch whose activations need GBs."""
+    data, _ = small
+    out = tmp_path / 'oom'
+    args = [a for a in SMALL if not a.startswith('--batch_size')]
+    p = subprocess.run([sys.executable, '-c', OUT_OF_MEMORY, *args, f'--data_dir={data}',
+                        '--dataset=toy_en', f'--batch_size={1 << 18}', '--eval_batch_size=8',
+                        f'--out_dir={out}'], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env=ENV)
+    assert p.returncode == 1
+    line = one_line(p.stderr, 'out of memory at iter 0: ')
+    assert '--init_from=resume takes them' in line  # ckpt.pt is there to resume
+    assert sorted(files(out)) == ['best.pt', 'ckpt.pt', 'log.json']
+    log = read_log(out)
+    assert log['status'] == 'failed' and log['error'] in line and len(log['evals']) == 1
+    assert torch.load(out / 'ckpt.pt', weights_only=False)['iter'] == 0
 
 
 def dead_pid():
