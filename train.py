@@ -41,6 +41,9 @@ sys.stdout.reconfigure(line_buffering=True)  # a redirected run's train.txt show
 # I/O
 out_dir = 'out/run'
 init_from = 'scratch'  # 'scratch', 'resume' (continue out_dir/ckpt.pt) or a checkpoint to fine-tune
+reinit_rare = 0.0  # fine-tuning: fresh embedding rows (input and tied output) for the tokens whose
+                   # share of the pre-training split is below this (0 = off): pre-training trained
+                   # the rows of tokens it never saw (bytes >= 0x80 after English) only to be unlikely
 overwrite = False  # a new run where out_dir holds one replaces it (else refused: one run, one out_dir)
 role = ''  # 'pretrain' | 'scratch' | 'finetune'; '' infers it from init_from and the language
 tag = ''  # labels a run outside a sweep's grid (a check): fit_scaling.py reports it, not fits it
@@ -449,6 +452,25 @@ torch.manual_seed(seed)
 model = GPT(GPTConfig(**model_args))
 if source is not None:
     model.load_state_dict(source['model'])
+
+
+def reinit_rare_rows():
+    """Fresh rows, drawn as GPT draws them, for the tokens rarer than reinit_rare in the
+    pre-training split: how many, and their share of that split."""
+    pre = source['config']
+    tokens = load_tokens(pre.get('data_dir', data_dir), pre['dataset'], 'train', fail)
+    counts = sum(np.bincount(tokens[i:i + (1 << 24)], minlength=meta['vocab_size'])
+                 for i in range(0, len(tokens), 1 << 24))[:meta['vocab_size']]
+    share = counts / counts.sum()
+    rare = torch.from_numpy(np.flatnonzero(share < reinit_rare))
+    with torch.no_grad():
+        wte = model.transformer.wte.weight
+        draw = torch.Generator().manual_seed(seed)
+        wte[rare] = torch.randn(len(rare), wte.shape[1], generator=draw) * 0.02
+    return dict(below=reinit_rare, tokens=len(rare), share=float(share[rare.numpy()].sum()))
+
+
+reinit = reinit_rare_rows() if reinit_rare > 0 and source is not None and ckpt is None else None
 model.to(device)
 N = model.n_params()
 flops_per_token = model.flops_per_token()
@@ -587,7 +609,7 @@ else:
     decay = dict(start=None, end=None, trigger=None, restored=None)  # the wsd decay, once begun
     init_path = None if source is None else init_from
     log = dict(
-        schema=1, status='running', role=role, init_from=init_path, config=config,
+        schema=1, status='running', role=role, init_from=init_path, config=config, reinit=reinit,
         model=dict(model_args, N=N, flops_per_token=flops_per_token),
         data=dict(dataset=dataset, language=meta.get('language'), tokenizer=meta['tokenizer'],
                   dataset_tokens=dataset_tokens, dataset_bytes=dataset_bytes,

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -387,3 +388,22 @@ def test_gpt2_bytes_are_exact(tmp_path):
     data = read_log(tmp_path / 'out')['data']
     assert data['dataset_bytes'] == sum(len(x.encode('utf-8')) for x in docs[:len(docs) // 2])
     assert data['val_bytes'] / data['val_tokens'] == pytest.approx(n_bytes / len(ids), rel=0.1)
+
+
+def test_reinit_rare_gives_unseen_tokens_fresh_embedding_rows(pretrained, data_dir, tmp_path):
+    """Fine-tuning with reinit_rare: the rows of the tokens pre-training never saw are drawn
+    afresh, every other row is the pre-trained model's (learning rate 0: the first evaluation's
+    best.pt is the model as it starts)."""
+    out = tmp_path / 'reinit'
+    run('train.py', *transfer_args(data_dir, out, f'--init_from={pretrained}/best.pt',
+                                   '--reinit_rare=1e-6', '--learning_rate=0', '--max_iters=1'))
+    seen = np.unique(np.memmap(os.path.join(data_dir, 'toy_en', 'train.bin'), dtype=np.uint16))
+    unseen = np.setdiff1d(np.arange(257), seen)
+    log = read_log(out)
+    assert log['reinit'] == {'below': 1e-6, 'tokens': len(unseen), 'share': 0.0}
+    assert set(range(128, 256)) < set(unseen) and len(seen) > 10  # bytes >= 0x80 and more
+    before = torch.load(f'{pretrained}/best.pt')['model']['transformer.wte.weight']
+    after = torch.load(out / 'best.pt')['model']['transformer.wte.weight']
+    assert torch.equal(before[seen], after[seen])
+    assert not torch.isclose(before[unseen], after[unseen]).all(dim=1).any()
+    assert after[unseen].std().item() == pytest.approx(0.02, rel=0.2)
