@@ -3,11 +3,12 @@ Time the real training step and report its hardware efficiency:
     python bench.py config/pretrain_16M.py --device=cpu --dataset=builtin_en_gpt2 --batch_size=8
     python bench.py --dataset= --vocab_size=50257 --dtype=bfloat16 --json_out=-
 The same config files and --key=value overrides as train.py (every train.py key is accepted; those
-a step does not read are ignored), plus the bench keys below. One step is what train.py does: gradient_accumulation_steps x (get_batch, forward under autocast, backward), gradient
-clipping, the AdamW step (model.configure_optimizer) and zero_grad.
+a step does not read are ignored), plus the bench keys below. One step is what train.py does:
+gradient_accumulation_steps x (get_batch, forward under autocast, backward), gradient clipping,
+the AdamW step (model.configure_optimizer) and zero_grad.
 
-MFU (PaLM's convention, docs/contracts.md) = achieved FLOP/s / peak, where achieved FLOP/s = tokens/s x
-model.flops_per_token(include_output_layer=True, attention_factor=12), i.e.
+MFU (PaLM's convention, docs/contracts.md) = achieved FLOP/s / peak, where achieved FLOP/s =
+tokens/s x model.flops_per_token(include_output_layer=True, attention_factor=12), i.e.
 6N + 6 vocab_size n_embd + 12 n_layer block_size n_embd per training token, and the peak is the
 best dense matmul throughput measured in this process, in the dtype in use, on the same device
 and threads (square matmuls of the model's width, 4x that, and large ones, best of 5 timings each,
@@ -42,7 +43,7 @@ from runtime import (check_ids, device_settings, get_batch, load_meta, load_toke
                      use_compile_cache)
 
 # -----------------------------------------------------------------------------
-# the keys a training step reads, with train.py's defaults (tests/test_bench.py holds them equal)
+# the keys a training step reads, with train.py's defaults (tests/test_speed.py holds them equal)
 data_dir = 'data'
 dataset = 'builtin_en'  # '' = synthetic uniform tokens of vocab_size
 dataset_tokens = 0
@@ -54,7 +55,7 @@ n_embd = 256
 block_size = 256
 dropout = 0.0
 bias = False
-batch_size = 8  # but this one: train.py's is 16; 8 is the reference measurement
+batch_size = 8  # but this one (train.py's is 16): the batch docs/speed.md's CPU figures time
 gradient_accumulation_steps = 1
 learning_rate = 1e-3
 weight_decay = 0.0

@@ -1,8 +1,9 @@
-# Settings shared by the six English pre-training runs of the seed study (Kim 2021, after
+# Settings shared by the six English pre-training runs of Kim (2021)'s study (after
 # Kaplan et al. 2020): GPT-2 BPE, 512 sequences x 1024 tokens per step, Adam, a 500-step linear
 # warm-up, then a cosine decay to 10% of the maximum learning rate at the end of 26B tokens.
 # Each config/pretrain_<size>.py executes this file, then sets its shape and learning rate.
-dataset = 'hf_en_gpt2'  # OpenWebText2: python prepare/hf.py --lang en --tokenizer gpt2 --max_bytes 70e9 (all of it)
+# OpenWebText2, all of it: python prepare/hf.py --lang en --tokenizer gpt2 --max_bytes 70e9
+dataset = 'hf_en_gpt2'
 block_size = 1024
 batch_size = 16  # per micro-step and GPU: 16 x 1024 tokens fit a 40GB GPU at these sizes
 gradient_accumulation_steps = 32  # 16 x 32 = 512 sequences/step, divided among torchrun's GPUs

@@ -7,5 +7,5 @@ n_layer = 13
 n_embd = 896
 n_head = 14
 # Kaplan et al. (2020) fit LR(N) = 0.003239 - 0.0001395 ln N for this setup (batch 512 x 1024):
-# 6.38e-04 at N = 125,263,488. (The seed code's per-size rates do not follow its own size labels.)
+# 6.38e-04 at N = 125,263,488: the rate follows the counted N, not the label
 learning_rate = 6.38e-04

@@ -7,5 +7,5 @@ n_layer = 5
 n_embd = 512
 n_head = 8
 # Kaplan et al. (2020) fit LR(N) = 0.003239 - 0.0001395 ln N for this setup (batch 512 x 1024):
-# 9.27e-04 at N = 15,734,272. (The seed code's per-size rates do not follow its own size labels.)
+# 9.27e-04 at N = 15,734,272: the rate follows the counted N, not the label
 learning_rate = 9.27e-04

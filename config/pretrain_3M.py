@@ -7,5 +7,5 @@ n_layer = 4
 n_embd = 256
 n_head = 4
 # Kaplan et al. (2020) fit LR(N) = 0.003239 - 0.0001395 ln N for this setup (batch 512 x 1024):
-# 1.15e-03 at N = 3,148,032. (The seed code's per-size rates do not follow its own size labels.)
+# 1.15e-03 at N = 3,148,032: the rate follows the counted N, not the label
 learning_rate = 1.15e-03

@@ -7,5 +7,5 @@ n_layer = 7
 n_embd = 768
 n_head = 12
 # Kaplan et al. (2020) fit LR(N) = 0.003239 - 0.0001395 ln N for this setup (batch 512 x 1024):
-# 7.67e-04 at N = 49,556,736. (The seed code's per-size rates do not follow its own size labels.)
+# 7.67e-04 at N = 49,556,736: the rate follows the counted N, not the label
 learning_rate = 7.67e-04

@@ -2,7 +2,7 @@
 # three model sizes, on a 2-core CPU:  python sweep.py config/sweep_builtin.py (bash study.sh)
 # Prepare the corpora first: python prepare/debian_docs.py --lang en (and de, es, zh).
 #
-# Why these numbers (README, "The built-in study", has the measurements):
+# Why these numbers (docs/study.md has the measurements):
 # - Sizes 14K, 56K and 222K non-embedding parameters (16x in N, 4x apart), 2 layers each.
 # - learning_rate 4e-3 for every size and both twins of a cell, so it favours neither.
 # - D_e is read off the converged from-scratch curve, so that curve must be converged: every

@@ -1,5 +1,5 @@
 # The one-GPU study: the built-in corpora (Debian documentation) with GPT-2 BPE, three sizes,
-# German, Spanish and Chinese, in about an hour on one current GPU (README, "The one-GPU study"):
+# German, Spanish and Chinese, in about an hour on one current GPU (docs/study.md, "One GPU"):
 #   bash study.sh config/sweep_gpu.py            # prepares the _gpt2 corpora, runs, fits
 #   python sweep.py config/sweep_gpu.py --cost   # FLOPs and GPU-hours before you start
 #
@@ -20,7 +20,7 @@
 #   overfitting; 8 x 256 tokens a step, so the smallest D_f is ~2.5 epochs a step.
 # - Several runs share the GPU at once (jobs): one small run leaves most of it idle.
 # - gpu_flops is an estimate for these small shapes (launch-bound at 2,048 tokens a step), not a
-#   measurement: measure it with bench.py at a size's shape and batch (README) and pass
+#   measurement: measure it with bench.py at a size's shape and batch (docs/study.md) and pass
 #   --gpu_flops=<its GFLOP/s x 1e9> to --cost.
 out_dir = 'out/gpu'
 pretrain_dataset = 'builtin_en_gpt2'  # python prepare/debian_docs.py --lang en --tokenizer gpt2

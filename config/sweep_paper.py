@@ -1,7 +1,7 @@
-# The seed study (Kim 2021) at full scale, for a GPU node or a cluster:
+# Kim (2021)'s study at full scale, for a GPU node or a cluster:
 #   python sweep.py config/sweep_paper.py --jobs 8          # one run per GPU on an 8-GPU node
-#   python sweep.py config/sweep_paper.py --print > cmds    # or: the commands, in order, for a scheduler
-#   python sweep.py config/sweep_paper.py --slurm out/slurm/  # or: SLURM jobs, see README
+#   python sweep.py config/sweep_paper.py --print > cmds    # or: the commands, in order
+#   python sweep.py config/sweep_paper.py --slurm out/slurm/  # or: SLURM jobs, docs/sweeps.md
 #   python sweep.py config/sweep_paper.py --cost            # FLOPs and GPU-hours before you start
 # Six sizes pre-trained on OpenWebText2 with GPT-2 BPE (config/pretrain_*.py, 26B tokens each),
 # then for German, Spanish and Chinese a fine-tuned and a from-scratch run per size and D_f
