@@ -638,14 +638,14 @@ def test_prepare_on_a_full_disk_fails_with_one_line_and_cleans_up(tmp_path, monk
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     out = tmp_path / 'kept'
     out.mkdir()
-    (out / '.all.bin.tmp').write_bytes(b'\0' * 1000)  # what a killed prepare left
+    (out / f'all.bin.{dead_pid()}.tmp').write_bytes(b'\0' * 1000)  # what a killed prepare left
     with monkeypatch.context() as m:
         m.setattr(common.os, 'posix_fallocate', no_space, raising=False)
         with pytest.raises(SystemExit) as e:
             prepare(out)
     assert str(e.value).startswith('error: writing') and 'No space left on device' in str(e.value)
     assert os.listdir(out) == []
-    (out / '.train.bin.tmp').write_bytes(b'\0' * 1000)
+    (out / f'train.bin.{dead_pid()}.tmp').write_bytes(b'\0' * 1000)
     prepare(out)
     assert sorted(os.listdir(out)) == ['meta.json', 'train.bin', 'val.bin']
 
