@@ -364,12 +364,13 @@ def analyse_target(target, cells, boot, rng, noise, msgs):
                        "loss": c["loss"], "n": c["n"], "std": c["std"], "flops": c["flops"],
                        "converged": c["converged"]} for c in scr]
     out["curves"] = {f"{n:.6g}": curve_lines(curves[n], out["law"], n, ft) for n in curves}
-    count = lambda w: sum(w in p["flags"] for p in out["points"])
+    flagged = {flag: sum(flag in p["flags"] for p in out["points"])
+               for flag in ("above", "below", "gap", "negative", "no_scratch_curve")}
     out["counts"] = {"scratch_converged": len(conv), "scratch_unconverged": len(scr) - len(conv),
                      "finetune": len(ft), "finetune_measured": len(measured),
-                     "finetune_censored": count("above"), "finetune_below": count("below"),
-                     "finetune_gap": count("gap"), "finetune_negative": count("negative"),
-                     "finetune_no_curve": count("no_scratch_curve"), "law_cells": len(law_idx)}
+                     "finetune_censored": flagged["above"], "finetune_below": flagged["below"],
+                     "finetune_gap": flagged["gap"], "finetune_negative": flagged["negative"],
+                     "finetune_no_curve": flagged["no_scratch_curve"], "law_cells": len(law_idx)}
     for c in scr:
         if not c["converged"]:
             msgs.append(f"{label}: scratch {', '.join(c['runs'])} did not converge (stopped on "
@@ -386,13 +387,13 @@ def law_row(est, reps, boot, bpt, ft, idx, noise):
     c = bytes/token, so k becomes k c^(1-alpha)."""
     ok = [r for r in reps if r is not None]
     lk, a, b = est
-    kb = lambda r: math.exp(r[0] + (1 - r[1]) * math.log(bpt))
+    k_bytes = [math.exp(r[0] + (1 - r[1]) * math.log(bpt)) for r in [est] + ok]
     Ns, Ds = {ft[i]["N"] for i in idx}, {ft[i]["D"] for i in idx}
-    return {"k": math.exp(lk), "alpha": a, "beta": b, "k_bytes": kb(est), "n_cells": len(idx),
+    return {"k": math.exp(lk), "alpha": a, "beta": b, "k_bytes": k_bytes[0], "n_cells": len(idx),
             "identified": {"alpha": len(Ds) > 1, "beta": len(Ns) > 1},
             "D_f_range": [min(Ds), max(Ds)], "N_range": [min(Ns), max(Ns)],
             "ci": {"k": ci([math.exp(r[0]) for r in ok]), "alpha": ci([r[1] for r in ok]),
-                   "beta": ci([r[2] for r in ok]), "k_bytes": ci([kb(r) for r in ok])},
+                   "beta": ci([r[2] for r in ok]), "k_bytes": ci(k_bytes[1:])},
             "draws": [[float(x) for x in r] for r in ok],
             "boot": {"draws": boot, "failed": boot - len(ok)},
             "noise": {"sigma_run": noise[0], "sigma_pretrain": noise[1]}}
