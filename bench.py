@@ -41,6 +41,7 @@ from configurator import configure
 from model import GPT, GPTConfig, compile_model
 from runtime import (check_ids, device_settings, get_batch, load_meta, load_tokens, optimizer_step,
                      use_compile_cache)
+from util import fail
 
 # -----------------------------------------------------------------------------
 # the keys a training step reads, with train.py's defaults (tests/test_speed.py holds them equal)
@@ -95,7 +96,7 @@ def say(*a):
 if threads > 0:
     torch.set_num_threads(threads)
 if dtype not in ('auto', 'float32', 'bfloat16', 'float16') or compile not in (None, True, False):
-    sys.exit(f"error: dtype must be auto/float32/bfloat16/float16 (got {dtype!r}), compile True or False")
+    fail(f"dtype must be auto/float32/bfloat16/float16 (got {dtype!r}), compile True or False")
 device_type, dtype, compile, autocast = device_settings(device, dtype, compile)
 if compile:
     use_compile_cache(compile_cache)
@@ -110,10 +111,6 @@ def sync():
 
 # -----------------------------------------------------------------------------
 # data: train.py's loader (uniformly random block_size windows of a uint16 memmap)
-def fail(msg):
-    sys.exit(f"error: {msg}")
-
-
 if dataset:  # train.py's checks: meta.json, the file's length, every token id in the vocabulary
     meta = load_meta(data_dir, dataset, fail)
     vocab_size = meta['vocab_size']

@@ -15,9 +15,7 @@ import difflib
 import os
 import sys
 
-
-def _fail(msg):
-    sys.exit(f"error: {msg}")
+from util import fail
 
 
 def _closest(key, known):
@@ -36,7 +34,7 @@ def _coerce(key, value, default, source):
         return int(value)
     elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    _fail(f"{source}: {key}={value!r} must be of type {type(default).__name__} "
+    fail(f"{source}: {key}={value!r} must be of type {type(default).__name__} "
           f"(default {default!r})")
 
 
@@ -57,27 +55,27 @@ def configure(config, argv):
             try:
                 code = open(arg).read()
             except OSError as e:
-                _fail(f"cannot read config file {arg}: {e.strerror}")
+                fail(f"cannot read config file {arg}: {e.strerror}")
             scope = {}
             try:
                 exec(compile(code, arg, 'exec'), {}, scope)
             except SyntaxError as e:
-                _fail(f"config file {arg}, line {e.lineno}: {e.msg}: fix its Python syntax")
+                fail(f"config file {arg}, line {e.lineno}: {e.msg}: fix its Python syntax")
             except Exception as e:  # a NameError, say: the file's, not the script's
-                _fail(f"config file {arg}: {type(e).__name__}: {e}: fix it")
+                fail(f"config file {arg}: {type(e).__name__}: {e}: fix it")
             for key, value in scope.items():
                 if key.startswith('_') or callable(value) or type(value).__name__ == 'module':
                     continue
                 if key not in known:
-                    _fail(f"{arg}: unknown config key '{key}'{_closest(key, known)}")
+                    fail(f"{arg}: unknown config key '{key}'{_closest(key, known)}")
                 config[key] = _coerce(key, value, config[key], arg)
                 explicit[key] = arg
         else:
             key, sep, text = arg[2:].partition('=')
             if not sep:
-                _fail(f"override '{arg}' must look like --key=value")
+                fail(f"override '{arg}' must look like --key=value")
             if key not in known:
-                _fail(f"unknown config key '{key}'{_closest(key, known)}")
+                fail(f"unknown config key '{key}'{_closest(key, known)}")
             try:
                 value = ast.literal_eval(text)
             except (ValueError, SyntaxError):

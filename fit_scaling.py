@@ -38,12 +38,12 @@ import json
 import math
 import os
 import sys
-import tempfile
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-import report   # one way: report.py reads results.json and imports nothing of the project
+import report  # one way: report.py reads results.json and imports nothing of ours but util
+from util import atomic_write_text, fail
 
 SCHEMA = 1
 LANG = {"en": "English", "de": "German", "es": "Spanish", "zh": "Chinese"}
@@ -364,12 +364,13 @@ def analyse_target(target, cells, boot, rng, noise, msgs):
                        "loss": c["loss"], "n": c["n"], "std": c["std"], "flops": c["flops"],
                        "converged": c["converged"]} for c in scr]
     out["curves"] = {f"{n:.6g}": curve_lines(curves[n], out["law"], n, ft) for n in curves}
-    count = lambda w: sum(w in p["flags"] for p in out["points"])
+    flagged = {flag: sum(flag in p["flags"] for p in out["points"])
+               for flag in ("above", "below", "gap", "negative", "no_scratch_curve")}
     out["counts"] = {"scratch_converged": len(conv), "scratch_unconverged": len(scr) - len(conv),
                      "finetune": len(ft), "finetune_measured": len(measured),
-                     "finetune_censored": count("above"), "finetune_below": count("below"),
-                     "finetune_gap": count("gap"), "finetune_negative": count("negative"),
-                     "finetune_no_curve": count("no_scratch_curve"), "law_cells": len(law_idx)}
+                     "finetune_censored": flagged["above"], "finetune_below": flagged["below"],
+                     "finetune_gap": flagged["gap"], "finetune_negative": flagged["negative"],
+                     "finetune_no_curve": flagged["no_scratch_curve"], "law_cells": len(law_idx)}
     for c in scr:
         if not c["converged"]:
             msgs.append(f"{label}: scratch {', '.join(c['runs'])} did not converge (stopped on "
@@ -386,13 +387,13 @@ def law_row(est, reps, boot, bpt, ft, idx, noise):
     c = bytes/token, so k becomes k c^(1-alpha)."""
     ok = [r for r in reps if r is not None]
     lk, a, b = est
-    kb = lambda r: math.exp(r[0] + (1 - r[1]) * math.log(bpt))
+    k_bytes = [math.exp(r[0] + (1 - r[1]) * math.log(bpt)) for r in [est] + ok]
     Ns, Ds = {ft[i]["N"] for i in idx}, {ft[i]["D"] for i in idx}
-    return {"k": math.exp(lk), "alpha": a, "beta": b, "k_bytes": kb(est), "n_cells": len(idx),
+    return {"k": math.exp(lk), "alpha": a, "beta": b, "k_bytes": k_bytes[0], "n_cells": len(idx),
             "identified": {"alpha": len(Ds) > 1, "beta": len(Ns) > 1},
             "D_f_range": [min(Ds), max(Ds)], "N_range": [min(Ns), max(Ns)],
             "ci": {"k": ci([math.exp(r[0]) for r in ok]), "alpha": ci([r[1] for r in ok]),
-                   "beta": ci([r[2] for r in ok]), "k_bytes": ci([kb(r) for r in ok])},
+                   "beta": ci([r[2] for r in ok]), "k_bytes": ci(k_bytes[1:])},
             "draws": [[float(x) for x in r] for r in ok],
             "boot": {"draws": boot, "failed": boot - len(ok)},
             "noise": {"sigma_run": noise[0], "sigma_pretrain": noise[1]}}
@@ -559,45 +560,31 @@ def clean(x):
         return float(x) if math.isfinite(x) else None
     return x.item() if isinstance(x, np.generic) else x
 
-def write_atomic(path, text):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)             # mkstemp makes 0600; a report is for reading
-        os.replace(tmp, path)
-    except BaseException:            # a full disk: no half-written temp file is left behind
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Fit transfer scaling laws from the run logs under a directory.")
-    ap.add_argument("dir", help="directory searched recursively for <run>/log.json")
-    ap.add_argument("--out", help="output directory (default: <dir>/report)")
-    ap.add_argument("--boot", type=int, default=1000, help="parametric bootstrap draws for the CIs")
-    ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    a = ap.parse_args(argv)
-    if a.boot < 0:
-        print(f"error: --boot {a.boot} must be at least 0 (0 = no bootstrap CIs)", file=sys.stderr)
-        return 1
-    if not os.path.isdir(a.dir):
-        print(f"error: no such directory {a.dir}: give the sweep's output directory, e.g. out/builtin/", file=sys.stderr)
-        return 1
-    res = analyse(a.dir, a.boot, a.seed)
+    parser = argparse.ArgumentParser(
+        description="Fit transfer scaling laws from the run logs under a directory.")
+    parser.add_argument("dir", help="directory searched recursively for <run>/log.json")
+    parser.add_argument("--out", help="output directory (default: <dir>/report)")
+    parser.add_argument("--boot", type=int, default=1000,
+                        help="parametric bootstrap draws for the CIs")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    args = parser.parse_args(argv)
+    if args.boot < 0:
+        fail(f"--boot {args.boot} must be at least 0 (0 = no bootstrap CIs)")
+    if not os.path.isdir(args.dir):
+        fail(f"no such directory {args.dir}: give the sweep's output directory, e.g. out/builtin/")
+    res = analyse(args.dir, args.boot, args.seed)
     if not res["n_runs_used"]:
-        print(f"error: no usable log.json under {a.dir} ({len(res['skipped'])} left out): run sweep.py or train.py "
-              f"first, or point at the directory holding their runs", file=sys.stderr)
-        return 1
-    out = a.out or os.path.join(a.dir, "report")
+        fail(f"no usable log.json under {args.dir} ({len(res['skipped'])} left out): run sweep.py "
+             f"or train.py first, or point at the directory holding their runs")
+    out = args.out or os.path.join(args.dir, "report")
     path = os.path.join(out, "results.json")
-    try:
+    try:  # atomically: predict.py and report.py decide from it
         os.makedirs(out, exist_ok=True)
-        write_atomic(path, json.dumps(clean(res), indent=1, allow_nan=False))
+        atomic_write_text(path, json.dumps(clean(res), indent=1, allow_nan=False))
     except OSError as e:
-        print(f"error: cannot write {path} ({e.strerror or e}): free space in it or choose another "
-              f"--out directory", file=sys.stderr)
-        return 1
+        fail(f"cannot write {path} ({e.strerror or e}): free space in it or choose another "
+             f"--out directory")
     for m in res["messages"]:
         print("note:", m)
     return report.main([path])

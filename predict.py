@@ -32,6 +32,7 @@ import sys
 import numpy as np
 
 from configurator import configure
+from util import fail
 
 # -----------------------------------------------------------------------------
 lang = ''  # a language code or a dataset name; '' = the only one in the study
@@ -43,11 +44,6 @@ seed = 0  # the draws of the scratch curve's spread
 # -----------------------------------------------------------------------------
 
 SAME_SIZE = 0.02  # an N within 2% of a measured size is that size: labels round (56K = 55,296)
-
-
-def fail(msg):
-    print(f"error: {msg}", file=sys.stderr)
-    sys.exit(1)
 
 
 # ----------------------------------------------------------------------------- reading the study

@@ -2,12 +2,10 @@
 What train.py and bench.py share, so that bench.py times exactly what train.py runs: the device
 settings (dtype, autocast, torch.compile defaults and caches, the CPU's malloc settings), the data
 files checked and read, the batch loader and the optimizer step; the token budget of a run, which
-sweep.py's --cost needs too; and what train.py and sample.py share: reading a checkpoint, and
-writing files so that a kill or a full disk never leaves one half-written.
+sweep.py's --cost needs too; and what train.py and sample.py share: reading a checkpoint.
 """
 
 import ctypes
-import glob
 import os
 import shutil
 import sys
@@ -200,52 +198,3 @@ def load_checkpoint(path, fail, hint):
         return ckpt
     except Exception as e:  # zip, pickle and tensor errors alike: the file is not usable
         fail(f"checkpoint {path} is unreadable ({type(e).__name__}), truncated or corrupt: {hint}")
-
-
-def atomic_write(writes):
-    """writes: [(path, write(f))]. Each file is written to <path>.<pid>.tmp and fsynced, and only
-    when all are written are they renamed (then the directory fsynced, so the renames survive a
-    power cut): an error, a full disk say, leaves every one of them as it was, and no temp file."""
-    tmps = []
-    try:
-        for path, write in writes:
-            tmps.append(f"{path}.{os.getpid()}.tmp")
-            with open(tmps[-1], 'wb') as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-    except BaseException:  # an interrupt too
-        for tmp in tmps:
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
-        raise
-    for (path, _), tmp in zip(writes, tmps):
-        os.replace(tmp, path)
-    for d in {os.path.dirname(path) or '.' for path, _ in writes}:
-        fd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def remove_dead_temps(directory):
-    """Remove the <file>.<pid>.tmp files of writers that no longer run (killed mid-write):
-    a live writer's, another process on this out_dir, is left alone."""
-    for tmp in glob.glob(os.path.join(directory, '*.*.tmp')):
-        pid = tmp.rsplit('.', 2)[-2]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # alive
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue  # alive, another user's
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass

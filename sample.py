@@ -12,6 +12,7 @@ import torch
 from configurator import configure
 from model import GPT, GPTConfig
 from runtime import load_checkpoint
+from util import fail
 
 # -----------------------------------------------------------------------------
 out_dir = 'out/run'
@@ -27,10 +28,6 @@ configure(globals(), sys.argv[1:])
 sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
 # -----------------------------------------------------------------------------
 
-
-
-def fail(msg):
-    sys.exit(f"error: {msg}")
 
 
 if top_k < 0 or max_new_tokens < 1 or not temperature > 0:

@@ -23,7 +23,8 @@ sweep.py imports this module; its settings are sweep.py's config globals (slurm_
 
 import os
 import re
-import sys
+
+from util import atomic_write, fail
 
 RDZV_PORT = 29500  # torchrun's rendezvous on a pre-training job's first node (--exclusive: one job)
 
@@ -119,16 +120,12 @@ unfinished() {
 '''
 
 
-def fail(msg):
-    sys.exit(f"error: {msg}")
-
-
 def write(path, text, mode=0o644):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    # atomically: queued jobs read their tasks file and common.sh while a rerun rewrites them
+    def write_text(f):
+        f.write(text.encode())
+        os.fchmod(f.fileno(), mode)
+    atomic_write([(path, write_text)])
 
 
 def sbatch_script(name, options, body, o, d, partition='partition'):

@@ -36,6 +36,7 @@ import zipfile
 from tqdm import tqdm
 
 from configurator import configure, script_defaults
+from util import fail
 
 # -----------------------------------------------------------------------------
 out_dir = 'out/sweep'
@@ -119,7 +120,7 @@ def normalise_argv(args):
 
 configure(globals(), normalise_argv(sys.argv[1:]))
 if jobs < 1:
-    sys.exit(f"error: jobs={jobs} must be at least 1: run with --jobs=1 or more")
+    fail(f"jobs={jobs} must be at least 1: run with --jobs=1 or more")
 # -----------------------------------------------------------------------------
 
 
@@ -145,10 +146,10 @@ def overrides(d):
 def size_args(size):
     """A size's config file goes first (the study's configs refine it), its overrides last."""
     if size not in sizes:
-        sys.exit(f"error: size {size!r} is not in sizes ({', '.join(map(repr, sizes))}): fix the check")
+        fail(f"size {size!r} is not in sizes ({', '.join(map(repr, sizes))}): fix the check")
     spec = sizes[size]
     if isinstance(spec, str) and not os.path.isfile(spec):
-        sys.exit(f"error: size {size!r} names config file {spec}, which does not exist: fix sizes")
+        fail(f"size {size!r} names config file {spec}, which does not exist: fix sizes")
     return ([spec], []) if isinstance(spec, str) else ([], overrides(spec))
 
 
@@ -243,11 +244,11 @@ def make_runs(rates=None):
         c = dict(c)
         lang, s, d, init = c.pop('language'), c.pop('size'), c.pop('dataset_tokens'), c.pop('init', '')
         if not c.get('tag') or init not in ('', 'ft', 'sc'):
-            sys.exit(f"error: check {c} needs a tag (its runs are named and reported by it) and an init "
-                     f"of 'ft', 'sc' or none (both twins)")
+            fail(f"check {c} needs a tag (its runs are named and reported by it) and an init "
+                 f"of 'ft', 'sc' or none (both twins)")
         if lang not in languages:
-            sys.exit(f"error: check {c} names language {lang!r}, not one of languages "
-                     f"({', '.join(map(repr, languages))}): fix the check")
+            fail(f"check {c} names language {lang!r}, not one of languages "
+                 f"({', '.join(map(repr, languages))}): fix the check")
         transfer += [(d, transfer_run(lang, s, d, i, dict(rate(lang, s, i), **c)))
                      for i in ([init] if init else ['ft', 'sc'])]
     return runs + calibration_runs() + [r for _, r in sorted(transfer, key=lambda x: -x[0])]
@@ -300,7 +301,7 @@ def prepare_datasets(runs):
         if cmd.startswith('python prepare/') and '<' not in cmd and 'PATH' not in cmd:
             print(f"sweep: {d} missing: {cmd}", flush=True)
             if subprocess.run([sys.executable, *cmd.split()[1:]]).returncode:
-                sys.exit(f"error: {cmd} failed (its message is above): fix that and rerun")
+                fail(f"{cmd} failed (its message is above): fix that and rerun")
 
 
 def check_datasets(runs):
@@ -308,9 +309,9 @@ def check_datasets(runs):
     otherwise fail its runs only after all the pre-training ran."""
     missing = missing_datasets(runs)
     if missing:
-        sys.exit(f"error: {', '.join(missing)} not prepared (train.bin, meta.json): prepare "
-                 f"{'them' if len(missing) > 1 else 'it'} first with {'; '.join(missing.values())}"
-                 " (or run the sweep with --prepare)")
+        fail(f"{', '.join(missing)} not prepared (train.bin, meta.json): prepare "
+             f"{'them' if len(missing) > 1 else 'it'} first with {'; '.join(missing.values())}"
+             " (or run the sweep with --prepare)")
     for name, args, _ in runs:  # a D_f beyond its split would fail only after all pre-training
         c = resolve(args)
         path = os.path.join(c.get('data_dir', 'data'), c.get('dataset', 'builtin_en'), 'meta.json')
@@ -320,8 +321,8 @@ def check_datasets(runs):
         except (OSError, ValueError, KeyError, TypeError):
             continue  # train.py says what is wrong with it
         if isinstance(tokens, int) and c.get('dataset_tokens', 0) > tokens:
-            sys.exit(f"error: run {name} has dataset_tokens={c['dataset_tokens']:,}, but {path}'s "
-                     f"train split holds {tokens:,} tokens: remove it from dataset_tokens (or checks)")
+            fail(f"run {name} has dataset_tokens={c['dataset_tokens']:,}, but {path}'s "
+                 f"train split holds {tokens:,} tokens: remove it from dataset_tokens (or checks)")
 
 
 def lock(directory):
@@ -332,13 +333,13 @@ def lock(directory):
         os.makedirs(directory, exist_ok=True)
         fd = os.open(os.path.join(directory, 'sweep.lock'), os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        sys.exit(f"error: cannot write to out_dir={directory} ({e.strerror}): choose another --out_dir")
+        fail(f"cannot write to out_dir={directory} ({e.strerror}): choose another --out_dir")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         pid = os.read(fd, 32).decode().strip() or '?'
-        sys.exit(f"error: another sweep (pid {pid}) is running on {directory}: wait for it "
-                 f"to finish or stop it, or choose another --out_dir")
+        fail(f"another sweep (pid {pid}) is running on {directory}: wait for it "
+             f"to finish or stop it, or choose another --out_dir")
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
@@ -566,7 +567,7 @@ def resolve(args):
             try:
                 exec(compile(open(a).read(), a, 'exec'), {}, cfg)
             except (OSError, SyntaxError) as e:
-                sys.exit(f"error: config file {a}: {e.strerror if isinstance(e, OSError) else e}")
+                fail(f"config file {a}: {e.strerror if isinstance(e, OSError) else e}")
     return cfg
 
 
@@ -653,9 +654,8 @@ def stop(signum):
         p.wait()
     for bar in list(tqdm._instances):  # the progress bar ends its line before ours
         bar.close()
-    print(f"error: interrupted by {signal.Signals(signum).name}: {len(live)} process(es) stopped; "
-          f"start the sweep again to finish the grid", file=sys.stderr)
-    sys.exit(128 + signum)
+    fail(f"interrupted by {signal.Signals(signum).name}: {len(live)} process(es) stopped; "
+         f"start the sweep again to finish the grid", 128 + signum)
 
 
 stopping = None  # the signal that asked the sweep to stop
@@ -663,22 +663,22 @@ fit_process = None
 if __name__ == '__main__':
     sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
     if learning_rates and not calibration_tokens:
-        sys.exit("error: learning_rates needs calibration_tokens (the D_f of the calibration "
-                 "runs): name one or two values of the grid")
+        fail("learning_rates needs calibration_tokens (the D_f of the calibration runs): "
+             "name one or two values of the grid")
     rates = chosen_rates() if learning_rates else None
     runs = make_runs(rates)
     # with a calibration, the grid's commands (their rates) exist once the calibration finished
     first_stage = [r for r in runs if r[0].startswith('pt_')] + calibration_runs()
     grid_waits = bool(learning_rates) and rates is None
     if not any(need or n.startswith(('ft_', 'sc_')) for n, _, need in runs):
-        sys.exit("error: the grid is empty (no sizes, languages or dataset_tokens, so no transfer "
-                 "runs): name them in a sweep config, e.g. python sweep.py config/sweep_builtin.py")
+        fail("the grid is empty (no sizes, languages or dataset_tokens, so no transfer "
+             "runs): name them in a sweep config, e.g. python sweep.py config/sweep_builtin.py")
     if cost:
         print_cost(runs)
         sys.exit(0)
     if slurm_dir:
         if os.path.exists(slurm_dir) and not os.path.isdir(slurm_dir):
-            sys.exit(f"error: --slurm {slurm_dir} is a file, not a directory: choose another path")
+            fail(f"--slurm {slurm_dir} is a file, not a directory: choose another path")
         import slurm
         # a grid that waits for the calibration: its stage job writes and submits the grid's
         then = ['python', 'sweep.py', *normalise_argv(sys.argv[1:]), '&&', 'bash',
@@ -743,5 +743,5 @@ if __name__ == '__main__':
                   f"its error is above")
             sys.exit(1)
     if failed:
-        sys.exit(f"error: {len(failed)} run(s) failed: {', '.join(sorted(failed))}; see their "
-                 f"train.txt, fix them and start the sweep again")
+        fail(f"{len(failed)} run(s) failed: {', '.join(sorted(failed))}; see their "
+             f"train.txt, fix them and start the sweep again")

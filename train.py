@@ -30,9 +30,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import configure
 from model import GPT, GPTConfig, compile_model
-from runtime import (atomic_write, budget_tokens, check_ids, compile_cache_counts,
-                     dense_eval_iters, device_settings, get_batch, load_checkpoint, load_meta,
-                     load_tokens, optimizer_step, peak_flops, remove_dead_temps, use_compile_cache)
+from runtime import (budget_tokens, check_ids, compile_cache_counts, dense_eval_iters,
+                     device_settings, get_batch, load_checkpoint, load_meta, load_tokens,
+                     optimizer_step, peak_flops, use_compile_cache)
+from util import atomic_write, fail, remove_dead_temps
 
 sys.stdout.reconfigure(line_buffering=True)  # a redirected run's train.txt shows each line at once
 
@@ -123,12 +124,6 @@ config_keys = [k for k, v in globals().items()
                if not k.startswith('_') and isinstance(v, (int, float, bool, str, type(None)))]
 explicit_keys = configure(globals(), sys.argv[1:])
 # -----------------------------------------------------------------------------
-
-
-def fail(msg, code=1):
-    if int(os.environ.get('RANK', 0)) == 0:  # every process fails alike: one says so
-        print(f"error: {msg}", file=sys.stderr)
-    sys.exit(code)
 
 
 def interrupted(signum, frame):

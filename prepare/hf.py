@@ -37,9 +37,11 @@ import argparse
 import itertools
 import threading
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-from common import die  # noqa: E402
+if not __package__:  # run as python prepare/x.py: import from the repository root, as the
+    # other scripts do, so that prepare/common.py is one module, prepare.common, everywhere
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from prepare import common  # noqa: E402
+from util import atomic_write_text, fail  # noqa: E402
 
 DEFAULTS = {
     'en': {'dataset': 'Geralt-Targaryen/openwebtext2', 'config': None, 'data_files': None},
@@ -60,7 +62,7 @@ def load(args):
     try:
         import datasets
     except ImportError:
-        die("the `datasets` package is missing: pip install datasets")
+        fail("the `datasets` package is missing: pip install datasets")
     data_files = args.data_files.split(',') if args.data_files else None
     kwargs = {'split': args.split, 'streaming': bool(args.streaming)}
     if args.revision:
@@ -71,9 +73,9 @@ def load(args):
         return datasets.load_dataset(args.dataset, args.config, data_files=data_files, **kwargs)
     except Exception as e:  # hub unreachable, unknown name/config/split, unreadable files
         msg = ' '.join(str(e).split())[:300]
-        die(f"could not load {args.dataset} (config {args.config}, split {args.split}): "
-            f"{type(e).__name__}: {msg}; check the name/--config/--data_files, the network, "
-            f"or prepare local files with prepare/text.py")
+        fail(f"could not load {args.dataset} (config {args.config}, split {args.split}): "
+             f"{type(e).__name__}: {msg}; check the name/--config/--data_files, the network, "
+             f"or prepare local files with prepare/text.py")
 
 
 def pick_field(columns, text_field):
@@ -82,8 +84,8 @@ def pick_field(columns, text_field):
     if text_field != 'auto':
         missing = [f for f in text_field.split(',') if f not in columns]
         if missing:
-            die(f"no column {', '.join(missing)} in the dataset (columns: {', '.join(columns)}); "
-                f"set --text_field")
+            fail(f"no column {', '.join(missing)} in the dataset (columns: {', '.join(columns)}); "
+                 f"set --text_field")
         return text_field.split(',')
     qa = [f for f in QA_FIELDS if f in columns]
     if len(qa) >= 2:
@@ -91,8 +93,8 @@ def pick_field(columns, text_field):
     for f in TEXT_FIELDS:
         if f in columns:
             return [f]
-    die(f"cannot tell which column holds the text (columns: {', '.join(columns)}); "
-        f"set --text_field")
+    fail(f"cannot tell which column holds the text (columns: {', '.join(columns)}); "
+         f"set --text_field")
 
 
 def pin_revision(args):
@@ -103,8 +105,8 @@ def pin_revision(args):
         from huggingface_hub import HfApi
         return HfApi().dataset_info(args.dataset).sha
     except Exception as e:  # offline, unknown or gated dataset
-        die(f"could not look up the current revision of {args.dataset} ({type(e).__name__}): "
-            f"check the name and the network, or pass --revision")
+        fail(f"could not look up the current revision of {args.dataset} ({type(e).__name__}): "
+             f"check the name and the network, or pass --revision")
 
 
 def rows(ds, args):
@@ -116,8 +118,8 @@ def rows(ds, args):
         except StopIteration:
             return
         except Exception as e:
-            die(f"reading {args.dataset} failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}; "
-                f"rerun (finished work is kept only when complete) or check the data files")
+            fail(f"reading {args.dataset} failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}; "
+                 f"rerun (finished work is kept only when complete) or check the data files")
         yield row
 
 
@@ -151,9 +153,7 @@ class Download:
         """Another shard, then the state that counts it (written after it: a kill in between
         leaves a shard that the next run writes again)."""
         path = self.shard(self.state['shards'])
-        with open(path + '.tmp', 'w', encoding='utf-8') as f:
-            f.writelines(lines)
-        os.replace(path + '.tmp', path)
+        atomic_write_text(path, ''.join(lines))
         self.state.update(shards=self.state['shards'] + 1, records=records, stream=stream_state)
         common.atomic_write_json(self.state_path, self.state)
 
@@ -319,4 +319,4 @@ if __name__ == '__main__':
     try:
         main()
     except KeyboardInterrupt:
-        die("interrupted: the records read so far are kept; the same command continues from them")
+        fail("interrupted: the records read so far are kept; the same command continues from them")

@@ -13,9 +13,11 @@ import json
 import time
 import argparse
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-from common import die  # noqa: E402
+if not __package__:  # run as python prepare/x.py: import from the repository root, as the
+    # other scripts do, so that prepare/common.py is one module, prepare.common, everywhere
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from prepare import common  # noqa: E402
+from util import fail  # noqa: E402
 
 EXTENSIONS = ('.txt', '.jsonl')
 
@@ -28,23 +30,23 @@ def input_files(paths):
                 files += [os.path.join(dirpath, n) for n in sorted(names) if n.endswith(EXTENSIONS)]
         elif os.path.isfile(path):
             if not path.endswith(EXTENSIONS):
-                die(f"{path}: unsupported file type; give .txt or .jsonl files (or a directory)")
+                fail(f"{path}: unsupported file type; give .txt or .jsonl files (or a directory)")
             files.append(path)
         else:
-            die(f"{path} does not exist: give a .txt or .jsonl file or a directory of them")
+            fail(f"{path} does not exist: give a .txt or .jsonl file or a directory of them")
     if not files:
-        die(f"no .txt or .jsonl files under {', '.join(paths)}")
+        fail(f"no .txt or .jsonl files under {', '.join(paths)}")
     return files
 
 
 def jsonl_text(obj, field, where):
     """The text of one JSON record: one field, or several joined (e.g. title,content)."""
     if not isinstance(obj, dict):
-        die(f"{where}: expected a JSON object per line")
+        fail(f"{where}: expected a JSON object per line")
     parts = []
     for f in field.split(','):
         if f not in obj:
-            die(f"{where}: no field {f!r} (fields: {', '.join(obj)}); set --text_field")
+            fail(f"{where}: no field {f!r} (fields: {', '.join(obj)}); set --text_field")
         if obj[f] is not None:
             parts.append(str(obj[f]))
     return '\n\n'.join(parts)
@@ -67,15 +69,15 @@ def read_documents(files, text_field, stats):
                     try:
                         obj = json.loads(line)
                     except ValueError as e:
-                        die(f"{path}:{i}: not valid JSON ({e}); give one JSON object per line")
+                        fail(f"{path}:{i}: not valid JSON ({e}); give one JSON object per line")
                     text = jsonl_text(obj, text_field, f"{path}:{i}")
                     stats['raw_bytes'] += len(text.encode('utf-8'))
                     yield f"{path}:{i}", text
         except UnicodeDecodeError as e:
-            die(f"cannot read {path}: not UTF-8 ({e.reason} at byte {e.start}); convert it, "
-                f"e.g. iconv -t UTF-8")
+            fail(f"cannot read {path}: not UTF-8 ({e.reason} at byte {e.start}); convert it, "
+                 f"e.g. iconv -t UTF-8")
         except OSError as e:
-            die(f"cannot read {path}: {e.strerror}; check the path and its permissions")
+            fail(f"cannot read {path}: {e.strerror}; check the path and its permissions")
 
 
 def documents(raw, lang, lang_filter, min_bytes, stats):

@@ -463,10 +463,14 @@ def test_main_writes_every_output_and_report_redraws_alone(tmp_path, capsys, mon
 
 
 def test_nothing_usable_exits_non_zero_with_one_line(tmp_path, capsys):
-    assert fs.main([str(tmp_path), "--boot", "5"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: no usable log.json") and "run sweep.py" in err[0]
+    def error(main, argv):  # util.fail: SystemExit with the one line, which Python prints
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert not capsys.readouterr().err and "\n" not in str(e.value)
+        return str(e.value)
+    err = error(fs.main, [str(tmp_path), "--boot", "5"])
+    assert err.startswith("error: no usable log.json") and "run sweep.py" in err
     write_log(tmp_path, "broken", "scratch", "de", 1e6, 1e4, 2.0, status="running")
-    assert fs.main([str(tmp_path)]) == 1 and not os.path.exists(tmp_path / "report")
-    assert fs.main([str(tmp_path / "missing")]) == 1
-    assert report.main([str(tmp_path / "missing.json")]) == 1
+    assert error(fs.main, [str(tmp_path)]) and not os.path.exists(tmp_path / "report")
+    assert error(fs.main, [str(tmp_path / "missing")]).startswith("error: no such directory")
+    assert error(report.main, [str(tmp_path / "missing.json")]).startswith("error: cannot read")

@@ -13,11 +13,8 @@ import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, 'prepare'))
-import common  # noqa: E402
-import debian_docs  # noqa: E402
-import hf  # noqa: E402
-import text  # noqa: E402
+sys.path.insert(0, REPO)
+from prepare import common, debian_docs, hf, text  # noqa: E402
 
 GERMAN = "Grüße aus München: Die Straße ist überall schön, sagte der Bäcker zur Ärztin."
 CHINESE = "这是一个中文句子，用来测试分词器能否正确地往返编码。你好，世界！"
@@ -199,7 +196,7 @@ def test_failed_run_leaves_previous_output_untouched(tmp_path):
 
     def failing():
         yield from make_docs(5)
-        common.die("input broke halfway")
+        common.fail("input broke halfway")
 
     with pytest.raises(SystemExit, match='input broke halfway'):
         write(failing(), out)

@@ -634,20 +634,23 @@ def test_fit_and_report_fail_with_one_line_and_leave_no_temp_file(tmp_path, caps
     root = make_sweep(tmp_path / 'out', langs=('de',))
     (tmp_path / 'a_file').write_text('')
 
-    def err(code):
-        lines = capsys.readouterr().err.strip().splitlines()
-        assert code == 1 and len(lines) == 1 and lines[0].startswith('error: '), lines
-        return lines[0]
+    def err(main, argv):  # util.fail: SystemExit with the one line, which Python prints
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert not capsys.readouterr().err and str(e.value).startswith('error: ')
+        assert '\n' not in str(e.value)
+        return str(e.value)
 
-    assert '--boot -5 must be at least 0' in err(fs.main([str(root), '--boot', '-5']))
-    assert 'choose another --out' in err(fs.main([str(root), '--boot', '0', '--out', str(tmp_path / 'a_file')]))
+    assert '--boot -5 must be at least 0' in err(fs.main, [str(root), '--boot', '-5'])
+    assert 'choose another --out' in err(fs.main, [str(root), '--boot', '0', '--out',
+                                                   str(tmp_path / 'a_file')])
 
     def full(*a, **k):  # a partial figure, then the disk is full
         open(a[1] if len(a) > 1 else k['fname'], 'wb').write(b'\0' * 100)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     with monkeypatch.context() as m:
         m.setattr(matplotlib.figure.Figure, 'savefig', full)
-        assert 'No space left on device' in err(fs.main([str(root), '--boot', '0']))
+        assert 'No space left on device' in err(fs.main, [str(root), '--boot', '0'])
     rep = root / 'report'
     assert not [f for f in os.listdir(rep) if f.endswith('.tmp')] and not (rep / 'report.md').exists()
     res = json.loads((rep / 'results.json').read_text())
@@ -655,7 +658,7 @@ def test_fit_and_report_fail_with_one_line_and_leave_no_temp_file(tmp_path, caps
                              ('wrong.json', json.dumps(dict(schema=1, targets=[])), 'is not a results.json'),
                              ('list.json', '[1]', 'has schema None')):
         (tmp_path / name).write_text(text)
-        assert want in err(report.main([str(tmp_path / name), '--out', str(tmp_path / 'r')]))
+        assert want in err(report.main, [str(tmp_path / name), '--out', str(tmp_path / 'r')])
     assert not os.path.exists(tmp_path / 'r') or not os.listdir(tmp_path / 'r')
 
 
@@ -681,14 +684,14 @@ def test_prepare_on_a_full_disk_fails_with_one_line_and_cleans_up(tmp_path, monk
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     out = tmp_path / 'kept'
     out.mkdir()
-    (out / '.all.bin.tmp').write_bytes(b'\0' * 1000)  # what a killed prepare left
+    (out / f'all.bin.{dead_pid()}.tmp').write_bytes(b'\0' * 1000)  # what a killed prepare left
     with monkeypatch.context() as m:
         m.setattr(common.os, 'posix_fallocate', no_space, raising=False)
         with pytest.raises(SystemExit) as e:
             prepare(out)
     assert str(e.value).startswith('error: writing') and 'No space left on device' in str(e.value)
     assert os.listdir(out) == []
-    (out / '.train.bin.tmp').write_bytes(b'\0' * 1000)
+    (out / f'train.bin.{dead_pid()}.tmp').write_bytes(b'\0' * 1000)
     prepare(out)
     assert sorted(os.listdir(out)) == ['meta.json', 'train.bin', 'val.bin']
 
