@@ -56,6 +56,9 @@ data_seed = 0  # which D_f tokens: 0 = the first ones; else consecutive document
                # this seed draws (a fine-tuned run and its scratch twin share it: the same text)
 data_chunk = 0  # with data_seed: D_f as pieces of this many tokens from as many places of the
                 # split (0: consecutive documents), so that a small D_f spans many documents
+data_documents = False  # ... the pieces being the first data_chunk tokens of documents the seed
+                        # draws: corpora of the same documents in the same order (parallel ones,
+                        # prepare/debian_docs.py --parallel_only) then draw the same documents
 extra_val = ''  # comma-separated datasets whose val split is also evaluated (e.g. forgetting), at
                 # the first and last evaluation and on the best model: every evaluation would cost
                 # a fine-tune more time than its training
@@ -369,8 +372,24 @@ def draw_pieces(seed, n):
     return int(starts[0]), np.asarray(split[starts[:, None] + np.arange(data_chunk)]).ravel()[:n]
 
 
+def draw_document_pieces(seed, n):
+    """D_f as the first data_chunk tokens of documents in an order the seed draws (nested)."""
+    starts = np.concatenate([[0], np.flatnonzero(split[:-1] == meta['eot_token']) + 1])
+    ends = np.append(starts[1:], len(split))
+    order = np.random.default_rng(seed).permutation(len(starts))
+    pieces, total = [], 0
+    for d in order[:n]:  # every piece is at least one token
+        pieces.append(np.asarray(split[starts[d]:min(ends[d], starts[d] + data_chunk)]))
+        total += len(pieces[-1])
+        if total >= n:
+            break
+    return int(starts[order[0]]), np.concatenate(pieces)[:n]
+
+
 split = train_data
-if data_seed and data_chunk:
+if data_seed and data_chunk and data_documents:
+    data_offset, train_data = draw_document_pieces(data_seed, dataset_tokens)
+elif data_seed and data_chunk:
     data_offset, train_data = draw_pieces(data_seed, dataset_tokens)
 else:
     data_offset = draw_offset(data_seed)
@@ -609,6 +628,7 @@ else:
         data=dict(dataset=dataset, language=meta.get('language'), tokenizer=meta['tokenizer'],
                   dataset_tokens=dataset_tokens, dataset_bytes=dataset_bytes,
                   data_seed=data_seed, data_offset=data_offset, data_chunk=data_chunk,
+                  data_documents=data_documents,
                   test_tokens=test_set[2] if test_set else None,
                   test_bytes=test_set[3] if test_set else None,
                   val_tokens=val_sets[dataset][2], val_bytes=val_sets[dataset][3],

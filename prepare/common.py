@@ -382,14 +382,19 @@ def tokenize_all(texts, tokenizer, path, num_proc, shard_tokens=1 << 24):
     return np.frombuffer(ntok, dtype=np.int64), np.frombuffer(nbytes, dtype=np.int64), gpt2_tokens
 
 
-def split_docs(ntok, seed, val_frac, val_max_tokens):
+def split_docs(ntok, seed, val_frac, val_max_tokens, ordered=False):
     """Seeded permutation of the documents; the val split is its first documents up to
     min(val_frac * total, val_max_tokens) tokens, train is the rest in shuffled order, so that
-    "the first D tokens of train.bin" is a random sample of documents."""
+    "the first D tokens of train.bin" is a random sample of documents. ordered: the documents
+    come shuffled already (parallel corpora), and val is their first val_frac by count, so that
+    corpora of the same documents split alike."""
     n = len(ntok)
     if n < 2:
         fail(f"only {n} document(s) left after cleaning: a train/val split needs at least 2; "
              f"add input or relax the filters")
+    if ordered:
+        n_val = min(max(round(val_frac * n), 1), n - 1)
+        return np.arange(n_val, n), np.arange(n_val)
     perm = np.random.default_rng(seed).permutation(n)
     target = max(1, min(int(val_frac * ntok.sum()), val_max_tokens))
     cum = np.cumsum(ntok[perm])
@@ -438,7 +443,8 @@ def write_split(src_path, starts, ntok, order, path, shard_tokens=1 << 24):
 
 
 def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=None, seed=1337,
-                  val_frac=0.1, val_max_tokens=1 << 20, num_proc=None, t0=None, extra=None):
+                  val_frac=0.1, val_max_tokens=1 << 20, num_proc=None, t0=None, extra=None,
+                  ordered=False):
     """docs: iterable of (name, [paragraphs]) in a deterministic order. Writes out_dir/train.bin,
     val.bin and meta.json; each file is either complete or absent (temp file + os.replace, and
     meta.json, which marks completion, is removed first and written last)."""
@@ -462,7 +468,7 @@ def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=No
         if len(ntok) == 0 or nbytes.sum() == 0:
             fail("no text left to write (empty input or everything was filtered out): "
                  "check the input, the language, or relax the filters")
-        train_order, val_order = split_docs(ntok, seed, val_frac, val_max_tokens)
+        train_order, val_order = split_docs(ntok, seed, val_frac, val_max_tokens, ordered)
         starts = np.concatenate([[0], np.cumsum(ntok)[:-1]])
         splits = {}
         for split, order in (('train', train_order), ('val', val_order)):

@@ -22,6 +22,7 @@ import time
 import shutil
 import struct
 import argparse
+import hashlib
 import subprocess
 import multiprocessing as mp
 from html.parser import HTMLParser
@@ -395,21 +396,21 @@ def extract_all(jobs, num_proc):
         return list(pool.imap(process_file, jobs, chunksize=8))
 
 
-def parallel_keys(args, results):
-    """Keys of the pages that are really translated in each of de, es and zh: at least
-    --parallel_min_share of the page's text is in the language (the packages ship every page in
-    every language, falling back to English where a paragraph is untranslated)."""
-    keys = None
-    for lang in TARGETS:
-        if lang == args.lang:
-            res = results
-        else:
-            jobs, _ = collect_jobs(target_packages(lang), lang, args)
-            res = extract_all(jobs, args.num_proc)
-        ks = {doc_key(n, lang) for n, kept, st in res if st.get('raw_bytes') and
-              sum(len(p.encode('utf-8')) for p in kept) >= args.parallel_min_share * st['raw_bytes']}
-        keys = ks if keys is None else keys & ks
-    return keys
+def parallel_corpus(args):
+    """--parallel_only: the pages translated into each of de, es and zh that every language's
+    cleaning keeps, in an order drawn from their language-independent keys (doc_key), so that
+    the three corpora hold the same pages in the same places of the same splits: a D_f drawn
+    by documents (train.py's data_documents) is then the same pages in every language."""
+    built = {lang: build_corpus(argparse.Namespace(**dict(vars(args), lang=lang)))
+             for lang in TARGETS}
+    shared = set.intersection(*({doc_key(n, lang) for n, _ in built[lang][0]} for lang in TARGETS))
+    docs, sources, stats = built[args.lang]
+    print(f"--parallel_only: {len(shared)} pages are translated into de, es and zh and kept in all")
+    rank = {k: hashlib.sha256(f"{args.seed}/{k}".encode()).digest() for k in shared}
+    docs = sorted((d for d in docs if doc_key(d[0], args.lang) in shared),
+                  key=lambda d: rank[doc_key(d[0], args.lang)])
+    return docs, sources, stats
+
 
 def build_corpus(args):
     """Fetch, extract, language-filter and clean: docs [(name, [paragraphs])], sources, stats."""
@@ -420,11 +421,11 @@ def build_corpus(args):
     jobs, sources = collect_jobs(packages, args.lang, args)
     print(f"extracting {len(jobs)} files from {len(sources)} packages for {args.lang}...")
     results = extract_all(jobs, args.num_proc)
-    if args.parallel_only:
-        keys = parallel_keys(args, results)
-        before = len(results)
-        results = [r for r in results if doc_key(r[0], args.lang) in keys]
-        print(f"--parallel_only: {len(results)} of {before} pages are translated into de, es and zh")
+    if args.parallel_only:  # pages really translated: this share of their text in the language
+        translated = {doc_key(n, args.lang) for n, kept, st in results if st.get('raw_bytes')
+                      and sum(len(p.encode('utf-8')) for p in kept)
+                      >= args.parallel_min_share * st['raw_bytes']}
+        results = [r for r in results if doc_key(r[0], args.lang) in translated]
 
     stats = {'raw_bytes': 0, 'language_dropped_bytes': 0, 'short_dropped_bytes': 0,
              'unreadable_files': 0}
@@ -494,13 +495,16 @@ def main(argv=None):
         return
     check_apt()
 
-    docs, sources, stats = build_corpus(args)
-    docs = list(common.split_long(docs, args.max_doc_bytes))
+    if args.parallel_only:  # whole pages, in the shared order: a piece would differ by language
+        docs, sources, stats = parallel_corpus(args)
+    else:
+        docs, sources, stats = build_corpus(args)
+        docs = list(common.split_long(docs, args.max_doc_bytes))
     common.write_dataset(docs, out_dir, tokenizer=args.tokenizer, language=args.lang,
                          args=out_args, sources=list(sources.values()), stats=stats,
                          seed=args.seed, val_frac=args.val_frac,
                          val_max_tokens=args.val_max_tokens, num_proc=args.num_proc, t0=t0,
-                         extra={'source': 'debian_docs'})
+                         extra={'source': 'debian_docs'}, ordered=args.parallel_only)
 
 
 if __name__ == '__main__':

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -407,3 +408,30 @@ def test_reinit_rare_gives_unseen_tokens_fresh_embedding_rows(pretrained, data_d
     assert torch.equal(before[seen], after[seen])
     assert not torch.isclose(before[unseen], after[unseen]).all(dim=1).any()
     assert after[unseen].std().item() == pytest.approx(0.02, rel=0.2)
+
+
+def test_data_documents_draws_the_same_documents_from_a_parallel_corpus(data_dir, tmp_path):
+    """Two corpora of the same documents in the same order, of other lengths (a translation:
+    here every byte doubled): data_documents draws the same documents from both at one seed."""
+    src = os.path.join(data_dir, 'toy_de')
+    train = np.fromfile(os.path.join(src, 'train.bin'), dtype=np.uint16)
+    eot = train == 256
+    doubled = np.repeat(train, np.where(eot, 1, 2))
+    par = tmp_path / 'data' / 'toy_de_par'
+    os.makedirs(par)
+    doubled.astype(np.uint16).tofile(par / 'train.bin')
+    shutil.copy(os.path.join(src, 'val.bin'), par / 'val.bin')
+    meta = json.load(open(os.path.join(src, 'meta.json')))
+    meta['splits']['train']['tokens'] = len(doubled)
+    meta.pop('sha256', None)
+    json.dump(meta, open(par / 'meta.json', 'w'))
+    os.symlink(src, tmp_path / 'data' / 'toy_de')
+    offsets = []
+    for name in ('toy_de', 'toy_de_par'):
+        out = tmp_path / name
+        run('train.py', *TINY, f'--data_dir={tmp_path / "data"}', f'--dataset={name}',
+            '--dataset_tokens=2000', '--data_seed=5', '--data_chunk=40', '--data_documents=True',
+            '--max_iters=1', f'--out_dir={out}')
+        offsets.append(read_log(out)['data']['data_offset'])
+    k = int(eot[:offsets[0]].sum())  # the first document drawn, by its index
+    assert offsets[0] > 0 and offsets[1] == 2 * offsets[0] - k
