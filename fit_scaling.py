@@ -169,6 +169,8 @@ def analyse_checks(checks, cells):
     twins = {cell_key(c): c for c in cells}
     rows = []
     for c in sorted(checks, key=lambda r: r["name"]):
+        if calibration_rate(c["tag"]) is not None or c["tag"].startswith("paired"):
+            continue  # reported in their own sections
         t = twins.get(cell_key(c))
         rows.append({"tag": c["tag"], "run": c["name"], "role": c["role"], "target": c["target"],
                      "N": c["N"], "D_f": c["D"], "loss": c["loss"], "converged": c["converged"],
@@ -522,6 +524,97 @@ def compute_and_forgetting(out, cells, pre):
 
 # ----------------------------------------------------------------------------- main
 
+# ----------------------------------------------------------------------------- issue checks
+
+def calibration_rate(tag):
+    """The learning rate of a calibration run's tag (sweep.py: lr<rate>), else None."""
+    try:
+        return float(tag[2:]) if tag.startswith("lr") else None
+    except ValueError:
+        return None
+
+def analyse_calibration(checks, cells):
+    """The learning-rate calibration: each rate's loss (mean over the calibration D_f) per
+    language, size and arm, and the rate the grid ran at; a rate at the edge of those tried
+    may not be the best one."""
+    tried = {}
+    for c in checks:
+        if calibration_rate(c["tag"]) is not None:
+            key = (c["target"], c["N"], c["role"])
+            tried.setdefault(key, {}).setdefault(calibration_rate(c["tag"]), []).append(c["loss"])
+    rows = []
+    for (target, n, role), by_rate in sorted(tried.items()):
+        grid = {(c["log"].get("config") or {}).get("learning_rate") for c in cells
+                if (c["target"], c["N"], c["role"]) == (target, n, role)}
+        chosen = grid.pop() if len(grid) == 1 else None
+        rates = sorted(by_rate)
+        rows.append({"target": target, "N": n, "role": role, "chosen": chosen,
+                     "losses": {f"{r:g}": float(np.mean(by_rate[r])) for r in rates},
+                     "at_edge": chosen in (rates[0], rates[-1]) and len(rates) > 1})
+    return rows
+
+def grid_curve(cells, target, n):
+    """The converged scratch points of a target and size, as scratch_points gives them."""
+    sc = [c for c in cells if (c["target"], c["N"], c["role"]) == (target, n, "scratch")
+          and c["converged"]]
+    return scratch_points(sc) if len(sc) > 1 else None
+
+def analyse_reinit(checks, cells):
+    """The Chinese check: fine-tunes with fresh embedding rows for the tokens pre-training did
+    not see (tag reinit), their D_e/D_f read off the grid's scratch curve beside the grid
+    fine-tune's, and what was re-initialised."""
+    twins = {cell_key(c): c for c in cells}
+    rows = []
+    for c in sorted(checks, key=lambda r: (r["target"], r["N"], r["D"])):
+        if c["tag"] != "reinit" or c["role"] != "finetune":
+            continue
+        curve, twin = grid_curve(cells, c["target"], c["N"]), twins.get(cell_key(c))
+        row = {"run": c["name"], "target": c["target"], "N": c["N"], "D_f": c["D"],
+               "loss": c["loss"], "grid_loss": twin and twin["loss"],
+               "reinit": c["log"].get("reinit")}
+        for key, loss in (("ratio", c["loss"]), ("grid_ratio", twin and twin["loss"])):
+            lDe, where = (read_De(curve[0], curve[1], math.log(loss), "pchip")
+                          if curve is not None and loss else (None, "no_scratch_curve"))
+            row[key] = math.exp(lDe) / c["D"] if lDe is not None else None
+            row[key + "_where"] = where
+        rows.append(row)
+    return rows
+
+def analyse_paired(checks, boot, rng):
+    """Two languages on the same pages (tags paired<r>: the parallel corpora, one page draw r
+    shared by both): log D_e/D_f of each fine-tune read off its own draw's scratch points, the
+    difference of the two languages averaged over D_f within a draw, and its interval
+    bootstrapped over draws (the pages drawn)."""
+    runs = [c for c in checks if c["tag"].startswith("paired") and c["tag"][6:].isdigit()]
+    langs = sorted({c["lang"] for c in runs})
+    if len(langs) != 2:
+        return None
+    ratios = {}
+    for draw in sorted({c["tag"] for c in runs}):
+        for lang in langs:
+            mine = [dict(c, n=1) for c in runs if (c["tag"], c["lang"]) == (draw, lang)]
+            sc = [c for c in mine if c["role"] == "scratch" and c["converged"]]
+            for f in (c for c in mine if c["role"] == "finetune"):
+                x, y, _ = scratch_points(sc) if len(sc) > 1 else (None, None, None)
+                lDe, where = (read_De(x, y, math.log(f["loss"]), "pchip") if x is not None
+                              else (None, "no_scratch_curve"))
+                if where == "measured":
+                    ratios.setdefault(draw, {}).setdefault(lang, {})[f["D"]] = lDe - math.log(f["D"])
+    per_draw = {}
+    for draw, by_lang in ratios.items():
+        both = set(by_lang.get(langs[0], {})) & set(by_lang.get(langs[1], {}))
+        if both:
+            per_draw[draw] = float(np.mean([by_lang[langs[0]][d] - by_lang[langs[1]][d]
+                                            for d in both]))
+    diffs = np.array(list(per_draw.values()))
+    draws = [float(np.mean(rng.choice(diffs, len(diffs)))) for _ in range(boot)] \
+        if len(diffs) > 1 else []
+    log_ratios = {draw: {lang: {f"{d:g}": v for d, v in r.items()} for lang, r in by.items()}
+                  for draw, by in ratios.items()}
+    return {"languages": langs, "per_draw": per_draw, "log_ratios": log_ratios,
+            "difference": float(np.mean(diffs)) if len(diffs) else None,
+            "ci": ci(draws), "draws": len(diffs)}
+
 def analyse(root, boot=1000, seed=0):
     """Everything report.py needs, as plain JSON-able numbers."""
     msgs = []
@@ -544,6 +637,9 @@ def analyse(root, boot=1000, seed=0):
            "pretrain": analyse_pretrain(pre) if pre else None}
     if not pre:
         msgs.append("no finished pre-training runs: no L(N), no compute frontier, no pre-training cost")
+    chk["calibration"] = analyse_calibration(checks, cells)
+    chk["reinit"] = analyse_reinit(checks, cells)
+    chk["paired"] = analyse_paired(checks, boot, rng)
     for t in sorted({c["target"] for c in cells if c["role"] != "pretrain"}):
         tc = [c for c in cells if c["target"] == t and c["role"] != "pretrain"]
         res["targets"][t] = analyse_target(t, tc, boot, rng, noise, msgs)

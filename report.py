@@ -368,6 +368,50 @@ def checks_md(checks):
                       f"against its twin{verdict}.\n")
     return md
 
+def calibration_md(rows):
+    """The calibrated learning rate of each language, size and arm, and every rate's loss."""
+    rates = sorted({float(r) for row in rows for r in row["losses"]})
+    md = ["## Learning rates (calibration before the grid)\n",
+          "Each arm's rate is its own best of those tried (loss: the mean over the calibration "
+          "D_f); a chosen rate at the edge of those tried is marked *.\n",
+          table(["target", "N", "arm", "chosen"] + [f"{r:g}" for r in rates],
+                [[name(row["target"]), num(row["N"]), row["role"],
+                  num(row["chosen"]) + ("*" if row["at_edge"] else "")]
+                 + [num(row["losses"].get(f"{r:g}"), ".4f") for r in rates] for row in rows])]
+    return md
+
+def reinit_md(rows):
+    """The Chinese check: fresh embedding rows for the tokens pre-training did not see."""
+    first = rows[0]["reinit"] or {}
+    md = ["## The embedding check: fine-tuning with fresh rows for unseen tokens\n",
+          f"reinit_rare re-initialised the embedding rows of {first.get('tokens', '?')} tokens "
+          f"whose share of the English pre-training split is below {first.get('below', '?')} "
+          f"(together {100 * first.get('share', 0):.4f}% of it). If the negative transfer is "
+          f"the byte embedding's, these fine-tunes are worth more than the grid's; if it is the "
+          f"language's, they are not.\n",
+          table(["run", "N", "D_f", "loss", "grid fine-tune loss", "D_e/D_f", "grid D_e/D_f"],
+                [[r["run"], num(r["N"]), num(r["D_f"]), num(r["loss"], ".4f"),
+                  num(r["grid_loss"], ".4f"), num(r["ratio"]) + f" ({r['ratio_where']})",
+                  num(r["grid_ratio"]) + f" ({r['grid_ratio_where']})"] for r in rows])]
+    return md
+
+def paired_md(paired):
+    """Two languages on the same pages: the difference of log D_e/D_f and its interval."""
+    a, b = paired["languages"]
+    diff = paired["difference"]
+    md = [f"## {a} against {b} on the same pages (parallel corpora)\n"]
+    if diff is None:
+        return md + ["No page draw had a D_e measured in both languages.\n"]
+    lo, hi = paired["ci"] or (None, None)
+    verdict = ("" if lo is None else f"; {a} > {b} holds" if lo > 0 else
+               f"; {b} > {a} holds" if hi < 0 else "; the order is not resolved")
+    md.append(f"Over {paired['draws']} page draws, {a}'s D_e/D_f is {math.exp(diff):.3g} times "
+              f"{b}'s (log difference {diff:+.3f}, 95% interval "
+              f"[{num(lo, '+.3f')}, {num(hi, '+.3f')}] bootstrapped over the draws){verdict}.\n")
+    md.append(table(["page draw", f"log D_e/D_f {a} - {b}"],
+                    [[draw, f"{d:+.3f}"] for draw, d in sorted(paired["per_draw"].items())]))
+    return md
+
 def report_md(res, found):
     targets, pretrain = res["targets"], res["pretrain"]
     md = [f"# nanotransfer scaling report\n\nSource: `{res['source']}`; {res['n_runs_used']} runs "
@@ -387,6 +431,12 @@ def report_md(res, found):
         md.append(table(["runs", "N", "best loss", "FLOPs"],
                         [[", ".join(p["runs"]), num(p["N"]), num(p["loss"], ".4f"),
                           num(p["flops"])] for p in pretrain["points"]]))
+    if res["checks"].get("calibration"):
+        md += calibration_md(res["checks"]["calibration"])
+    if res["checks"].get("reinit"):
+        md += reinit_md(res["checks"]["reinit"])
+    if res["checks"].get("paired"):
+        md += paired_md(res["checks"]["paired"])
     if res["checks"]["runs"]:
         md += checks_md(res["checks"])
     md.append("## Corpora\n\nWhat the runs trained on (prepare/'s meta.json): a different sha256 "

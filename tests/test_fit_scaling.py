@@ -474,3 +474,28 @@ def test_nothing_usable_exits_non_zero_with_one_line(tmp_path, capsys):
     assert error(fs.main, [str(tmp_path)]) and not os.path.exists(tmp_path / "report")
     assert error(fs.main, [str(tmp_path / "missing")]).startswith("error: no such directory")
     assert error(report.main, [str(tmp_path / "missing.json")]).startswith("error: cannot read")
+
+
+def test_paired_difference_of_two_languages_on_the_same_pages(tmp_path):
+    """Tags paired<r>: per page draw, each language's own scratch points and fine-tunes. Each
+    draw's pages move both languages' losses alike (the pairing), every fine-tune has its own
+    run noise; the difference of log D_e/D_f is recovered, and its interval covers it and
+    excludes 0."""
+    rng, N, truth = np.random.default_rng(3), 1e6, {"de": 2.0, "es": 1.4}
+    for r in range(6):
+        pages, tag = math.exp(rng.normal(0, 0.03)), {"tag": f"paired{r + 1}"}
+        for lang, ratio in truth.items():
+            for D in (2500, 5000, 10000, 20000, 40000, 80000):
+                write_log(tmp_path, f"sc_{lang}_D{D}_paired{r + 1}", "scratch", lang, N, D,
+                          scratch_loss(N, D) * pages, config=tag)
+            for Df in (5000, 10000):
+                run_noise = math.exp(rng.normal(0, 0.003))
+                write_log(tmp_path, f"ft_{lang}_D{Df}_paired{r + 1}", "finetune", lang, N, Df,
+                          scratch_loss(N, ratio * Df) * pages * run_noise, config=tag,
+                          init_from="pt")
+    paired = fs.analyse(str(tmp_path), boot=400)["checks"]["paired"]
+    assert paired["languages"] == ["de", "es"] and paired["draws"] == 6
+    assert paired["difference"] == pytest.approx(math.log(2.0 / 1.4), abs=0.03)
+    lo, hi = paired["ci"]
+    assert 0 < lo < math.log(2.0 / 1.4) < hi
+    assert "de > es holds" in "\n".join(report.paired_md(paired))
