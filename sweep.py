@@ -174,8 +174,9 @@ def transfer_run(lang, size, d, init, extra=None, repeat=0):
     the cell again with the next run seed and its own draw of documents (named _s<r+1>).
     Fine-tunes take the size's pre-trained models in turn, by D_f and repeat."""
     extra = dict(extra or {})
-    if 'seed' in extra:  # a seed check: its seed moves with the study's too
-        extra['seed'] += 1000 * seed
+    for key in ('seed', 'data_seed'):  # a check's own seeds move with the study's too
+        if key in extra:
+            extra[key] += 1000 * seed
     extra = dict({'seed': run_seed(repeat), 'data_seed': data_seed(lang, repeat)}, **extra)
     tag = extra.get('tag', '')
     name = (f"{init}_{lang}_{size_label(size)}_D{human(d)}" + (f"_{tag}" if tag else '')
@@ -611,7 +612,7 @@ def print_cost(runs):
         finetune = c['init_from'] not in ('scratch', 'resume')
         evaluated = eval_tokens_of(c, tokens // per_iter, finetune)
         flops = (tokens + evaluated / 3) * per_token
-        kind = 'pre-training' if name.startswith('pt_') else 'learning-rate calibration' \
+        kind = 'pre-training' if name.startswith('pt_') else 'lr calibration' \
             if name in calibration else \
             'scratch beyond the grid' if c['dataset_tokens'] not in dataset_tokens else 'transfer (upper bound)'
         key = (kind, f"N={model.n_params() / 1e6:.3g}M")

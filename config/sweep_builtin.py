@@ -4,7 +4,8 @@
 #
 # Why these numbers (docs/study.md has the measurements):
 # - Sizes 14K, 56K and 222K non-embedding parameters (16x in N, 4x apart), 2 layers each.
-# - learning_rate 4e-3 for every size and both twins of a cell, so it favours neither.
+# - Learning rates calibrated per language, size and arm (learning_rates, at D_f = 4K): the grid
+#   runs each arm at its own best, so that neither arm is favoured by a rate tuned for the other.
 # - D_e is read off the converged from-scratch curve, so that curve must be converged: every
 #   transfer run uses warmup-stable-decay (a constant learning rate until validation stalls, then
 #   back to the best evaluation's state and a decay over a fifth of the steps to it), whose best
@@ -54,6 +55,8 @@ transfer = dict(_common, eval_tokens=2048, test_tokens=8192, batch_size=8, data_
                 max_epochs=250.0,
                 min_tokens=409_600, max_tokens=8_000_000, warmup_iters=20, eval_interval=25,
                 patience=3, patience_epochs=2.0, min_iters=100, min_overfit=0.02)
+learning_rates = [2e-3, 4e-3, 8e-3]
+calibration_tokens = [4096]
 dataset_tokens = [1024, 2048, 4096, 8192]
 scratch_only_tokens = [512, 16384, 32768]
 pretrain_seeds = 2
@@ -70,5 +73,18 @@ checks = [
     # twice the budget, one cell per size: a converged run's best does not depend on it
     dict(language='de', size=s, dataset_tokens=8192, tag='budget2x', max_epochs=500.0,
          max_tokens=16_000_000) for s in sizes
+] + [
+    # the Chinese check: fine-tunes with fresh embedding rows for the bytes English pre-training
+    # barely saw (the bytes >= 0x80 of every Chinese character): the language or the embedding?
+    dict(language='zh', size=s, dataset_tokens=d, init='ft', tag='reinit', reinit_rare=1e-5)
+    for s in sizes for d in (2048, 8192)
+] + [
+    # German and Spanish on the same pages: the parallel corpora (prepare/debian_docs.py
+    # --parallel_only), D_f as the first 256 bytes of the pages a draw picks, the same pages in
+    # both languages; each draw has its own scratch points, 2x apart, to read D_e from
+    dict(language=lang, size='56K', dataset_tokens=d, init=init, tag=f'paired{r + 1}',
+         dataset=f'builtin_{lang}_parallel', data_documents=True, data_seed=101 + r, seed=r + 1)
+    for r in range(4) for lang in ('de', 'es')
+    for d, init in [(1024, 'sc'), (2048, ''), (4096, ''), (8192, 'sc'), (16384, 'sc')]
 ]
 jobs = 2
