@@ -255,14 +255,19 @@ def make_runs(rates=None):
     return runs + calibration_runs() + [r for _, r in sorted(transfer, key=lambda x: -x[0])]
 
 
-def run_state(name):
-    """'finished', 'failed', 'resumable' or 'new', from the run's log.json and ckpt.pt."""
+def run_state(name, args=()):
+    """'finished', 'failed', 'resumable' or 'new', from the run's log.json and ckpt.pt; 'stale'
+    where it ran at another learning rate than args ask (a calibration that chose anew)."""
     d = os.path.join(out_dir, name)
     try:
         with open(os.path.join(d, 'log.json')) as f:
-            status = json.load(f)['status']
-    except (OSError, ValueError, KeyError):
-        status = None
+            log = json.load(f)
+        status = log['status']
+    except (OSError, ValueError, KeyError, TypeError):
+        status = log = None
+    rate = [float(a.split('=', 1)[1]) for a in args if a.startswith('--learning_rate=')]
+    if status and rate and (log.get('config') or {}).get('learning_rate') != rate[-1]:
+        return 'stale'
     if status in ('done', 'early_stopped'):
         # a pre-training run's best.pt is what its fine-tunes start from: without it, run it again
         if name.startswith('pt_') and not os.path.exists(os.path.join(d, 'best.pt')):
@@ -481,7 +486,7 @@ def _cuda_count():
 
 
 def run_all(runs):
-    todo = [r for r in runs if run_state(r[0]) != 'finished']
+    todo = [r for r in runs if run_state(r[0], r[1]) != 'finished']
     done = {r[0] for r in runs} - {r[0] for r in todo}
     failed, attempts, running = set(), {}, {}
     bar = tqdm(total=len(runs), initial=len(done), unit='run', smoothing=0.05)
@@ -493,7 +498,7 @@ def run_all(runs):
                 continue
             f.close()
             del running[name]
-            if run_state(name) == 'finished':
+            if run_state(name, next(r[1] for r in runs if r[0] == name)) == 'finished':
                 done.add(name)
                 bar.update(1)
             elif attempts[name] <= retries:
@@ -516,14 +521,15 @@ def run_all(runs):
                 continue
             todo.remove(r)
             attempts[name] = attempts.get(name, 0) + 1
-            state = run_state(name)
+            state = run_state(name, args)
             ckpt, note = os.path.join(out_dir, name, 'ckpt.pt'), None
             if state == 'resumable' and not whole(ckpt):  # resuming it would fail every time
                 os.replace(ckpt, ckpt + '.corrupt')
                 note = f"sweep: {ckpt} is truncated or corrupt: moved to ckpt.pt.corrupt, the run starts afresh"
                 tqdm.write(note)
                 state = 'failed'
-            if state in ('failed', 'new'):  # a retry starts over; so does a run with no ckpt.pt
+            if state in ('failed', 'new', 'stale'):  # a retry starts over; so does a run with
+                # no ckpt.pt, and one at a rate the calibration no longer chooses
                 for fname in ('ckpt.pt', 'best.pt', 'log.json'):
                     if os.path.exists(os.path.join(out_dir, name, fname)):
                         os.remove(os.path.join(out_dir, name, fname))

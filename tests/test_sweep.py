@@ -193,3 +193,10 @@ def test_learning_rate_calibration_comes_first_and_each_arm_gets_its_best(data_d
     # once calibrated, --print shows the grid at those rates
     lines = run('sweep.py', str(cfg), '--print').stdout.strip().splitlines()
     assert any('/ft_de_N10K_D8K' in l and f"--learning_rate={best['ft'][0]}" in l for l in lines)
+    # a grid run at a rate the calibration no longer chooses is stale: run again, at the right one
+    path = out / 'ft_de_N10K_D8K' / 'log.json'
+    log = json.load(open(path))
+    log['config']['learning_rate'] = 1.0
+    json.dump(log, open(path, 'w'))
+    run('sweep.py', str(cfg))
+    assert read_log(out / 'ft_de_N10K_D8K')['config']['learning_rate'] == best['ft'][0]
