@@ -55,7 +55,7 @@ transfer = dict(_common, eval_tokens=2048, test_tokens=8192, batch_size=8, data_
                 max_epochs=250.0,
                 min_tokens=409_600, max_tokens=8_000_000, warmup_iters=20, eval_interval=25,
                 patience=3, patience_epochs=2.0, min_iters=100, min_overfit=0.02)
-learning_rates = [1e-3, 2e-3, 4e-3, 8e-3]
+learning_rates = [5e-4, 1e-3, 2e-3, 4e-3, 8e-3]
 calibration_tokens = [4096]
 dataset_tokens = [1024, 2048, 4096, 8192]
 scratch_only_tokens = [512, 16384, 32768]
