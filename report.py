@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from util import fail  # noqa: E402
 
-SEED_ORDER = ["de", "es", "zh"]   # the seed's finding: German > Spanish > Chinese
+KIM_ORDER = ["de", "es", "zh"]   # Kim (2021)'s finding: German > Spanish > Chinese
 PLOTS = {"pretrain_N": "fig2_pretrain_loss_vs_N.png",
          "pretrain_C": "fig3_pretrain_loss_vs_compute.png",
          "data": "fig4_5_loss_vs_data.png", "frac": "fig6_Df_over_De.png",
@@ -57,7 +57,7 @@ def with_summary(targets):
 # ----------------------------------------------------------------------------- findings
 
 def finding_order(targets):
-    """The seed's German > Spanish > Chinese, by the measured D_e/D_f (geometric mean over each
+    """Kim (2021)'s German > Spanish > Chinese, by the measured D_e/D_f (geometric mean over each
     language's cells with a measured D_e) with its 95% interval: the order is clear when
     neighbours' intervals do not overlap."""
     measured = with_summary(targets)
@@ -65,8 +65,8 @@ def finding_order(targets):
         return None, ("Fewer than two languages have a measured D_e, so the order across "
                       "languages cannot be tested.")
     ranked = sorted(measured.values(), key=lambda t: t["summary"]["De_over_Df"], reverse=True)
-    order = [t["language"] for t in ranked if t["language"] in SEED_ORDER]
-    seed = [lang for lang in SEED_ORDER if lang in order]
+    order = [t["language"] for t in ranked if t["language"] in KIM_ORDER]
+    seed = [lang for lang in KIM_ORDER if lang in order]
     holds = order == seed if len(seed) >= 2 else None
     cis = [t["summary"]["ci"] for t in ranked]
     clear = all(a and b and a[0] > b[1] for a, b in zip(cis, cis[1:]))
@@ -79,8 +79,8 @@ def finding_order(targets):
             + ". Observed order: " + " > ".join(name(t) for t in ranked) + ". ")
     if holds is None:
         return None, text + ("Fewer than two of German, Spanish and Chinese were measured, so the "
-                             "seed's order is not tested.")
-    text += (f"The seed's German > Spanish > Chinese {'holds' if holds else 'does not hold'} at "
+                             "Kim (2021)'s order is not tested.")
+    text += (f"Kim (2021)'s German > Spanish > Chinese {'holds' if holds else 'does not hold'} at "
              "this scale" + ("; the intervals separate every neighbour, so the order is clear."
                              if clear else "; neighbouring intervals overlap, so this order is "
                              "within the uncertainty."))
@@ -113,8 +113,8 @@ def finding_fraction(targets):
     holds = (False if "does not hold" in verdicts else True if set(verdicts) == {"holds"}
              else None)
     return holds, ("Under the law, D_f/D_e = 1/(1 + k D_f^(alpha-1) N^beta): it falls with N "
-                   "when beta > 0 and rises with D_f when alpha < 1 (the seed's finding). "
-                   + "; ".join(parts) + ". The seed's finding "
+                   "when beta > 0 and rises with D_f when alpha < 1 (Kim (2021)'s finding). "
+                   + "; ".join(parts) + ". Kim (2021)'s finding "
                    + {True: "holds for every language, outside the uncertainty",
                       False: "does not hold for at least one language",
                       None: "is not resolved by these data for every language (an interval "
@@ -134,7 +134,7 @@ def finding_compute(targets):
                    f"get there" + (f" (median ratio {np.median(ratios):.2f})" if ratios else "")
                    + f"; in {len(cells) - len(ratios)} it never reached it. Counting the "
                    f"pre-training compute as well, {fast_with_pre} of {len(with_pre)} were "
-                   f"cheaper. The seed's 'pre-trained models are more compute-efficient' "
+                   f"cheaper. Kim (2021)'s 'pre-trained models are more compute-efficient' "
                    f"(pre-training cost not counted) {'holds' if holds else 'does not hold'} at "
                    f"this scale.")
 
@@ -160,7 +160,7 @@ def finding_limited(targets):
                    f"{np.mean(finetune_slopes):.3f} fine-tuned and {np.mean(scratch_slopes):.3f}"
                    f" from scratch; the fine-tuned slope was steeper in {steeper} of {total} "
                    f"series. A steep slope means parameter-limited, a flat one data-limited: the "
-                   f"seed's 'fine-tuned models are parameter-limited, scratch models "
+                   f"Kim (2021)'s 'fine-tuned models are parameter-limited, scratch models "
                    f"data-limited' {'holds' if holds else 'does not hold'} here.")
 
 def finding_bounds(targets):
@@ -421,7 +421,8 @@ def report_md(res, found):
     md += headline_md(targets)
     md.append("## Findings\n")
     for f in found:
-        tag = {True: " (seed finding holds)", False: " (seed finding does not hold)",
+        tag = {True: " (Kim (2021)'s finding holds)",
+               False: " (Kim (2021)'s finding does not hold)",
                None: ""}[f["holds"]]
         md.append(f"**{f['title']}{tag}.** {f['text']}\n")
     for target in targets.values():
