@@ -6,16 +6,18 @@ sweep.py's --cost needs too; and what train.py and sample.py share: reading a ch
 """
 
 import ctypes
+import fcntl
+import json
+import math
 import os
 import shutil
 import sys
-
-import json
 
 import numpy as np
 import torch
 
 from prepare.common import TOKENIZERS, prepare_hint, sha256_file
+from util import check, fail, remove_dead_temps
 
 
 def device_settings(device, dtype, compile):
@@ -117,6 +119,122 @@ def check_ids(tokens, meta, name, split, fail):
     if top >= meta['vocab_size']:
         fail(f"{name}'s {split}.bin holds token id {top}, but its vocabulary ({meta['tokenizer']}) has "
              f"{meta['vocab_size']} ids: prepare {name} again ({prepare_hint(name)} --force)")
+
+
+def check_config(c):
+    """fail(one line) on a train.py config c (its globals) that no run can have."""
+    check(c['dtype'] not in ('auto', 'float32', 'bfloat16', 'float16') or
+          c['compile'] not in (None, True, False),
+          f"dtype must be auto/float32/bfloat16/float16 (got {c['dtype']!r}), "
+          f"compile True or False")
+    for k in ('batch_size', 'block_size', 'eval_interval', 'eval_tokens', 'n_layer', 'n_head',
+              'n_embd', 'gradient_accumulation_steps'):  # 0 steps: a run that never trained
+        check(c[k] < 1, f"{k}={c[k]} must be at least 1: set --{k} to a positive value")
+    n_embd, n_head, lr, min_lr, block = (c[k] for k in ('n_embd', 'n_head', 'learning_rate',
+                                                         'min_lr', 'block_size'))
+    check(n_embd % n_head, f"n_head={n_head} does not divide n_embd={n_embd}: choose n_head "
+          f"among {[h for h in range(1, n_embd + 1) if n_embd % h == 0][:12]}")
+    check(c['eval_batch_size'] < 0, f"eval_batch_size={c['eval_batch_size']} must be at least 1, "
+          f"or 0 (batch_size): fix it")
+    check(not (math.isfinite(lr) and math.isfinite(min_lr)),
+          f"learning_rate={lr} and min_lr={min_lr} must be finite numbers: fix them")
+    check(not 0 <= c['dropout'] < 1,
+          f"dropout={c['dropout']} must be in [0, 1): a probability (0 = off)")
+    check(lr < 0 or (min_lr < 0 and min_lr != -1), f"learning_rate={lr} and min_lr={min_lr} "
+          f"must not be negative (min_lr=-1 is learning_rate/10): fix them")
+    for k in ('eval_tokens', 'test_tokens'):
+        check(c[k] < block and (k == 'eval_tokens' or c[k] != 0),
+              f"{k}={c[k]} is less than one window of block_size={block} tokens: "
+              f"raise --{k} to at least {block}")
+    check(c['lr_schedule'] not in ('cosine', 'wsd'),
+          f"lr_schedule must be 'cosine' or 'wsd' (got {c['lr_schedule']!r})")
+    check(not 0 <= c['min_overfit'] < 1, f"min_overfit={c['min_overfit']} must be in [0, 1): "
+          f"a fraction of the best val loss (0 = off)")
+
+
+
+def claim_out_dir(out_dir):
+    """Create out_dir and lock it, or fail(one line): one process at a time on a run. The lock is
+    on the directory (no file to leave behind) and dies with its process. Returns its fd."""
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        if not os.access(out_dir, os.W_OK):
+            raise PermissionError(13, 'Permission denied')
+    except OSError as e:
+        fail(f"cannot write to out_dir={out_dir} ({e.strerror}): choose another --out_dir")
+    fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fail(f"another train.py is running on {out_dir}: wait for it to finish or stop it, "
+             f"or choose another --out_dir")
+    remove_dead_temps(out_dir)  # a writer killed mid-write left its temp file
+    return fd
+
+def count_bytes(tokens, meta):
+    """UTF-8 bytes of the text these tokens encode (end-of-text ids encode none), a chunk at a
+    time, so that a billion tokens need no more memory than a few."""
+    lengths = np.ones(meta['vocab_size'], dtype=np.int64)
+    if meta['tokenizer'] != 'bytes':
+        from prepare.common import gpt2_encoding
+        enc = gpt2_encoding()
+        lengths = np.array([len(enc.decode_single_token_bytes(i)) if i != meta['eot_token'] else 0
+                            for i in range(meta['vocab_size'])], dtype=np.int64)
+    lengths[meta['eot_token']] = 0
+    chunk = 1 << 24
+    return int(sum(lengths[np.asarray(tokens[i:i + chunk])].sum()
+                   for i in range(0, len(tokens), chunk)))
+
+
+def draw_train_data(split, eot, n, seed, chunk, documents):
+    """(offset, tokens): the run's D_f = n tokens of the train split. Seed 0: the first n; else
+    consecutive documents from an offset the seed draws, or (chunk) pieces of chunk tokens from
+    as many places of the split, or (documents) the first chunk tokens of documents the seed
+    draws, so that parallel corpora give the same documents. A draw does not depend on n: the runs
+    of one seed are nested, and the curve over D follows the data, not a new draw at each D."""
+    rng = np.random.default_rng(seed)
+    if seed and chunk and documents:
+        starts = np.concatenate([[0], np.flatnonzero(split[:-1] == eot) + 1])
+        ends = np.append(starts[1:], len(split))
+        order = rng.permutation(len(starts))
+        pieces, total = [], 0
+        for d in order[:n]:  # every piece is at least one token
+            pieces.append(np.asarray(split[starts[d]:min(ends[d], starts[d] + chunk)]))
+            total += len(pieces[-1])
+            if total >= n:
+                break
+        offset, data = int(starts[order[0]]), np.concatenate(pieces)[:n]
+    elif seed and chunk:
+        starts = rng.permutation(len(split) // chunk)[:math.ceil(n / chunk)] * chunk
+        offset, data = int(starts[0]), np.asarray(split[starts[:, None] + np.arange(chunk)]).ravel()[:n]
+    else:
+        offset = 0
+        if seed:  # the start of the document after a random offset
+            start = int(rng.integers(0, len(split)))
+            after = np.flatnonzero(split[start:start + (1 << 16)] == eot)
+            offset = (start + int(after[0]) + 1) % len(split) if len(after) else start
+        data = split[offset:offset + n]
+    if len(data) < n:  # past the end of the split: on from its start
+        data = np.concatenate([data, split[:n - len(data)]])
+    return offset, data
+
+
+def load_val(data_dir, name, meta, tokens, block_size, rank, world_size, fail, half=None):
+    """A fixed evaluation set: tokens tokens as block_size windows spread evenly over the val
+    split (many documents, not the first few), the same at every evaluation and for twins, every
+    world_size-th window on each process; half 0 or 1 takes them from that half of the split (the
+    test set from the second). (x, y, tokens, bytes)."""
+    val = load_tokens(data_dir, name, 'val', fail, meta)
+    if half is not None:
+        val = val[:len(val) // 2] if half == 0 else val[len(val) // 2:]
+    n = min(tokens, len(val) - 1) // block_size
+    if n < 1:
+        fail(f"{name}'s val split has {len(val)} tokens, fewer than block_size+1 = {block_size + 1}")
+    starts = np.linspace(0, len(val) - block_size - 1, n).astype(np.int64)
+    windows = val[starts[:, None] + np.arange(block_size + 1)]
+    check_ids(windows.ravel(), meta, name, 'val', fail)
+    seqs = torch.from_numpy(windows.astype(np.int64))[rank::world_size]
+    return seqs[:, :-1], seqs[:, 1:], n * block_size, count_bytes(windows[:, 1:].ravel(), meta)
 
 
 def get_batch(data, block_size, batch_size, generator, device):

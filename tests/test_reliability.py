@@ -207,14 +207,14 @@ def test_a_full_disk_fails_the_run_and_keeps_the_last_checkpoint(small, tmp_path
 
 OUT_OF_MEMORY = r'''
 import os, resource, runpy, sys
-import runtime
-write = runtime.atomic_write
+import util
+write = util.atomic_write
 def write_then_limit(writes):  # once ckpt.pt is written, the address space may grow by 512 MB
     write(writes)
     if any(path.endswith('ckpt.pt') for path, _ in writes):
         vm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmSize'))
         resource.setrlimit(resource.RLIMIT_AS, ((vm << 10) + (512 << 20), resource.RLIM_INFINITY))
-runtime.atomic_write = write_then_limit
+util.atomic_write = write_then_limit
 sys.argv = ['train.py', *sys.argv[1:]]
 runpy.run_path('train.py', run_name='__main__')
 '''
@@ -462,7 +462,7 @@ def test_the_fit_dies_with_the_sweep(tmp_path, sig):
     its time, in a copy of the repository, behind a grid with nothing left to run)."""
     repo = tmp_path / 'repo'
     (repo / 'prepare').mkdir(parents=True)
-    for f in ('sweep.py', 'configurator.py', 'prepare/common.py'):
+    for f in ('sweep.py', 'configurator.py', 'util.py', 'train.py', 'prepare/common.py'):
         shutil.copy(os.path.join(ROOT, f), repo / f)
     (repo / 'fit_scaling.py').write_text(FAKE_FIT)
     out = tmp_path / 'out'
