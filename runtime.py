@@ -1,8 +1,7 @@
 """
-What train.py and bench.py share, so that bench.py times exactly what train.py runs: the device
-settings (dtype, autocast, torch.compile defaults and caches, the CPU's malloc settings), the data
-files checked and read, the batch loader and the optimizer step; the token budget of a run, which
-sweep.py's --cost needs too; and what train.py and sample.py share: reading a checkpoint.
+What train.py does that is not the training loop, and what bench.py, sample.py and sweep.py share
+with it: the device settings, the data (checked, drawn, the validation sets), the config checks,
+resume, the batch loader and optimizer step, the token budget, the timers and reading a checkpoint.
 """
 
 import ctypes
@@ -12,6 +11,7 @@ import math
 import os
 import shutil
 import sys
+import time
 
 import numpy as np
 import torch
@@ -23,10 +23,9 @@ from util import check, fail, remove_dead_temps
 def device_settings(device, dtype, compile):
     """(device_type, dtype, compile, autocast context) from the config values: dtype 'auto' is
     bf16 on CUDA (fp16 where bf16 is missing, with a GradScaler in the caller) and float32 on the
-    CPU. compile None is on for CUDA, and on the CPU for bf16/fp16, where inductor fuses autocast's
-    casts into the element-wise work around the matmuls (bench.py's bf16 step about 10% faster); off
-    for float32 on the CPU, which gains nothing from it, so that short runs (the built-in study's)
-    do not spend 15-20 s compiling, and on a CPU machine without a C++ compiler."""
+    CPU. compile None is on for CUDA, and on the CPU for bf16/fp16 (inductor fuses autocast's casts
+    into the work around the matmuls); off for CPU float32, which gains nothing but the compile
+    time, and without a C++ compiler."""
     device_type = 'cuda' if device.startswith('cuda') else 'cpu'
     if dtype == 'auto':
         dtype = ('bfloat16' if torch.cuda.is_bf16_supported() else 'float16') \
@@ -46,12 +45,10 @@ def device_settings(device, dtype, compile):
 
 
 def keep_freed_memory():
-    """On the CPU every step allocates and frees the same activations of a few MB. glibc's malloc
-    maps blocks that large straight from the kernel and unmaps them when freed, so each step
-    page-faults all of them in again: 6,000-13,000 faults a step for bench.py's default model in
-    bf16, which ran 7-10% faster without them. Serving them from malloc's heap, which keeps freed
-    memory, lets the next step reuse pages already mapped (the process keeps its peak resident
-    size, as training does anyway). glibc's mallopt; a no-op where there is none (macOS, Windows)."""
+    """On the CPU every step allocates and frees the same activations of a few MB, which glibc's
+    malloc maps from the kernel and unmaps when freed, so that each step page-faults them in
+    again: served from malloc's heap instead, the next step reuses pages already mapped. glibc's
+    mallopt; a no-op where there is none (macOS, Windows)."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
@@ -64,8 +61,8 @@ def keep_freed_memory():
 
 
 def load_meta(data_dir, name, fail):
-    """data_dir/name/meta.json (the data contract, docs/contracts.md), or fail(one line) saying how to
-    prepare the dataset where it is missing, malformed or incomplete."""
+    """data_dir/name/meta.json (the data contract, docs/contracts.md), or fail(one line) saying how
+    to prepare the dataset where it is missing, malformed or incomplete."""
     path = os.path.join(data_dir, name, 'meta.json')
     if not os.path.exists(os.path.join(data_dir, name, 'train.bin')) or not os.path.exists(path):
         fail(f"{os.path.join(data_dir, name)}/train.bin or meta.json not found: prepare it first "
@@ -82,8 +79,8 @@ def load_meta(data_dir, name, fail):
             return m
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    fail(f"{path} is malformed or lacks vocab_size, eot_token, tokenizer or splits.train tokens/bytes: "
-         f"prepare {name} again ({prepare_hint(name)} --force)")
+    fail(f"{path} is malformed or lacks vocab_size, eot_token, tokenizer or splits.train "
+         f"tokens/bytes: prepare {name} again ({prepare_hint(name)} --force)")
 
 
 def load_tokens(data_dir, name, split, fail, meta=None):
@@ -94,12 +91,13 @@ def load_tokens(data_dir, name, split, fail, meta=None):
     path = os.path.join(data_dir, name, f'{split}.bin')
     size = os.path.getsize(path) if os.path.exists(path) else -1
     if size <= 0 or size % 2:  # two bytes a token
-        fail(f"{path} is {'missing' if size < 0 else 'empty' if size == 0 else f'{size:,} bytes, an odd length'}"
-             f": prepare {name} again ({prepare_hint(name)} --force)")
+        what = 'missing' if size < 0 else 'empty' if size == 0 else f'{size:,} bytes, an odd length'
+        fail(f"{path} is {what}: prepare {name} again ({prepare_hint(name)} --force)")
     want = (meta or {}).get('splits', {}).get(split, {}).get('tokens')
     if isinstance(want, int) and size // 2 != want:
         fail(f"{path} holds {size // 2:,} tokens but meta.json counts {want:,}: the file is cut "
-             f"short or from another preparation; prepare {name} again ({prepare_hint(name)} --force)")
+             f"short or from another preparation; prepare {name} again "
+             f"({prepare_hint(name)} --force)")
     digest = (meta or {}).get('sha256')
     digest = digest.get(split) if isinstance(digest, dict) else None
     if isinstance(digest, str) and size <= 1 << 28 and sha256_file(path) != digest:
@@ -117,8 +115,9 @@ def check_ids(tokens, meta, name, split, fail):
     starts = range(0, n, chunk) if n <= 1 << 27 else np.linspace(0, n - chunk, 128).astype(np.int64)
     top = max(int(tokens[s:s + chunk].max()) for s in starts)
     if top >= meta['vocab_size']:
-        fail(f"{name}'s {split}.bin holds token id {top}, but its vocabulary ({meta['tokenizer']}) has "
-             f"{meta['vocab_size']} ids: prepare {name} again ({prepare_hint(name)} --force)")
+        fail(f"{name}'s {split}.bin holds token id {top}, but its vocabulary "
+             f"({meta['tokenizer']}) has {meta['vocab_size']} ids: prepare {name} again "
+             f"({prepare_hint(name)} --force)")
 
 
 def check_config(c):
@@ -206,7 +205,8 @@ def draw_train_data(split, eot, n, seed, chunk, documents):
         offset, data = int(starts[order[0]]), np.concatenate(pieces)[:n]
     elif seed and chunk:
         starts = rng.permutation(len(split) // chunk)[:math.ceil(n / chunk)] * chunk
-        offset, data = int(starts[0]), np.asarray(split[starts[:, None] + np.arange(chunk)]).ravel()[:n]
+        offset = int(starts[0])
+        data = np.asarray(split[starts[:, None] + np.arange(chunk)]).ravel()[:n]
     else:
         offset = 0
         if seed:  # the start of the document after a random offset
@@ -229,13 +229,28 @@ def load_val(data_dir, name, meta, tokens, block_size, rank, world_size, fail, h
         val = val[:len(val) // 2] if half == 0 else val[len(val) // 2:]
     n = min(tokens, len(val) - 1) // block_size
     if n < 1:
-        fail(f"{name}'s val split has {len(val)} tokens, fewer than block_size+1 = {block_size + 1}")
+        fail(f"{name}'s val split has {len(val)} tokens, fewer than block_size+1 = "
+             f"{block_size + 1}")
     starts = np.linspace(0, len(val) - block_size - 1, n).astype(np.int64)
     windows = val[starts[:, None] + np.arange(block_size + 1)]
     check_ids(windows.ravel(), meta, name, 'val', fail)
     seqs = torch.from_numpy(windows.astype(np.int64))[rank::world_size]
     return seqs[:, :-1], seqs[:, 1:], n * block_size, count_bytes(windows[:, 1:].ravel(), meta)
 
+
+
+def reinit_rare_rows(model, tokens, vocab_size, below, seed):
+    """Fresh embedding rows, drawn as GPT draws them (seed), for the ids whose share of tokens (the
+    pre-training split) is below below: their rows learnt only that they are unlikely."""
+    wte = model.transformer.wte.weight
+    counts = sum(np.bincount(tokens[i:i + (1 << 24)], minlength=vocab_size)
+                 for i in range(0, len(tokens), 1 << 24))[:vocab_size]
+    share = counts / counts.sum()
+    rare = torch.from_numpy(np.flatnonzero(share < below))
+    with torch.no_grad():
+        draw = torch.Generator().manual_seed(seed)
+        wte[rare] = torch.randn(len(rare), wte.shape[1], generator=draw) * 0.02
+    return dict(below=below, tokens=len(rare), share=float(share[rare.numpy()].sum()))
 
 def get_batch(data, block_size, batch_size, generator, device):
     """batch_size windows of block_size + 1 tokens at uniformly random offsets into data (a uint16
@@ -296,7 +311,7 @@ def use_compile_cache(path):
     Triton kernels) in path, shared by every run that names it: a sweep compiles each shape once,
     and every later run of that shape loads the compiled graphs instead of compiling them again (a
     run still traces the model, which is not cached). '' keeps torch's default
-    ($TORCHINDUCTOR_CACHE_DIR, else a directory under /tmp, which a batch job's node may not keep)."""
+    ($TORCHINDUCTOR_CACHE_DIR, else a directory under /tmp, which a batch job's node may lose)."""
     if path:
         os.environ['TORCHINDUCTOR_CACHE_DIR'] = os.path.abspath(path)
 
@@ -306,6 +321,126 @@ def compile_cache_counts():
     from torch._dynamo.utils import counters
     return counters['inductor']['fxgraph_cache_hit'], counters['inductor']['fxgraph_cache_miss']
 
+
+
+SHAPE_KEYS = ('n_layer', 'n_head', 'n_embd', 'block_size', 'bias')
+
+
+def resume_checkpoint(g, explicit_keys, master):
+    """For init_from='resume': out_dir/ckpt.pt, checked to be the run's (one copied in from another
+    run would continue as this one), with its config written over train.py's globals g; exits 0
+    where log.json says the run is finished (rewriting its log would only harm it)."""
+    out_dir = g['out_dir']
+    ckpt_path, log_path = os.path.join(out_dir, 'ckpt.pt'), os.path.join(out_dir, 'log.json')
+    try:
+        with open(log_path) as f:
+            run_log = json.load(f)
+        status = run_log.get('status')
+    except (OSError, ValueError, AttributeError):
+        run_log, status = None, None
+    if status in ('done', 'early_stopped'):
+        if master:
+            print(f"{out_dir}: the run is finished ({status}); nothing to resume, left as it is")
+        sys.exit(0)
+    check(not os.path.exists(ckpt_path),
+          f"init_from='resume' but there is no {ckpt_path}: start the run without it")
+    ckpt = load_checkpoint(ckpt_path, fail,
+                           "move it aside and start the run afresh without init_from=resume")
+    theirs = {k: ckpt['config'].get(k) for k in ('dataset', 'dataset_tokens', 'seed', *SHAPE_KEYS)}
+    ours = {k: ((run_log or {}).get('config') or {}).get(k, v) for k, v in theirs.items()}
+    diff = [(f"{k}={theirs[k]!r}", f"{k}={ours[k]!r}") for k in theirs if theirs[k] != ours[k]]
+    check(diff, f"{ckpt_path} is not this run's (it has {', '.join(a for a, _ in diff)}, "
+          f"{log_path} {', '.join(b for _, b in diff)}): put the run's own ckpt.pt back, or "
+          f"start over with --overwrite=True")
+    # a resumed run is the same run: its original config wins over everything but the system keys
+    # and the split of a step into micro-steps (out of memory: a smaller batch_size, more steps)
+    resplit = {'batch_size', 'gradient_accumulation_steps', 'eval_batch_size'} & set(explicit_keys)
+    ignored = []
+    for k, v in ckpt['config'].items():
+        if k not in ('device', 'dtype', 'compile', 'out_dir', 'init_from', 'overwrite', *resplit):
+            if k in explicit_keys and g[k] != v:
+                ignored.append(f"{k}={g[k]!r} (the run has {v!r})")
+            g[k] = v
+    if ignored and master:
+        print(f"resume: the checkpoint's config wins; ignored: {', '.join(ignored)}")
+    run_step = ckpt['config']['batch_size'] * ckpt['config']['gradient_accumulation_steps']
+    per_step = g['batch_size'] * g['gradient_accumulation_steps']
+    check(resplit - {'eval_batch_size'} and per_step != run_step,
+          f"resume: batch_size x gradient_accumulation_steps must stay the run's {run_step} "
+          f"(got {per_step}): a step's tokens are part of the run")
+    # CPU kernels split their sums over threads, so the thread count is part of a bit-exact resume
+    threads, now = ckpt.get('num_threads'), torch.get_num_threads()
+    if threads not in (None, now):
+        torch.set_num_threads(threads)
+    if master and threads != now:
+        print("resume: " + (f"the run's {threads} thread(s), not {now}, so that it continues bit "
+                            f"for bit" if threads else "the checkpoint does not record its thread "
+                            "count: the run may differ in the last digits"))
+    return ckpt
+
+
+class Timers:
+    """A run's seconds by where they went: startup (until now), compile (a compiled process's first
+    evaluation and training step compile their graphs or load them from compile_cache), data,
+    eval, checkpoint and training (the rest), added to before (a resumed run's first part)."""
+
+    def __init__(self, t_process, compiled, before):
+        self.t_process, self.before = t_process, before
+        self.t = dict(startup=time.time() - t_process, compile=0.0, data=0.0, eval=0.0,
+                      checkpoint=0.0)
+        self.compiling = dict(eval=compiled, training=compiled)
+
+    def add(self, kind, t0):
+        """The seconds since t0 to kind, or to 'compile' at kind's first compiled call."""
+        if self.compiling.get(kind):
+            self.compiling[kind] = False
+            kind = 'compile'
+        if kind in self.t:  # 'training' is the time no timer counts
+            self.t[kind] += time.time() - t0
+
+    def breakdown(self):
+        t = dict(self.t, total=time.time() - self.t_process)
+        t['training'] = t['total'] - sum(self.t.values())
+        return {k: self.before.get(k, 0.0) + v for k, v in t.items()}
+
+
+def crash_message(kind, value, tb, it, resumable):
+    """(reason, advice) of train.py's one line for an unexpected exception at iteration it (None
+    before training) of a run with (resumable) or without a ckpt.pt."""
+    while tb.tb_next:
+        tb = tb.tb_next
+    where = f"{os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
+    # CUDA's allocator raises OutOfMemoryError, the CPU's a RuntimeError (can't allocate memory)
+    oom = isinstance(value, (MemoryError, torch.OutOfMemoryError)) or any(
+        s in str(value) for s in ('out of memory', "can't allocate memory"))
+    reason = (f"{'out of memory' if oom else type(value).__name__}"
+              f"{'' if it is None else ' at iter ' + str(it)}: "
+              f"{str(value).splitlines()[0][:200] if str(value) else kind.__name__} ({where})")
+    if not oom:
+        return reason, "an unexpected error: report it with this line"
+    return reason, ("resume with a smaller --batch_size and a larger "
+                    "--gradient_accumulation_steps, their product kept (--init_from=resume takes "
+                    "them)" if resumable else
+                    "start again with a smaller --batch_size and --overwrite=True")
+
+
+def source_shape(source, init_from, config, explicit_keys, meta, dataset):
+    """The shape of checkpoint source, which must have meta's tokenizer, into config (and
+    returned): naming a different one (explicit_keys) is a mistake, not a request."""
+    for k in SHAPE_KEYS:
+        want = source['model_args'][k]
+        fix = (f"drop --{k}" if explicit_keys.get(k) == f"--{k}" else
+               f"override it with --{k}={want}")
+        check(k in explicit_keys and config[k] != want,
+              f"{k}={config[k]} (from {explicit_keys.get(k)}) but checkpoint {init_from} has "
+              f"{k}={want}: {fix} or use a checkpoint of that shape")
+        config[k] = want
+    vocab = source['model_args']['vocab_size']
+    check((source['tokenizer'], vocab) != (meta['tokenizer'], meta['vocab_size']),
+          f"checkpoint {init_from} was trained with tokenizer {source['tokenizer']} (vocab "
+          f"{vocab}), but {dataset} uses {meta['tokenizer']} (vocab {meta['vocab_size']}): "
+          f"prepare {dataset} with --tokenizer {source['tokenizer']}")
+    return {k: config[k] for k in SHAPE_KEYS}
 
 def load_checkpoint(path, fail, hint):
     """torch.load, or fail(one line) where the file is truncated or not a checkpoint of ours."""

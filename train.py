@@ -18,17 +18,17 @@ import sys
 import time
 _t_process = time.time()  # the start-up (imports, data, model) counts as run overhead
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import configure
 from model import GPT, GPTConfig, compile_model
-from runtime import (budget_tokens, check_config, check_ids, claim_out_dir, compile_cache_counts,
-                     count_bytes, dense_eval_iters, device_settings, draw_train_data, get_batch,
-                     load_checkpoint, load_meta, load_tokens, load_val, optimizer_step,
-                     peak_flops, use_compile_cache)
+from runtime import (Timers, budget_tokens, check_config, check_ids, claim_out_dir,
+                     compile_cache_counts, count_bytes, crash_message, dense_eval_iters,
+                     device_settings, draw_train_data, get_batch, load_checkpoint, load_meta,
+                     load_tokens, load_val, optimizer_step, peak_flops, reinit_rare_rows,
+                     resume_checkpoint, source_shape, use_compile_cache)
 from util import atomic_write, check, fail
 
 sys.stdout.reconfigure(line_buffering=True)  # a redirected run's train.txt shows each line at once
@@ -38,8 +38,7 @@ sys.stdout.reconfigure(line_buffering=True)  # a redirected run's train.txt show
 # I/O
 out_dir = 'out/run'
 init_from = 'scratch'  # 'scratch', 'resume' (continue out_dir/ckpt.pt) or a checkpoint to fine-tune
-reinit_rare = 0.0  # fine-tuning: fresh embedding rows for tokens whose share of the pre-training
-                   # split is below this (0 = off): rows of unseen tokens learnt only to be unlikely
+reinit_rare = 0.0  # fine-tuning: fresh embedding rows for tokens rarer than this in pre-training
 overwrite = False  # replace a run already in out_dir (else refused: one run, one out_dir)
 role = ''  # 'pretrain' | 'scratch' | 'finetune'; '' infers it from init_from and the language
 tag = ''  # labels a run outside a sweep's grid (a check): fit_scaling.py reports it, not fits it
@@ -64,16 +63,14 @@ log_interval = 10
 patience = 0  # validation has stalled after this many evaluations without improvement ...
 patience_epochs = 0.0  # ... once also this many epochs of D_f passed since the best one ...
 min_iters = 0  # ... and never before this step (0 = patience off: the run ends at its budget)
-min_overfit = 0.0  # ... and, when > 0, once the mean val loss of those evaluations is this fraction
-                   # above the best: small models leave a plateau again, only overfitting is final
+min_overfit = 0.0  # ... and (> 0) once those evaluations' mean val loss is this fraction above the
+                   # best: small models leave a plateau again, only overfitting is final
 # the budget: max_iters, or max_tokens when > 0, or max_epochs of D_f when > 0 (then clamped to
 # [min_tokens, max_tokens]): a budget that grows with D_f lets a run on more data train longer
 max_tokens = 0
 max_epochs = 0.0
 min_tokens = 0
-# best.pt at every new best; ckpt.pt (for init_from='resume') at evaluations while its writes take
-# less than this share of the run's time, at the end and on SIGTERM/SIGUSR1
-ckpt_share = 0.05
+ckpt_share = 0.05  # ckpt.pt at evaluations while its writes take less than this share of the time
 # model
 n_layer = 4
 n_head = 4
@@ -81,10 +78,9 @@ n_embd = 256
 block_size = 256
 dropout = 0.0
 bias = False
-# optimizer: AdamW, a linear warm-up, then lr_schedule 'cosine' (to min_lr at max_iters; a stall
-# ends the run) or 'wsd': learning_rate until a stall, then from the best evaluation's state a
-# linear decay to min_lr over decay_frac of its steps (so the best loss depends on the data, not on
-# the budget); a run that reaches its budget first decays over its last steps, unconverged
+# optimizer: AdamW, a linear warm-up, then lr_schedule 'cosine' (to min_lr at max_iters) or 'wsd':
+# learning_rate until a stall, then from the best evaluation a linear decay to min_lr over
+# decay_frac of its steps (the best loss then depends on the data, not on the budget)
 lr_schedule = 'cosine'
 decay_frac = 0.2
 batch_size = 16  # sequences per micro-step (per process)
@@ -136,21 +132,8 @@ def crashed(kind, value, tb):
     # log.json 'failed' with that line, so that nobody (nor a sweep) takes the run for running
     if kind is KeyboardInterrupt or not issubclass(kind, Exception):
         return sys.__excepthook__(kind, value, tb)
-    while tb.tb_next:
-        tb = tb.tb_next
-    where = f"{os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
-    # CUDA's allocator raises OutOfMemoryError, the CPU's a RuntimeError (can't allocate memory)
-    oom = isinstance(value, (MemoryError, torch.OutOfMemoryError)) or any(
-        s in str(value) for s in ('out of memory', "can't allocate memory"))
-    reason = (f"{'out of memory' if oom else type(value).__name__}"
-              f"{' at iter ' + str(it) if 'it' in globals() else ''}: "
-              f"{str(value).splitlines()[0][:200] if str(value) else kind.__name__} ({where})")
-    advice = "an unexpected error: report it with this line"
-    if oom and os.path.exists(ckpt_path):
-        advice = ("resume with a smaller --batch_size and a larger --gradient_accumulation_steps, "
-                  "their product kept (--init_from=resume takes them)")
-    elif oom:
-        advice = "start again with a smaller --batch_size and --overwrite=True"
+    reason, advice = crash_message(kind, value, tb, globals().get('it'),
+                                   os.path.exists(os.path.join(out_dir, 'ckpt.pt')))
     write_failed_log(reason)
     print(f"error: {reason}: {advice}", file=sys.stderr)  # then the interpreter exits with 1
 
@@ -186,8 +169,6 @@ else:
 master_process = rank == 0
 ckpt_path, best_path, log_path = (os.path.join(out_dir, f)
                                   for f in ('ckpt.pt', 'best.pt', 'log.json'))
-shape_keys = ('n_layer', 'n_head', 'n_embd', 'block_size', 'bias')
-ckpt = None
 
 
 def run_files():
@@ -201,52 +182,9 @@ def run_files():
 
 
 run_files()
-if init_from == 'resume':
-    try:
-        with open(log_path) as f:
-            run_log = json.load(f)
-        status = run_log.get('status')
-    except (OSError, ValueError, AttributeError):
-        run_log, status = None, None
-    if status in ('done', 'early_stopped'):  # nothing to add: rewriting its log would only harm it
-        if master_process:
-            print(f"{out_dir}: the run is finished ({status}); nothing to resume, left as it is")
-        sys.exit(0)
-    check(not os.path.exists(ckpt_path),
-          f"init_from='resume' but there is no {ckpt_path}: start the run without it")
-    ckpt = load_checkpoint(ckpt_path, fail,
-                           "move it aside and start the run afresh without init_from=resume")
-    # ckpt.pt must be this run's: one copied in from another run would continue as this one
-    theirs = {k: ckpt['config'].get(k) for k in ('dataset', 'dataset_tokens', 'seed', *shape_keys)}
-    ours = {k: ((run_log or {}).get('config') or {}).get(k, v) for k, v in theirs.items()}
-    diff = [(f"{k}={theirs[k]!r}", f"{k}={ours[k]!r}") for k in theirs if theirs[k] != ours[k]]
-    check(diff, f"{ckpt_path} is not this run's (it has {', '.join(a for a, _ in diff)}, "
-          f"{log_path} {', '.join(b for _, b in diff)}): put the run's own ckpt.pt back, or "
-          f"start over with --overwrite=True")
-    # a resumed run is the same run: its original config wins over everything but the system keys
-    # and the split of a step into micro-steps (out of memory: a smaller batch_size, more steps)
-    resplit = {'batch_size', 'gradient_accumulation_steps', 'eval_batch_size'} & set(explicit_keys)
-    ignored = []
-    for k, v in ckpt['config'].items():
-        if k not in ('device', 'dtype', 'compile', 'out_dir', 'init_from', 'overwrite', *resplit):
-            if k in explicit_keys and globals()[k] != v:
-                ignored.append(f"{k}={globals()[k]!r} (the run has {v!r})")
-            globals()[k] = v
-    if ignored and master_process:
-        print(f"resume: the checkpoint's config wins; ignored: {', '.join(ignored)}")
-    run_step = ckpt['config']['batch_size'] * ckpt['config']['gradient_accumulation_steps']
-    per_step = batch_size * gradient_accumulation_steps
-    check(resplit - {'eval_batch_size'} and per_step != run_step,
-          f"resume: batch_size x gradient_accumulation_steps must stay the run's {run_step} "
-          f"(got {per_step}): a step's tokens are part of the run")
-    # CPU kernels split their sums over threads, so the thread count is part of a bit-exact resume
-    threads, now = ckpt.get('num_threads'), torch.get_num_threads()
-    if threads not in (None, now):
-        torch.set_num_threads(threads)
-    if master_process and threads != now:
-        print("resume: " + (f"the run's {threads} thread(s), not {now}, so that it continues bit "
-                            f"for bit" if threads else "the checkpoint does not record its thread "
-                            "count: the run may differ in the last digits"))
+# resume: the run's own ckpt.pt, and its config over this one's (a finished run exits here)
+ckpt = None if init_from != 'resume' else resume_checkpoint(globals(), explicit_keys,
+                                                             master_process)
 config = {k: globals()[k] for k in config_keys}
 check(gradient_accumulation_steps % world_size,
       f"gradient_accumulation_steps={gradient_accumulation_steps} must be a multiple of "
@@ -263,21 +201,8 @@ if ckpt is None and init_from != 'scratch':
           f"init_from={init_from!r} is neither 'scratch', 'resume' nor an existing checkpoint")
     source = load_checkpoint(init_from, fail,
                              "rerun the run that wrote it, or choose another init_from")
-if source is not None:
-    # the shape comes from the checkpoint; naming a different one is a mistake, not a request
-    for k in shape_keys:
-        want = source['model_args'][k]
-        fix = (f"drop --{k}" if explicit_keys.get(k) == f"--{k}" else
-               f"override it with --{k}={want}")
-        check(k in explicit_keys and config[k] != want,
-              f"{k}={config[k]} (from {explicit_keys.get(k)}) but checkpoint {init_from} has "
-              f"{k}={want}: {fix} or use a checkpoint of that shape")
-        globals()[k] = config[k] = want
-    vocab = source['model_args']['vocab_size']
-    check((source['tokenizer'], vocab) != (meta['tokenizer'], meta['vocab_size']),
-          f"checkpoint {init_from} was trained with tokenizer {source['tokenizer']} (vocab "
-          f"{vocab}), but {dataset} uses {meta['tokenizer']} (vocab {meta['vocab_size']}): "
-          f"prepare {dataset} with --tokenizer {source['tokenizer']}")
+if source is not None:  # the shape comes from the checkpoint, which must fit the data
+    globals().update(source_shape(source, init_from, config, explicit_keys, meta, dataset))
 check_config(globals())
 device_type, dtype, compile, autocast = device_settings(device, dtype, compile)
 config.update(device=device, dtype=dtype, compile=compile)
@@ -331,25 +256,11 @@ torch.manual_seed(seed)
 model = GPT(GPTConfig(**model_args))
 if source is not None:
     model.load_state_dict(source['model'])
-
-
-def reinit_rare_rows():
-    """Fresh rows, drawn as GPT draws them, for the tokens rarer than reinit_rare in the
-    pre-training split: how many, and their share of that split."""
+reinit = None  # fine-tuning only: not again on resume, the checkpoint holds the rows
+if reinit_rare > 0 and source is not None and ckpt is None:
     pre = source['config']
-    tokens = load_tokens(pre.get('data_dir', data_dir), pre['dataset'], 'train', fail)
-    counts = sum(np.bincount(tokens[i:i + (1 << 24)], minlength=meta['vocab_size'])
-                 for i in range(0, len(tokens), 1 << 24))[:meta['vocab_size']]
-    share = counts / counts.sum()
-    rare = torch.from_numpy(np.flatnonzero(share < reinit_rare))
-    with torch.no_grad():
-        wte = model.transformer.wte.weight
-        draw = torch.Generator().manual_seed(seed)
-        wte[rare] = torch.randn(len(rare), wte.shape[1], generator=draw) * 0.02
-    return dict(below=reinit_rare, tokens=len(rare), share=float(share[rare.numpy()].sum()))
-
-
-reinit = reinit_rare_rows() if reinit_rare > 0 and source is not None and ckpt is None else None
+    pre_train = load_tokens(pre.get('data_dir', data_dir), pre['dataset'], 'train', fail)
+    reinit = reinit_rare_rows(model, pre_train, meta['vocab_size'], reinit_rare, seed)
 model.to(device)
 N = model.n_params()
 flops_per_token = model.flops_per_token()
@@ -482,28 +393,25 @@ if ckpt is not None:
             print(f"resume: {world_size} process(es), the checkpoint has {len(ckpt['data_rng'])}: "
                   f"each process's batches are drawn anew from its seed, rank and iter {it}")
     torch.set_rng_state(ckpt['torch_rng'])
-    init_path = log['init_from']
     log['status'] = 'running'
 else:
     it, best, evals_since_best, best_state = 0, None, 0, None
     decay = dict(start=None, end=None, trigger=None, restored=None)  # the wsd decay, once begun
-    init_path = None if source is None else init_from
     log = dict(
-        schema=1, status='running', role=role, init_from=init_path, config=config, reinit=reinit,
-        model=dict(model_args, N=N, flops_per_token=flops_per_token),
+        schema=1, status='running', role=role, init_from=None if source is None else init_from,
+        config=config, reinit=reinit, model=dict(model_args, N=N, flops_per_token=flops_per_token),
         data=dict(dataset=dataset, language=meta.get('language'), tokenizer=meta['tokenizer'],
                   dataset_tokens=dataset_tokens, dataset_bytes=dataset_bytes,
                   data_seed=data_seed, data_offset=data_offset, data_chunk=data_chunk,
-                  data_documents=data_documents,
-                  test_tokens=test_set[2] if test_set else None,
-                  test_bytes=test_set[3] if test_set else None,
-                  val_tokens=val_sets[dataset][2], val_bytes=val_sets[dataset][3],
-                  extra_val={k: dict(val_tokens=v[2], val_bytes=v[3]) for k, v in val_sets.items()
-                             if k != dataset}),
+                  data_documents=data_documents, test_tokens=test_set[2] if test_set else None,
+                  test_bytes=test_set[3] if test_set else None, val_tokens=val_sets[dataset][2],
+                  val_bytes=val_sets[dataset][3], extra_val={
+                      k: dict(val_tokens=v[2], val_bytes=v[3]) for k, v in val_sets.items()
+                      if k != dataset}),
         budget=dict(max_iters=max_iters, max_tokens=max_iters * tokens_per_iter,
                     max_epochs=max_epochs, lr_schedule=lr_schedule),
-        decay=decay, converged=False, stop_reason=None,
-        evals=[], best=None, tokens_seen=0, flops=0, elapsed_s=0.0, epochs=0.0)
+        decay=decay, converged=False, stop_reason=None, evals=[], best=None, tokens_seen=0,
+        flops=0, elapsed_s=0.0, epochs=0.0)
 elapsed_before = log['elapsed_s']
 
 
@@ -543,7 +451,7 @@ def save(files):
 def finish(status, error=None, stop_reason=None):
     # converged: a point of the converged curve, ended by the stopping rule and not by its budget
     log.update(status=status, stop_reason=stop_reason, converged=stop_reason == 'converged',
-               time=time_breakdown())
+               time=timers.breakdown())
     if compile:  # FX graphs loaded from compile_cache (hits) and compiled anew (misses)
         log['compile_cache'] = dict(zip(('hits', 'misses'), compile_cache_counts()),
                                     dir=compile_cache)
@@ -561,28 +469,7 @@ if master_process:
           f"({dataset_bytes:,} bytes), {tokens_per_iter:,} tokens/step, max_iters={max_iters}, "
           f"{device} {dtype}{' compiled' if compile else ''}, {world_size} process(es)")
 t_start = time.time()
-# compiled, a process's first evaluation and first training step compile their graphs (or load
-# them from compile_cache): their time is 'compile'
-timers = dict(startup=t_start - _t_process, compile=0.0, data=0.0, eval=0.0, checkpoint=0.0)
-compiling = dict(eval=compile, training=compile)
-time_before = log.get('time', {})  # a resumed run adds to the time its first part took
-
-
-def time_breakdown():
-    """Seconds of this run by where they went (all parts of a resumed run summed)."""
-    t = dict(timers, total=time.time() - _t_process)
-    t['training'] = t['total'] - sum(timers.values())
-    return {k: time_before.get(k, 0.0) + v for k, v in t.items()}
-
-
-def add_time(kind, t0):
-    """The seconds since t0 to timers[kind] ('training' is what no timer counts), or to 'compile'
-    where they were kind's first compiled call."""
-    if compiling.get(kind):
-        compiling[kind] = False
-        timers['compile'] += time.time() - t0
-    elif kind in timers:
-        timers[kind] += time.time() - t0
+timers = Timers(_t_process, compile, log.get('time', {}))  # a resume adds to its first part's
 
 
 def full_checkpoint_due(last):
@@ -608,7 +495,7 @@ def pre_empted():
 def save_and_stop():
     """ckpt.pt where the run is, then exit as a signal would (a sweep or a SLURM job resumes it)."""
     log['elapsed_s'] = elapsed_before + time.time() - t_start
-    log['time'] = time_breakdown()
+    log['time'] = timers.breakdown()
     save([(ckpt_path, checkpoint(full=True)), (log_path, json_file(log))])
     if ddp:
         dist.barrier()  # rank 0 has written it: no process may exit before (torchrun would kill it)
@@ -631,11 +518,11 @@ interval = dict(t=time.time(), it=it, busy=0.0)
 def progress(loss):
     """The log line: this interval's training time per step and throughput (its evaluations,
     checkpoints and compiling left out), MFU, how far the run is, and when it ends at this pace."""
-    now, busy = time.time(), timers['eval'] + timers['checkpoint'] + timers['compile']
+    now, busy = time.time(), sum(timers.t[k] for k in ('eval', 'checkpoint', 'compile'))
     dt = max(1e-9, now - interval['t'] - busy + interval['busy']) / max(1, it - interval['it'])
     interval.update(t=now, it=it, busy=busy)
     tok_s = tokens_per_iter / dt
-    pace = (now - t_start - timers['compile']) / max(1, it - (resumed_at or 0))
+    pace = (now - t_start - timers.t['compile']) / max(1, it - (resumed_at or 0))
     eta = int(pace * (max_iters - it))
     return (f"iter {it}: loss {loss:.4f}, lr {lr:.2e}, {dt * 1000:.0f} ms/iter, {tok_s:,.0f} tok/s"
             + (f", MFU {100 * tok_s * palm_flops / world_size / peak:.1f}%" if peak else '')
@@ -666,7 +553,7 @@ while True:
         train_loss = (train_loss_sum.item() / train_loss_n) if train_loss_n else None
         train_loss_sum.zero_()
         train_loss_n = 0
-        add_time('eval', t0)
+        timers.add('eval', t0)
         if not all(map(math.isfinite, (val_loss, 0.0 if train_loss is None else train_loss))):
             msg = f"non-finite loss at iter {it} (train {train_loss}, val {val_loss})"
             kept = f"; {out_dir}/ckpt.pt keeps the last good checkpoint" * os.path.exists(ckpt_path)
@@ -676,7 +563,7 @@ while True:
                  "--overwrite=True, or check the data")
         log.update(tokens_seen=tokens, flops=tokens * flops_per_token,
                    epochs=tokens / dataset_tokens, elapsed_s=elapsed_before + time.time() - t_start,
-                   time=time_breakdown())
+                   time=timers.breakdown())
         log['evals'].append(dict(
             iter=it, tokens=tokens, flops=tokens * flops_per_token, epoch=tokens / dataset_tokens,
             train_loss=train_loss, val_loss=val_loss, lr=lr, elapsed_s=log['elapsed_s'],
@@ -704,7 +591,7 @@ while True:
             optimizer.load_state_dict(best_state['optimizer'])
         full = full_checkpoint_due(stop_reason is not None)
         save(files + [(ckpt_path, checkpoint(full=True))] * full + [(log_path, json_file(log))])
-        timers['checkpoint'] += time.time() - t0
+        timers.add('checkpoint', t0)
         ckpt_time += (time.time() - t0) * full
         if master_process:
             print(f"iter {it}: val {val_loss:.4f}" +
@@ -730,14 +617,14 @@ while True:
             model.require_backward_grad_sync = micro == grad_accum - 1
         t0 = time.time()
         x, y = get_batch(train_data, block_size, batch_size, data_rng, device)
-        timers['data'] += time.time() - t0
+        timers.add('data', t0)
         with autocast:
             _, loss = model(x, y)
         train_loss_sum += loss.detach()
         train_loss_n += 1
         scaler.scale(loss / grad_accum).backward()
     optimizer_step(model, optimizer, scaler, grad_clip)
-    add_time('training', t_step)
+    timers.add('training', t_step)
     it += 1
     if master_process and log_interval and it % log_interval == 0:
         print(progress(loss.item()))
@@ -747,7 +634,7 @@ if test_set is not None or len(val_sets) > 1:
 status = 'early_stopped' if stop_reason == 'converged' else 'done'
 finish(status, stop_reason=stop_reason)
 if master_process:
-    t = time_breakdown()
+    t = timers.breakdown()
     print(f"{status}: best val {best['val_loss']:.4f} nats/token ({best['val_bpb']:.4f} bits/byte)"
           f" at iter {best['iter']}" +
           (f", test {best['test_loss']:.4f}" if 'test_loss' in best else '') + "; " +
