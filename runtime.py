@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from prepare.common import TOKENIZERS, prepare_hint, sha256_file
 from util import check, fail, remove_dead_temps
@@ -85,9 +86,8 @@ def load_meta(data_dir, name, fail):
 
 def load_tokens(data_dir, name, split, fail, meta=None):
     """A split's uint16 token ids as a memmap (a corpus larger than RAM is fine), as many as meta
-    (its meta.json) counts: a file cut short, even to an even length, trains on less data. Up to
-    256 MB (a fraction of a second) the file's sha256 must be meta's too, so that a changed byte
-    is caught; beyond, hashing would add minutes to every run's start-up, and the count stays."""
+    (its meta.json) counts: a file cut short trains on less data. Up to 256 MB the file's sha256
+    must be meta's too (beyond, hashing would add minutes to every run's start-up)."""
     path = os.path.join(data_dir, name, f'{split}.bin')
     size = os.path.getsize(path) if os.path.exists(path) else -1
     if size <= 0 or size % 2:  # two bytes a token
@@ -108,9 +108,8 @@ def load_tokens(data_dir, name, split, fail, meta=None):
 
 def check_ids(tokens, meta, name, split, fail):
     """Token ids must index the embedding, or the model fails deep inside with an IndexError. All
-    of them up to 2^27 tokens (256 MB, a fraction of a second); beyond, 128 chunks of 2^20 spread
-    evenly: a full pass over a 10 GB file would add minutes to every run's start-up, and a wrong
-    tokenizer or dtype, the way this happens, shows in every chunk."""
+    of them up to 2^27 tokens; beyond, 128 chunks of 2^20 spread evenly (a wrong tokenizer or
+    dtype shows in every chunk, and a full pass would add minutes to every run's start-up)."""
     n, chunk = len(tokens), 1 << 20
     starts = range(0, n, chunk) if n <= 1 << 27 else np.linspace(0, n - chunk, 128).astype(np.int64)
     top = max(int(tokens[s:s + chunk].max()) for s in starts)
@@ -169,6 +168,7 @@ def claim_out_dir(out_dir):
              f"or choose another --out_dir")
     remove_dead_temps(out_dir)  # a writer killed mid-write left its temp file
     return fd
+
 
 def count_bytes(tokens, meta):
     """UTF-8 bytes of the text these tokens encode (end-of-text ids encode none), a chunk at a
@@ -252,6 +252,7 @@ def reinit_rare_rows(model, tokens, vocab_size, below, seed):
         wte[rare] = torch.randn(len(rare), wte.shape[1], generator=draw) * 0.02
     return dict(below=below, tokens=len(rare), share=float(share[rare.numpy()].sum()))
 
+
 def get_batch(data, block_size, batch_size, generator, device):
     """batch_size windows of block_size + 1 tokens at uniformly random offsets into data (a uint16
     memmap, or its first D_f tokens), drawn by generator: inputs and next-token targets."""
@@ -262,6 +263,37 @@ def get_batch(data, block_size, batch_size, generator, device):
         return (x.pin_memory().to(device, non_blocking=True),
                 y.pin_memory().to(device, non_blocking=True))
     return x, y
+
+
+
+@torch.inference_mode()
+def mean_loss(model, x, y, step, device, autocast, ddp):
+    """Mean loss in nats/token over all of x, y (step sequences a forward pass), summed over
+    processes; the sums stay on the device until the end (one synchronisation, not one a batch)."""
+    model.eval()
+    total = torch.zeros(2, dtype=torch.float64, device=device)
+    for i in range(0, len(x), step):
+        xb, yb = x[i:i + step].to(device), y[i:i + step].to(device)
+        with autocast:
+            _, loss = model(xb, yb)
+        total[0] += loss.double() * yb.numel()
+        total[1] += yb.numel()
+    if ddp:
+        dist.all_reduce(total)
+    model.train()
+    return (total[0] / total[1]).item()
+
+
+def agreed(value, device, ddp, op=None):
+    """An int the same on every process: rank 0's, or (op) reduced over all of them."""
+    if not ddp:
+        return value
+    value = torch.tensor(value, device=device)
+    if op is None:
+        dist.broadcast(value, 0)
+    else:
+        dist.all_reduce(value, op=op)
+    return int(value)
 
 
 def optimizer_step(model, optimizer, scaler, grad_clip):
@@ -307,10 +339,8 @@ def peak_flops(device):
 
 
 def use_compile_cache(path):
-    """Keep torch.compile's on-disk caches (inductor's FX graphs, AOTAutograd's graphs, the C++ and
-    Triton kernels) in path, shared by every run that names it: a sweep compiles each shape once,
-    and every later run of that shape loads the compiled graphs instead of compiling them again (a
-    run still traces the model, which is not cached). '' keeps torch's default
+    """Keep torch.compile's on-disk caches in path, shared by every run that names it: a sweep
+    compiles each shape once and later runs load the graphs. '' keeps torch's default
     ($TORCHINDUCTOR_CACHE_DIR, else a directory under /tmp, which a batch job's node may lose)."""
     if path:
         os.environ['TORCHINDUCTOR_CACHE_DIR'] = os.path.abspath(path)
@@ -441,6 +471,7 @@ def source_shape(source, init_from, config, explicit_keys, meta, dataset):
           f"{vocab}), but {dataset} uses {meta['tokenizer']} (vocab {meta['vocab_size']}): "
           f"prepare {dataset} with --tokenizer {source['tokenizer']}")
     return {k: config[k] for k in SHAPE_KEYS}
+
 
 def load_checkpoint(path, fail, hint):
     """torch.load, or fail(one line) where the file is truncated or not a checkpoint of ours."""

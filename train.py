@@ -24,10 +24,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import configure
 from model import GPT, GPTConfig, compile_model
-from runtime import (Timers, budget_tokens, check_config, check_ids, claim_out_dir,
+from runtime import (Timers, agreed, budget_tokens, check_config, check_ids, claim_out_dir,
                      compile_cache_counts, count_bytes, crash_message, dense_eval_iters,
                      device_settings, draw_train_data, get_batch, load_checkpoint, load_meta,
-                     load_tokens, load_val, optimizer_step, peak_flops, reinit_rare_rows,
+                     load_tokens, load_val, mean_loss, optimizer_step, peak_flops, reinit_rare_rows,
                      resume_checkpoint, source_shape, use_compile_cache)
 from util import atomic_write, check, fail
 
@@ -338,24 +338,10 @@ def run_over():
     return 'budget' if it >= max_iters else None
 
 
-@torch.inference_mode()
 def estimate_loss(x, y):
-    """Mean loss in nats/token over the whole fixed set, summed over processes; the sums stay on
-    the device until the end (one synchronisation an evaluation, not one a batch)."""
-    model.eval()
-    total = torch.zeros(2, dtype=torch.float64, device=device)
     # no activations are kept for a backward pass: on CUDA 4x the training batch fits
     step = eval_batch_size or batch_size * (4 if device_type == 'cuda' else 1)
-    for i in range(0, len(x), step):
-        xb, yb = x[i:i + step].to(device), y[i:i + step].to(device)
-        with autocast:
-            _, loss = model(xb, yb)
-        total[0] += loss.double() * yb.numel()
-        total[1] += yb.numel()
-    if ddp:
-        dist.all_reduce(total)
-    model.train()
-    return (total[0] / total[1]).item()
+    return mean_loss(model, x, y, step, device, autocast, ddp)
 
 
 def extra_losses():
@@ -475,20 +461,14 @@ timers = Timers(_t_process, compile, log.get('time', {}))  # a resume adds to it
 def full_checkpoint_due(last):
     """ckpt.pt at the run's last evaluation, else only while writing it has taken less than
     ckpt_share of the time; rank 0's clock decides for all (the checkpoint is collective)."""
-    due = last or ckpt_time < ckpt_share * (time.time() - _t_process)
-    if ddp:
-        due = torch.tensor(int(due), device=device)
-        dist.broadcast(due, 0)
-    return bool(due)
+    return bool(agreed(int(last or ckpt_time < ckpt_share * (time.time() - _t_process)), device,
+                       ddp))
 
 
 def pre_empted():
     """Whether SIGTERM/SIGUSR1 came, to any process (they then stop together, after one step)."""
     global stop_signal
-    if ddp:
-        sig = torch.tensor(stop_signal or 0, device=device)
-        dist.all_reduce(sig, op=dist.ReduceOp.MAX)
-        stop_signal = int(sig) or None
+    stop_signal = agreed(stop_signal or 0, device, ddp, dist.ReduceOp.MAX) or None
     return stop_signal is not None
 
 

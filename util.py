@@ -27,6 +27,7 @@ def check(bad, msg):
     if bad:
         fail(msg)
 
+
 def temp_path(path):
     """Where path is written before its rename: the same directory (a rename is atomic only within
     one file system), named for the writer's pid so that remove_dead_temps knows whose it is."""
