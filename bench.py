@@ -72,7 +72,7 @@ seed = 1337
 out_dir = init_from = overwrite = role = tag = extra_val = eval_tokens = eval_batch_size = eval_interval = \
     eval_dense = log_interval = patience = patience_epochs = min_iters = max_tokens = ckpt_share = \
     max_iters = warmup_iters = min_lr = lr_schedule = decay_frac = max_epochs = min_tokens = \
-    min_overfit = test_tokens = reinit_rare = data_documents = None
+    min_overfit = test_tokens = data_documents = reinit_rare = None
 # bench keys
 vocab_size = 257  # with dataset='' (synthetic uniform tokens): 257 = bytes, 50257 = GPT-2
 warmup = 3  # untimed steps first (allocator, oneDNN/cuBLAS heuristics, torch.compile)

@@ -5,32 +5,19 @@ and write <dir>/report/results.json; then report.py turns that file into report.
 
     python fit_scaling.py out/builtin/                     # results.json, report.md, figures
     python fit_scaling.py out/builtin/ --out /tmp/rep --boot 2000
-    python report.py out/builtin/report/results.json      # redraw the report alone
 
-Definitions (docs/contracts.md): N = non-embedding parameters (Kaplan; log model.N); D = dataset
-tokens (data.dataset_tokens; bytes = D * data.dataset_bytes / dataset_tokens, reported too, since
-languages tokenise differently); C = training FLOPs, Kaplan convention (log flops); L = the best
-model's loss in nats/token on the held-out test windows (best.test_loss; best.val_loss, which
-stopped the run, in logs without it). D_e = the from-scratch data that reaches a fine-tuned run's
-loss at the same N and language; D_t = D_e - D_f, negative when pre-training hurt.
+N, D, C and L as docs/contracts.md defines them (L: best.test_loss, else best.val_loss). D_e is
+the from-scratch data that reaches a fine-tuned run's loss at the same N and language, read off a
+monotone curve through the converged scratch points (an unconverged run is an upper bound, never
+a point); a measurement only between points at most MAX_GAP apart, elsewhere flagged (gap, above,
+below) and kept out of the law and the summary. D_t = D_e - D_f, negative when pre-training hurt.
 
-D_e is read off the measured scratch points, not off a guessed curve: at each size the converged
-scratch cells (a run that stopped on its budget is an upper bound, never a point) are joined by
-a monotone curve in log L against log D, and D_e is where it reaches the fine-tuned loss. It is a
-measurement only between two scratch points at most MAX_GAP apart; elsewhere the value is the
-curve's guess and the cell is flagged (gap, above: D_e > D_max, below: D_e < D_min) and kept out
-of the law and the summary.
-
-Per language: the summary D_e/D_f, the geometric mean over the measured cells, below 1 where
-pre-training hurt; and, where transfer is positive (in at least 3 cells and half of them), the law
-    log D_t = log k + alpha log D_f + beta log N     (least squares over the positive cells).
-Intervals: a bootstrap of what changes when the study is rerun. Each draw moves every cell's loss
-by the run-to-run spread (repeats move the run seed and the D_f documents), every fine-tuned cell
-also by its pre-trained model's share (one draw per model, shared by the cells that start from
-it: the spread of fine-tuned repeats beyond the scratch spread), joins the scratch points by
-PCHIP or by straight lines in turn (the curve's form between points), and reads everything again.
-The draws move measured values, not a fitted truth, so an interval is where a rerun's estimate
-lands, not only where the parameter lies.
+Per language: D_e/D_f's geometric mean over the measured cells and, where transfer is positive
+(in at least 3 cells and half of them), log D_t = log k + alpha log D_f + beta log N by least
+squares. Intervals: a bootstrap of a rerun: each draw moves every cell's loss by the run-to-run
+spread, every fine-tuned cell also by its pre-trained model's share (one draw per model), joins
+the scratch points by PCHIP or straight lines in turn, and reads everything again; an interval is
+where a rerun's estimate lands.
 """
 import argparse
 import glob

@@ -7,18 +7,14 @@ Reads only the results.json that fit_scaling.py wrote (docs/contracts.md, "Analy
     python predict.py RESULTS.json --lang=de --N=1.4e4,5.5e4 --D_f=2000,6000      # a table
     python predict.py RESULTS.json --lang=de --D_f=6000 --budget_flops=1e12       # the trade-off
 
---lang: a language code (de, es, zh) or a dataset name. --N: non-embedding parameters. --D_f:
-fine-tuning data in TOKENS of that language (bytes are printed beside them). Several values,
-comma-separated, give one row per combination. --budget_flops: for that compute budget and each
-D_f, which arm (scratch or fine-tuned) and which measured size reach the lowest loss, with the
-pre-training already paid and counting it. --level: the intervals' coverage (0.95).
+Several values, comma-separated, give one row per combination; D_f is in TOKENS of the language
+(bytes are printed beside them). --budget_flops: for that compute and each D_f, which arm and which
+measured size reach the lowest loss, with the pre-training already paid and counting it.
 
-The law D_t = k D_f^alpha N^beta (tokens) gives D_e = D_f + D_t, the scratch data that reaches
-the fine-tuned loss; the fine-tuned loss is the scratch curve of that size at D_e. Intervals come
-from the law's bootstrap draws (a rerun of the study) and the scratch curve's run-to-run spread.
-Compute (Kaplan FLOPs): the scratch arm costs what a converged scratch run at D_e cost (the
-scratch cells' FLOPs against D, interpolated), the fine-tuned arm what the fine-tuned cells cost
-at D_f, with and without the FLOPs of pre-training its model.
+The law gives D_e = D_f + k D_f^alpha N^beta and the fine-tuned loss as the scratch curve of that
+size at D_e, with intervals from the law's bootstrap draws and the curve's run-to-run spread.
+Compute (Kaplan FLOPs): a converged scratch run at D_e against the fine-tuned cells at D_f, with
+and without pre-training.
 
 A query outside the measured sizes, outside the law's D_f range, or whose D_e lies beyond the
 scratch curve's measured D, is answered as an EXTRAPOLATION, said in its row. A size between two

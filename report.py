@@ -1,13 +1,8 @@
 """
-Analysis stage of nanotransfer, part 2 of 2: results.json (written by fit_scaling.py) -> findings
-in plain words, figures and report.md beside it. Reads nothing else, so a report can be redrawn
-from a results.json alone:
+fit_scaling.py's results.json -> findings in plain words, figures and report.md beside it; it
+reads nothing else, so a report can be redrawn from a results.json alone:
 
-    python report.py out/builtin/report/results.json          # report.md and *.png beside it
-    python report.py results.json --out /tmp/rep
-
-Definitions as in fit_scaling.py (N non-embedding parameters, D tokens, C Kaplan FLOPs,
-D_e = from-scratch data reaching the fine-tuned loss at the same N, D_t = D_e - D_f).
+    python report.py out/builtin/report/results.json [--out /tmp/rep]
 """
 import argparse
 import json
@@ -46,13 +41,6 @@ def with_ci(x, ci, spec=".3g"):
         return "n/a"
     return f"{x:{spec}} [{num(ci[0], spec)}, {num(ci[1], spec)}]" if ci else f"{x:{spec}}"
 
-def with_law(targets):
-    """The languages with a transfer law (positive transfer in enough cells)."""
-    return {key: target for key, target in targets.items() if target["law"]}
-
-def with_summary(targets):
-    return {key: target for key, target in targets.items() if target["summary"]}
-
 
 # ----------------------------------------------------------------------------- findings
 
@@ -60,7 +48,7 @@ def finding_order(targets):
     """Kim (2021)'s German > Spanish > Chinese, by the measured D_e/D_f (geometric mean over each
     language's cells with a measured D_e) with its 95% interval: the order is clear when
     neighbours' intervals do not overlap."""
-    measured = with_summary(targets)
+    measured = {k: t for k, t in targets.items() if t["summary"]}
     if len(measured) < 2:
         return None, ("Fewer than two languages have a measured D_e, so the order across "
                       "languages cannot be tested.")
@@ -70,21 +58,17 @@ def finding_order(targets):
     holds = order == seed if len(seed) >= 2 else None
     cis = [t["summary"]["ci"] for t in ranked]
     clear = all(a and b and a[0] > b[1] for a, b in zip(cis, cis[1:]))
-    text = ("Measured D_e/D_f, the factor by which pre-training multiplies the fine-tuning data "
-            "(geometric mean over each language's cells with a measured D_e, 95% interval; "
-            "below 1 = negative transfer): "
-            + ", ".join(f"{name(t)} {with_ci(t['summary']['De_over_Df'], t['summary']['ci'], '.2f')}"
-                        f" ({t['summary']['n_cells']} cells, {t['summary']['n_negative']} negative)"
-                        for t in ranked)
-            + ". Observed order: " + " > ".join(name(t) for t in ranked) + ". ")
+    text = ("Measured D_e/D_f (geometric mean over cells, 95% interval; below 1 = negative "
+            "transfer): " + ", ".join(
+                f"{name(t)} {with_ci(t['summary']['De_over_Df'], t['summary']['ci'], '.2f')} "
+                f"({t['summary']['n_cells']} cells, {t['summary']['n_negative']} negative)"
+                for t in ranked) + ". Observed order: " + " > ".join(map(name, ranked)) + ". ")
     if holds is None:
-        return None, text + ("Fewer than two of German, Spanish and Chinese were measured, so the "
-                             "Kim (2021)'s order is not tested.")
-    text += (f"Kim (2021)'s German > Spanish > Chinese {'holds' if holds else 'does not hold'} at "
-             "this scale" + ("; the intervals separate every neighbour, so the order is clear."
-                             if clear else "; neighbouring intervals overlap, so this order is "
-                             "within the uncertainty."))
-    return holds, text
+        return None, text + "Fewer than two of German, Spanish and Chinese were measured."
+    return holds, text + (f"Kim (2021)'s German > Spanish > Chinese "
+                          f"{'holds' if holds else 'does not hold'} at this scale; " +
+                          ("the intervals separate every neighbour." if clear else
+                           "neighbouring intervals overlap (within the uncertainty)."))
 
 def trend(target, key):
     """'holds', 'does not hold' or 'unresolved' for one exponent: alpha < 1 (D_f/D_e rises with
@@ -98,12 +82,11 @@ def trend(target, key):
     return "does not hold" if all(wrong) else "unresolved" if any(wrong) else "holds"
 
 def finding_fraction(targets):
-    fitted = with_law(targets)
+    fitted = [t for t in targets.values() if t["law"]]
     if not fitted:
-        return None, ("No language has a fitted transfer law, so the trends of D_f/D_e with N "
-                      "and D_f are not measured.")
+        return None, "No language has a fitted transfer law: the trends are not measured."
     parts, verdicts = [], []
-    for target in fitted.values():
+    for target in fitted:
         law = target["law"]
         alpha, beta = trend(target, "alpha"), trend(target, "beta")
         verdicts += [alpha, beta]
@@ -112,31 +95,27 @@ def finding_fraction(targets):
                      f"({alpha})")
     holds = (False if "does not hold" in verdicts else True if set(verdicts) == {"holds"}
              else None)
-    return holds, ("Under the law, D_f/D_e = 1/(1 + k D_f^(alpha-1) N^beta): it falls with N "
-                   "when beta > 0 and rises with D_f when alpha < 1 (Kim (2021)'s finding). "
-                   + "; ".join(parts) + ". Kim (2021)'s finding "
-                   + {True: "holds for every language, outside the uncertainty",
-                      False: "does not hold for at least one language",
-                      None: "is not resolved by these data for every language (an interval "
-                            "crosses the boundary)"}[holds] + ".")
+    return holds, ("D_f/D_e = 1/(1 + k D_f^(alpha-1) N^beta) falls with N when beta > 0 and "
+                   "rises with D_f when alpha < 1 (Kim (2021)'s finding). " + "; ".join(parts)
+                   + ". Kim (2021)'s finding " + {True: "holds for every language",
+                                                False: "does not hold for at least one language",
+                                                None: "is not resolved for every language"}[holds]
+                   + ".")
 
 def finding_compute(targets):
     cells = [c for target in targets.values() for c in target["compute"]]
     if not cells:
-        return None, ("No fine-tuned run has a from-scratch twin (same N and D_f), so compute "
-                      "cannot be compared.")
+        return None, "No fine-tuned run has a from-scratch twin: compute is not compared."
     ratios = [c["ratio"] for c in cells if c["ratio"] is not None]
     with_pre = [c["ratio_with_pretrain"] for c in cells if c["ratio_with_pretrain"] is not None]
     fast, fast_with_pre = sum(x < 1 for x in ratios), sum(x < 1 for x in with_pre)
     holds = fast > len(cells) / 2
-    return holds, (f"In {fast} of {len(cells)} (language, N, D_f) cells the fine-tuned run reached"
-                   f" its from-scratch twin's best loss with less compute than the twin spent to "
-                   f"get there" + (f" (median ratio {np.median(ratios):.2f})" if ratios else "")
-                   + f"; in {len(cells) - len(ratios)} it never reached it. Counting the "
-                   f"pre-training compute as well, {fast_with_pre} of {len(with_pre)} were "
-                   f"cheaper. Kim (2021)'s 'pre-trained models are more compute-efficient' "
-                   f"(pre-training cost not counted) {'holds' if holds else 'does not hold'} at "
-                   f"this scale.")
+    return holds, (f"In {fast} of {len(cells)} cells the fine-tuned run reached its scratch "
+                   f"twin's best loss with less compute than the twin" +
+                   (f" (median ratio {np.median(ratios):.2f})" if ratios else "") +
+                   f"; in {len(cells) - len(ratios)} it never did; {fast_with_pre} of "
+                   f"{len(with_pre)} with pre-training counted. Kim (2021)'s 'pre-trained models "
+                   f"are more compute-efficient' {'holds' if holds else 'does not hold'} here.")
 
 def finding_limited(targets):
     steeper, total, finetune_slopes, scratch_slopes = 0, 0, [], []
@@ -153,13 +132,11 @@ def finding_limited(targets):
                 finetune_slopes.append(a)
                 scratch_slopes.append(b)
     if not total:
-        return None, ("No D_f has both fine-tuned and converged from-scratch runs at two or more "
-                      "sizes, so parameter- vs data-limited cannot be told.")
+        return None, "No D_f has fine-tuned and converged scratch runs at two or more sizes."
     holds = steeper > total / 2
-    return holds, (f"At fixed D_f, loss fell with N at a mean slope d log L / d log N of "
-                   f"{np.mean(finetune_slopes):.3f} fine-tuned and {np.mean(scratch_slopes):.3f}"
-                   f" from scratch; the fine-tuned slope was steeper in {steeper} of {total} "
-                   f"series. A steep slope means parameter-limited, a flat one data-limited: the "
+    return holds, (f"At fixed D_f, d log L / d log N was {np.mean(finetune_slopes):.3f} "
+                   f"fine-tuned and {np.mean(scratch_slopes):.3f} from scratch (mean), steeper "
+                   f"fine-tuned in {steeper} of {total} series (steep: parameter-limited). "
                    f"Kim (2021)'s 'fine-tuned models are parameter-limited, scratch models "
                    f"data-limited' {'holds' if holds else 'does not hold'} here.")
 
@@ -174,21 +151,17 @@ def finding_bounds(targets):
                 for p in t["points"] if "negative" in p["flags"] and p["where"] == "measured"]
     return None, (f"{c['scratch_unconverged']} of "
                   f"{c['scratch_converged'] + c['scratch_unconverged']} scratch cells did not "
-                  f"converge (stopped on their budget): upper bounds on the converged loss, not "
-                  f"points of the curve. Of {c['finetune']} fine-tuned cells, "
-                  f"{c['finetune_measured']} have a D_e measured between scratch points at most "
-                  f"2x apart; {c['finetune_censored']} reached a loss below every converged "
-                  f"scratch loss (only D_e > D_max is known), {c['finetune_below']} one above "
-                  f"the loss at the smallest scratch D (D_e < D_min), {c['finetune_gap']} fell "
-                  f"between scratch points more than 2x apart, and {c['finetune_no_curve']} had "
-                  f"no scratch curve: these are shown, flagged, and kept out of the law and the "
-                  f"summary. {len(negative)} measured cells show negative transfer (D_e < D_f)"
-                  + (": " + "; ".join(negative) if negative else "") + ".")
+                  f"converge: upper bounds, not points of the curve. Of {c['finetune']} fine-tuned "
+                  f"cells, {c['finetune_measured']} have a measured D_e; {c['finetune_censored']} "
+                  f"have D_e > D_max, {c['finetune_below']} D_e < D_min, {c['finetune_gap']} fell "
+                  f"between scratch points more than 2x apart and {c['finetune_no_curve']} had no "
+                  f"scratch curve (flagged, kept out of the law and the summary). {len(negative)} "
+                  f"measured cells show negative transfer" +
+                  (": " + "; ".join(negative) if negative else "") + ".")
 
 def finding_pretrain(pretrain):
     if not pretrain:
-        return None, ("No finished English pre-training runs were found, so L(N) and the compute "
-                      "frontier are not fitted.")
+        return None, "No finished English pre-training runs: L(N) and L(C) are not fitted."
     of_N, of_C, sizes = pretrain["L_of_N"], pretrain["L_of_C"], len(pretrain["points"])
     text = (f"L(N) = (N_c/N)^alpha_N gave alpha_N = {num(of_N['alpha_N'])} (R^2 = "
             f"{num(of_N['r2'])}) over {sizes} sizes" if of_N else f"Only {sizes} size, no L(N) fit")
@@ -200,17 +173,15 @@ def finding_pretrain(pretrain):
 def finding_forgetting(targets):
     runs = [x for target in targets.values() for x in target["forgetting"]]
     if not runs:
-        return None, ("No fine-tuning run logged an English validation loss, so forgetting is "
-                      "not measured.")
+        return None, "No fine-tuning run logged an English val loss: forgetting is not measured."
     at_best = [x["rise_at_best"] for x in runs if x["rise_at_best"] is not None]
     last = [x["rise_last"] for x in runs if x["rise_last"] is not None]
     if not at_best:
-        return None, ("English val loss was logged during fine-tuning, but not at the best "
-                      "checkpoint.")
-    return None, (f"Over {len(runs)} fine-tuning runs that logged English val loss, it rose by "
-                  f"{np.mean(at_best):.3f} nats/token on average by the best target-language "
-                  f"checkpoint (range {min(at_best):.3f} to {max(at_best):.3f}) "
-                  + (f"and by {np.mean(last):.3f} by the last evaluation." if last else "."))
+        return None, "English val loss was logged, but not at the best checkpoint."
+    return None, (f"Over {len(runs)} fine-tunes, English val loss rose by {np.mean(at_best):.3f} "
+                  f"nats/token on average by the best checkpoint (range {min(at_best):.3f} to "
+                  f"{max(at_best):.3f})" +
+                  (f", by {np.mean(last):.3f} by the last evaluation." if last else "."))
 
 def finding_law(target):
     law, summary = target["law"], target["summary"]
@@ -224,14 +195,12 @@ def finding_law(target):
                       + (", outside the uncertainty." if ci and (ci[1] < 1 or ci[0] > 1) else
                          ", within the uncertainty of no effect."))
     ci, boot, noise = law["ci"], law["boot"], law["noise"]
-    text = (f"log D_t = log k + alpha log D_f + beta log N over the {law['n_cells']} cells with a "
-            f"measured, positive D_t: k = {with_ci(law['k'], ci['k'])}, alpha = "
-            f"{with_ci(law['alpha'], ci['alpha'])}, beta = {with_ci(law['beta'], ci['beta'])} "
-            f"(tokens; in bytes k = {with_ci(law['k_bytes'], ci['k_bytes'])}). Intervals: "
-            f"{boot['draws']} bootstrap draws of a rerun: {100 * noise['sigma_run']:.2f}% "
-            f"run-to-run spread per cell, {100 * noise['sigma_pretrain']:.2f}% per pre-trained "
-            f"model, PCHIP or straight lines between scratch points; {boot['failed']} draws had "
-            f"too few positive cells.")
+    text = (f"log D_t = log k + alpha log D_f + beta log N over {law['n_cells']} cells: k = "
+            f"{with_ci(law['k'], ci['k'])}, alpha = {with_ci(law['alpha'], ci['alpha'])}, beta = "
+            f"{with_ci(law['beta'], ci['beta'])} (in bytes k = "
+            f"{with_ci(law['k_bytes'], ci['k_bytes'])}); {boot['draws']} bootstrap draws "
+            f"({100 * noise['sigma_run']:.2f}% per run, {100 * noise['sigma_pretrain']:.2f}% per "
+            f"pre-trained model), {boot['failed']} with too few positive cells.")
     for key, measured in (("alpha", "D_f"), ("beta", "N")):
         if not law["identified"][key]:
             text += f" {key} is unidentified (one value of {measured} measured)."
@@ -275,9 +244,8 @@ def target_md(target):
     if points:
         sizes, data = sorted({p["N"] for p in points}), sorted({p["D_f"] for p in points})
         cells = {(p["N"], p["D_f"]): p for p in points}
-        md.append("D_t in tokens per cell (D_e/D_f); * = D_e between scratch points more than 2x "
-                  "apart (the curve's guess, not a measurement); negative D_t = negative "
-                  "transfer; D_e > or < = beyond the measured scratch points.\n")
+        md.append("D_t in tokens (D_e/D_f); * = D_e between scratch points more than 2x apart "
+                  "(a guess); D_e > or < = beyond the measured scratch points.\n")
         md.append(table(["D_f \\ N"] + [num(n) for n in sizes],
                         [[num(d)] + [cell(cells[n, d]) if (n, d) in cells else "" for n in sizes]
                          for d in data]))
@@ -288,15 +256,14 @@ def target_md(target):
                           num(p["D_t_bytes"]), with_ci(p["De_over_Df"], p["De_over_Df_ci"], ".2f"),
                           " ".join([p["where"]] + [f for f in p["flags"] if f != p["where"]])]
                          for p in points]))
-    md.append("Scratch cells (an unconverged cell is an upper bound on the converged loss, not "
-              "fitted):\n")
+    md.append("Scratch cells (an unconverged one is an upper bound, not fitted):\n")
     md.append(table(["runs", "N", "D", "D bytes", "loss", "converged"],
                     [[", ".join(s["runs"]), num(s["N"]), num(s["D"]), num(s["D_bytes"]),
                       mean_pm(s), "yes" if s["converged"] else "no (upper bound)"]
                      for s in target["scratch"]]))
     if target["compute"]:
-        md.append("Compute: the fine-tuned run's FLOPs to first reach its scratch twin's best loss,"
-                  " over the twin's FLOPs to its best.\n")
+        md.append("Compute: FLOPs for the fine-tune to reach its scratch twin's best loss, over "
+                  "the twin's.\n")
         keys = ("N", "D_f", "C_scratch", "C_finetune_best", "C_finetune_reach", "ratio",
                 "C_pretrain", "ratio_with_pretrain")
         md.append(table(["N", "D_f", "C scratch", "C fine-tune best", "C to reach", "ratio",
@@ -384,11 +351,10 @@ def reinit_md(rows):
     """The Chinese check: fresh embedding rows for the tokens pre-training did not see."""
     first = rows[0]["reinit"] or {}
     md = ["## The embedding check: fine-tuning with fresh rows for unseen tokens\n",
-          f"reinit_rare re-initialised the embedding rows of {first.get('tokens', '?')} tokens "
-          f"whose share of the English pre-training split is below {first.get('below', '?')} "
-          f"(together {100 * first.get('share', 0):.4f}% of it). If the negative transfer is "
-          f"the byte embedding's, these fine-tunes are worth more than the grid's; if it is the "
-          f"language's, they are not.\n",
+          f"reinit_rare re-initialised the rows of {first.get('tokens', '?')} tokens whose share "
+          f"of the English pre-training split is below {first.get('below', '?')} (together "
+          f"{100 * first.get('share', 0):.4f}% of it): better fine-tunes than the grid's put the "
+          f"negative transfer on the byte embedding, not on the language.\n",
           table(["run", "N", "D_f", "loss", "grid fine-tune loss", "D_e/D_f", "grid D_e/D_f"],
                 [[r["run"], num(r["N"]), num(r["D_f"]), num(r["loss"], ".4f"),
                   num(r["grid_loss"], ".4f"), num(r["ratio"]) + f" ({r['ratio_where']})",
@@ -420,34 +386,27 @@ def report_md(res, found):
           f"Kaplan convention.\n"]
     md += headline_md(targets)
     md.append("## Findings\n")
-    for f in found:
-        tag = {True: " (Kim (2021)'s finding holds)",
-               False: " (Kim (2021)'s finding does not hold)",
-               None: ""}[f["holds"]]
-        md.append(f"**{f['title']}{tag}.** {f['text']}\n")
+    tags = {True: " (Kim (2021)'s finding holds)", None: "",
+            False: " (Kim (2021)'s finding does not hold)"}
+    md += [f"**{f['title']}{tags[f['holds']]}.** {f['text']}\n" for f in found]
     for target in targets.values():
         md += target_md(target)
     if pretrain:
-        md.append("## English pre-training\n")
-        md.append(table(["runs", "N", "best loss", "FLOPs"],
-                        [[", ".join(p["runs"]), num(p["N"]), num(p["loss"], ".4f"),
-                          num(p["flops"])] for p in pretrain["points"]]))
-    if res["checks"].get("calibration"):
-        md += calibration_md(res["checks"]["calibration"])
-    if res["checks"].get("reinit"):
-        md += reinit_md(res["checks"]["reinit"])
-    if res["checks"].get("paired"):
-        md += paired_md(res["checks"]["paired"])
+        md += ["## English pre-training\n", table(["runs", "N", "best loss", "FLOPs"], [
+            [", ".join(p["runs"]), num(p["N"]), num(p["loss"], ".4f"), num(p["flops"])]
+            for p in pretrain["points"]])]
+    for key, section in (("calibration", calibration_md), ("reinit", reinit_md),
+                         ("paired", paired_md)):
+        if res["checks"].get(key):
+            md += section(res["checks"][key])
     if res["checks"]["runs"]:
         md += checks_md(res["checks"])
-    md.append("## Corpora\n\nWhat the runs trained on (prepare/'s meta.json): a different sha256 "
-              "is a different corpus, and the numbers above move with it.\n")
-    rows = []
-    for dataset, meta in res.get("corpora", {}).items():
-        sha256 = (meta or {}).get("sha256", {})
-        rows.append([dataset, sha256.get("train", "?"), sha256.get("val", "?"),
-                     ", ".join((meta or {}).get("sources") or []) or "?"])
-    md.append(table(["dataset", "train.bin sha256", "val.bin sha256", "sources"], rows))
+    md.append("## Corpora\n\nWhat the runs trained on (prepare/'s meta.json; another sha256 is "
+              "another corpus).\n")
+    corpora = {k: m or {} for k, m in res.get("corpora", {}).items()}
+    md.append(table(["dataset", "train.bin sha256", "val.bin sha256", "sources"],
+                    [[k, m.get("sha256", {}).get("train", "?"), m.get("sha256", {}).get("val", "?"),
+                      ", ".join(m.get("sources") or []) or "?"] for k, m in corpora.items()]))
     md.append("## Figures\n\n" + "\n".join(f"- ![{k}]({v})" for k, v in PLOTS.items()) + "\n")
     md.append("## Messages\n\n" + ("\n".join(f"- {m}" for m in res["messages"]) or "none") + "\n")
     return "\n".join(md)
@@ -543,10 +502,9 @@ def draw_fraction(ax, target):
             if not cells:
                 continue
             fraction = [1 / p["De_over_Df"] for p in cells]
-            below = [max(0, 1 / p["De_over_Df"] - 1 / p["De_over_Df_ci"][1])
-                     if p["De_over_Df_ci"] else 0 for p in cells]
-            above = [max(0, 1 / p["De_over_Df_ci"][0] - 1 / p["De_over_Df"])
-                     if p["De_over_Df_ci"] else 0 for p in cells]
+            ci = [p["De_over_Df_ci"] or (p["De_over_Df"],) * 2 for p in cells]
+            below = [max(0, f - 1 / hi) for f, (_, hi) in zip(fraction, ci)]
+            above = [max(0, 1 / lo - f) for f, (lo, _) in zip(fraction, ci)]
             ax.errorbar([p["D_f"] for p in cells], fraction, yerr=[below, above], fmt="o",
                         c=color[n], mfc=None if measured else "none", ms=4, lw=0.8,
                         label=f"N={n:.3g}" if measured else None)
@@ -583,9 +541,10 @@ def draw_compute(ax, target):
                                     (c["curve_finetune"], "--", "fine-tuned")):
             if curve:
                 flops, loss = np.array(curve).T
-                ax.plot(flops, loss, style, c=color[c["D_f"]], lw=1, label=f"{label} D={c['D_f']:.3g}")
+                line = dict(c=color[c["D_f"]], lw=1)
+                ax.plot(flops, loss, style, label=f"{label} D={c['D_f']:.3g}", **line)
                 if label == "fine-tuned" and c["C_pretrain"]:
-                    ax.plot(flops + c["C_pretrain"], loss, ":", c=color[c["D_f"]], lw=1)
+                    ax.plot(flops + c["C_pretrain"], loss, ":", **line)
     ax.set(xscale="log", xlabel="training FLOPs (Kaplan)", ylabel="val loss (nats/token)",
            title=f"N={n:.3g}")
 
@@ -604,7 +563,8 @@ def plot_pretrain(pretrain, path_N, path_C):
     ax.set(xscale="log", yscale="log", xlabel="N (non-embedding params)", ylabel="best val loss")
     save(fig, path_N)
     fig, axes = grid(1, 1, "English pre-training: loss vs compute (Fig 3)")
-    ax, color, frontier = axes[0, 0], colors(p["N"] for p in pretrain["points"]), pretrain["frontier"]
+    ax, color = axes[0, 0], colors(p["N"] for p in pretrain["points"])
+    frontier = pretrain["frontier"]
     for p in pretrain["points"]:
         if p["curve"]:
             ax.plot(*np.array(p["curve"]).T, c=color[p["N"]], lw=1, label=f"N={p['N']:.3g}")

@@ -7,17 +7,10 @@ fit_scaling.py on the results.
     python sweep.py config/sweep_paper.py --print > cmds    # commands for a cluster, in order
     python sweep.py config/sweep_paper.py --slurm out/slurm # SLURM jobs: bash out/slurm/submit.sh
 
-Runs whose log.json says they finished are skipped; interrupted ones resume from their ckpt.pt
-(or start afresh where it is corrupt); a failed run is retried once. Killing sweep.py kills its
-runs and the fit too, Ctrl-C stops them resumably, and starting it again finishes the grid; one
-sweep at a time on an out_dir (<out_dir>/sweep.lock). Each run's output goes to
-<out_dir>/<run>/train.txt.
-
-Each run is `python train.py ...` as --print shows it; on a machine without GPUs it runs in a
-fork of this process, which has imported torch once (fork_runs): a new interpreter spends ~2 s
-importing torch and dynamo, 13% of the built-in study's time. train.py still runs as a script,
-top to bottom, in its own process. GPU runs and multi-process launches (pretrain_launcher) are
-started as commands.
+Finished runs are skipped, interrupted ones resume, a failed one is retried once; starting it
+again finishes the grid (one sweep at a time on an out_dir). Run output: <out_dir>/<run>/train.txt.
+Each run is `python train.py ...` as --print shows it; without GPUs, in a fork of this process,
+which has imported torch once (fork_runs): a run then skips the interpreter's start-up.
 """
 
 import ast
@@ -47,38 +40,29 @@ pretrain_configs = []  # config files every pre-training run starts from
 transfer_configs = []  # ... and every transfer run (fine-tuned and scratch alike)
 pretrain = {}  # train.py overrides for the pre-training runs
 transfer = {}  # ... for the transfer runs (both twins)
-run_overrides = {}  # train.py overrides for every run, after the size's: e.g. a CPU-sized twin of a
-                    # GPU study (device='cpu', tiny budgets), as tests/test_sweep.py runs one
+run_overrides = {}  # train.py overrides for every run, after the size's (e.g. device='cpu')
 dataset_tokens = [4096, 16384, 65536]  # the D_f grid: a fine-tuned and a scratch run each
-scratch_only_tokens = []  # D_f values with scratch runs only, beyond the grid: D_e must
-                          # be read off the scratch curve at losses the fine-tunes reach
-repeats = {}  # D_f -> runs per grid cell at that D_f, both twins, each with its own run seed,
-              # draw of D_f documents and (fine-tuned) pre-trained model: runs differ most at the
-              # smallest D_f; fit_scaling.py averages a cell's runs and reads the spread off them
-seed = 0  # the study's seed: moves every seed at once (pre-training, runs, D_f documents), so
-          # that a rerun with another shows what the intervals must cover; 0 = seeds 1337, ...
+scratch_only_tokens = []  # D values with scratch runs only, beyond the grid: D_e is read off the
+                          # scratch curve at losses the fine-tunes reach
+repeats = {}  # D_f -> runs per grid cell, each with its own seed, D_f draw and pre-trained model
+seed = 0  # the study's seed: moves every seed at once (a rerun with another tests the intervals)
 pretrain_seeds = 1  # pre-trained models per size: the fine-tunes of a size take them in turn
-learning_rates = []  # candidate learning rates (e.g. a factor of 2 apart). Before the grid, each
-                     # language, size and arm (fine-tuned, scratch) is trained at each of them on
-                     # calibration_tokens, and the grid and its checks use each arm's best (lowest
-                     # test loss): a rate shared by both arms, or tuned on one, can favour either
+learning_rates = []  # candidates: each language, size and arm is first trained at each on
+                     # calibration_tokens and then uses its best (a shared rate favours one arm)
 calibration_tokens = []  # the D_f of the calibration runs: one or two values of the grid
 english_val = True  # log the English val loss during fine-tuning runs (forgetting)
-# runs beside the grid, to test the grid's choices: a fine-tuned and a scratch twin each, e.g.
-# dict(language='de', size='55K', dataset_tokens=8192, tag='seed2', seed=2) (run-to-run spread) or
-# dict(..., tag='patience20', patience=20) (does a longer patience change the best loss?), or one
-# of them with init='sc' or 'ft' (a scratch-only D has no fine-tuned twin).
-# fit_scaling.py reports them beside their grid twin instead of fitting them.
+# runs beside the grid (a fine-tuned and a scratch twin, or init='sc'/'ft' alone), reported beside
+# their grid twin, not fitted: e.g. dict(language='de', size='55K', dataset_tokens=8192,
+# tag='seed2', seed=2) for the run-to-run spread
 checks = []
 jobs = 1  # runs at once: one GPU each when there are GPUs, else the CPU cores split evenly
 print_only = False  # print the commands instead of running them (--print)
-pretrain_launcher = ''  # e.g. 'torchrun --standalone --nproc_per_node=8': pre-training runs then
-                        # use every GPU of the node, one at a time, before the transfer runs
+pretrain_launcher = ''  # e.g. 'torchrun --standalone --nproc_per_node=8' for pre-training runs
 retries = 1
 fork_runs = True  # start CPU runs as forks of this process with torch imported (POSIX; see above)
 cost = False  # print the FLOPs and GPU-hours of every run instead of running them (--cost)
-gpu_flops = 1.25e14  # achieved FLOP/s per GPU for --cost: an A100 at 40% of its 312 TFLOP/s bf16 peak
-prepare = False  # first run the prepare command of every dataset the grid needs and lacks (--prepare)
+gpu_flops = 1.25e14  # achieved FLOP/s per GPU for --cost (an A100 at 40% of its bf16 peak)
+prepare = False  # first prepare every dataset the grid needs and lacks (--prepare)
 fit = True  # run fit_scaling.py at the end
 fit_args = []
 # SLURM (--slurm DIR): write the grid as batch jobs for a cluster instead of running it (slurm.py)
@@ -95,7 +79,7 @@ slurm_cpus = 8  # CPUs per GPU (--cpus-per-task; a pre-training job's: this x gp
 slurm_mem = '64G'  # --mem of an array task and of the fit (pre-training jobs take whole nodes)
 slurm_signal_margin = 300  # seconds before the time limit: the run writes ckpt.pt, the job requeues
 pretrain_nodes = {}  # size -> nodes of its pre-training job (1 if not named), e.g. {'124M': 2}
-array_throttle = 0  # at most this many tasks of an array at once (sbatch --array=...%N); 0: no limit
+array_throttle = 0  # at most this many tasks of an array at once (--array=...%N); 0: no limit
 # -----------------------------------------------------------------------------
 
 

@@ -5,16 +5,11 @@ One script for the three kinds of run of the study:
     the from-scratch twin:     python train.py config/scratch_de.py --dataset_tokens=1e6
 on one process (add --device=cpu on a laptop) or under DDP:
     torchrun --standalone --nproc_per_node=8 train.py config/pretrain_70M.py
-
-The run's result is out_dir/log.json (the contract with fit_scaling.py, docs/contracts.md), rewritten
-atomically at every evaluation, with best.pt (the model at the best validation loss, the one
-fine-tuning starts from, written at every new best) and ckpt.pt (for init_from='resume', written at
-evaluations while its writes take less than ckpt_share of the run's time, at the end, and when
-SIGTERM or SIGUSR1 (a sweep stopping it, SLURM's pre-emption or time limit) asks the run to stop).
+The result is out_dir/log.json (docs/contracts.md), with best.pt (the model at the best
+validation loss, which fine-tunes start from) and ckpt.pt (for init_from='resume').
 """
 
 import copy
-import fcntl
 import json
 import math
 import os
@@ -23,17 +18,18 @@ import sys
 import time
 _t_process = time.time()  # the start-up (imports, data, model) counts as run overhead
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import configure
 from model import GPT, GPTConfig, compile_model
-from runtime import (budget_tokens, check_ids, compile_cache_counts, dense_eval_iters,
-                     device_settings, get_batch, load_checkpoint, load_meta, load_tokens,
-                     optimizer_step, peak_flops, use_compile_cache)
-from util import atomic_write, fail, remove_dead_temps
+from runtime import (Timers, agreed, budget_tokens, check_config, check_ids, claim_out_dir,
+                     compile_cache_counts, count_bytes, crash_message, dense_eval_iters,
+                     device_settings, draw_train_data, get_batch, load_checkpoint, load_meta,
+                     load_tokens, load_val, mean_loss, optimizer_step, peak_flops, reinit_rare_rows,
+                     resume_checkpoint, source_shape, use_compile_cache)
+from util import atomic_write, check, fail
 
 sys.stdout.reconfigure(line_buffering=True)  # a redirected run's train.txt shows each line at once
 
@@ -42,32 +38,23 @@ sys.stdout.reconfigure(line_buffering=True)  # a redirected run's train.txt show
 # I/O
 out_dir = 'out/run'
 init_from = 'scratch'  # 'scratch', 'resume' (continue out_dir/ckpt.pt) or a checkpoint to fine-tune
-reinit_rare = 0.0  # fine-tuning: fresh embedding rows (input and tied output) for the tokens whose
-                   # share of the pre-training split is below this (0 = off): pre-training trained
-                   # the rows of tokens it never saw (bytes >= 0x80 after English) only to be unlikely
-overwrite = False  # a new run where out_dir holds one replaces it (else refused: one run, one out_dir)
+reinit_rare = 0.0  # fine-tuning: fresh embedding rows for tokens rarer than this in pre-training
+overwrite = False  # replace a run already in out_dir (else refused: one run, one out_dir)
 role = ''  # 'pretrain' | 'scratch' | 'finetune'; '' infers it from init_from and the language
 tag = ''  # labels a run outside a sweep's grid (a check): fit_scaling.py reports it, not fits it
 # data
 data_dir = 'data'
 dataset = 'builtin_en'  # data_dir/<dataset>/{train,val}.bin + meta.json, written by prepare/
 dataset_tokens = 0  # D_f: train on D_f tokens of the (document-shuffled) train split; 0 = all
-data_seed = 0  # which D_f tokens: 0 = the first ones; else consecutive documents from an offset
-               # this seed draws (a fine-tuned run and its scratch twin share it: the same text)
-data_chunk = 0  # with data_seed: D_f as pieces of this many tokens from as many places of the
-                # split (0: consecutive documents), so that a small D_f spans many documents
-data_documents = False  # ... the pieces being the first data_chunk tokens of documents the seed
-                        # draws: corpora of the same documents in the same order (parallel ones,
-                        # prepare/debian_docs.py --parallel_only) then draw the same documents
-extra_val = ''  # comma-separated datasets whose val split is also evaluated (e.g. forgetting), at
-                # the first and last evaluation and on the best model: every evaluation would cost
-                # a fine-tune more time than its training
-test_split = True  # evaluation windows from the first half of the val split, and at the end the
-                   # best model on as many windows from its second half: the loss a study reports
-                   # is then not the one that chose when to stop
+data_seed = 0  # which D_f tokens: 0 = the first; else documents from an offset this seed draws
+data_chunk = 0  # with data_seed: D_f as pieces of this many tokens (0: consecutive documents)
+data_documents = False  # ... the pieces being the first tokens of documents the seed draws
+extra_val = ''  # comma-separated datasets whose val split is also evaluated (forgetting): at the
+                # first and last evaluation and on the best model (each would cost a fine-tune more)
+test_split = True  # evaluate on the val split's first half, and the best model at the end on its
+                   # second: the loss a study reports is not the one that chose when to stop
 eval_tokens = 262144  # the fixed validation set: eval_tokens tokens spread over the val split
-test_tokens = 0  # the test set, evaluated once on the best model (0 = eval_tokens): the frequent
-                 # stopping evaluations only rank steps and can be smaller than the measurement
+test_tokens = 0  # the test set's tokens (0 = eval_tokens), evaluated once on the best model
 eval_batch_size = 0  # sequences per evaluation forward pass; 0 = batch_size, 4 x that on CUDA
 # evaluation and stopping
 eval_interval = 100
@@ -76,20 +63,14 @@ log_interval = 10
 patience = 0  # validation has stalled after this many evaluations without improvement ...
 patience_epochs = 0.0  # ... once also this many epochs of D_f passed since the best one ...
 min_iters = 0  # ... and never before this step (0 = patience off: the run ends at its budget)
-min_overfit = 0.0  # ... and, when > 0, only once the model overfits: the mean val loss of those
-                   # patience evaluations this fraction above the best (a flat stretch is a plateau
-                   # that small models leave again, not convergence; a train-val gap is no sign
-                   # either, a few thousand bytes of train differ from the val split anyway)
+min_overfit = 0.0  # ... and (> 0) once those evaluations' mean val loss is this fraction above the
+                   # best: small models leave a plateau again, only overfitting is final
 # the budget: max_iters, or max_tokens when > 0, or max_epochs of D_f when > 0 (then clamped to
 # [min_tokens, max_tokens]): a budget that grows with D_f lets a run on more data train longer
 max_tokens = 0
 max_epochs = 0.0
 min_tokens = 0
-# checkpoints: best.pt (the model) at every new best; ckpt.pt (the model, optimizer and data
-# position, for init_from='resume') at an evaluation only while writing ckpt.pt has taken less
-# than this share of the run's time (best.pt's writes do not count: they must not starve it), and
-# always at the end and on SIGTERM/SIGUSR1 (a resumed run repeats what followed)
-ckpt_share = 0.05
+ckpt_share = 0.05  # ckpt.pt at evaluations while its writes take less than this share of the time
 # model
 n_layer = 4
 n_head = 4
@@ -97,13 +78,9 @@ n_embd = 256
 block_size = 256
 dropout = 0.0
 bias = False
-# optimizer: AdamW, a linear warm-up, then lr_schedule:
-#   'cosine': decay to min_lr at max_iters; a stall (patience) stops the run
-#   'wsd' (warmup-stable-decay): learning_rate until validation stalls; then back to the model
-#       and optimizer of the best evaluation, a linear decay to min_lr over decay_frac of the
-#       steps to it, and the run ends. The best loss then depends on the data, not on the budget
-#       nor on how long the stall took to detect; a run that reaches its budget first decays
-#       over its last steps and is marked unconverged.
+# optimizer: AdamW, a linear warm-up, then lr_schedule 'cosine' (to min_lr at max_iters) or 'wsd':
+# learning_rate until a stall, then from the best evaluation a linear decay to min_lr over
+# decay_frac of its steps (the best loss then depends on the data, not on the budget)
 lr_schedule = 'cosine'
 decay_frac = 0.2
 batch_size = 16  # sequences per micro-step (per process)
@@ -118,9 +95,9 @@ warmup_iters = 100
 min_lr = -1.0  # -1 = learning_rate / 10
 # system
 device = 'cuda' if torch.cuda.is_available() else 'cpu'
-dtype = 'auto'  # 'float32' | 'bfloat16' | 'float16'; auto = bf16 on CUDA (fp16 without it), fp32 on CPU
+dtype = 'auto'  # 'float32' | 'bfloat16' | 'float16'; auto: bf16 on CUDA (else fp16), fp32 on CPU
 compile = None  # torch.compile: None = on for CUDA and CPU bf16/fp16, off for CPU float32
-compile_cache = '.cache/torchinductor'  # torch.compile's caches, shared by a sweep's runs; '' = torch's
+compile_cache = '.cache/torchinductor'  # torch.compile's caches, shared by runs; '' = torch's
 seed = 1337
 # -----------------------------------------------------------------------------
 config_keys = [k for k, v in globals().items()
@@ -129,10 +106,20 @@ explicit_keys = configure(globals(), sys.argv[1:])
 # -----------------------------------------------------------------------------
 
 
+def write_failed_log(error):
+    """log.json 'failed' with error, where the run has one: a sweep then never waits on it."""
+    if master_process and 'log' in globals() and os.path.isdir(out_dir):
+        log.update(status='failed', error=error)
+        try:
+            atomic_write([(log_path, json_file(log))])
+        except OSError:
+            pass
+
+
 def interrupted(signum, frame):
     # Ctrl-C, or a sweep stopping its runs: one line, not a KeyboardInterrupt traceback; the last
     # checkpoint stays and log.json says 'running', so the run resumes where it was
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # once: a second Ctrl-C must not cut the exit short
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the exit short
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     saved = os.path.exists(os.path.join(out_dir, 'ckpt.pt'))  # before the first one: no resume
     fail(f"interrupted by {signal.Signals(signum).name}: " + (
@@ -145,27 +132,9 @@ def crashed(kind, value, tb):
     # log.json 'failed' with that line, so that nobody (nor a sweep) takes the run for running
     if kind is KeyboardInterrupt or not issubclass(kind, Exception):
         return sys.__excepthook__(kind, value, tb)
-    while tb.tb_next:
-        tb = tb.tb_next
-    where = f"{os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
-    # CUDA's allocator raises OutOfMemoryError, the CPU's a RuntimeError (can't allocate memory)
-    oom = isinstance(value, (MemoryError, torch.OutOfMemoryError)) or any(
-        s in str(value) for s in ('out of memory', "can't allocate memory"))
-    reason = (f"{'out of memory' if oom else type(value).__name__}"
-              f"{' at iter ' + str(it) if 'it' in globals() else ''}: "
-              f"{str(value).splitlines()[0][:200] if str(value) else kind.__name__} ({where})")
-    if oom:
-        advice = ("resume with a smaller --batch_size and a larger --gradient_accumulation_steps, "
-                  "their product kept (--init_from=resume takes them)" if os.path.exists(ckpt_path)
-                  else "start again with a smaller --batch_size and --overwrite=True")
-    else:
-        advice = "an unexpected error: report it with this line"
-    if master_process and 'log' in globals() and os.path.isdir(out_dir):
-        log.update(status='failed', error=reason)
-        try:
-            atomic_write([(log_path, json_file(log))])
-        except OSError:
-            pass
+    reason, advice = crash_message(kind, value, tb, globals().get('it'),
+                                   os.path.exists(os.path.join(out_dir, 'ckpt.pt')))
+    write_failed_log(reason)
     print(f"error: {reason}: {advice}", file=sys.stderr)  # then the interpreter exits with 1
 
 
@@ -174,8 +143,8 @@ sys.excepthook = crashed
 
 def stop_requested(signum, frame):
     # SIGTERM/SIGUSR1 while training (SLURM's pre-emption and time-limit signals, a sweep stopping
-    # its runs): noted, and acted on after the step in progress, where ckpt.pt can be written, so
-    # that a requeued job repeats no work; a second one changes nothing
+    # its runs): acted on after the step in progress, where ckpt.pt can be written, so that a
+    # requeued job repeats no work; a second one changes nothing
     global stop_signal
     stop_signal = stop_signal or signum
 
@@ -183,8 +152,9 @@ def stop_requested(signum, frame):
 stop_signal = None
 for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
     signal.signal(_sig, interrupted)  # until training begins: nothing to save yet
-if device.split(':')[0] not in ('cpu', 'cuda') or device.startswith('cuda') and not torch.cuda.is_available():
-    fail(f"device={device!r} is not available here: use --device=cpu")
+check(device.split(':')[0] not in ('cpu', 'cuda') or
+      device.startswith('cuda') and not torch.cuda.is_available(),
+      f"device={device!r} is not available here: use --device=cpu")
 
 # distributed setup: torchrun sets RANK; gloo on CPU so the DDP path is testable here
 ddp = int(os.environ.get('RANK', -1)) != -1
@@ -197,263 +167,83 @@ if ddp:
 else:
     rank, world_size = 0, 1
 master_process = rank == 0
-ckpt_path, best_path, log_path = (os.path.join(out_dir, f) for f in ('ckpt.pt', 'best.pt', 'log.json'))
-shape_keys = ('n_layer', 'n_head', 'n_embd', 'block_size', 'bias')
-ckpt = None
+ckpt_path, best_path, log_path = (os.path.join(out_dir, f)
+                                  for f in ('ckpt.pt', 'best.pt', 'log.json'))
 
 
 def run_files():
-    """The files of a run already in out_dir: a new run there is refused unless overwrite, so
-    that rerunning a command never replaces a run (and the best.pt fine-tunes start from)."""
+    # a new run in an out_dir that holds one is refused unless overwrite: rerunning a command
+    # never replaces a run (nor the best.pt fine-tunes start from)
     found = [p for p in (log_path, ckpt_path, best_path) if os.path.exists(p)]
-    if found and init_from != 'resume' and not overwrite:
-        fail(f"{out_dir} holds a run ({', '.join(map(os.path.basename, found))}): continue it with "
-             f"--init_from=resume, or start over with another --out_dir or --overwrite=True")
+    check(found and init_from != 'resume' and not overwrite,
+          f"{out_dir} holds a run ({', '.join(map(os.path.basename, found))}): continue it with "
+          f"--init_from=resume, or start over with another --out_dir or --overwrite=True")
     return found
 
 
 run_files()
-if init_from == 'resume':
-    try:
-        with open(log_path) as f:
-            run_log = json.load(f)
-        status = run_log.get('status')
-    except (OSError, ValueError, AttributeError):
-        run_log, status = None, None
-    if status in ('done', 'early_stopped'):  # nothing to add: rewriting its log would only harm it
-        if master_process:
-            print(f"{out_dir}: the run is finished ({status}); nothing to resume, left as it is")
-        sys.exit(0)
-    if not os.path.exists(ckpt_path):
-        fail(f"init_from='resume' but there is no {ckpt_path}: start the run without it")
-    ckpt = load_checkpoint(ckpt_path, fail, f"move it aside and start the run afresh without init_from=resume")
-    # ckpt.pt must be this run's: one copied in from another run would continue as this one
-    theirs = {k: ckpt['config'].get(k) for k in ('dataset', 'dataset_tokens', 'seed', *shape_keys)}
-    ours = {k: ((run_log or {}).get('config') or {}).get(k, v) for k, v in theirs.items()}
-    if theirs != ours:
-        fail(f"{ckpt_path} is not this run's (it has " + ', '.join(
-            f"{k}={v!r}" for k, v in theirs.items() if v != ours[k]) + f", {log_path} " + ', '.join(
-            f"{k}={v!r}" for k, v in ours.items() if v != theirs[k]) + "): put the run's own ckpt.pt "
-            "back, or start over with --overwrite=True")
-    # a resumed run is the same run: its original config wins over everything but the system keys
-    # and the split of a step into micro-steps (out of memory: a smaller batch_size, more steps)
-    resplit = {'batch_size', 'gradient_accumulation_steps', 'eval_batch_size'} & set(explicit_keys)
-    ignored = []
-    for k, v in ckpt['config'].items():
-        if k not in ('device', 'dtype', 'compile', 'out_dir', 'init_from', 'overwrite', *resplit):
-            if k in explicit_keys and globals()[k] != v:
-                ignored.append(f"{k}={globals()[k]!r} (the run has {v!r})")
-            globals()[k] = v
-    if ignored and master_process:
-        print(f"resume: the checkpoint's config wins; ignored: {', '.join(ignored)}")
-    run_step = ckpt['config']['batch_size'] * ckpt['config']['gradient_accumulation_steps']
-    per_step = batch_size * gradient_accumulation_steps
-    if resplit - {'eval_batch_size'} and per_step != run_step:
-        fail(f"resume: batch_size x gradient_accumulation_steps must stay the run's {run_step} "
-             f"(got {per_step}): a step's tokens are part of the run")
-    # CPU kernels split their sums over threads, so the thread count is part of a bit-exact resume
-    threads, now = ckpt.get('num_threads'), torch.get_num_threads()
-    if threads not in (None, now):
-        torch.set_num_threads(threads)
-    if master_process and threads != now:
-        print("resume: " + (f"the run's {threads} thread(s), not {now}, so that it continues bit for bit"
-                            if threads else "the checkpoint does not record its thread count: the run "
-                            "may differ in the last digits"))
+# resume: the run's own ckpt.pt, and its config over this one's (a finished run exits here)
+ckpt = None if init_from != 'resume' else resume_checkpoint(globals(), explicit_keys,
+                                                             master_process)
 config = {k: globals()[k] for k in config_keys}
-if gradient_accumulation_steps % world_size:
-    fail(f"gradient_accumulation_steps={gradient_accumulation_steps} must be a multiple of "
-         f"the number of processes ({world_size})")
+check(gradient_accumulation_steps % world_size,
+      f"gradient_accumulation_steps={gradient_accumulation_steps} must be a multiple of "
+      f"the number of processes ({world_size})")
 grad_accum = gradient_accumulation_steps // world_size
-if dtype not in ('auto', 'float32', 'bfloat16', 'float16') or compile not in (None, True, False):
-    fail(f"dtype must be auto/float32/bfloat16/float16 (got {dtype!r}), compile True or False")
-device_type, dtype, compile, autocast = device_settings(device, dtype, compile)
-config.update(device=device, dtype=dtype, compile=compile)
 
 # -----------------------------------------------------------------------------
 # data: uint16 token ids, read through np.memmap, checked by runtime.load_meta/load_tokens/check_ids
-
-def count_bytes(tokens, meta):
-    """UTF-8 bytes of the text these tokens encode: each token's byte length summed (end-of-text
-    ids encode no text), a chunk at a time, so a billion tokens need no more memory than a few."""
-    lengths = np.ones(meta['vocab_size'], dtype=np.int64)
-    if meta['tokenizer'] != 'bytes':
-        from prepare.common import gpt2_encoding
-        enc = gpt2_encoding()
-        lengths = np.array([len(enc.decode_single_token_bytes(i)) if i != meta['eot_token'] else 0
-                            for i in range(meta['vocab_size'])], dtype=np.int64)
-    lengths[meta['eot_token']] = 0
-    chunk = 1 << 24
-    return int(sum(lengths[np.asarray(tokens[i:i + chunk])].sum() for i in range(0, len(tokens), chunk)))
-
-
 meta = load_meta(data_dir, dataset, fail)
-
 # a checkpoint to start from: the shape and tokenizer come from it, and must fit the data
-if ckpt is not None:
-    source = ckpt
-elif init_from != 'scratch':
-    if not os.path.exists(init_from):
-        fail(f"init_from={init_from!r} is neither 'scratch', 'resume' nor an existing checkpoint")
-    source = load_checkpoint(init_from, fail, "rerun the run that wrote it, or choose another init_from")
-else:
-    source = None
-if source is not None:
-    # the shape comes from the checkpoint; naming a different one is a mistake, not a request
-    for k in shape_keys:
-        if k in explicit_keys and config[k] != source['model_args'][k]:
-            fix = (f"drop --{k}" if explicit_keys[k] == f"--{k}" else
-                   f"override it with --{k}={source['model_args'][k]}")
-            fail(f"{k}={config[k]} (from {explicit_keys[k]}) but checkpoint {init_from} has "
-                 f"{k}={source['model_args'][k]}: {fix} or use a checkpoint of that shape")
-        globals()[k] = config[k] = source['model_args'][k]
-    if (source['tokenizer'], source['model_args']['vocab_size']) != (meta['tokenizer'], meta['vocab_size']):
-        fail(f"checkpoint {init_from} was trained with tokenizer {source['tokenizer']} "
-             f"(vocab {source['model_args']['vocab_size']}), but {dataset} uses {meta['tokenizer']} "
-             f"(vocab {meta['vocab_size']}): prepare {dataset} with --tokenizer {source['tokenizer']}")
-for k in ('batch_size', 'block_size', 'eval_interval', 'eval_tokens', 'n_layer', 'n_head', 'n_embd'):
-    if globals()[k] < 1:
-        fail(f"{k}={globals()[k]} must be at least 1: set --{k} to a positive value")
-if n_embd % n_head:
-    fail(f"n_head={n_head} does not divide n_embd={n_embd}: choose n_head among "
-         f"{[h for h in range(1, n_embd + 1) if n_embd % h == 0][:12]}")
-if gradient_accumulation_steps < 1:  # 0 steps would end a run that never trained as 'done'
-    fail(f"gradient_accumulation_steps={gradient_accumulation_steps} must be at least 1: "
-         f"set --gradient_accumulation_steps to a positive value")
-if eval_batch_size < 0:
-    fail(f"eval_batch_size={eval_batch_size} must be at least 1, or 0 (batch_size): fix it")
-if not (math.isfinite(learning_rate) and math.isfinite(min_lr)):
-    fail(f"learning_rate={learning_rate} and min_lr={min_lr} must be finite numbers: fix them")
-if not 0 <= dropout < 1:
-    fail(f"dropout={dropout} must be in [0, 1): a probability (0 = off)")
-if learning_rate < 0 or (min_lr < 0 and min_lr != -1):
-    fail(f"learning_rate={learning_rate} and min_lr={min_lr} must not be negative (min_lr=-1 "
-         f"is learning_rate/10): fix them")
-for k in ('eval_tokens', 'test_tokens'):
-    if globals()[k] < block_size and (k == 'eval_tokens' or globals()[k] != 0):
-        fail(f"{k}={globals()[k]} is less than one window of block_size={block_size} tokens: "
-             f"raise --{k} to at least {block_size}")
+source = ckpt
+if ckpt is None and init_from != 'scratch':
+    check(not os.path.exists(init_from),
+          f"init_from={init_from!r} is neither 'scratch', 'resume' nor an existing checkpoint")
+    source = load_checkpoint(init_from, fail,
+                             "rerun the run that wrote it, or choose another init_from")
+if source is not None:  # the shape comes from the checkpoint, which must fit the data
+    globals().update(source_shape(source, init_from, config, explicit_keys, meta, dataset))
+check_config(globals())
+device_type, dtype, compile, autocast = device_settings(device, dtype, compile)
+config.update(device=device, dtype=dtype, compile=compile)
 tokens_per_iter = batch_size * block_size * gradient_accumulation_steps
 if min_lr < 0:
     min_lr = learning_rate / 10
-if lr_schedule not in ('cosine', 'wsd'):
-    fail(f"lr_schedule must be 'cosine' or 'wsd' (got {lr_schedule!r})")
-if not 0 <= min_overfit < 1:
-    fail(f"min_overfit={min_overfit} must be in [0, 1): a fraction of the best val loss (0 = off)")
-train_data = load_tokens(data_dir, dataset, 'train', fail, meta)
-if dataset_tokens == 0:
-    dataset_tokens = len(train_data)
-if dataset_tokens > len(train_data):
-    fail(f"dataset_tokens={dataset_tokens:,} but {dataset}'s train split holds only "
-         f"{len(train_data):,} tokens")
-if not 0 <= data_chunk <= len(train_data):
-    fail(f"data_chunk={data_chunk} must be between 0 (whole documents) and the split's "
-         f"{len(train_data):,} tokens")
-if dataset_tokens < block_size + 1:
-    fail(f"dataset_tokens={dataset_tokens} must be at least block_size+1 = {block_size + 1}")
-
-
-def draw_offset(seed):
-    """Where the D_f tokens start: 0 for data_seed 0, else the start of a document at an offset
-    the seed draws. It does not depend on D_f, so the runs of one draw are nested (2K bytes hold
-    the 1K bytes' documents): the curve over D then follows the data, not a new draw at each D."""
-    if seed == 0:
-        return 0
-    start = int(np.random.default_rng(seed).integers(0, len(train_data)))
-    eot = np.flatnonzero(train_data[start:start + (1 << 16)] == meta['eot_token'])
-    return (start + int(eot[0]) + 1) % len(train_data) if len(eot) else start
-
-
-def draw_pieces(seed, n):
-    """D_f as pieces of data_chunk tokens, each from another place of the split, in an order the
-    seed draws (nested too): a D_f of a few documents measures which documents were drawn more
-    than how much data there was; pieces of many documents measure the amount."""
-    order = np.random.default_rng(seed).permutation(len(split) // data_chunk)
-    starts = order[:math.ceil(n / data_chunk)] * data_chunk
-    return int(starts[0]), np.asarray(split[starts[:, None] + np.arange(data_chunk)]).ravel()[:n]
-
-
-def draw_document_pieces(seed, n):
-    """D_f as the first data_chunk tokens of documents in an order the seed draws (nested)."""
-    starts = np.concatenate([[0], np.flatnonzero(split[:-1] == meta['eot_token']) + 1])
-    ends = np.append(starts[1:], len(split))
-    order = np.random.default_rng(seed).permutation(len(starts))
-    pieces, total = [], 0
-    for d in order[:n]:  # every piece is at least one token
-        pieces.append(np.asarray(split[starts[d]:min(ends[d], starts[d] + data_chunk)]))
-        total += len(pieces[-1])
-        if total >= n:
-            break
-    return int(starts[order[0]]), np.concatenate(pieces)[:n]
-
-
-split = train_data
-if data_seed and data_chunk and data_documents:
-    data_offset, train_data = draw_document_pieces(data_seed, dataset_tokens)
-elif data_seed and data_chunk:
-    data_offset, train_data = draw_pieces(data_seed, dataset_tokens)
-else:
-    data_offset = draw_offset(data_seed)
-    train_data = split[data_offset:data_offset + dataset_tokens]
-if len(train_data) < dataset_tokens:  # past the end of the split: on from its start
-    train_data = np.concatenate([train_data, split[:dataset_tokens - len(train_data)]])
+split = load_tokens(data_dir, dataset, 'train', fail, meta)
+dataset_tokens = dataset_tokens or len(split)
+check(dataset_tokens > len(split), f"dataset_tokens={dataset_tokens:,} but {dataset}'s train "
+      f"split holds only {len(split):,} tokens")
+check(not 0 <= data_chunk <= len(split), f"data_chunk={data_chunk} must be between 0 (whole "
+      f"documents) and the split's {len(split):,} tokens")
+check(dataset_tokens < block_size + 1,
+      f"dataset_tokens={dataset_tokens} must be at least block_size+1 = {block_size + 1}")
+data_offset, train_data = draw_train_data(split, meta['eot_token'], dataset_tokens, data_seed,
+                                          data_chunk, data_documents)
 check_ids(train_data, meta, dataset, 'train', fail)
 config['dataset_tokens'] = dataset_tokens
 budget = budget_tokens(max_tokens, max_epochs, min_tokens, dataset_tokens)
 if budget > 0:
     max_iters = math.ceil(budget / tokens_per_iter)
 config.update(max_iters=max_iters, min_lr=min_lr)
-dataset_bytes = (meta['splits']['train']['bytes'] if dataset_tokens == meta['splits']['train']['tokens']
+dataset_bytes = (meta['splits']['train']['bytes'] if dataset_tokens == len(split)
                  else count_bytes(train_data, meta))
 # batches are block_size windows at uniformly random offsets into the first D_f tokens, drawn by
 # a generator of their own whose state the checkpoint keeps: a resumed run sees the same batches
 data_rng = torch.Generator().manual_seed(seed + rank)
-
-
-def load_val(name, m, half=None, tokens=None):
-    """The fixed validation set: eval_tokens tokens as block_size windows spread evenly over the
-    val split (so they sample many documents, not the first few), every world_size-th window
-    on each process. The same windows at every evaluation, for fine-tuned and scratch twins.
-    With test_split, half 0 takes the windows from the first half of the split, half 1 (the
-    test set) from the second."""
-    val = load_tokens(data_dir, name, 'val', fail, m)
-    if half is not None:
-        val = val[:len(val) // 2] if half == 0 else val[len(val) // 2:]
-    n = min(tokens or eval_tokens, len(val) - 1) // block_size
-    if n < 1:
-        fail(f"{name}'s val split has {len(val)} tokens, fewer than block_size+1 = {block_size + 1}")
-    starts = np.linspace(0, len(val) - block_size - 1, n).astype(np.int64)
-    windows = val[starts[:, None] + np.arange(block_size + 1)]
-    check_ids(windows.ravel(), meta, name, 'val', fail)
-    seqs = torch.from_numpy(windows.astype(np.int64))[rank::world_size]
-    return seqs[:, :-1], seqs[:, 1:], n * block_size, count_bytes(windows[:, 1:].ravel(), m)
-
-
-val_sets = {dataset: load_val(dataset, meta, 0 if test_split else None)}
-test_set = load_val(dataset, meta, 1, test_tokens) if test_split else None
+val_sets = {dataset: load_val(data_dir, dataset, meta, eval_tokens, block_size, rank, world_size,
+                              fail, 0 if test_split else None)}
+test_set = load_val(data_dir, dataset, meta, test_tokens or eval_tokens, block_size, rank,
+                    world_size, fail, 1) if test_split else None
 for name in filter(None, extra_val.split(',')):
     m = load_meta(data_dir, name, fail)
-    if (m['tokenizer'], m['vocab_size']) != (meta['tokenizer'], meta['vocab_size']):
-        fail(f"extra_val {name} uses tokenizer {m['tokenizer']} ({m['vocab_size']}), "
-             f"but {dataset} uses {meta['tokenizer']} ({meta['vocab_size']})")
-    val_sets[name] = load_val(name, m)
+    check((m['tokenizer'], m['vocab_size']) != (meta['tokenizer'], meta['vocab_size']),
+          f"extra_val {name} uses tokenizer {m['tokenizer']} ({m['vocab_size']}), "
+          f"but {dataset} uses {meta['tokenizer']} ({meta['vocab_size']})")
+    val_sets[name] = load_val(data_dir, name, m, eval_tokens, block_size, rank, world_size, fail)
 
 # every input is valid: only now the run's directory (the writes then stage their temp files here)
 if master_process:
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        if not os.access(out_dir, os.W_OK):
-            raise PermissionError(13, 'Permission denied')
-    except OSError as e:
-        fail(f"cannot write to out_dir={out_dir} ({e.strerror}): choose another --out_dir")
-    # one process at a time on a run: a lock on the directory (no file to leave behind), which
-    # dies with its process; a second one, started beside it, finds it held and leaves
-    out_dir_fd = os.open(out_dir, os.O_RDONLY)
-    try:
-        fcntl.flock(out_dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fail(f"another train.py is running on {out_dir}: wait for it to finish or stop it, "
-             f"or choose another --out_dir")
-    remove_dead_temps(out_dir)  # a writer killed mid-write left its temp file
+    out_dir_fd = claim_out_dir(out_dir)  # held until the process ends
     if init_from != 'resume':  # --overwrite=True: the old run goes now, not at its first evaluation
         for p in run_files():
             os.remove(p)
@@ -466,25 +256,11 @@ torch.manual_seed(seed)
 model = GPT(GPTConfig(**model_args))
 if source is not None:
     model.load_state_dict(source['model'])
-
-
-def reinit_rare_rows():
-    """Fresh rows, drawn as GPT draws them, for the tokens rarer than reinit_rare in the
-    pre-training split: how many, and their share of that split."""
+reinit = None  # fine-tuning only: not again on resume, the checkpoint holds the rows
+if reinit_rare > 0 and source is not None and ckpt is None:
     pre = source['config']
-    tokens = load_tokens(pre.get('data_dir', data_dir), pre['dataset'], 'train', fail)
-    counts = sum(np.bincount(tokens[i:i + (1 << 24)], minlength=meta['vocab_size'])
-                 for i in range(0, len(tokens), 1 << 24))[:meta['vocab_size']]
-    share = counts / counts.sum()
-    rare = torch.from_numpy(np.flatnonzero(share < reinit_rare))
-    with torch.no_grad():
-        wte = model.transformer.wte.weight
-        draw = torch.Generator().manual_seed(seed)
-        wte[rare] = torch.randn(len(rare), wte.shape[1], generator=draw) * 0.02
-    return dict(below=reinit_rare, tokens=len(rare), share=float(share[rare.numpy()].sum()))
-
-
-reinit = reinit_rare_rows() if reinit_rare > 0 and source is not None and ckpt is None else None
+    pre_train = load_tokens(pre.get('data_dir', data_dir), pre['dataset'], 'train', fail)
+    reinit = reinit_rare_rows(model, pre_train, meta['vocab_size'], reinit_rare, seed)
 model.to(device)
 N = model.n_params()
 flops_per_token = model.flops_per_token()
@@ -498,11 +274,12 @@ if compile:
     use_compile_cache(compile_cache)
     model = compile_model(model)
 if ddp:
-    model = DDP(model, device_ids=[int(os.environ['LOCAL_RANK'])] if device_type == 'cuda' else None)
+    model = DDP(model, device_ids=[int(os.environ['LOCAL_RANK'])] if device_type == 'cuda'
+                else None)
 
 if not role:
-    role = 'finetune' if source is not None else 'pretrain' if meta.get('language') == 'en' else 'scratch'
-    config['role'] = role
+    role = config['role'] = ('finetune' if source is not None else
+                             'pretrain' if meta.get('language') == 'en' else 'scratch')
 
 
 def get_lr(it):
@@ -540,9 +317,10 @@ def stalled():
 
 
 def start_decay(trigger):
-    steps = best['iter'] if trigger == 'stall' else it  # a stall goes back to the best's state
-    decay.update(start=it, end=min(max_iters, it + max(1, round(decay_frac * steps))), trigger=trigger,
-                 restored=best['iter'] if trigger == 'stall' else None)
+    restored = best['iter'] if trigger == 'stall' else None  # a stall goes back to the best's state
+    steps = it if restored is None else restored
+    decay.update(start=it, end=min(max_iters, it + max(1, round(decay_frac * steps))),
+                 trigger=trigger, restored=restored)
 
 
 def snapshot():
@@ -560,25 +338,10 @@ def run_over():
     return 'budget' if it >= max_iters else None
 
 
-@torch.inference_mode()
 def estimate_loss(x, y):
-    """Mean loss in nats/token over the whole fixed set, summed over processes; the sums stay on
-    the device until the end (one synchronisation an evaluation, not one a batch)."""
-    model.eval()
-    total = torch.zeros(2, dtype=torch.float64, device=device)
-    # no activations are kept for a backward pass: on CUDA 4x the training batch fits, in fewer,
-    # larger (faster) forward passes
+    # no activations are kept for a backward pass: on CUDA 4x the training batch fits
     step = eval_batch_size or batch_size * (4 if device_type == 'cuda' else 1)
-    for i in range(0, len(x), step):
-        xb, yb = x[i:i + step].to(device), y[i:i + step].to(device)
-        with autocast:
-            _, loss = model(xb, yb)
-        total[0] += loss.double() * yb.numel()
-        total[1] += yb.numel()
-    if ddp:
-        dist.all_reduce(total)
-    model.train()
-    return (total[0] / total[1]).item()
+    return mean_loss(model, x, y, step, device, autocast, ddp)
 
 
 def extra_losses():
@@ -616,28 +379,25 @@ if ckpt is not None:
             print(f"resume: {world_size} process(es), the checkpoint has {len(ckpt['data_rng'])}: "
                   f"each process's batches are drawn anew from its seed, rank and iter {it}")
     torch.set_rng_state(ckpt['torch_rng'])
-    init_path = log['init_from']
     log['status'] = 'running'
 else:
     it, best, evals_since_best, best_state = 0, None, 0, None
     decay = dict(start=None, end=None, trigger=None, restored=None)  # the wsd decay, once begun
-    init_path = None if source is None else init_from
     log = dict(
-        schema=1, status='running', role=role, init_from=init_path, config=config, reinit=reinit,
-        model=dict(model_args, N=N, flops_per_token=flops_per_token),
+        schema=1, status='running', role=role, init_from=None if source is None else init_from,
+        config=config, reinit=reinit, model=dict(model_args, N=N, flops_per_token=flops_per_token),
         data=dict(dataset=dataset, language=meta.get('language'), tokenizer=meta['tokenizer'],
                   dataset_tokens=dataset_tokens, dataset_bytes=dataset_bytes,
                   data_seed=data_seed, data_offset=data_offset, data_chunk=data_chunk,
-                  data_documents=data_documents,
-                  test_tokens=test_set[2] if test_set else None,
-                  test_bytes=test_set[3] if test_set else None,
-                  val_tokens=val_sets[dataset][2], val_bytes=val_sets[dataset][3],
-                  extra_val={k: dict(val_tokens=v[2], val_bytes=v[3]) for k, v in val_sets.items()
-                             if k != dataset}),
-        budget=dict(max_iters=max_iters, max_tokens=max_iters * tokens_per_iter, max_epochs=max_epochs,
-                    lr_schedule=lr_schedule),
-        decay=decay, converged=False, stop_reason=None,
-        evals=[], best=None, tokens_seen=0, flops=0, elapsed_s=0.0, epochs=0.0)
+                  data_documents=data_documents, test_tokens=test_set[2] if test_set else None,
+                  test_bytes=test_set[3] if test_set else None, val_tokens=val_sets[dataset][2],
+                  val_bytes=val_sets[dataset][3], extra_val={
+                      k: dict(val_tokens=v[2], val_bytes=v[3]) for k, v in val_sets.items()
+                      if k != dataset}),
+        budget=dict(max_iters=max_iters, max_tokens=max_iters * tokens_per_iter,
+                    max_epochs=max_epochs, lr_schedule=lr_schedule),
+        decay=decay, converged=False, stop_reason=None, evals=[], best=None, tokens_seen=0,
+        flops=0, elapsed_s=0.0, epochs=0.0)
 elapsed_before = log['elapsed_s']
 
 
@@ -668,23 +428,19 @@ def save(files):
     try:
         atomic_write(files)
     except OSError as e:
-        log.update(status='failed', error=f"writing {e.filename or out_dir} failed: {e.strerror or e}")
-        try:
-            atomic_write([(log_path, json_file(log))])
-        except OSError:
-            pass
-        fail(f"{log['error']}: free space in (or fix) {out_dir} and run again; "
+        error = f"writing {e.filename or out_dir} failed: {e.strerror or e}"
+        write_failed_log(error)
+        fail(f"{error}: free space in (or fix) {out_dir} and run again; "
              f"the last checkpoint is kept")
 
 
 def finish(status, error=None, stop_reason=None):
-    log['status'] = status
-    log['stop_reason'] = stop_reason
-    # a point of the converged curve: ended by the stopping rule, not by its budget
-    log['converged'] = stop_reason == 'converged'
-    log['time'] = time_breakdown()
+    # converged: a point of the converged curve, ended by the stopping rule and not by its budget
+    log.update(status=status, stop_reason=stop_reason, converged=stop_reason == 'converged',
+               time=timers.breakdown())
     if compile:  # FX graphs loaded from compile_cache (hits) and compiled anew (misses)
-        log['compile_cache'] = dict(zip(('hits', 'misses'), compile_cache_counts()), dir=compile_cache)
+        log['compile_cache'] = dict(zip(('hits', 'misses'), compile_cache_counts()),
+                                    dir=compile_cache)
     if error:
         log['error'] = error
     save([(log_path, json_file(log))])
@@ -695,58 +451,31 @@ def finish(status, error=None, stop_reason=None):
 
 if master_process:
     print(f"{role} run -> {out_dir}: N={N:,} non-embedding parameters, "
-          f"{flops_per_token:,} FLOPs/token, D_f={dataset_tokens:,} tokens ({dataset_bytes:,} bytes), "
-          f"{tokens_per_iter:,} tokens/step, max_iters={max_iters}, {device} {dtype}"
-          f"{' compiled' if compile else ''}, {world_size} process(es)")
+          f"{flops_per_token:,} FLOPs/token, D_f={dataset_tokens:,} tokens "
+          f"({dataset_bytes:,} bytes), {tokens_per_iter:,} tokens/step, max_iters={max_iters}, "
+          f"{device} {dtype}{' compiled' if compile else ''}, {world_size} process(es)")
 t_start = time.time()
-# compiled, the first evaluation and the first training step of a process compile their graphs
-# (loaded from compile_cache when an earlier run of the shape compiled them): their time is 'compile'
-timers = dict(startup=t_start - _t_process, compile=0.0, data=0.0, eval=0.0, checkpoint=0.0)
-compiling = dict(eval=compile, training=compile)
-time_before = log.get('time', {})  # a resumed run adds to the time its first part took
-
-
-def time_breakdown():
-    """Seconds of this run by where they went (all parts of a resumed run summed)."""
-    t = dict(timers, total=time.time() - _t_process)
-    t['training'] = t['total'] - sum(timers.values())
-    return {k: time_before.get(k, 0.0) + v for k, v in t.items()}
-
-
-def add_time(kind, t0):
-    """The seconds since t0 to timers[kind] ('training' is what no timer counts), or to 'compile'
-    where they were kind's first compiled call."""
-    if compiling.get(kind):
-        compiling[kind] = False
-        timers['compile'] += time.time() - t0
-    elif kind in timers:
-        timers[kind] += time.time() - t0
+timers = Timers(_t_process, compile, log.get('time', {}))  # a resume adds to its first part's
 
 
 def full_checkpoint_due(last):
     """ckpt.pt at the run's last evaluation, else only while writing it has taken less than
-    ckpt_share of this process's time; rank 0's clock decides for all (the checkpoint is collective)."""
-    due = last or ckpt_time < ckpt_share * (time.time() - _t_process)
-    if ddp:
-        due = torch.tensor(int(due), device=device)
-        dist.broadcast(due, 0)
-    return bool(due)
+    ckpt_share of the time; rank 0's clock decides for all (the checkpoint is collective)."""
+    return bool(agreed(int(last or ckpt_time < ckpt_share * (time.time() - _t_process)), device,
+                       ddp))
 
 
 def pre_empted():
     """Whether SIGTERM/SIGUSR1 came, to any process (they then stop together, after one step)."""
     global stop_signal
-    if ddp:
-        sig = torch.tensor(stop_signal or 0, device=device)
-        dist.all_reduce(sig, op=dist.ReduceOp.MAX)
-        stop_signal = int(sig) or None
+    stop_signal = agreed(stop_signal or 0, device, ddp, dist.ReduceOp.MAX) or None
     return stop_signal is not None
 
 
 def save_and_stop():
     """ckpt.pt where the run is, then exit as a signal would (a sweep or a SLURM job resumes it)."""
     log['elapsed_s'] = elapsed_before + time.time() - t_start
-    log['time'] = time_breakdown()
+    log['time'] = timers.breakdown()
     save([(ckpt_path, checkpoint(full=True)), (log_path, json_file(log))])
     if ddp:
         dist.barrier()  # rank 0 has written it: no process may exit before (torchrun would kill it)
@@ -769,11 +498,11 @@ interval = dict(t=time.time(), it=it, busy=0.0)
 def progress(loss):
     """The log line: this interval's training time per step and throughput (its evaluations,
     checkpoints and compiling left out), MFU, how far the run is, and when it ends at this pace."""
-    now, busy = time.time(), timers['eval'] + timers['checkpoint'] + timers['compile']
+    now, busy = time.time(), sum(timers.t[k] for k in ('eval', 'checkpoint', 'compile'))
     dt = max(1e-9, now - interval['t'] - busy + interval['busy']) / max(1, it - interval['it'])
     interval.update(t=now, it=it, busy=busy)
     tok_s = tokens_per_iter / dt
-    pace = (now - t_start - timers['compile']) / max(1, it - (resumed_at or 0))
+    pace = (now - t_start - timers.t['compile']) / max(1, it - (resumed_at or 0))
     eta = int(pace * (max_iters - it))
     return (f"iter {it}: loss {loss:.4f}, lr {lr:.2e}, {dt * 1000:.0f} ms/iter, {tok_s:,.0f} tok/s"
             + (f", MFU {100 * tok_s * palm_flops / world_size / peak:.1f}%" if peak else '')
@@ -804,18 +533,17 @@ while True:
         train_loss = (train_loss_sum.item() / train_loss_n) if train_loss_n else None
         train_loss_sum.zero_()
         train_loss_n = 0
-        add_time('eval', t0)
-        if not math.isfinite(val_loss) or (train_loss is not None and not math.isfinite(train_loss)):
+        timers.add('eval', t0)
+        if not all(map(math.isfinite, (val_loss, 0.0 if train_loss is None else train_loss))):
             msg = f"non-finite loss at iter {it} (train {train_loss}, val {val_loss})"
             kept = f"; {out_dir}/ckpt.pt keeps the last good checkpoint" * os.path.exists(ckpt_path)
             finish('failed', msg + kept)
             # a resume keeps the run's learning rate and would repeat the same steps: start over
             fail(msg + kept + ": start the run again with a lower --learning_rate and "
                  "--overwrite=True, or check the data")
-        log['tokens_seen'], log['flops'] = tokens, tokens * flops_per_token
-        log['epochs'] = tokens / dataset_tokens
-        log['elapsed_s'] = elapsed_before + time.time() - t_start
-        log['time'] = time_breakdown()
+        log.update(tokens_seen=tokens, flops=tokens * flops_per_token,
+                   epochs=tokens / dataset_tokens, elapsed_s=elapsed_before + time.time() - t_start,
+                   time=timers.breakdown())
         log['evals'].append(dict(
             iter=it, tokens=tokens, flops=tokens * flops_per_token, epoch=tokens / dataset_tokens,
             train_loss=train_loss, val_loss=val_loss, lr=lr, elapsed_s=log['elapsed_s'],
@@ -824,7 +552,8 @@ while True:
         files = []  # written together: best.pt is never ahead of ckpt.pt and log.json
         if best is None or val_loss < best['val_loss']:
             best = dict(iter=it, tokens=tokens, flops=tokens * flops_per_token, val_loss=val_loss,
-                        val_bpb=val_loss * val_sets[dataset][2] / val_sets[dataset][3] / math.log(2))
+                        val_bpb=val_loss * val_sets[dataset][2] / val_sets[dataset][3]
+                        / math.log(2))
             evals_since_best = 0
             files.append((best_path, checkpoint(full=False)))
             if lr_schedule == 'wsd':
@@ -834,21 +563,21 @@ while True:
         log['best'] = best
         stop_reason = run_over()
         if stop_reason and len(val_sets) > 1 and len(losses) == 1:  # the last evaluation
-            losses.update(extra_losses())
-            log['evals'][-1]['extra_val'] = extra_losses()
+            log['evals'][-1]['extra_val'] = extra = extra_losses()
+            losses.update(extra)
         if not stop_reason and lr_schedule == 'wsd' and decay['start'] is None and stalled():
             start_decay('stall')  # before the checkpoint, so that a resumed run decays the same
             raw_model.load_state_dict(best_state['model'])
             optimizer.load_state_dict(best_state['optimizer'])
         full = full_checkpoint_due(stop_reason is not None)
         save(files + [(ckpt_path, checkpoint(full=True))] * full + [(log_path, json_file(log))])
-        timers['checkpoint'] += time.time() - t0
+        timers.add('checkpoint', t0)
         ckpt_time += (time.time() - t0) * full
         if master_process:
-            print(f"iter {it}: val {val_loss:.4f}" + ''.join(f", {k} {v:.4f}" for k, v in losses.items()
-                                                        if k != dataset) +
-                  f", best {best['val_loss']:.4f} @ {best['iter']}, epoch {tokens / dataset_tokens:.2f}"
-                  + (', ckpt.pt written' if full else ''))
+            print(f"iter {it}: val {val_loss:.4f}" +
+                  ''.join(f", {k} {v:.4f}" for k, v in losses.items() if k != dataset) +
+                  f", best {best['val_loss']:.4f} @ {best['iter']}, "
+                  f"epoch {tokens / dataset_tokens:.2f}" + (', ckpt.pt written' if full else ''))
         if stop_reason:
             break
     if pre_empted():  # after the evaluation of this iter, which a resumed run then skips
@@ -868,14 +597,14 @@ while True:
             model.require_backward_grad_sync = micro == grad_accum - 1
         t0 = time.time()
         x, y = get_batch(train_data, block_size, batch_size, data_rng, device)
-        timers['data'] += time.time() - t0
+        timers.add('data', t0)
         with autocast:
             _, loss = model(x, y)
         train_loss_sum += loss.detach()
         train_loss_n += 1
         scaler.scale(loss / grad_accum).backward()
     optimizer_step(model, optimizer, scaler, grad_clip)
-    add_time('training', t_step)
+    timers.add('training', t_step)
     it += 1
     if master_process and log_interval and it % log_interval == 0:
         print(progress(loss.item()))
@@ -885,15 +614,16 @@ if test_set is not None or len(val_sets) > 1:
 status = 'early_stopped' if stop_reason == 'converged' else 'done'
 finish(status, stop_reason=stop_reason)
 if master_process:
-    t = time_breakdown()
-    print(f"{status}: best val {best['val_loss']:.4f} nats/token ({best['val_bpb']:.4f} bits/byte) at "
-          f"iter {best['iter']}" + (f", test {best['test_loss']:.4f}" if 'test_loss' in best else '') + "; " +
+    t = timers.breakdown()
+    print(f"{status}: best val {best['val_loss']:.4f} nats/token ({best['val_bpb']:.4f} bits/byte)"
+          f" at iter {best['iter']}" +
+          (f", test {best['test_loss']:.4f}" if 'test_loss' in best else '') + "; " +
           f"{it} iters in {t['total']:.1f}s: " +
           ', '.join(f"{k} {t[k]:.1f}s ({100 * t[k] / max(t['total'], 1e-9):.0f}%)"
                     for k in ('training', 'startup', 'compile', 'data', 'eval', 'checkpoint')))
 if ddp:
     # everything is written and closed: skip the interpreter's teardown, in which a leftover
-    # torch.distributed client thread sometimes aborts a non-zero rank (about 1 run in 20 here)
+    # torch.distributed client thread sometimes aborts a non-zero rank
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

@@ -21,6 +21,13 @@ def fail(msg, code=1):
     sys.exit(code)
 
 
+
+def check(bad, msg):
+    """fail(msg) where bad is true: a check and its one-line message in one statement."""
+    if bad:
+        fail(msg)
+
+
 def temp_path(path):
     """Where path is written before its rename: the same directory (a rename is atomic only within
     one file system), named for the writer's pid so that remove_dead_temps knows whose it is."""
