@@ -342,7 +342,7 @@ def calibration_md(rows):
           "Each arm's rate is its own best of those tried (loss: the mean over the calibration "
           "D_f); a chosen rate at the edge of those tried is marked *.\n",
           table(["target", "N", "arm", "chosen"] + [f"{r:g}" for r in rates],
-                [[name(row["target"]), num(row["N"]), row["role"],
+                [[row["target"], num(row["N"]), row["role"],
                   num(row["chosen"]) + ("*" if row["at_edge"] else "")]
                  + [num(row["losses"].get(f"{r:g}"), ".4f") for r in rates] for row in rows])]
     return md
