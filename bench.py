@@ -37,42 +37,18 @@ import time
 import numpy as np
 import torch
 
-from configurator import configure
+from configurator import configure, script_defaults
 from model import GPT, GPTConfig, compile_model
 from runtime import (check_ids, device_settings, get_batch, load_meta, load_tokens, optimizer_step,
                      use_compile_cache)
 from util import fail
 
 # -----------------------------------------------------------------------------
-# the keys a training step reads, with train.py's defaults (tests/test_speed.py holds them equal)
-data_dir = 'data'
-dataset = 'builtin_en'  # '' = synthetic uniform tokens of vocab_size
-dataset_tokens = 0
-data_seed = data_chunk = 0  # D_f's draw: a benchmark times the first tokens
-test_split = True
-n_layer = 4
-n_head = 4
-n_embd = 256
-block_size = 256
-dropout = 0.0
-bias = False
-batch_size = 8  # but this one (train.py's is 16): the batch docs/speed.md's CPU figures time
-gradient_accumulation_steps = 1
-learning_rate = 1e-3
-weight_decay = 0.0
-beta1 = 0.9
-beta2 = 0.95
-grad_clip = 1.0
+# train.py's keys and defaults, from its source (one source for each default), so that its config
+# files run unchanged: a step reads the data, model, optimizer and system keys, the rest are ignored
+globals().update(script_defaults('train.py'))
 device = 'cuda' if torch.cuda.is_available() else 'cpu'
-dtype = 'auto'
-compile = None
-compile_cache = '.cache/torchinductor'
-seed = 1337
-# train.py's other keys, which its config files set and a step does not read: accepted, ignored
-out_dir = init_from = overwrite = role = tag = extra_val = eval_tokens = eval_batch_size = eval_interval = \
-    eval_dense = log_interval = patience = patience_epochs = min_iters = max_tokens = ckpt_share = \
-    max_iters = warmup_iters = min_lr = lr_schedule = decay_frac = max_epochs = min_tokens = \
-    min_overfit = test_tokens = data_documents = reinit_rare = None
+batch_size = 8  # but this one (train.py's is 16): the batch docs/speed.md's CPU figures time
 # bench keys
 vocab_size = 257  # with dataset='' (synthetic uniform tokens): 257 = bytes, 50257 = GPT-2
 warmup = 3  # untimed steps first (allocator, oneDNN/cuBLAS heuristics, torch.compile)
