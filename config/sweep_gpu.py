@@ -38,6 +38,10 @@ transfer = dict(_common, eval_tokens=8192, test_tokens=32768, batch_size=8, lr_s
                 decay_frac=0.2, max_epochs=64.0, min_tokens=1_000_000, max_tokens=100_000_000,
                 warmup_iters=100, eval_interval=25, patience=4, patience_epochs=2.0, min_iters=200,
                 min_overfit=0.02)
+# learning rates tried per language, size and arm before the grid (sweep.py): around the
+# sizes' own rates, and below them, where the built-in study's fine-tunes found their best
+learning_rates = [2.5e-4, 5e-4, 1e-3, 2e-3]
+calibration_tokens = [4_000]
 dataset_tokens = [1_000, 4_000, 16_000, 64_000]
 scratch_only_tokens = [500, 2_000, 8_000, 32_000, 128_000, 256_000, 512_000, 1_024_000]
 repeats = {1_000: 2, 4_000: 2}

@@ -16,6 +16,10 @@ transfer_configs = ['config/_transfer_base.py']
 # from-scratch runs alone halfway between them (2x), below and beyond them up to 16x the
 # largest D_f (524M tokens: the 2 GB per language that the prepare commands above keep hold
 # ~0.5-1B tokens): D_e is measured only between scratch points at most 2x apart.
+# learning rates tried per language, size and arm before the grid (sweep.py): around the
+# sizes' own rates, and below them, where the built-in study's fine-tunes found their best
+learning_rates = [2.5e-4, 5e-4, 1e-3, 2e-3]
+calibration_tokens = [32_000]
 dataset_tokens = [8_000 * 4 ** i for i in range(7)]
 scratch_only_tokens = ([4_000] + [16_000 * 4 ** i for i in range(7)]
                        + [131_072_000, 262_144_000, 524_288_000])

@@ -147,7 +147,7 @@ def test_gpu_study_cpu_twin(tmp_path):
     out = tmp_path / 'out'
     p = run('sweep.py', 'config/sweep_gpu.py', f'--out_dir={out}', f'--run_overrides={tiny!r}',
             f'--sizes={sizes!r}', '--dataset_tokens=[400]', '--scratch_only_tokens=[1600]',
-            '--checks=[]', "--fit_args=['--boot', '20']", '--jobs=2')
+            '--checks=[]', '--learning_rates=[]', "--fit_args=['--boot', '20']", '--jobs=2')
     assert '22/22 runs finished' in p.stdout, p.stdout[-2000:]
     results = json.load(open(out / 'report' / 'results.json'))
     assert set(results['targets']) == {f'builtin_{l}_gpt2' for l in ('de', 'es', 'zh')}, list(results['targets'])
