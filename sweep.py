@@ -249,7 +249,8 @@ def run_state(name, args=()):
         status = log['status']
     except (OSError, ValueError, KeyError, TypeError):
         status = log = None
-    rate = [float(a.split('=', 1)[1]) for a in args if a.startswith('--learning_rate=')]
+    rate = [float(a.split('=', 1)[1]) for a in args
+            if learning_rates and a.startswith('--learning_rate=')]  # only a calibration chooses
     if status and rate and (log.get('config') or {}).get('learning_rate') != rate[-1]:
         return 'stale'
     if status in ('done', 'early_stopped'):
