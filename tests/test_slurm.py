@@ -22,10 +22,12 @@ FAKE = os.path.join(ROOT, 'tests', 'fake_slurm')
 
 def test_paper_grid_as_slurm_jobs(tmp_path):
     d = tmp_path / 'jobs'
+    # the whole grid at once: without the learning-rate calibration (its stage: test_sweep.py)
     run('sweep.py', 'config/sweep_paper.py', '--slurm', str(d), "--pretrain_nodes={'124M': 2}",
         '--array_throttle=16', '--slurm_partition=gpu', '--slurm_account=proj',
-        '--slurm_partition_cpu=cpu', '--slurm_mem=32G')
-    printed = run('sweep.py', 'config/sweep_paper.py', '--print').stdout.splitlines()
+        '--slurm_partition_cpu=cpu', '--slurm_mem=32G', '--learning_rates=[]')
+    printed = run('sweep.py', 'config/sweep_paper.py', '--print',
+                  '--learning_rates=[]').stdout.splitlines()
     pretrain, transfer = printed[:6], printed[6:-1]
     launcher = 'torchrun --standalone --nproc_per_node=8 '
     assert all(p.startswith(launcher) for p in pretrain)
