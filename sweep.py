@@ -178,25 +178,29 @@ def transfer_run(lang, size, d, init, extra=None, repeat=0):
     return name, args, need
 
 
-def calibration_runs():
+def calibration_cells():
     """The learning-rate calibration: every language, size, arm and candidate rate on each
-    calibration D_f, tagged lr<rate> (fit_scaling.py reports them beside the grid)."""
-    return [transfer_run(lang, s, d, init, dict(tag=f'lr{rate:g}', learning_rate=rate))
+    calibration D_f, tagged lr<rate> (fit_scaling.py reports them beside the grid), as
+    ((language, size, arm, rate), run)."""
+    return [((lang, s, init, rate),
+             transfer_run(lang, s, d, init, dict(tag=f'lr{rate:g}', learning_rate=rate)))
             for d in sorted(calibration_tokens, reverse=True) for lang in languages for s in sizes
             for init in ('ft', 'sc') for rate in learning_rates]
+
+
+def calibration_runs():
+    return [run for _, run in calibration_cells()]
 
 
 def chosen_rates():
     """{(language, size, arm): the candidate rate with the lowest mean log test loss over the
     calibration D_f}, from the calibration runs' logs; None while one of them has not finished."""
     losses = {}
-    for name, args, _ in calibration_runs():
+    for (lang, size, init, rate), (name, _, _) in calibration_cells():
         if run_state(name) != 'finished':
             return None
         with open(os.path.join(out_dir, name, 'log.json')) as f:
             best = json.load(f)['best']
-        lang, size, init = name.split('_')[1], name.split('_')[2][1:], name.split('_')[0]
-        rate = float(name.rsplit('_lr', 1)[1])
         losses.setdefault((lang, size, init), {}).setdefault(rate, []).append(
             math.log(best.get('test_loss') or best['val_loss']))
     return {key: min(by_rate, key=lambda r: sum(by_rate[r]) / len(by_rate[r]))
