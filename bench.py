@@ -88,14 +88,14 @@ def sync():
 # -----------------------------------------------------------------------------
 # data: train.py's loader (uniformly random block_size windows of a uint16 memmap)
 if dataset:  # train.py's checks: meta.json, the file's length, every token id in the vocabulary
-    meta = load_meta(data_dir, dataset, fail)
+    meta = load_meta(data_dir, dataset)
     vocab_size = meta['vocab_size']
-    train_data = load_tokens(data_dir, dataset, 'train', fail, meta)
+    train_data = load_tokens(data_dir, dataset, 'train', meta)
     if dataset_tokens:
         train_data = train_data[:dataset_tokens]
     if len(train_data) < block_size + 1:
         fail(f"{dataset}'s train split ({len(train_data)} tokens) is shorter than block_size+1")
-    check_ids(train_data, meta, dataset, 'train', fail)
+    check_ids(train_data, meta, dataset, 'train')
 else:
     train_data = np.random.default_rng(seed).integers(0, vocab_size, 1 << 20).astype(np.uint16)
 data_rng = torch.Generator().manual_seed(seed)

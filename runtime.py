@@ -1,7 +1,7 @@
 """
-What train.py does that is not the training loop, and what bench.py, sample.py and sweep.py share
-with it: the device settings, the data (checked, drawn, the validation sets), the config checks,
-resume, the batch loader and optimizer step, the token budget, the timers and reading a checkpoint.
+What train.py does besides the training loop, and shares with bench.py, sample.py and sweep.py:
+device settings, data (checked, drawn, evaluation sets), config checks, resume, batches, the
+optimizer step, the token budget, timers and checkpoints.
 """
 
 import ctypes
@@ -20,19 +20,16 @@ import torch.distributed as dist
 from prepare.common import TOKENIZERS, prepare_hint, sha256_file
 from util import check, fail, remove_dead_temps
 
-
 def device_settings(device, dtype, compile):
-    """(device_type, dtype, compile, autocast context) from the config values: dtype 'auto' is
-    bf16 on CUDA (fp16 where bf16 is missing, with a GradScaler in the caller) and float32 on the
-    CPU. compile None is on for CUDA, and on the CPU for bf16/fp16 (inductor fuses autocast's casts
-    into the work around the matmuls); off for CPU float32, which gains nothing but the compile
-    time, and without a C++ compiler."""
+    """(device_type, dtype, compile, autocast): dtype 'auto' is bf16 on CUDA (else fp16, with a
+    GradScaler in the caller), float32 on the CPU. compile None is on for CUDA and for CPU bf16/fp16
+    (inductor fuses autocast's casts), off for CPU float32 (it gains nothing) and without a C++
+    compiler (inductor needs one on the CPU: $CXX, else g++, clang++ on macOS)."""
     device_type = 'cuda' if device.startswith('cuda') else 'cpu'
     if dtype == 'auto':
         dtype = ('bfloat16' if torch.cuda.is_bf16_supported() else 'float16') \
             if device_type == 'cuda' else 'float32'
-    if compile is None:  # on the CPU inductor needs a C++ compiler (its default: $CXX, else g++;
-        # clang++ on macOS): eager without one
+    if compile is None:
         cxx = os.environ.get('CXX', 'clang++' if sys.platform == 'darwin' else 'g++')
         compile = device_type == 'cuda' or (dtype != 'float32' and shutil.which(cxx) is not None)
     autocast = torch.autocast(device_type=device_type, dtype=getattr(torch, dtype),
@@ -44,26 +41,20 @@ def device_settings(device, dtype, compile):
         keep_freed_memory()
     return device_type, dtype, compile, autocast
 
-
 def keep_freed_memory():
-    """On the CPU every step allocates and frees the same activations of a few MB, which glibc's
-    malloc maps from the kernel and unmaps when freed, so that each step page-faults them in
-    again: served from malloc's heap instead, the next step reuses pages already mapped. glibc's
-    mallopt; a no-op where there is none (macOS, Windows)."""
+    """Keep a CPU step's freed activations (a few MB each) in glibc's heap: unmapped, every step
+    would page-fault them in again (mallopt; a no-op without glibc)."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    # mallopt(3) documents 32 MB as the largest threshold on 64-bit systems; glibc 2.36 takes more,
-    # which bigger activations need, and where it is refused the documented maximum is used
+    # mallopt(3) documents 32 MB as the largest threshold; newer glibc takes more, else 32 MB
     mallopt(M_MMAP_THRESHOLD, 1 << 30) or mallopt(M_MMAP_THRESHOLD, 1 << 25)
     mallopt(M_TRIM_THRESHOLD, 1 << 30)
 
-
-def load_meta(data_dir, name, fail):
-    """data_dir/name/meta.json (the data contract, docs/contracts.md), or fail(one line) saying how
-    to prepare the dataset where it is missing, malformed or incomplete."""
+def load_meta(data_dir, name):
+    """data_dir/name/meta.json (docs/contracts.md), or one line on how to prepare the dataset."""
     path = os.path.join(data_dir, name, 'meta.json')
     if not os.path.exists(os.path.join(data_dir, name, 'train.bin')) or not os.path.exists(path):
         fail(f"{os.path.join(data_dir, name)}/train.bin or meta.json not found: prepare it first "
@@ -83,11 +74,9 @@ def load_meta(data_dir, name, fail):
     fail(f"{path} is malformed or lacks vocab_size, eot_token, tokenizer or splits.train "
          f"tokens/bytes: prepare {name} again ({prepare_hint(name)} --force)")
 
-
-def load_tokens(data_dir, name, split, fail, meta=None):
-    """A split's uint16 token ids as a memmap (a corpus larger than RAM is fine), as many as meta
-    (its meta.json) counts: a file cut short trains on less data. Up to 256 MB the file's sha256
-    must be meta's too (beyond, hashing would add minutes to every run's start-up)."""
+def load_tokens(data_dir, name, split, meta=None):
+    """A split's uint16 ids as a memmap, as many as meta counts (a file cut short would train on
+    less data), and up to 256 MB with meta's sha256 (beyond, hashing costs minutes a run)."""
     path = os.path.join(data_dir, name, f'{split}.bin')
     size = os.path.getsize(path) if os.path.exists(path) else -1
     if size <= 0 or size % 2:  # two bytes a token
@@ -105,11 +94,9 @@ def load_tokens(data_dir, name, split, fail, meta=None):
              f"from another preparation; prepare {name} again ({prepare_hint(name)} --force)")
     return np.memmap(path, dtype=np.uint16, mode='r')
 
-
-def check_ids(tokens, meta, name, split, fail):
-    """Token ids must index the embedding, or the model fails deep inside with an IndexError. All
-    of them up to 2^27 tokens; beyond, 128 chunks of 2^20 spread evenly (a wrong tokenizer or
-    dtype shows in every chunk, and a full pass would add minutes to every run's start-up)."""
+def check_ids(tokens, meta, name, split):
+    """Every id must index the embedding (else an IndexError deep in the model): all up to 2^27
+    tokens, beyond 128 chunks of 2^20 spread evenly (a wrong tokenizer shows in every chunk)."""
     n, chunk = len(tokens), 1 << 20
     starts = range(0, n, chunk) if n <= 1 << 27 else np.linspace(0, n - chunk, 128).astype(np.int64)
     top = max(int(tokens[s:s + chunk].max()) for s in starts)
@@ -118,9 +105,8 @@ def check_ids(tokens, meta, name, split, fail):
              f"({meta['tokenizer']}) has {meta['vocab_size']} ids: prepare {name} again "
              f"({prepare_hint(name)} --force)")
 
-
 def check_config(c):
-    """fail(one line) on a train.py config c (its globals) that no run can have."""
+    """Fail on a train.py config c (its globals) that no run can have."""
     check(c['dtype'] not in ('auto', 'float32', 'bfloat16', 'float16') or
           c['compile'] not in (None, True, False),
           f"dtype must be auto/float32/bfloat16/float16 (got {c['dtype']!r}), "
@@ -149,11 +135,9 @@ def check_config(c):
     check(not 0 <= c['min_overfit'] < 1, f"min_overfit={c['min_overfit']} must be in [0, 1): "
           f"a fraction of the best val loss (0 = off)")
 
-
-
 def claim_out_dir(out_dir):
-    """Create out_dir and lock it, or fail(one line): one process at a time on a run. The lock is
-    on the directory (no file to leave behind) and dies with its process. Returns its fd."""
+    """Create and lock out_dir (its fd, held by the caller): one process at a time on a run. The
+    lock is on the directory, so it leaves no file and dies with its process."""
     try:
         os.makedirs(out_dir, exist_ok=True)
         if not os.access(out_dir, os.W_OK):
@@ -169,10 +153,8 @@ def claim_out_dir(out_dir):
     remove_dead_temps(out_dir)  # a writer killed mid-write left its temp file
     return fd
 
-
 def count_bytes(tokens, meta):
-    """UTF-8 bytes of the text these tokens encode (end-of-text ids encode none), a chunk at a
-    time, so that a billion tokens need no more memory than a few."""
+    """UTF-8 bytes of the text these tokens encode (end-of-text none), a chunk at a time."""
     lengths = np.ones(meta['vocab_size'], dtype=np.int64)
     if meta['tokenizer'] != 'bytes':
         from prepare.common import gpt2_encoding
@@ -184,13 +166,11 @@ def count_bytes(tokens, meta):
     return int(sum(lengths[np.asarray(tokens[i:i + chunk])].sum()
                    for i in range(0, len(tokens), chunk)))
 
-
 def draw_train_data(split, eot, n, seed, chunk, documents):
-    """(offset, tokens): the run's D_f = n tokens of the train split. Seed 0: the first n; else
-    consecutive documents from an offset the seed draws, or (chunk) pieces of chunk tokens from
-    as many places of the split, or (documents) the first chunk tokens of documents the seed
-    draws, so that parallel corpora give the same documents. A draw does not depend on n: the runs
-    of one seed are nested, and the curve over D follows the data, not a new draw at each D."""
+    """(offset, tokens): D_f = n tokens of the split. Seed 0: the first n; else documents from an
+    offset the seed draws, or (chunk) chunk-token pieces from as many places, or (documents) the
+    first chunk tokens of documents the seed draws (parallel corpora: the same documents). A draw
+    does not depend on n: one seed's runs are nested, so a curve over D follows the data."""
     rng = np.random.default_rng(seed)
     if seed and chunk and documents:
         starts = np.concatenate([[0], np.flatnonzero(split[:-1] == eot) + 1])
@@ -218,13 +198,41 @@ def draw_train_data(split, eot, n, seed, chunk, documents):
         data = np.concatenate([data, split[:n - len(data)]])
     return offset, data
 
+def load_train_data(data_dir, name, meta, n, block_size, seed, chunk, documents):
+    """(D_f, offset, tokens, bytes): n tokens of the train split (0: all) as draw_train_data draws
+    them, checked to fit the split and the vocabulary."""
+    split = load_tokens(data_dir, name, 'train', meta)
+    n = n or len(split)
+    check(n > len(split), f"dataset_tokens={n:,} but {name}'s train split holds only "
+          f"{len(split):,} tokens")
+    check(not 0 <= chunk <= len(split), f"data_chunk={chunk} must be between 0 (whole "
+          f"documents) and the split's {len(split):,} tokens")
+    check(n < block_size + 1, f"dataset_tokens={n} must be at least block_size+1 = "
+          f"{block_size + 1}")
+    offset, data = draw_train_data(split, meta['eot_token'], n, seed, chunk, documents)
+    check_ids(data, meta, name, 'train')
+    n_bytes = meta['splits']['train']['bytes'] if n == len(split) else count_bytes(data, meta)
+    return n, offset, data, n_bytes
 
-def load_val(data_dir, name, meta, tokens, block_size, rank, world_size, fail, half=None):
-    """A fixed evaluation set: tokens tokens as block_size windows spread evenly over the val
-    split (many documents, not the first few), the same at every evaluation and for twins, every
-    world_size-th window on each process; half 0 or 1 takes them from that half of the split (the
-    test set from the second). (x, y, tokens, bytes)."""
-    val = load_tokens(data_dir, name, 'val', fail, meta)
+def load_eval_sets(data_dir, name, meta, extra_val, tokens, test_tokens, test_split, *shard):
+    """({dataset: set, extra_val's: sets}, test set or None), sets as load_val's; shard =
+    (block_size, rank, world_size). With test_split the val split's first half ranks the steps and
+    its second tests the best model: the loss a study reports is not the one that chose it."""
+    val_sets = {name: load_val(data_dir, name, meta, tokens, *shard, 0 if test_split else None)}
+    test_set = (load_val(data_dir, name, meta, test_tokens or tokens, *shard, 1)
+                if test_split else None)
+    for extra in filter(None, extra_val.split(',')):
+        m = load_meta(data_dir, extra)
+        check((m['tokenizer'], m['vocab_size']) != (meta['tokenizer'], meta['vocab_size']),
+              f"extra_val {extra} uses tokenizer {m['tokenizer']} ({m['vocab_size']}), "
+              f"but {name} uses {meta['tokenizer']} ({meta['vocab_size']})")
+        val_sets[extra] = load_val(data_dir, extra, m, tokens, *shard)
+    return val_sets, test_set
+
+def load_val(data_dir, name, meta, tokens, block_size, rank, world_size, half=None):
+    """(x, y, tokens, bytes): tokens tokens as block_size windows spread evenly over the val split
+    (or its half 0 or 1), the same for every evaluation and twin; every world_size-th per rank."""
+    val = load_tokens(data_dir, name, 'val', meta)
     if half is not None:
         val = val[:len(val) // 2] if half == 0 else val[len(val) // 2:]
     n = min(tokens, len(val) - 1) // block_size
@@ -233,15 +241,13 @@ def load_val(data_dir, name, meta, tokens, block_size, rank, world_size, fail, h
              f"{block_size + 1}")
     starts = np.linspace(0, len(val) - block_size - 1, n).astype(np.int64)
     windows = val[starts[:, None] + np.arange(block_size + 1)]
-    check_ids(windows.ravel(), meta, name, 'val', fail)
+    check_ids(windows.ravel(), meta, name, 'val')
     seqs = torch.from_numpy(windows.astype(np.int64))[rank::world_size]
     return seqs[:, :-1], seqs[:, 1:], n * block_size, count_bytes(windows[:, 1:].ravel(), meta)
 
-
-
 def reinit_rare_rows(model, tokens, vocab_size, below, seed):
-    """Fresh embedding rows, drawn as GPT draws them (seed), for the ids whose share of tokens (the
-    pre-training split) is below below: their rows learnt only that they are unlikely."""
+    """Fresh embedding rows, drawn as GPT draws them, for ids rarer than below in tokens (the
+    pre-training split): those rows learnt only that the ids are unlikely."""
     wte = model.transformer.wte.weight
     counts = sum(np.bincount(tokens[i:i + (1 << 24)], minlength=vocab_size)
                  for i in range(0, len(tokens), 1 << 24))[:vocab_size]
@@ -252,10 +258,8 @@ def reinit_rare_rows(model, tokens, vocab_size, below, seed):
         wte[rare] = torch.randn(len(rare), wte.shape[1], generator=draw) * 0.02
     return dict(below=below, tokens=len(rare), share=float(share[rare.numpy()].sum()))
 
-
 def get_batch(data, block_size, batch_size, generator, device):
-    """batch_size windows of block_size + 1 tokens at uniformly random offsets into data (a uint16
-    memmap, or its first D_f tokens), drawn by generator: inputs and next-token targets."""
+    """Inputs and targets: batch_size windows at uniformly random offsets into data."""
     ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator).numpy()
     buf = torch.from_numpy(data[ix[:, None] + np.arange(block_size + 1)].astype(np.int64))
     x, y = buf[:, :-1], buf[:, 1:]
@@ -264,12 +268,9 @@ def get_batch(data, block_size, batch_size, generator, device):
                 y.pin_memory().to(device, non_blocking=True))
     return x, y
 
-
-
 @torch.inference_mode()
 def mean_loss(model, x, y, step, device, autocast, ddp):
-    """Mean loss in nats/token over all of x, y (step sequences a forward pass), summed over
-    processes; the sums stay on the device until the end (one synchronisation, not one a batch)."""
+    """Mean loss in nats/token over x, y and every process; one device sync, not one a batch."""
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=device)
     for i in range(0, len(x), step):
@@ -283,7 +284,6 @@ def mean_loss(model, x, y, step, device, autocast, ddp):
     model.train()
     return (total[0] / total[1]).item()
 
-
 def agreed(value, device, ddp, op=None):
     """An int the same on every process: rank 0's, or (op) reduced over all of them."""
     if not ddp:
@@ -295,7 +295,6 @@ def agreed(value, device, ddp, op=None):
         dist.all_reduce(value, op=op)
     return int(value)
 
-
 def optimizer_step(model, optimizer, scaler, grad_clip):
     """After the micro-steps' backward passes: clip the gradient norm, step, clear."""
     if grad_clip > 0:
@@ -305,61 +304,46 @@ def optimizer_step(model, optimizer, scaler, grad_clip):
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
 
-
 def dense_eval_iters(eval_interval):
-    """The early evaluations beside every eval_interval-th step: a geometric grid (every ~25% of
-    the steps so far) up to 5 x eval_interval. A fine-tune peaks within its first few dozen
-    steps, and its best is only as good as the evaluation grid around it."""
+    """Early evaluations every ~25% of the steps so far, up to 5 x eval_interval: a fine-tune
+    peaks within its first few dozen steps, and its best is only as good as the grid there."""
     return {round(1.25 ** j) for j in range(60)} & set(range(1, 5 * eval_interval))
 
-
 def budget_tokens(max_tokens, max_epochs, min_tokens, dataset_tokens):
-    """A run's token budget (0: none, max_iters decides): max_epochs of D_f clamped to
-    [min_tokens, max_tokens] when max_epochs > 0, else max_tokens. Twins of a cell share D_f and
-    these settings, so they share the budget; a larger D_f gets a longer one."""
+    """Token budget (0: max_iters decides): max_epochs of D_f within [min_tokens, max_tokens],
+    else max_tokens. Twins share it; a larger D_f gets a longer one."""
     if max_epochs <= 0:
         return max_tokens
     tokens = max(min_tokens, round(max_epochs * dataset_tokens))
     return min(tokens, max_tokens) if max_tokens > 0 else tokens
 
-
-# dense bf16 tensor-core peaks (the vendors' datasheets, no sparsity) by a part of the GPU's name,
-# the first match winning (H100 PCIe before H100, L40S before L4, A100 before A10): train.py's MFU
+# dense bf16 peaks (datasheets, no sparsity) by part of the GPU's name, first match wins
 BF16_PEAK_FLOPS = [('B200', 2250e12), ('H200', 989e12), ('H100 PCIe', 756e12), ('H100 NVL', 835e12),
                    ('H100', 989e12), ('A100', 312e12), ('L40S', 362e12), ('L40', 181e12),
                    ('L4', 121e12), ('A10', 125e12)]
 
-
 def peak_flops(device):
-    """The bf16 peak FLOP/s of device, a GPU of BF16_PEAK_FLOPS; None on the CPU or another GPU."""
     if not device.startswith('cuda'):
         return None
     name = torch.cuda.get_device_name(device)
     return next((f for part, f in BF16_PEAK_FLOPS if part in name), None)
 
-
 def use_compile_cache(path):
-    """Keep torch.compile's on-disk caches in path, shared by every run that names it: a sweep
-    compiles each shape once and later runs load the graphs. '' keeps torch's default
-    ($TORCHINDUCTOR_CACHE_DIR, else a directory under /tmp, which a batch job's node may lose)."""
+    """torch.compile's caches in path, shared by runs: a sweep compiles each shape once ('':
+    torch's default, under /tmp, which a batch job's node may lose)."""
     if path:
         os.environ['TORCHINDUCTOR_CACHE_DIR'] = os.path.abspath(path)
-
 
 def compile_cache_counts():
     """(hits, misses) of inductor's FX graph cache in this process so far."""
     from torch._dynamo.utils import counters
     return counters['inductor']['fxgraph_cache_hit'], counters['inductor']['fxgraph_cache_miss']
 
-
-
 SHAPE_KEYS = ('n_layer', 'n_head', 'n_embd', 'block_size', 'bias')
 
-
 def resume_checkpoint(g, explicit_keys, master):
-    """For init_from='resume': out_dir/ckpt.pt, checked to be the run's (one copied in from another
-    run would continue as this one), with its config written over train.py's globals g; exits 0
-    where log.json says the run is finished (rewriting its log would only harm it)."""
+    """out_dir/ckpt.pt, checked to be the run's, its config written over train.py's globals g;
+    exits 0 where log.json says the run is finished (rewriting its log would only harm it)."""
     out_dir = g['out_dir']
     ckpt_path, log_path = os.path.join(out_dir, 'ckpt.pt'), os.path.join(out_dir, 'log.json')
     try:
@@ -374,8 +358,8 @@ def resume_checkpoint(g, explicit_keys, master):
         sys.exit(0)
     check(not os.path.exists(ckpt_path),
           f"init_from='resume' but there is no {ckpt_path}: start the run without it")
-    ckpt = load_checkpoint(ckpt_path, fail,
-                           "move it aside and start the run afresh without init_from=resume")
+    ckpt = load_checkpoint(ckpt_path, "move it aside and start the run afresh without "
+                                      "init_from=resume")
     theirs = {k: ckpt['config'].get(k) for k in ('dataset', 'dataset_tokens', 'seed', *SHAPE_KEYS)}
     ours = {k: ((run_log or {}).get('config') or {}).get(k, v) for k, v in theirs.items()}
     diff = [(f"{k}={theirs[k]!r}", f"{k}={ours[k]!r}") for k in theirs if theirs[k] != ours[k]]
@@ -408,11 +392,9 @@ def resume_checkpoint(g, explicit_keys, master):
                             "count: the run may differ in the last digits"))
     return ckpt
 
-
 class Timers:
-    """A run's seconds by where they went: startup (until now), compile (a compiled process's first
-    evaluation and training step compile their graphs or load them from compile_cache), data,
-    eval, checkpoint and training (the rest), added to before (a resumed run's first part)."""
+    """A run's seconds: startup, compile (a compiled run's first evaluation and step), data, eval,
+    checkpoint and training (the rest), added to before (a resumed run's first part)."""
 
     def __init__(self, t_process, compiled, before):
         self.t_process, self.before = t_process, before
@@ -421,7 +403,6 @@ class Timers:
         self.compiling = dict(eval=compiled, training=compiled)
 
     def add(self, kind, t0):
-        """The seconds since t0 to kind, or to 'compile' at kind's first compiled call."""
         if self.compiling.get(kind):
             self.compiling[kind] = False
             kind = 'compile'
@@ -433,10 +414,8 @@ class Timers:
         t['training'] = t['total'] - sum(self.t.values())
         return {k: self.before.get(k, 0.0) + v for k, v in t.items()}
 
-
 def crash_message(kind, value, tb, it, resumable):
-    """(reason, advice) of train.py's one line for an unexpected exception at iteration it (None
-    before training) of a run with (resumable) or without a ckpt.pt."""
+    """(reason, advice): train.py's line for an unexpected exception at iteration it (or None)."""
     while tb.tb_next:
         tb = tb.tb_next
     where = f"{os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
@@ -453,10 +432,9 @@ def crash_message(kind, value, tb, it, resumable):
                     "them)" if resumable else
                     "start again with a smaller --batch_size and --overwrite=True")
 
-
 def source_shape(source, init_from, config, explicit_keys, meta, dataset):
-    """The shape of checkpoint source, which must have meta's tokenizer, into config (and
-    returned): naming a different one (explicit_keys) is a mistake, not a request."""
+    """Checkpoint source's shape, into config and returned; it must have meta's tokenizer, and
+    naming another shape (explicit_keys) is a mistake, not a request."""
     for k in SHAPE_KEYS:
         want = source['model_args'][k]
         fix = (f"drop --{k}" if explicit_keys.get(k) == f"--{k}" else
@@ -472,9 +450,8 @@ def source_shape(source, init_from, config, explicit_keys, meta, dataset):
           f"prepare {dataset} with --tokenizer {source['tokenizer']}")
     return {k: config[k] for k in SHAPE_KEYS}
 
-
-def load_checkpoint(path, fail, hint):
-    """torch.load, or fail(one line) where the file is truncated or not a checkpoint of ours."""
+def load_checkpoint(path, hint):
+    """torch.load, or one line where the file is truncated or not a checkpoint of ours."""
     try:
         ckpt = torch.load(path, map_location='cpu', weights_only=False)
         if not isinstance(ckpt, dict) or not {'model', 'model_args', 'tokenizer'} <= ckpt.keys():

@@ -45,7 +45,7 @@ if start.startswith('FILE:'):
              f"fix the path after FILE:")
 if device.startswith('cuda') and not torch.cuda.is_available():
     fail(f"device={device!r} is not available here: use --device=cpu")
-ckpt = load_checkpoint(path, fail, "sample from another one (--checkpoint=ckpt.pt or best.pt)")
+ckpt = load_checkpoint(path, "sample from another one (--checkpoint=ckpt.pt or best.pt)")
 model = GPT(GPTConfig(**ckpt['model_args']))
 model.load_state_dict(ckpt['model'])
 model.eval().to(device)

@@ -24,10 +24,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import configure
 from model import GPT, GPTConfig, compile_model
-from runtime import (Timers, agreed, budget_tokens, check_config, check_ids, claim_out_dir,
-                     compile_cache_counts, count_bytes, crash_message, dense_eval_iters,
-                     device_settings, draw_train_data, get_batch, load_checkpoint, load_meta,
-                     load_tokens, load_val, mean_loss, optimizer_step, peak_flops, reinit_rare_rows,
+from runtime import (Timers, agreed, budget_tokens, check_config, claim_out_dir,
+                     compile_cache_counts, crash_message, dense_eval_iters, device_settings,
+                     get_batch, load_checkpoint, load_eval_sets, load_meta, load_tokens,
+                     load_train_data, mean_loss, optimizer_step, peak_flops, reinit_rare_rows,
                      resume_checkpoint, source_shape, use_compile_cache)
 from util import atomic_write, check, fail
 
@@ -105,7 +105,6 @@ config_keys = [k for k, v in globals().items()
 explicit_keys = configure(globals(), sys.argv[1:])
 # -----------------------------------------------------------------------------
 
-
 def write_failed_log(error):
     """log.json 'failed' with error, where the run has one: a sweep then never waits on it."""
     if master_process and 'log' in globals() and os.path.isdir(out_dir):
@@ -115,21 +114,19 @@ def write_failed_log(error):
         except OSError:
             pass
 
-
 def interrupted(signum, frame):
-    # Ctrl-C, or a sweep stopping its runs: one line, not a KeyboardInterrupt traceback; the last
-    # checkpoint stays and log.json says 'running', so the run resumes where it was
+    # SIGINT always, SIGTERM/SIGUSR1 before training: one line, no traceback; the last checkpoint
+    # stays and log.json says 'running', so the run resumes where it was
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the exit short
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    saved = os.path.exists(os.path.join(out_dir, 'ckpt.pt'))  # before the first one: no resume
+    saved = os.path.exists(os.path.join(out_dir, 'ckpt.pt'))
     fail(f"interrupted by {signal.Signals(signum).name}: " + (
         "continue the run with --init_from=resume" if saved else
         "nothing was saved yet: start the run again"), 128 + signum)
 
-
 def crashed(kind, value, tb):
-    # an unexpected exception (out of memory, a bug) ends the run like any failure: one line, and
-    # log.json 'failed' with that line, so that nobody (nor a sweep) takes the run for running
+    # an unexpected exception (out of memory, a bug): one line, and log.json 'failed' with it, so
+    # that nobody (nor a sweep) takes the run for running
     if kind is KeyboardInterrupt or not issubclass(kind, Exception):
         return sys.__excepthook__(kind, value, tb)
     reason, advice = crash_message(kind, value, tb, globals().get('it'),
@@ -137,21 +134,15 @@ def crashed(kind, value, tb):
     write_failed_log(reason)
     print(f"error: {reason}: {advice}", file=sys.stderr)  # then the interpreter exits with 1
 
-
-sys.excepthook = crashed
-
-
 def stop_requested(signum, frame):
-    # SIGTERM/SIGUSR1 while training (SLURM's pre-emption and time-limit signals, a sweep stopping
-    # its runs): acted on after the step in progress, where ckpt.pt can be written, so that a
-    # requeued job repeats no work; a second one changes nothing
+    # SIGTERM/SIGUSR1 while training (SLURM's pre-emption and time limit, a sweep stopping): acted
+    # on after the step in progress, with a ckpt.pt, so that a requeued job repeats no work
     global stop_signal
     stop_signal = stop_signal or signum
 
-
-stop_signal = None
+sys.excepthook, stop_signal = crashed, None
 for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
-    signal.signal(_sig, interrupted)  # until training begins: nothing to save yet
+    signal.signal(_sig, interrupted)
 check(device.split(':')[0] not in ('cpu', 'cuda') or
       device.startswith('cuda') and not torch.cuda.is_available(),
       f"device={device!r} is not available here: use --device=cpu")
@@ -170,16 +161,13 @@ master_process = rank == 0
 ckpt_path, best_path, log_path = (os.path.join(out_dir, f)
                                   for f in ('ckpt.pt', 'best.pt', 'log.json'))
 
-
 def run_files():
-    # a new run in an out_dir that holds one is refused unless overwrite: rerunning a command
-    # never replaces a run (nor the best.pt fine-tunes start from)
+    # rerunning a command never replaces a run (nor the best.pt fine-tunes start from)
     found = [p for p in (log_path, ckpt_path, best_path) if os.path.exists(p)]
     check(found and init_from != 'resume' and not overwrite,
           f"{out_dir} holds a run ({', '.join(map(os.path.basename, found))}): continue it with "
           f"--init_from=resume, or start over with another --out_dir or --overwrite=True")
     return found
-
 
 run_files()
 # resume: the run's own ckpt.pt, and its config over this one's (a finished run exits here)
@@ -192,54 +180,30 @@ check(gradient_accumulation_steps % world_size,
 grad_accum = gradient_accumulation_steps // world_size
 
 # -----------------------------------------------------------------------------
-# data: uint16 token ids, read through np.memmap, checked by runtime.load_meta/load_tokens/check_ids
-meta = load_meta(data_dir, dataset, fail)
-# a checkpoint to start from: the shape and tokenizer come from it, and must fit the data
+# data: uint16 token ids through np.memmap; a checkpoint to start from gives the model's shape
+meta = load_meta(data_dir, dataset)
 source = ckpt
 if ckpt is None and init_from != 'scratch':
     check(not os.path.exists(init_from),
           f"init_from={init_from!r} is neither 'scratch', 'resume' nor an existing checkpoint")
-    source = load_checkpoint(init_from, fail,
-                             "rerun the run that wrote it, or choose another init_from")
-if source is not None:  # the shape comes from the checkpoint, which must fit the data
+    source = load_checkpoint(init_from, "rerun the run that wrote it, or choose another init_from")
+if source is not None:
     globals().update(source_shape(source, init_from, config, explicit_keys, meta, dataset))
 check_config(globals())
 device_type, dtype, compile, autocast = device_settings(device, dtype, compile)
-config.update(device=device, dtype=dtype, compile=compile)
 tokens_per_iter = batch_size * block_size * gradient_accumulation_steps
-if min_lr < 0:
-    min_lr = learning_rate / 10
-split = load_tokens(data_dir, dataset, 'train', fail, meta)
-dataset_tokens = dataset_tokens or len(split)
-check(dataset_tokens > len(split), f"dataset_tokens={dataset_tokens:,} but {dataset}'s train "
-      f"split holds only {len(split):,} tokens")
-check(not 0 <= data_chunk <= len(split), f"data_chunk={data_chunk} must be between 0 (whole "
-      f"documents) and the split's {len(split):,} tokens")
-check(dataset_tokens < block_size + 1,
-      f"dataset_tokens={dataset_tokens} must be at least block_size+1 = {block_size + 1}")
-data_offset, train_data = draw_train_data(split, meta['eot_token'], dataset_tokens, data_seed,
-                                          data_chunk, data_documents)
-check_ids(train_data, meta, dataset, 'train', fail)
-config['dataset_tokens'] = dataset_tokens
+min_lr = learning_rate / 10 if min_lr < 0 else min_lr
+dataset_tokens, data_offset, train_data, dataset_bytes = load_train_data(
+    data_dir, dataset, meta, dataset_tokens, block_size, data_seed, data_chunk, data_documents)
 budget = budget_tokens(max_tokens, max_epochs, min_tokens, dataset_tokens)
-if budget > 0:
-    max_iters = math.ceil(budget / tokens_per_iter)
-config.update(max_iters=max_iters, min_lr=min_lr)
-dataset_bytes = (meta['splits']['train']['bytes'] if dataset_tokens == len(split)
-                 else count_bytes(train_data, meta))
+max_iters = math.ceil(budget / tokens_per_iter) if budget > 0 else max_iters
+config.update(device=device, dtype=dtype, compile=compile, dataset_tokens=dataset_tokens,
+              max_iters=max_iters, min_lr=min_lr)
 # batches are block_size windows at uniformly random offsets into the first D_f tokens, drawn by
 # a generator of their own whose state the checkpoint keeps: a resumed run sees the same batches
 data_rng = torch.Generator().manual_seed(seed + rank)
-val_sets = {dataset: load_val(data_dir, dataset, meta, eval_tokens, block_size, rank, world_size,
-                              fail, 0 if test_split else None)}
-test_set = load_val(data_dir, dataset, meta, test_tokens or eval_tokens, block_size, rank,
-                    world_size, fail, 1) if test_split else None
-for name in filter(None, extra_val.split(',')):
-    m = load_meta(data_dir, name, fail)
-    check((m['tokenizer'], m['vocab_size']) != (meta['tokenizer'], meta['vocab_size']),
-          f"extra_val {name} uses tokenizer {m['tokenizer']} ({m['vocab_size']}), "
-          f"but {dataset} uses {meta['tokenizer']} ({meta['vocab_size']})")
-    val_sets[name] = load_val(data_dir, name, m, eval_tokens, block_size, rank, world_size, fail)
+val_sets, test_set = load_eval_sets(data_dir, dataset, meta, extra_val, eval_tokens, test_tokens,
+                                    test_split, block_size, rank, world_size)
 
 # every input is valid: only now the run's directory (the writes then stage their temp files here)
 if master_process:
@@ -259,7 +223,7 @@ if source is not None:
 reinit = None  # fine-tuning only: not again on resume, the checkpoint holds the rows
 if reinit_rare > 0 and source is not None and ckpt is None:
     pre = source['config']
-    pre_train = load_tokens(pre.get('data_dir', data_dir), pre['dataset'], 'train', fail)
+    pre_train = load_tokens(pre.get('data_dir', data_dir), pre['dataset'], 'train')
     reinit = reinit_rare_rows(model, pre_train, meta['vocab_size'], reinit_rare, seed)
 model.to(device)
 N = model.n_params()
@@ -277,10 +241,8 @@ if ddp:
     model = DDP(model, device_ids=[int(os.environ['LOCAL_RANK'])] if device_type == 'cuda'
                 else None)
 
-if not role:
-    role = config['role'] = ('finetune' if source is not None else
-                             'pretrain' if meta.get('language') == 'en' else 'scratch')
-
+role = config['role'] = role or ('finetune' if source is not None else
+                                  'pretrain' if meta.get('language') == 'en' else 'scratch')
 
 def get_lr(it):
     if it < warmup_iters:
@@ -293,19 +255,14 @@ def get_lr(it):
     ratio = min(1.0, (it - warmup_iters) / max(1, max_iters - warmup_iters))
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (learning_rate - min_lr)
 
-
 dense_iters = dense_eval_iters(eval_interval)
 
-
 def is_eval_iter(it):
-    if it % eval_interval == 0 or it == max_iters:
-        return True
-    if decay['start'] is not None:  # a decay is short: its quarters and its end are evaluated
-        span = decay['end'] - decay['start']
-        if it in {decay['start'] + span * q // 4 for q in (1, 2, 3, 4)}:
-            return True
-    return eval_dense and it in dense_iters
-
+    # a decay is short: its quarters and its end are evaluated too
+    start, end = decay['start'], decay['end']
+    quarters = () if start is None else {start + (end - start) * q // 4 for q in (1, 2, 3, 4)}
+    return (it % eval_interval == 0 or it == max_iters or it in quarters or
+            eval_dense and it in dense_iters)
 
 def stalled():
     """The stopping rule: validation has not improved for patience evaluations and
@@ -315,19 +272,16 @@ def stalled():
             it * tokens_per_iter - best['tokens'] >= patience_epochs * dataset_tokens and
             (min_overfit <= 0 or sum(recent) / len(recent) >= (1 + min_overfit) * best['val_loss']))
 
-
 def start_decay(trigger):
     restored = best['iter'] if trigger == 'stall' else None  # a stall goes back to the best's state
     steps = it if restored is None else restored
     decay.update(start=it, end=min(max_iters, it + max(1, round(decay_frac * steps))),
                  trigger=trigger, restored=restored)
 
-
 def snapshot():
     """The model and optimizer state, copied: a wsd decay starts from the best evaluation's."""
     return dict(model={k: v.detach().clone() for k, v in raw_model.state_dict().items()},
                 optimizer=copy.deepcopy(optimizer.state_dict()))
-
 
 def run_over():
     """'converged' (the stopping rule ended it), 'budget' or None, at an evaluation."""
@@ -337,32 +291,26 @@ def run_over():
         return 'converged'
     return 'budget' if it >= max_iters else None
 
-
 def estimate_loss(x, y):
     # no activations are kept for a backward pass: on CUDA 4x the training batch fits
     step = eval_batch_size or batch_size * (4 if device_type == 'cuda' else 1)
     return mean_loss(model, x, y, step, device, autocast, ddp)
 
-
 def extra_losses():
-    return {k: estimate_loss(x, y) for k, (x, y, _, _) in val_sets.items() if k != dataset}
-
+    return {k: estimate_loss(*v[:2]) for k, v in val_sets.items() if k != dataset}
 
 def best_held_out():
     """The best model on the test windows and the extra val sets, into log['best']."""
-    if best_state is not None:
-        raw_model.load_state_dict(best_state['model'])
-    else:  # written by rank 0 at the best evaluation
-        if ddp:
-            dist.barrier()
-        raw_model.load_state_dict(torch.load(best_path, map_location=device)['model'])
+    if best_state is None and ddp:
+        dist.barrier()  # rank 0 wrote best.pt
+    raw_model.load_state_dict(best_state['model'] if best_state is not None else
+                              torch.load(best_path, map_location=device)['model'])
     if test_set is not None:
         best['test_loss'] = estimate_loss(*test_set[:2])
         best['test_bpb'] = best['test_loss'] * test_set[2] / test_set[3] / math.log(2)
     if len(val_sets) > 1:
         best['extra_val'] = extra_losses()
     log['best'] = best
-
 
 # -----------------------------------------------------------------------------
 # the run's state: restored whole from ckpt.pt on resume
@@ -400,7 +348,6 @@ else:
         flops=0, elapsed_s=0.0, epochs=0.0)
 elapsed_before = log['elapsed_s']
 
-
 def checkpoint(full):
     obj = dict(model=raw_model.state_dict(), model_args=model_args, config=config,
                tokenizer=meta['tokenizer'], iter=it, log=log)
@@ -415,10 +362,8 @@ def checkpoint(full):
                    best_state=best_state, num_threads=torch.get_num_threads())
     return lambda f: torch.save(obj, f)
 
-
 def json_file(obj):
     return lambda f: f.write(json.dumps(obj, indent=1).encode())
-
 
 def save(files):
     """Write [(path, write)] together: an I/O error (a full disk) leaves every file as it was and
@@ -432,7 +377,6 @@ def save(files):
         write_failed_log(error)
         fail(f"{error}: free space in (or fix) {out_dir} and run again; "
              f"the last checkpoint is kept")
-
 
 def finish(status, error=None, stop_reason=None):
     # converged: a point of the converged curve, ended by the stopping rule and not by its budget
@@ -448,7 +392,6 @@ def finish(status, error=None, stop_reason=None):
         dist.barrier()  # leave together: rank 0 may still be writing
         dist.destroy_process_group()
 
-
 if master_process:
     print(f"{role} run -> {out_dir}: N={N:,} non-embedding parameters, "
           f"{flops_per_token:,} FLOPs/token, D_f={dataset_tokens:,} tokens "
@@ -457,20 +400,17 @@ if master_process:
 t_start = time.time()
 timers = Timers(_t_process, compile, log.get('time', {}))  # a resume adds to its first part's
 
-
 def full_checkpoint_due(last):
     """ckpt.pt at the run's last evaluation, else only while writing it has taken less than
     ckpt_share of the time; rank 0's clock decides for all (the checkpoint is collective)."""
     return bool(agreed(int(last or ckpt_time < ckpt_share * (time.time() - _t_process)), device,
                        ddp))
 
-
 def pre_empted():
     """Whether SIGTERM/SIGUSR1 came, to any process (they then stop together, after one step)."""
     global stop_signal
     stop_signal = agreed(stop_signal or 0, device, ddp, dist.ReduceOp.MAX) or None
     return stop_signal is not None
-
 
 def save_and_stop():
     """ckpt.pt where the run is, then exit as a signal would (a sweep or a SLURM job resumes it)."""
@@ -482,7 +422,6 @@ def save_and_stop():
     fail(f"interrupted by {signal.Signals(stop_signal).name}: ckpt.pt written at iter {it}; "
          f"continue the run with --init_from=resume", 128 + stop_signal)
 
-
 train_loss_sum = torch.zeros((), device=device)
 train_loss_n = 0
 if ckpt is not None and len(ckpt.get('train_loss', ())) == world_size:  # stopped between evals
@@ -493,7 +432,6 @@ resumed_at = it if ckpt is not None else None
 # GPU's bf16 peak; none on the CPU or an unknown GPU
 peak, palm_flops = peak_flops(device), raw_model.flops_per_token(True, attention_factor=12)
 interval = dict(t=time.time(), it=it, busy=0.0)
-
 
 def progress(loss):
     """The log line: this interval's training time per step and throughput (its evaluations,
@@ -508,7 +446,6 @@ def progress(loss):
             + (f", MFU {100 * tok_s * palm_flops / world_size / peak:.1f}%" if peak else '')
             + f", {100 * it / max_iters:.0f}% done, "
             f"ETA {eta // 3600}h{eta // 60 % 60:02d}m{eta % 60:02d}s")
-
 
 ckpt_time = 0.0  # seconds spent writing ckpt.pt (with what was written beside it)
 for _sig in (signal.SIGTERM, signal.SIGUSR1):
