@@ -49,10 +49,8 @@ dataset_tokens = 0  # D_f: train on D_f tokens of the (document-shuffled) train 
 data_seed = 0  # which D_f tokens: 0 = the first; else documents from an offset this seed draws
 data_chunk = 0  # with data_seed: D_f as pieces of this many tokens (0: consecutive documents)
 data_documents = False  # ... the pieces being the first tokens of documents the seed draws
-extra_val = ''  # comma-separated datasets whose val split is also evaluated (forgetting): at the
-                # first and last evaluation and on the best model (each would cost a fine-tune more)
-test_split = True  # evaluate on the val split's first half, and the best model at the end on its
-                   # second: the loss a study reports is not the one that chose when to stop
+extra_val = ''  # comma-separated datasets also evaluated (forgetting), first, last and best only
+test_split = True  # val's first half ranks the steps, its second tests the best model at the end
 eval_tokens = 262144  # the fixed validation set: eval_tokens tokens spread over the val split
 test_tokens = 0  # the test set's tokens (0 = eval_tokens), evaluated once on the best model
 eval_batch_size = 0  # sequences per evaluation forward pass; 0 = batch_size, 4 x that on CUDA
@@ -63,8 +61,8 @@ log_interval = 10
 patience = 0  # validation has stalled after this many evaluations without improvement ...
 patience_epochs = 0.0  # ... once also this many epochs of D_f passed since the best one ...
 min_iters = 0  # ... and never before this step (0 = patience off: the run ends at its budget)
-min_overfit = 0.0  # ... and (> 0) once those evaluations' mean val loss is this fraction above the
-                   # best: small models leave a plateau again, only overfitting is final
+min_overfit = 0.0  # ... and (> 0) once their mean is this fraction above the best (only
+                   # overfitting is final: small models leave a plateau again)
 # the budget: max_iters, or max_tokens when > 0, or max_epochs of D_f when > 0 (then clamped to
 # [min_tokens, max_tokens]): a budget that grows with D_f lets a run on more data train longer
 max_tokens = 0
@@ -147,8 +145,7 @@ check(device.split(':')[0] not in ('cpu', 'cuda') or
       device.startswith('cuda') and not torch.cuda.is_available(),
       f"device={device!r} is not available here: use --device=cpu")
 
-# distributed setup: torchrun sets RANK; gloo on CPU so the DDP path is testable here
-ddp = int(os.environ.get('RANK', -1)) != -1
+ddp = int(os.environ.get('RANK', -1)) != -1  # torchrun; gloo on the CPU, where tests run DDP
 if ddp:
     dist.init_process_group(backend='nccl' if device.startswith('cuda') else 'gloo')
     rank, world_size = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
@@ -170,7 +167,7 @@ def run_files():
     return found
 
 run_files()
-# resume: the run's own ckpt.pt, and its config over this one's (a finished run exits here)
+# resume: the run's own ckpt.pt and config (a finished run exits here)
 ckpt = None if init_from != 'resume' else resume_checkpoint(globals(), explicit_keys,
                                                              master_process)
 config = {k: globals()[k] for k in config_keys}
@@ -199,8 +196,7 @@ budget = budget_tokens(max_tokens, max_epochs, min_tokens, dataset_tokens)
 max_iters = math.ceil(budget / tokens_per_iter) if budget > 0 else max_iters
 config.update(device=device, dtype=dtype, compile=compile, dataset_tokens=dataset_tokens,
               max_iters=max_iters, min_lr=min_lr)
-# batches are block_size windows at uniformly random offsets into the first D_f tokens, drawn by
-# a generator of their own whose state the checkpoint keeps: a resumed run sees the same batches
+# batches come from a generator the checkpoint keeps: a resumed run sees the same batches
 data_rng = torch.Generator().manual_seed(seed + rank)
 val_sets, test_set = load_eval_sets(data_dir, dataset, meta, extra_val, eval_tokens, test_tokens,
                                     test_split, block_size, rank, world_size)
@@ -278,11 +274,6 @@ def start_decay(trigger):
     decay.update(start=it, end=min(max_iters, it + max(1, round(decay_frac * steps))),
                  trigger=trigger, restored=restored)
 
-def snapshot():
-    """The model and optimizer state, copied: a wsd decay starts from the best evaluation's."""
-    return dict(model={k: v.detach().clone() for k, v in raw_model.state_dict().items()},
-                optimizer=copy.deepcopy(optimizer.state_dict()))
-
 def run_over():
     """'converged' (the stopping rule ended it), 'budget' or None, at an evaluation."""
     if lr_schedule == 'wsd' and decay['start'] is not None and it >= decay['end']:
@@ -299,28 +290,17 @@ def estimate_loss(x, y):
 def extra_losses():
     return {k: estimate_loss(*v[:2]) for k, v in val_sets.items() if k != dataset}
 
-def best_held_out():
-    """The best model on the test windows and the extra val sets, into log['best']."""
-    if best_state is None and ddp:
-        dist.barrier()  # rank 0 wrote best.pt
-    raw_model.load_state_dict(best_state['model'] if best_state is not None else
-                              torch.load(best_path, map_location=device)['model'])
-    if test_set is not None:
-        best['test_loss'] = estimate_loss(*test_set[:2])
-        best['test_bpb'] = best['test_loss'] * test_set[2] / test_set[3] / math.log(2)
-    if len(val_sets) > 1:
-        best['extra_val'] = extra_losses()
-    log['best'] = best
-
 # -----------------------------------------------------------------------------
 # the run's state: restored whole from ckpt.pt on resume
+train_loss_sum, train_loss_n = torch.zeros((), device=device), 0  # since the last evaluation
 if ckpt is not None:
     log = ckpt['log']
     it, best, evals_since_best = ckpt['iter'], ckpt['best'], ckpt['evals_since_best']
-    best_state = ckpt.get('best_state')
-    decay = log['decay']
+    best_state, decay = ckpt.get('best_state'), log['decay']
     if len(ckpt['data_rng']) == world_size:  # each process continues its own stream
         data_rng.set_state(ckpt['data_rng'][rank])
+        train_loss_sum.copy_(ckpt['train_loss'][rank][0])
+        train_loss_n = ckpt['train_loss'][rank][1]
     else:  # another number of processes: a stream per process, new but reproducible
         data_rng.manual_seed(data_rng.initial_seed() + 1_000_003 * (it + 1))
         if master_process:
@@ -337,8 +317,8 @@ else:
         data=dict(dataset=dataset, language=meta.get('language'), tokenizer=meta['tokenizer'],
                   dataset_tokens=dataset_tokens, dataset_bytes=dataset_bytes,
                   data_seed=data_seed, data_offset=data_offset, data_chunk=data_chunk,
-                  data_documents=data_documents, test_tokens=test_set[2] if test_set else None,
-                  test_bytes=test_set[3] if test_set else None, val_tokens=val_sets[dataset][2],
+                  data_documents=data_documents, test_tokens=test_set and test_set[2],
+                  test_bytes=test_set and test_set[3], val_tokens=val_sets[dataset][2],
                   val_bytes=val_sets[dataset][3], extra_val={
                       k: dict(val_tokens=v[2], val_bytes=v[3]) for k, v in val_sets.items()
                       if k != dataset}),
@@ -352,10 +332,9 @@ def checkpoint(full):
     obj = dict(model=raw_model.state_dict(), model_args=model_args, config=config,
                tokenizer=meta['tokenizer'], iter=it, log=log)
     if full:  # each process's data position, and its train loss since the last evaluation
-        mine = (data_rng.get_state(), train_loss_sum.cpu(), train_loss_n)
-        per_rank = [mine] * world_size
+        per_rank = [(data_rng.get_state(), train_loss_sum.cpu(), train_loss_n)] * world_size
         if ddp:
-            dist.all_gather_object(per_rank, mine)
+            dist.all_gather_object(per_rank, per_rank[0])
         obj.update(optimizer=optimizer.state_dict(), scaler=scaler.state_dict(), best=best,
                    evals_since_best=evals_since_best, data_rng=[r[0] for r in per_rank],
                    train_loss=[r[1:] for r in per_rank], torch_rng=torch.get_rng_state(),
@@ -366,8 +345,7 @@ def json_file(obj):
     return lambda f: f.write(json.dumps(obj, indent=1).encode())
 
 def save(files):
-    """Write [(path, write)] together: an I/O error (a full disk) leaves every file as it was and
-    fails the run, in log.json too if it can still be written."""
+    """Write [(path, write)] together; an I/O error leaves them as they were, and fails."""
     if not master_process:
         return
     try:
@@ -400,18 +378,6 @@ if master_process:
 t_start = time.time()
 timers = Timers(_t_process, compile, log.get('time', {}))  # a resume adds to its first part's
 
-def full_checkpoint_due(last):
-    """ckpt.pt at the run's last evaluation, else only while writing it has taken less than
-    ckpt_share of the time; rank 0's clock decides for all (the checkpoint is collective)."""
-    return bool(agreed(int(last or ckpt_time < ckpt_share * (time.time() - _t_process)), device,
-                       ddp))
-
-def pre_empted():
-    """Whether SIGTERM/SIGUSR1 came, to any process (they then stop together, after one step)."""
-    global stop_signal
-    stop_signal = agreed(stop_signal or 0, device, ddp, dist.ReduceOp.MAX) or None
-    return stop_signal is not None
-
 def save_and_stop():
     """ckpt.pt where the run is, then exit as a signal would (a sweep or a SLURM job resumes it)."""
     log['elapsed_s'] = elapsed_before + time.time() - t_start
@@ -422,29 +388,22 @@ def save_and_stop():
     fail(f"interrupted by {signal.Signals(stop_signal).name}: ckpt.pt written at iter {it}; "
          f"continue the run with --init_from=resume", 128 + stop_signal)
 
-train_loss_sum = torch.zeros((), device=device)
-train_loss_n = 0
-if ckpt is not None and len(ckpt.get('train_loss', ())) == world_size:  # stopped between evals
-    train_loss_sum.copy_(ckpt['train_loss'][rank][0])
-    train_loss_n = ckpt['train_loss'][rank][1]
 resumed_at = it if ckpt is not None else None
-# the log line's MFU: PaLM's FLOPs (output layer and attention in full, as bench.py) against the
-# GPU's bf16 peak; none on the CPU or an unknown GPU
+# the log line's MFU: PaLM's FLOPs (as bench.py) against the GPU's bf16 peak (else none)
 peak, palm_flops = peak_flops(device), raw_model.flops_per_token(True, attention_factor=12)
 interval = dict(t=time.time(), it=it, busy=0.0)
 
 def progress(loss):
-    """The log line: this interval's training time per step and throughput (its evaluations,
-    checkpoints and compiling left out), MFU, how far the run is, and when it ends at this pace."""
+    """The log line: this interval's step time (evaluations, checkpoints, compiling left out)."""
     now, busy = time.time(), sum(timers.t[k] for k in ('eval', 'checkpoint', 'compile'))
     dt = max(1e-9, now - interval['t'] - busy + interval['busy']) / max(1, it - interval['it'])
     interval.update(t=now, it=it, busy=busy)
     tok_s = tokens_per_iter / dt
     pace = (now - t_start - timers.t['compile']) / max(1, it - (resumed_at or 0))
     eta = int(pace * (max_iters - it))
-    return (f"iter {it}: loss {loss:.4f}, lr {lr:.2e}, {dt * 1000:.0f} ms/iter, {tok_s:,.0f} tok/s"
-            + (f", MFU {100 * tok_s * palm_flops / world_size / peak:.1f}%" if peak else '')
-            + f", {100 * it / max_iters:.0f}% done, "
+    mfu = f", MFU {100 * tok_s * palm_flops / world_size / peak:.1f}%" if peak else ''
+    return (f"iter {it}: loss {loss:.4f}, lr {lr:.2e}, {dt * 1000:.0f} ms/iter, {tok_s:,.0f} "
+            f"tok/s{mfu}, {100 * it / max_iters:.0f}% done, "
             f"ETA {eta // 3600}h{eta // 60 % 60:02d}m{eta % 60:02d}s")
 
 ckpt_time = 0.0  # seconds spent writing ckpt.pt (with what was written beside it)
@@ -493,8 +452,9 @@ while True:
                         / math.log(2))
             evals_since_best = 0
             files.append((best_path, checkpoint(full=False)))
-            if lr_schedule == 'wsd':
-                best_state = snapshot()
+            if lr_schedule == 'wsd':  # a stall's decay starts from the best evaluation's state
+                best_state = dict(optimizer=copy.deepcopy(optimizer.state_dict()), model={
+                    k: v.detach().clone() for k, v in raw_model.state_dict().items()})
         else:
             evals_since_best += 1
         log['best'] = best
@@ -506,7 +466,9 @@ while True:
             start_decay('stall')  # before the checkpoint, so that a resumed run decays the same
             raw_model.load_state_dict(best_state['model'])
             optimizer.load_state_dict(best_state['optimizer'])
-        full = full_checkpoint_due(stop_reason is not None)
+        # ckpt.pt at the last evaluation, else while its writes take under ckpt_share of the time
+        due = stop_reason is not None or ckpt_time < ckpt_share * (time.time() - _t_process)
+        full = bool(agreed(int(due), device, ddp))  # rank 0's clock decides for all
         save(files + [(ckpt_path, checkpoint(full=True))] * full + [(log_path, json_file(log))])
         timers.add('checkpoint', t0)
         ckpt_time += (time.time() - t0) * full
@@ -517,13 +479,14 @@ while True:
                   f"epoch {tokens / dataset_tokens:.2f}" + (', ckpt.pt written' if full else ''))
         if stop_reason:
             break
-    if pre_empted():  # after the evaluation of this iter, which a resumed run then skips
+    # SIGTERM/SIGUSR1 to any process: all stop after this iter's evaluation (a resume skips it)
+    stop_signal = agreed(stop_signal or 0, device, ddp, dist.ReduceOp.MAX) or None
+    if stop_signal:
         save_and_stop()
     if it >= max_iters:
         stop_reason = 'budget'
         break
-    # after the evaluation, which may have found a stall: no stall before the budget ends it with
-    # a decay all the same (the step's learning rate is learning_rate either way)
+    # no stall before the budget: it ends with a decay all the same (after the evaluation)
     if lr_schedule == 'wsd' and decay['start'] is None and it >= warmup_iters and \
             it + round(decay_frac * it) >= max_iters:
         start_decay('budget')
@@ -546,21 +509,27 @@ while True:
     if master_process and log_interval and it % log_interval == 0:
         print(progress(loss.item()))
 
-if test_set is not None or len(val_sets) > 1:
-    best_held_out()
+if test_set is not None or len(val_sets) > 1:  # the best model on the test set and extra_val
+    if best_state is None and ddp:
+        dist.barrier()  # rank 0 wrote best.pt
+    raw_model.load_state_dict(best_state['model'] if best_state is not None else
+                              torch.load(best_path, map_location=device)['model'])
+    if test_set is not None:
+        best['test_loss'] = estimate_loss(*test_set[:2])
+        best['test_bpb'] = best['test_loss'] * test_set[2] / test_set[3] / math.log(2)
+    if len(val_sets) > 1:
+        best['extra_val'] = extra_losses()
+    log['best'] = best
 status = 'early_stopped' if stop_reason == 'converged' else 'done'
 finish(status, stop_reason=stop_reason)
 if master_process:
     t = timers.breakdown()
+    test = f", test {best['test_loss']:.4f}" if 'test_loss' in best else ''
     print(f"{status}: best val {best['val_loss']:.4f} nats/token ({best['val_bpb']:.4f} bits/byte)"
-          f" at iter {best['iter']}" +
-          (f", test {best['test_loss']:.4f}" if 'test_loss' in best else '') + "; " +
-          f"{it} iters in {t['total']:.1f}s: " +
-          ', '.join(f"{k} {t[k]:.1f}s ({100 * t[k] / max(t['total'], 1e-9):.0f}%)"
-                    for k in ('training', 'startup', 'compile', 'data', 'eval', 'checkpoint')))
-if ddp:
-    # everything is written and closed: skip the interpreter's teardown, in which a leftover
-    # torch.distributed client thread sometimes aborts a non-zero rank
-    sys.stdout.flush()
+          f" at iter {best['iter']}{test}; {it} iters in {t['total']:.1f}s: " + ', '.join(
+              f"{k} {t[k]:.1f}s ({100 * t[k] / max(t['total'], 1e-9):.0f}%)"
+              for k in ('training', 'startup', 'compile', 'data', 'eval', 'checkpoint')))
+if ddp:  # all is written: skip the teardown, where a leftover torch.distributed thread
+    sys.stdout.flush()  # sometimes aborts a non-zero rank
     sys.stderr.flush()
     os._exit(0)
