@@ -7,25 +7,13 @@ a step does not read are ignored), plus the bench keys below. One step is what t
 gradient_accumulation_steps x (get_batch, forward under autocast, backward), gradient clipping,
 the AdamW step (model.configure_optimizer) and zero_grad.
 
-MFU (PaLM's convention, docs/contracts.md) = achieved FLOP/s / peak, where achieved FLOP/s =
-tokens/s x model.flops_per_token(include_output_layer=True, attention_factor=12), i.e.
-6N + 6 vocab_size n_embd + 12 n_layer block_size n_embd per training token, and the peak is the
-best dense matmul throughput measured in this process, in the dtype in use, on the same device
-and threads (square matmuls of the model's width, 4x that, and large ones, best of 5 timings each,
-measured again after every repeat of the timed steps; each repeat's MFU is taken against the
-better of the peaks measured just before and after it, and the median over the repeats reported):
-no datasheet figure, so a CPU, an A100 and an H100 each get an honest MFU, the headline on every
-device. Small models cannot reach that peak even in their matmuls (on a CPU with AMX a bf16
-256x256x256 matmul runs at half the speed of a 2048-sized one), so on the CPU the MFU against the
-peak of a square matmul of the model's own width (n_embd) is reported too, as mfu_model_width. A
-GPU runs a matmul that small far below its speed on the model's larger matmuls (its launch
-dominates), so the figure would exceed 1 and mean nothing there: it is left out (null).
-Peak memory: torch.cuda.max_memory_allocated on CUDA (tensors only); on CPU the process's peak
-resident set size (Linux VmHWM, reset just before the timed steps), which includes the Python
-interpreter, torch and the model, so the per-step part is also reported as the growth over the
-resident set before the first timed step. Page faults a step (minor ones: memory the kernel
-maps anew) should be near zero once warm; thousands mean the allocator returns memory to the
-kernel and takes it back every step (runtime.keep_freed_memory).
+MFU (PaLM's convention) = tokens/s x model.flops_per_token(True, attention_factor=12) against
+the best dense matmul throughput measured in this process (dtype, device and threads in use),
+measured again after every repeat; each repeat is taken against the better peak beside it, and the
+median reported. On the CPU also against a matmul of the model's own width (mfu_model_width), which
+small models cannot exceed. Peak memory: torch.cuda.max_memory_allocated, or the process's peak
+RSS (VmHWM) and its growth over the timed steps; page faults a step should be near zero once warm
+(runtime.keep_freed_memory). Details and measurements: docs/speed.md.
 """
 
 import json
@@ -64,10 +52,8 @@ sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each li
 # -----------------------------------------------------------------------------
 say_file = sys.stderr if json_out == '-' else sys.stdout
 
-
 def say(*a):
     print(*a, file=say_file, flush=True)
-
 
 if threads > 0:
     torch.set_num_threads(threads)
@@ -79,11 +65,9 @@ if compile:
 ptdtype = getattr(torch, dtype)
 torch.manual_seed(seed)
 
-
 def sync():
     if device_type == 'cuda':
         torch.cuda.synchronize()
-
 
 # -----------------------------------------------------------------------------
 # data: train.py's loader (uniformly random block_size windows of a uint16 memmap)
@@ -100,7 +84,6 @@ else:
     train_data = np.random.default_rng(seed).integers(0, vocab_size, 1 << 20).astype(np.uint16)
 data_rng = torch.Generator().manual_seed(seed)
 
-
 # -----------------------------------------------------------------------------
 # the model and the training step, as in train.py
 model = GPT(GPTConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
@@ -111,7 +94,6 @@ step_model = compile_model(model) if compile else model
 tokens_per_step = batch_size * block_size * gradient_accumulation_steps
 flops_per_token = model.flops_per_token(include_output_layer=True, attention_factor=12)
 
-
 def train_step():
     for _ in range(gradient_accumulation_steps):
         x, y = get_batch(train_data, block_size, batch_size, data_rng, device)
@@ -121,16 +103,13 @@ def train_step():
     optimizer_step(model, optimizer, scaler, grad_clip)
     return loss
 
-
 def minor_faults():
-    """page faults of this process so far that the kernel served without disk (new pages, mostly
-    freshly allocated memory being touched), or 0 where resource is missing (Windows)"""
+    """Page faults so far that the kernel served without disk (memory touched anew); 0 without."""
     try:
         import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     except ImportError:
         return 0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
 
 def rss_mb(field):
     """VmRSS / VmHWM of this process in MB (Linux), or None."""
@@ -143,7 +122,6 @@ def rss_mb(field):
         pass
     return None
 
-
 def reset_peak_memory():
     if device_type == 'cuda':
         torch.cuda.reset_peak_memory_stats()
@@ -154,11 +132,9 @@ def reset_peak_memory():
     except OSError:
         pass
 
-
 # -----------------------------------------------------------------------------
 # the matmul peak for this dtype on this device, measured now
 _operands = {}  # allocated once, before the peak memory is reset: re-measuring adds nothing to it
-
 
 def matmul_flops(n, loop_s=0.05):
     """The best of 5 timed loops of n x n matmuls, each loop about loop_s long: a fixed count of
@@ -183,18 +159,13 @@ def matmul_flops(n, loop_s=0.05):
         best = min(best, (time.perf_counter() - t0) / reps)
     return 2 * n ** 3 / best
 
-
 def measure_peak():
     width = {n_embd} if device_type == 'cpu' else set()  # for mfu_model_width, reported on the CPU
-    if peak_sizes:
-        sizes = sorted({int(s) for s in peak_sizes.split(',')} | width)
-    else:  # the model's width and its MLP width, and larger squares, which run closest to peak
-        sizes = sorted(width | {4 * n_embd, 1024, 2048} | ({4096, 8192} if device_type == 'cuda' else set()))
-    results = {}
-    for n in sizes:
-        results[n] = matmul_flops(n)
+    # the model's width and its MLP width, and larger squares, which run closest to peak
+    sizes = ({int(s) for s in peak_sizes.split(',')} if peak_sizes else
+             {4 * n_embd, 1024, 2048} | ({4096, 8192} if device_type == 'cuda' else set()))
+    results = {n: matmul_flops(n) for n in sorted(sizes | width)}
     return max(results.values()), results
-
 
 # -----------------------------------------------------------------------------
 load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
@@ -204,7 +175,7 @@ say(f"bench: {n_layer} layers, d_model {n_embd}, {n_head} heads, context {block_
     f"{torch.get_num_threads()} threads, data {dataset or 'synthetic'}"
     + (f", load average {load:.2f}" if load is not None else ''))
 peak, peak_by_size = measure_peak()
-say("matmul peak (" + dtype + "): " + ', '.join(f"{n}: {f / 1e9:.0f}" for n, f in peak_by_size.items())
+say(f"matmul peak ({dtype}): " + ', '.join(f"{n}: {f / 1e9:.0f}" for n, f in peak_by_size.items())
     + " GFLOP/s")
 
 t0 = time.perf_counter()
@@ -214,9 +185,8 @@ sync()
 warmup_s = time.perf_counter() - t0
 rss_before = rss_mb('VmRSS')
 reset_peak_memory()
-# the peak is measured again after every repeat, and each repeat's MFU is taken against the better
-# of the peaks measured just before and just after it: a machine whose speed drifts (a shared
-# node) then compares like with like, and a peak measured in a slow moment cannot inflate the MFU
+# each repeat's MFU is against the better of the peaks just before and after it: a machine whose
+# speed drifts compares like with like, and a peak measured in a slow moment cannot inflate the MFU
 times, peaks, faults = [], [peak_by_size], 0
 for _ in range(repeats):
     sync()
@@ -229,13 +199,11 @@ for _ in range(repeats):
     peaks.append(measure_peak()[1])
 loss = loss.item()
 if device_type == 'cuda':
-    peak_mem = torch.cuda.max_memory_allocated() / 2 ** 20
+    peak_mem, peak_delta = torch.cuda.max_memory_allocated() / 2 ** 20, None
     mem_kind = 'torch.cuda.max_memory_allocated'
-    peak_delta = None
 else:
-    peak_mem = rss_mb('VmHWM')
-    mem_kind = 'peak RSS (VmHWM) of the process'
-    peak_delta = peak_mem - rss_before if peak_mem is not None and rss_before is not None else None
+    peak_mem, mem_kind = rss_mb('VmHWM'), 'peak RSS (VmHWM) of the process'
+    peak_delta = None if peak_mem is None or rss_before is None else peak_mem - rss_before
 
 step_s = statistics.median(times)
 tokens_per_s = tokens_per_step / step_s
@@ -258,7 +226,8 @@ result = dict(
                 gradient_accumulation_steps=gradient_accumulation_steps, device=device,
                 dtype=dtype, compile=compile, threads=torch.get_num_threads(),
                 dataset=dataset or None),
-    N=model.n_params(), flops_per_token=flops_per_token, flops_convention='PaLM: 6N + 6 V d + 12 L T d',
+    N=model.n_params(), flops_per_token=flops_per_token,
+    flops_convention='PaLM: 6N + 6 V d + 12 L T d',
     tokens_per_step=tokens_per_step, step_ms=step_s * 1e3,
     step_ms_all=[t * 1e3 for t in times], tokens_per_s=tokens_per_s, flops_per_s=flops_per_s,
     peak_flops_per_s=peak, peak_flops_per_s_measured=device_peaks,
@@ -271,16 +240,18 @@ result = dict(
 say(f"step {step_s * 1e3:.1f} ms (median of {repeats} x {steps} steps; range "
     f"{min(times) * 1e3:.1f}-{max(times) * 1e3:.1f}), {tokens_per_s:,.0f} tokens/s, "
     f"{flops_per_token / 1e6:.2f} MFLOPs/token (PaLM), {flops_per_s / 1e9:.1f} GFLOP/s")
+width_mfu = (f"; {mfu_width:.3f} of a {n_embd}-sized square matmul (the model's width, "
+             f"{peak_width / 1e9:.0f} GFLOP/s at best)" if mfu_width is not None else '')
 say(f"MFU {mfu:.3f} of the measured {dtype} matmul peak (median over the repeats, each against the "
-    f"better peak measured beside it; {min(device_peaks) / 1e9:.0f}-{max(device_peaks) / 1e9:.0f} GFLOP/s)"
-    + (f"; {mfu_width:.3f} of a {n_embd}-sized square matmul (the model's width, "
-       f"{peak_width / 1e9:.0f} GFLOP/s at best)" if mfu_width is not None else ''))
-say(f"peak memory {peak_mem:.0f} MB ({mem_kind}" +
-    (f"; {peak_delta:+.0f} MB over the {rss_before:.0f} MB before the timed steps)" if peak_delta is not None else ')')
-    + f", {faults / (repeats * steps):,.0f} page faults a step")
+    f"better peak measured beside it; {min(device_peaks) / 1e9:.0f}-"
+    f"{max(device_peaks) / 1e9:.0f} GFLOP/s){width_mfu}")
+growth = (f"; {peak_delta:+.0f} MB over the {rss_before:.0f} MB before the timed steps"
+          if peak_delta is not None else '')
+say(f"peak memory {peak_mem:.0f} MB ({mem_kind}{growth}), "
+    f"{faults / (repeats * steps):,.0f} page faults a step")
 # the load average counts this process too: more than one runnable task per core means sharing
 if busy or (load is not None and load > (os.cpu_count() or 1)):
-    say("warning: the machine looks busy (load average or an unstable peak): repeat the measurement")
+    say("warning: the machine looks busy (load average or an unstable peak): measure again")
 
 if profile:
     from torch.profiler import ProfilerActivity, profile as torch_profile

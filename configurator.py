@@ -17,11 +17,9 @@ import sys
 
 from util import fail
 
-
 def _closest(key, known):
     match = difflib.get_close_matches(key, known, n=1)
     return f" (did you mean '{match[0]}'?)" if match else ""
-
 
 def _coerce(key, value, default, source):
     """Return value converted to the type of default, or exit naming the key."""
@@ -36,7 +34,6 @@ def _coerce(key, value, default, source):
         return float(value)
     fail(f"{source}: {key}={value!r} must be of type {type(default).__name__} "
           f"(default {default!r})")
-
 
 def configure(config, argv):
     """Apply config files and --key=value overrides in argv to the dict config (a script's
@@ -85,7 +82,6 @@ def configure(config, argv):
             config[key] = _coerce(key, value, config[key], f"--{key}")
             explicit[key] = f"--{key}"
     return explicit
-
 
 def script_defaults(script='train.py'):
     """A script's config defaults, read from its source without running it (no torch, no

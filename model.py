@@ -11,7 +11,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
 @dataclass
 class GPTConfig:
     block_size: int = 256
@@ -22,10 +21,8 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = False
 
-
 def padded_vocab_size(vocab_size):
     return ((vocab_size + 63) // 64) * 64
-
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, config):
@@ -46,7 +43,6 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
-
 class MLP(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -56,7 +52,6 @@ class MLP(nn.Module):
 
     def forward(self, x):
         return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
-
 
 class Block(nn.Module):
     def __init__(self, config):
@@ -70,7 +65,6 @@ class Block(nn.Module):
         x = x + self.attn(self.ln_1(x))
         x = x + self.mlp(self.ln_2(x))
         return x
-
 
 class LinearCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of (x @ w.T)[:, :V] against targets, chunk rows at a time. The forward
@@ -112,7 +106,6 @@ class LinearCrossEntropy(torch.autograd.Function):
         g = g * ctx.scale
         return (grad_x * g).to(ctx.x_dtype), grad_w * g, None, None, None, None, None
 
-
 def loss_chunk_rows(n, vocab, max_logits):
     """Rows per chunk of the output layer + loss: all n where n x vocab logits fit in max_logits,
     else the fewest equal chunks that fit (so a compiled loss traces at most two chunk shapes)."""
@@ -120,7 +113,6 @@ def loss_chunk_rows(n, vocab, max_logits):
         return n
     chunks = -(-n // max(1, max_logits // vocab))
     return -(-n // chunks)
-
 
 def compile_model(model):
     """torch.compile(model) with the output layer and the loss in the graph, where their work
@@ -130,7 +122,6 @@ def compile_model(model):
     if model.lm_head.weight.device.type == 'cuda':
         model.loss_max_logits = max(model.loss_max_logits, 1 << 30)
     return torch.compile(model)
-
 
 class GPT(nn.Module):
     def __init__(self, config):

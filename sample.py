@@ -28,8 +28,6 @@ configure(globals(), sys.argv[1:])
 sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
 # -----------------------------------------------------------------------------
 
-
-
 if top_k < 0 or max_new_tokens < 1 or not temperature > 0:
     fail(f"top_k={top_k} must be at least 0 (0 = all), max_new_tokens={max_new_tokens} at least 1 "
          f"and temperature={temperature} above 0: fix them")

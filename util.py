@@ -9,10 +9,9 @@ import glob
 import os
 import sys
 
-
 def fail(msg, code=1):
-    """End the program with one line on stderr, 'error: msg', and exit status code (128 + n for
-    signal n). Under torchrun every rank fails alike and rank 0 alone says so, not once a rank."""
+    """Exit with status code (128 + n for signal n) and one line on stderr, 'error: msg', said by
+    rank 0 alone under torchrun (every rank fails alike)."""
     if int(os.environ.get('RANK', 0)) != 0:
         sys.exit(code)
     if code == 1:  # the interpreter prints the message; a caller catching SystemExit can read it
@@ -20,23 +19,19 @@ def fail(msg, code=1):
     print(f"error: {msg}", file=sys.stderr)
     sys.exit(code)
 
-
-
 def check(bad, msg):
     """fail(msg) where bad is true: a check and its one-line message in one statement."""
     if bad:
         fail(msg)
 
-
 def temp_path(path):
-    """Where path is written before its rename: the same directory (a rename is atomic only within
-    one file system), named for the writer's pid so that remove_dead_temps knows whose it is."""
+    """Where path is written before its rename: beside it (a rename is atomic within one file
+    system), named for the writer's pid so that remove_dead_temps knows whose it is."""
     return f"{path}.{os.getpid()}.tmp"
 
-
 def commit(paths):
-    """Rename each path's temp file, written and closed, over it: all of them fsynced first, the
-    directories after, so that neither the data nor the renames are lost to a power cut."""
+    """Rename each path's closed temp file over it, all fsynced first and the directories after:
+    a power cut loses neither the data nor the renames."""
     for path in paths:
         with open(temp_path(path), 'rb+') as f:
             os.fsync(f.fileno())
@@ -49,7 +44,6 @@ def commit(paths):
         finally:
             os.close(fd)
 
-
 def remove_temps(paths):
     """Remove this process's temp files of paths, where there are any."""
     for path in paths:
@@ -58,11 +52,9 @@ def remove_temps(paths):
         except OSError:
             pass
 
-
 def atomic_write(writes):
-    """writes: [(path, write(f))], f a binary file. Only when every file is written are they
-    renamed: an error, a full disk say, or an interrupt leaves all of them as they were, and no
-    temp file."""
+    """writes: [(path, write(f))], f a binary file, renamed only once all are written: an error or
+    an interrupt leaves every file as it was, and no temp file."""
     paths = [path for path, _ in writes]
     try:
         for path, write in writes:
@@ -73,15 +65,12 @@ def atomic_write(writes):
         remove_temps(paths)
         raise
 
-
 def atomic_write_text(path, text):
     """atomic_write of one text file, UTF-8."""
     atomic_write([(path, lambda f: f.write(text.encode('utf-8')))])
 
-
 def remove_dead_temps(directory):
-    """Remove the temp files of writers that no longer run (killed mid-write): a live writer's,
-    another process on this directory, is left alone."""
+    """Remove the temp files of writers killed mid-write; a live writer's is left alone."""
     for tmp in glob.glob(os.path.join(directory, '*.*.tmp')):
         pid = tmp.rsplit('.', 2)[-2]
         if not pid.isdigit():
