@@ -12,7 +12,7 @@ Several values, comma-separated, give one row per combination; D_f is in TOKENS 
 loss, with the pre-training already paid and counting it. The law gives D_e = D_f + k D_f^alpha
 N^beta, the fine-tuned loss is the scratch curve at D_e (intervals from the law's bootstrap draws
 and the run-to-run spread), compute is in Kaplan FLOPs. A query outside the measured sizes, the
-law's D_f range or the scratch curve's D is said to be EXTRAPOLATED in its row; a size between two
+law's D_f range or the scratch curve's D is an EXTRAPOLATION, said in its row; a size between two
 measured ones is interpolated (log L linear in log N). A language without a law gets its measured
 D_e/D_f instead.
 """
