@@ -36,8 +36,7 @@ FORMS = ("pchip", "linear")   # monotone curves between scratch points; the boot
 ASSUMED_SIGMA = 0.01  # run-to-run spread in log L where no cell was run twice
 LOG_BIG = 700.0      # exp() overflows above this
 
-# ----------------------------------------------------------------------------- reading logs
-
+# ------------------------------------------------------------ reading logs
 def fnum(x):
     try:
         return float(x)
@@ -85,9 +84,7 @@ def load_runs(root, msgs):
             skipped.append({"run": name, "reason": why})
             continue
         d, best = log["data"], log["best"]
-        # the loss fitted: on the held-out test windows, which did not decide when the run stopped
-        # (the val loss did); the val loss in older logs
-        test = fnum(best.get("test_loss"))
+        test = fnum(best.get("test_loss"))  # held out, unlike the val loss that stopped the run
         test = test if 0 < test < math.inf else None
         runs.append({"name": name, "dir": os.path.dirname(path), "log": log, "role": log["role"],
                      "target": d["dataset"], "lang": d["language"] or "?",
@@ -115,7 +112,7 @@ def merge_duplicates(runs, msgs):
     for key, rs in sorted(groups.items()):
         use = ([r for r in rs if r["converged"]] if key[0] == "scratch" else rs) or rs
         loss = [r["loss"] for r in use]
-        c = dict(use[0], loss=float(np.mean(loss)), losses=loss, n=len(use),
+        c = dict(use[0], loss=float(np.mean(loss)), n=len(use),
                  log_losses=[math.log(x) for x in loss],
                  pretrained=sorted({r["pretrained"] for r in use if r["pretrained"]}),
                  std=float(np.std(loss, ddof=1)) if len(use) > 1 else None,
@@ -146,8 +143,9 @@ def analyse_checks(checks, cells):
     groups = {"scratch": {}, "finetune": {}}
     for c in checks:
         if c["tag"].startswith("seed") and cell_key(c) in twins and c["role"] in groups:
-            groups[c["role"]].setdefault(cell_key(c), list(twins[cell_key(c)]["log_losses"]))\
-                .append(math.log(c["loss"]))
+            twin = twins[cell_key(c)]
+            groups[c["role"]].setdefault(cell_key(c), list(twin["log_losses"])).append(
+                math.log(c["loss"]))
     for c in cells:
         if c["n"] > 1 and c["role"] in groups:
             groups[c["role"]].setdefault(cell_key(c), list(c["log_losses"]))
@@ -157,13 +155,12 @@ def analyse_checks(checks, cells):
         dof = sum(len(v) - 1 for v in g.values())
         out[role] = {"sigma_log": float(np.sqrt(np.sum(np.square(dev)) / dof)) if dof else None,
                      "cells": len(g), "dof": dof}
-    run, ft = out["scratch"]["sigma_log"] or out["finetune"]["sigma_log"], out["finetune"]["sigma_log"]
-    out["sigma_run"] = run
+    ft = out["finetune"]["sigma_log"]
+    run = out["sigma_run"] = out["scratch"]["sigma_log"] or ft
     out["sigma_pretrain"] = math.sqrt(max(0.0, ft ** 2 - run ** 2)) if ft and run else 0.0
     return out
 
-# ----------------------------------------------------------------------------- reading D_e
-
+# ------------------------------------------------------------ reading D_e
 def scratch_points(cs):
     """One size's converged scratch cells as sorted (log D, log L, n), keeping only the points
     that beat every smaller D (more data cannot make the converged loss worse)."""
@@ -196,8 +193,8 @@ def read_De(x, y, lL, form):
     return float(np.interp(q, u, x)), where
 
 def read_on(curve, lL, form="pchip"):
-    """read_De on scratch_points' curve, or (None, 'no_scratch_curve') without one."""
-    return read_De(curve[0], curve[1], lL, form) if curve is not None else (None, "no_scratch_curve")
+    """read_De on scratch_points' curve; (None, 'no_scratch_curve') without one."""
+    return (None, "no_scratch_curve") if curve is None else read_De(curve[0], curve[1], lL, form)
 
 def forward_logL(x, y, lD):
     """log L of a size's scratch curve at log D, inside its measured range (PCHIP)."""
@@ -213,8 +210,7 @@ def fit_law(lDf, lN, lDt, w):
     b = coef[-1] if np.ptp(lN) > 0 else 0.0
     return float(coef[0]), float(a), float(b)
 
-# ----------------------------------------------------------------------------- one language
-
+# ------------------------------------------------------------ one language
 def ci(values):
     v = [x for x in values if x is not None and math.isfinite(x)]
     return [float(x) for x in np.percentile(v, [2.5, 97.5])] if v else None
@@ -367,8 +363,7 @@ def curve_lines(cur, law, n, ft):
                         for d, v in zip(df[inside], forward_logL(x, y, le[inside]))]
     return lines
 
-# ----------------------------------------------------------------------------- pre-training, compute, forgetting
-
+# ------------------------------------------------------------ pre-training, compute, forgetting
 def power_law(x, y, name):
     """log y = alpha (log name_c - log x) by least squares: alpha, name_c, R^2; None under 2
     points."""
@@ -423,9 +418,8 @@ def compare_compute(ft, tw, pt):
 def forgetting(r, pt):
     """English val loss during fine-tuning: its rise from before it to the best and last eval."""
     ev = [e for e in r["evals"] if isinstance(e.get("extra_val"), dict) and e["extra_val"]]
-    if not ev:
-        return None
-    keys = sorted(ev[0]["extra_val"])  # English: the pre-training dataset, the only one, or *en
+    keys = sorted(ev[0]["extra_val"]) if ev else []
+    # the English set: the pre-training dataset, the only one, or the one named *en
     key = pt["target"] if pt and pt["target"] in keys else keys[0] if len(keys) == 1 else \
         next((k for k in keys if k.endswith("en")), None)
     if key is None:
@@ -457,13 +451,12 @@ def corpora(runs):
             with open(os.path.join(data_dir, name, "meta.json")) as f:
                 meta = json.load(f)
         except (OSError, ValueError):
-            out[name] = None
-            continue
-        out[name] = {"sha256": {k: str(v)[:12] for k, v in (meta.get("sha256") or {}).items()},
-                     "sources": [f"{x.get('package')} {x.get('version')}"
-                                 for x in meta.get("sources") or []
-                                 if isinstance(x, dict) and x.get("package")],
-                     "command": meta.get("command")}
+            meta = None
+        out[name] = None if meta is None else {
+            "sha256": {k: str(v)[:12] for k, v in (meta.get("sha256") or {}).items()},
+            "sources": [f"{x.get('package')} {x.get('version')}" for x in meta.get("sources") or []
+                        if isinstance(x, dict) and x.get("package")],
+            "command": meta.get("command")}
     return out
 
 def compute_and_forgetting(out, cells, pre):
@@ -476,8 +469,7 @@ def compute_and_forgetting(out, cells, pre):
         if forgetting(r, pt):
             out["forgetting"].append(forgetting(r, pt))
 
-# ----------------------------------------------------------------------------- issue checks
-
+# ------------------------------------------------------------ issue checks
 def calibration_rate(tag):
     """The learning rate of a calibration run's tag (sweep.py: lr<rate>), else None."""
     try:
@@ -562,8 +554,7 @@ def analyse_paired(checks, boot, rng):
             "difference": float(np.mean(diffs)) if len(diffs) else None,
             "ci": ci(draws), "draws": len(diffs)}
 
-# ----------------------------------------------------------------------------- main
-
+# ------------------------------------------------------------ main
 def analyse(root, boot=1000, seed=0):
     """Everything report.py needs, as plain JSON-able numbers."""
     msgs = []
@@ -611,8 +602,7 @@ def main(argv=None):
         description="Fit transfer scaling laws from the run logs under a directory.")
     parser.add_argument("dir", help="directory searched recursively for <run>/log.json")
     parser.add_argument("--out", help="output directory (default: <dir>/report)")
-    parser.add_argument("--boot", type=int, default=1000,
-                        help="parametric bootstrap draws for the CIs")
+    parser.add_argument("--boot", type=int, default=1000, help="bootstrap draws for the CIs")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = parser.parse_args(argv)
     if args.boot < 0:
