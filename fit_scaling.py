@@ -63,8 +63,7 @@ def check_log(log):
     return f"{bad[0]} is {values[bad[0]]!r} (NaN, missing or not positive)" if bad else None
 
 def converged(log):
-    """Stopped on its stopping rule, not its budget; in logs before train.py wrote the field:
-    stopped early with its best evaluation before its last."""
+    """Stopped on its stopping rule, not its budget (older logs: early, best before last)."""
     if "converged" in log:
         return bool(log["converged"])
     last = (log.get("evals") or [{}])[-1].get("iter")
@@ -103,8 +102,8 @@ def cell_key(r):
     return (r["role"], r["target"], r["N"]) + ((r["D"],) if r["role"] != "pretrain" else ())
 
 def merge_duplicates(runs, msgs):
-    """One cell per (role, dataset, N, D_f): duplicates averaged (keeping the lowest would bias the
-    loss low); a scratch cell averages its converged runs only, if it has any."""
+    """One cell per (role, dataset, N, D_f): duplicates averaged (the lowest is biased low);
+    a scratch cell averages its converged runs only, if it has any."""
     groups = {}
     for r in runs:
         groups.setdefault(cell_key(r), []).append(r)
@@ -126,9 +125,8 @@ def merge_duplicates(runs, msgs):
     return cells
 
 def analyse_checks(checks, cells):
-    """Each tagged run (seed, patience, budget checks) beside its grid twin, and each arm's
-    run-to-run spread from the seed checks and the repeated grid cells. A fine-tuned repeat starts
-    from another pre-trained model: its spread beyond scratch's is that model's share."""
+    """Tagged runs beside their grid twins; each arm's run-to-run spread (seed checks, repeats),
+    a fine-tuned one's beyond scratch's being its pre-trained model's share."""
     twins = {cell_key(c): c for c in cells}
     rows = []
     for c in sorted(checks, key=lambda r: r["name"]):
@@ -177,10 +175,9 @@ def size_curves(conv, sizes):
     return {n: cur for n, cur in curves.items() if len(cur[0]) >= 2}
 
 def read_De(x, y, lL, form):
-    """log D_e where a size's scratch points (x = log D rising, y = log L falling) reach log loss
-    lL, and where: 'measured' (between points at most MAX_GAP apart), 'gap' (further apart),
-    'above' (D_e > D_max) or 'below' (D_e < D_min). Between points the curve is PCHIP or linear
-    in log-log (form); beyond the ends, the end segment."""
+    """log D_e where a size's scratch points (x = log D, y = log L) reach lL, PCHIP or linear
+    (form) between them, the end segment beyond; and where: 'measured' (points at most MAX_GAP
+    apart), 'gap' (further apart), 'above' (D_e > D_max) or 'below' (D_e < D_min)."""
     u, q = -y, -lL
     if q > u[-1] or q < u[0]:
         i, end, where = (len(u) - 2, -1, "above") if q > u[-1] else (0, 0, "below")
@@ -216,9 +213,8 @@ def ci(values):
     return [float(x) for x in np.percentile(v, [2.5, 97.5])] if v else None
 
 def replicate(conv, ft, sizes, noise, rng, form):
-    """One bootstrap draw of every fine-tuned cell's log D_e: each cell moved by the run-to-run
-    spread (over sqrt of its runs), a fine-tuned one also by a draw of its pre-trained model(s),
-    shared by all cells that started from the same one; the curve read in `form`."""
+    """One bootstrap draw of the fine-tuned cells' log D_e: every cell moved by the run-to-run
+    spread (over sqrt n), a fine-tuned one also by its pre-trained model's share (one draw each)."""
     sr, sp = noise
     z = {}
     def pretrained(c):
@@ -230,9 +226,8 @@ def replicate(conv, ft, sizes, noise, rng, form):
     return [read_on(curves.get(c["N"]), x, form)[0] for c, x in zip(ft, lL)]
 
 def law_and_summary(ft, lDe, law_idx, sum_idx, weights=None):
-    """((log k, alpha, beta) or None, log mean D_e/D_f): the law over the cells law_idx, weighted
-    by {cell: 1/variance of its log D_t} (a cell where the scratch curve is flat counts less),
-    and the geometric mean over sum_idx."""
+    """(law over law_idx, weighted by 1/variance of log D_t so that a cell read off a flat curve
+    counts less; log geometric mean of D_e/D_f over sum_idx)."""
     lDf = np.log([c["D"] for c in ft])
     lN = np.log([c["N"] for c in ft])
     ratio = [lDe[i] - lDf[i] for i in sum_idx if lDe[i] is not None]
@@ -259,8 +254,7 @@ def law_weights(ft, draws, idx):
     return {i: 1.0 / max(v, floor, 1e-12) for i, v in var.items()}
 
 def point_row(c, lDe, where, draws, curve):
-    """A fine-tuned cell as results.json gives it: D_e with its interval, D_t, flags, and the
-    bound the scratch points give beyond their ends."""
+    """A fine-tuned cell as results.json gives it: D_e, its interval and bounds, D_t, flags."""
     De = math.exp(min(lDe, LOG_BIG)) if lDe is not None else None
     flags = [] if where == "measured" else [where]
     p = {"runs": c["runs"], "N": c["N"], "D_f": c["D"], "D_f_bytes": c["D"] * c["bpt"],
@@ -348,8 +342,7 @@ def law_row(est, reps, boot, bpt, ft, idx, noise):
             "noise": {"sigma_run": noise[0], "sigma_pretrain": noise[1]}}
 
 def curve_lines(cur, law, n, ft):
-    """What the report draws at one size: the scratch curve over its measured range, and the
-    law's fine-tuned loss L_scratch(D_f + D_t) where D_f + D_t lies inside that range."""
+    """What the report draws at one size: the scratch curve and the law's fine-tuned loss on it."""
     x, y, _ = cur
     lx = np.linspace(x[0], x[-1], 60)
     lines = {"scratch": [[float(math.exp(a)), float(math.exp(b))]
@@ -365,8 +358,7 @@ def curve_lines(cur, law, n, ft):
 
 # ------------------------------------------------------------ pre-training, compute, forgetting
 def power_law(x, y, name):
-    """log y = alpha (log name_c - log x) by least squares: alpha, name_c, R^2; None under 2
-    points."""
+    """{alpha, name_c, r2} of log y = alpha (log name_c - log x); None under two points."""
     if len(x) < 2:
         return None
     lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
@@ -403,17 +395,17 @@ def find_pretrain(r, pretrain):
     return hits[0] if hits else None
 
 def compare_compute(ft, tw, pt):
-    """Compute for the fine-tuned run to first reach its scratch twin's best loss, against the
-    twin's to its best; with and without the pre-training compute (up to its best.pt)."""
+    """FLOPs for a fine-tune to first reach its scratch twin's best loss, against the twin's to
+    its best; with and without the pre-training's (up to its best.pt)."""
     reach = next((C for C, L in eval_curve(ft) if L <= tw["loss"]), None)
     C_pt = pt["flops"] if pt else None
-    c = {"N": ft["N"], "D_f": ft["D"], "C_scratch": tw["flops"], "C_finetune_best": ft["flops"],
-         "C_finetune_reach": reach, "C_pretrain": C_pt, "ratio": None, "ratio_with_pretrain": None,
-         "curve_finetune": eval_curve(ft), "curve_scratch": eval_curve(tw)}
-    if reach is not None and tw["flops"] > 0:
-        c["ratio"] = reach / tw["flops"]
-        c["ratio_with_pretrain"] = (reach + C_pt) / tw["flops"] if C_pt is not None else None
-    return c
+    ok = reach is not None and tw["flops"] > 0
+    ok_pt = ok and C_pt is not None
+    return {"N": ft["N"], "D_f": ft["D"], "C_scratch": tw["flops"],
+            "C_finetune_best": ft["flops"], "C_finetune_reach": reach, "C_pretrain": C_pt,
+            "ratio": reach / tw["flops"] if ok else None,
+            "ratio_with_pretrain": (reach + C_pt) / tw["flops"] if ok_pt else None,
+            "curve_finetune": eval_curve(ft), "curve_scratch": eval_curve(tw)}
 
 def forgetting(r, pt):
     """English val loss during fine-tuning: its rise from before it to the best and last eval."""
@@ -439,8 +431,7 @@ def forgetting(r, pt):
             "rise_at_best": at_best - base, "rise_last": seq[-1][1] - base}
 
 def corpora(runs):
-    """The corpora the runs trained on, as prepare/ recorded them: each bin's sha256 (12 hex
-    digits) and the source packages' versions, so that a reader sees whether theirs differ."""
+    """Each corpus as prepare/ recorded it: bin sha256s (12 hex digits), source versions."""
     out = {}
     for r in runs:
         name = r["log"]["data"]["dataset"]
@@ -478,8 +469,8 @@ def calibration_rate(tag):
         return None
 
 def analyse_calibration(checks, cells):
-    """Each calibration rate's loss (mean over its D_f) per language, size and arm, and the rate
-    the grid ran at; a rate at the edge of those tried may not be the best one."""
+    """Each calibration rate's mean loss per language, size and arm beside the grid's rate; one
+    at the edge of the rates tried may not be the best."""
     tried = {}
     for c in checks:
         if calibration_rate(c["tag"]) is not None:
@@ -502,8 +493,7 @@ def curve_of(runs):
     return scratch_points(sc) if len(sc) > 1 else None
 
 def analyse_reinit(checks, cells):
-    """The Chinese check: fine-tunes with fresh embedding rows for the tokens pre-training did
-    not see (tag reinit), their D_e/D_f off the grid's scratch curve beside the grid's."""
+    """Fine-tunes with fresh embedding rows for unseen tokens (tag reinit), D_e/D_f by the grid's."""
     twins = {cell_key(c): c for c in cells}
     rows = []
     for c in sorted(checks, key=lambda r: (r["target"], r["N"], r["D"])):
@@ -515,16 +505,15 @@ def analyse_reinit(checks, cells):
                "loss": c["loss"], "grid_loss": twin and twin["loss"],
                "reinit": c["log"].get("reinit")}
         for key, loss in (("ratio", c["loss"]), ("grid_ratio", twin and twin["loss"])):
-            lDe, where = read_on(curve if loss else None, math.log(loss) if loss else None)
+            lDe, where = read_on(curve, math.log(loss)) if loss else (None, "no_scratch_curve")
             row[key] = math.exp(lDe) / c["D"] if lDe is not None else None
             row[key + "_where"] = where
         rows.append(row)
     return rows
 
 def analyse_paired(checks, boot, rng):
-    """Two languages on the same pages (tags paired<r>: one page draw r shared by both): log
-    D_e/D_f of each fine-tune off its own draw's scratch points, the languages' difference
-    averaged over D_f within a draw, and its interval bootstrapped over draws."""
+    """Two languages on the same pages (tags paired<r>): their difference in log D_e/D_f, each
+    off its own draw's scratch points, averaged over D_f, bootstrapped over page draws."""
     runs = [c for c in checks if c["tag"].startswith("paired") and c["tag"][6:].isdigit()]
     langs = sorted({c["lang"] for c in runs})
     if len(langs) != 2:
