@@ -493,7 +493,7 @@ def curve_of(runs):
     return scratch_points(sc) if len(sc) > 1 else None
 
 def analyse_reinit(checks, cells):
-    """Fine-tunes with fresh embedding rows for unseen tokens (tag reinit), D_e/D_f by the grid's."""
+    """Fine-tunes with fresh embedding rows for unseen tokens (tag reinit), beside the grid's."""
     twins = {cell_key(c): c for c in cells}
     rows = []
     for c in sorted(checks, key=lambda r: (r["target"], r["N"], r["D"])):
