@@ -99,8 +99,7 @@ def near(n, m):
     return abs(m / n - 1) < 1e-4
 
 class Size:
-    """One measured size: its scratch curve (the study's monotone curve inside its measured D,
-    the end segments of its converged points beyond), and its cells' FLOPs against D."""
+    """One measured size: its scratch curve (end segments beyond it) and its cells' FLOPs by D."""
 
     def __init__(self, n, curve, target, pretrain_flops):
         self.N, self.pretrain_flops = n, pretrain_flops
@@ -133,9 +132,8 @@ def build_sizes(target, res):
     return sorted(sizes, key=lambda s: s.N)
 
 def size_weights(sizes, n):
-    """[(Size, weight in log space)] that give a quantity at N = n, and the note saying how: the
-    measured size itself (within SAME_SIZE), the two neighbours (interpolated in log N), or the
-    two nearest (extrapolated in log N). A note starting with '!' is an extrapolation."""
+    """[(Size, weight in log N)] giving a quantity at N = n: that size (within SAME_SIZE) or the
+    two nearest; and a note saying how, starting with '!' if an extrapolation."""
     same = [s for s in sizes if abs(s.N / n - 1) <= SAME_SIZE]
     if same or len(sizes) == 1:
         s = same[0] if same else sizes[0]
@@ -206,8 +204,7 @@ def compute_notes(weights, D_e, d_f):
     return notes
 
 def predict(target, sizes, noise, n, d_f, rng):
-    """Everything asked of one (N, D_f): values, intervals and notes on how they were reached;
-    the scratch curve's own spread (one run's, sigma_run) is drawn beside the law's."""
+    """All asked of one (N, D_f), intervals from the law's draws and one run's spread, notes."""
     law = target["law"]
     draws = np.array(law.get("draws") or [], float).reshape(-1, 3)
     if not len(draws):  # the fitted values alone
@@ -297,8 +294,7 @@ def print_no_law(target):
         print("  no fine-tuned cell has a measured D_e: nothing to predict from")
 
 def budget_rows(target, sizes, noise, d_f, rng):
-    """Per measured size, each arm's loss on D_f tokens and its FLOPs: scratch (a converged run
-    on D_f) and, where there is a law, fine-tuned (with the pre-training FLOPs beside)."""
+    """Per measured size, each arm's loss on D_f tokens and FLOPs (fine-tuned only with a law)."""
     rows = []
     for s in sizes:
         rows.append({"arm": "scratch", "N": s.N, "loss": float(s.loss(d_f)),
