@@ -87,14 +87,13 @@ def load_runs(root, msgs):
         test = test if 0 < test < math.inf else None
         runs.append({"name": name, "dir": os.path.dirname(path), "log": log, "role": log["role"],
                      "target": d["dataset"], "lang": d["language"] or "?",
+                     "tag": (log.get("config") or {}).get("tag") or "",
                      "N": float(log["model"]["N"]), "D": float(d["dataset_tokens"]),
                      "bpt": float(d["dataset_bytes"]) / float(d["dataset_tokens"]),
                      "loss": test or float(best["val_loss"]), "flops": fnum(best["flops"]),
-                     "loss_from": "test" if test else "val",
-                     "pretrained": log.get("init_from") or None,
-                     "evals": log.get("evals") or [], "converged": converged(log),
-                     "stop_reason": log.get("stop_reason"),
-                     "tag": (log.get("config") or {}).get("tag") or ""})
+                     "loss_from": "test" if test else "val", "converged": converged(log),
+                     "pretrained": log.get("init_from") or None, "evals": log.get("evals") or [],
+                     "stop_reason": log.get("stop_reason")})
     msgs.extend(f"left out {s['run']}: {s['reason']}" for s in skipped)
     return runs, skipped
 
