@@ -1,23 +1,17 @@
 """
-Analysis stage of nanotransfer, part 1 of 2: read every <run>/log.json under a directory, fit how
-much English pre-training is worth on another language (Kim 2021, after Hernandez et al. 2021),
-and write <dir>/report/results.json; then report.py turns that file into report.md and figures.
+Analysis stage, part 1 of 2: read every <run>/log.json under a directory, fit how much English
+pre-training is worth on another language (Kim 2021, after Hernandez et al. 2021), and write
+<dir>/report/results.json; then report.py turns that file into report.md and figures.
 
     python fit_scaling.py out/builtin/                     # results.json, report.md, figures
     python fit_scaling.py out/builtin/ --out /tmp/rep --boot 2000
 
-N, D, C and L as docs/contracts.md defines them (L: best.test_loss, else best.val_loss). D_e is
-the from-scratch data that reaches a fine-tuned run's loss at the same N and language, read off a
-monotone curve through the converged scratch points (an unconverged run is an upper bound, never
-a point); a measurement only between points at most MAX_GAP apart, elsewhere flagged (gap, above,
-below) and kept out of the law and the summary. D_t = D_e - D_f, negative when pre-training hurt.
-
-Per language: D_e/D_f's geometric mean over the measured cells and, where transfer is positive
-(in at least 3 cells and half of them), log D_t = log k + alpha log D_f + beta log N by least
-squares. Intervals: a bootstrap of a rerun: each draw moves every cell's loss by the run-to-run
-spread, every fine-tuned cell also by its pre-trained model's share (one draw per model), joins
-the scratch points by PCHIP or straight lines in turn, and reads everything again; an interval is
-where a rerun's estimate lands.
+N, D, C and L as docs/contracts.md defines them. D_e: the scratch data that reaches a fine-tuned
+run's loss at the same N, read off a monotone curve through the converged scratch points (an
+unconverged run is a bound, never a point); measured only between points at most MAX_GAP apart.
+Per language: D_e/D_f's geometric mean and, where transfer is positive (in at least 3 cells and
+half of them), log D_t = log k + alpha log D_f + beta log N by least squares. Intervals: where a
+rerun's estimate lands, by a bootstrap over the run-to-run spread and the pre-trained model's.
 """
 import argparse
 import glob
@@ -36,20 +30,13 @@ SCHEMA = 1
 LANG = {"en": "English", "de": "German", "es": "Spanish", "zh": "Chinese"}
 REQUIRED = ["role", "model.N", "data.dataset", "data.language", "data.dataset_tokens",
             "data.dataset_bytes", "best.val_loss", "best.flops"]
+POSITIVE = ["best.val_loss", "model.N", "data.dataset_tokens", "data.dataset_bytes"]
 MAX_GAP = 2.0        # D_e is measured only between converged scratch points at most 2x apart
 FORMS = ("pchip", "linear")   # monotone curves between scratch points; the bootstrap draws both
 ASSUMED_SIGMA = 0.01  # run-to-run spread in log L where no cell was run twice
 LOG_BIG = 700.0      # exp() overflows above this
 
-# ----------------------------------------------------------------------------- reading logs
-
-def dig(d, dotted):
-    for k in dotted.split("."):
-        if not isinstance(d, dict) or k not in d:
-            raise KeyError(dotted)
-        d = d[k]
-    return d
-
+# ------------------------------------------------------------ reading logs
 def fnum(x):
     try:
         return float(x)
@@ -59,38 +46,28 @@ def fnum(x):
 def check_log(log):
     """Why a log cannot be used, or None."""
     if not isinstance(log, dict) or log.get("schema") != SCHEMA:
-        return f"schema {log.get('schema') if isinstance(log, dict) else '?'!r}, this script reads schema {SCHEMA}"
+        schema = log.get("schema") if isinstance(log, dict) else "?"
+        return f"schema {schema!r}, this script reads schema {SCHEMA}"
     if log.get("status") in ("running", "failed"):
         return f"status {log['status']}" + (f" ({log.get('error')})" if log.get("error") else "")
-    for f in REQUIRED:
-        try:
-            dig(log, f)
-        except KeyError:
-            return f"missing field {f}"
+    values = {}
+    for field in REQUIRED:
+        v = log
+        for k in field.split("."):
+            if not isinstance(v, dict) or k not in v:
+                return f"missing field {field}"
+            v = values[field] = v[k]
     if log["role"] not in ("pretrain", "scratch", "finetune"):
         return f"unknown role {log['role']!r}"
-    for f in ("best.val_loss", "model.N", "data.dataset_tokens", "data.dataset_bytes"):
-        v = fnum(dig(log, f))
-        if not math.isfinite(v) or v <= 0:
-            return f"{f} is {dig(log, f)!r} (NaN, missing or not positive)"
-    return None
+    bad = [f for f in POSITIVE if not 0 < fnum(values[f]) < math.inf]
+    return f"{bad[0]} is {values[bad[0]]!r} (NaN, missing or not positive)" if bad else None
 
 def converged(log):
-    """The run stopped on its stopping rule, not its budget. Logs before train.py wrote the field:
-    it stopped early and its best evaluation lies before its last."""
+    """Stopped on its stopping rule, not its budget (older logs: early, best before last)."""
     if "converged" in log:
         return bool(log["converged"])
-    ev = log.get("evals") or [{}]
-    return log.get("status") == "early_stopped" and fnum(log["best"].get("iter")) < fnum(ev[-1].get("iter"))
-
-def test_loss(best):
-    v = fnum(best.get("test_loss"))
-    return v if math.isfinite(v) and v > 0 else None
-
-def study_loss(best):
-    """The loss the study reports and fits: the best model's loss on the held-out test windows,
-    which did not decide when the run stopped (the val loss did); the val loss in older logs."""
-    return test_loss(best) or float(best["val_loss"])
+    last = (log.get("evals") or [{}])[-1].get("iter")
+    return log.get("status") == "early_stopped" and fnum(log["best"].get("iter")) < fnum(last)
 
 def load_runs(root, msgs):
     runs, skipped = [], []
@@ -99,60 +76,56 @@ def load_runs(root, msgs):
         try:
             with open(path) as f:
                 log = json.load(f)
+            why = check_log(log)
         except (OSError, ValueError) as e:
-            skipped.append({"run": name, "reason": f"unreadable log.json ({e})"})
-            continue
-        why = check_log(log)
+            why = f"unreadable log.json ({e})"
         if why:
             skipped.append({"run": name, "reason": why})
             continue
-        d = log["data"]
+        d, best = log["data"], log["best"]
+        test = fnum(best.get("test_loss"))  # held out, unlike the val loss that stopped the run
+        test = test if 0 < test < math.inf else None
         runs.append({"name": name, "dir": os.path.dirname(path), "log": log, "role": log["role"],
-                     "target": d["dataset"], "lang": d["language"] or "?", "N": float(log["model"]["N"]),
-                     "D": float(d["dataset_tokens"]), "bpt": float(d["dataset_bytes"]) / float(d["dataset_tokens"]),
-                     "loss": study_loss(log["best"]), "flops": fnum(log["best"]["flops"]),
-                     "loss_from": "test" if test_loss(log["best"]) else "val",
-                     "pretrained": log.get("init_from") or None,
-                     "evals": log.get("evals") or [], "converged": converged(log),
-                     "stop_reason": log.get("stop_reason"), "tag": (log.get("config") or {}).get("tag") or ""})
-    for s in skipped:
-        msgs.append(f"left out {s['run']}: {s['reason']}")
+                     "target": d["dataset"], "lang": d["language"] or "?",
+                     "tag": (log.get("config") or {}).get("tag") or "",
+                     "N": float(log["model"]["N"]), "D": float(d["dataset_tokens"]),
+                     "bpt": float(d["dataset_bytes"]) / float(d["dataset_tokens"]),
+                     "loss": test or float(best["val_loss"]), "flops": fnum(best["flops"]),
+                     "loss_from": "test" if test else "val", "converged": converged(log),
+                     "pretrained": log.get("init_from") or None, "evals": log.get("evals") or [],
+                     "stop_reason": log.get("stop_reason")})
+    msgs.extend(f"left out {s['run']}: {s['reason']}" for s in skipped)
     return runs, skipped
 
 def cell_key(r):
     return (r["role"], r["target"], r["N"]) + ((r["D"],) if r["role"] != "pretrain" else ())
 
 def merge_duplicates(runs, msgs):
-    """One cell per (role, dataset, N, D_f): duplicates are averaged (keeping the lowest would bias
-    the loss low). A scratch cell averages its converged runs only, if it has any."""
+    """One cell per (role, dataset, N, D_f): duplicates averaged (the lowest is biased low);
+    a scratch cell averages its converged runs only, if it has any."""
     groups = {}
     for r in runs:
         groups.setdefault(cell_key(r), []).append(r)
     cells = []
     for key, rs in sorted(groups.items()):
-        use = [r for r in rs if r["converged"]] if key[0] == "scratch" else rs
-        use = use or rs
+        use = ([r for r in rs if r["converged"]] if key[0] == "scratch" else rs) or rs
         loss = [r["loss"] for r in use]
-        c = dict(use[0], loss=float(np.mean(loss)), losses=loss, n=len(use),
+        c = dict(use[0], loss=float(np.mean(loss)), n=len(use),
                  log_losses=[math.log(x) for x in loss],
                  pretrained=sorted({r["pretrained"] for r in use if r["pretrained"]}),
                  std=float(np.std(loss, ddof=1)) if len(use) > 1 else None,
                  runs=[r["name"] for r in rs], converged=all(r["converged"] for r in use))
         cells.append(c)
         if len(rs) > 1:
-            msgs.append(f"{len(rs)} runs of {key[0]} {key[1]} N={key[2]:.3g}" + (f" D={key[3]:.3g}" if len(key) > 3 else "")
-                        + f" ({', '.join(r['name'] for r in rs)}): averaged {len(use)}, loss {c['loss']:.4f}"
+            at = f"N={key[2]:.3g}" + (f" D={key[3]:.3g}" if len(key) > 3 else "")
+            msgs.append(f"{len(rs)} runs of {key[0]} {key[1]} {at} ({', '.join(c['runs'])}): "
+                        f"averaged {len(use)}, loss {c['loss']:.4f}"
                         + (f" +- {c['std']:.4f}" if c["std"] is not None else ""))
     return cells
 
-# ----------------------------------------------------------------------------- run-to-run noise
-
 def analyse_checks(checks, cells):
-    """Each tagged run (seed, patience, budget checks from sweep.py) beside its grid twin; the seed
-    checks and the grid cells run more than once (sweep.py's repeats) give the run-to-run spread
-    of each arm. Repeats of a cell move its run seed and its draw of D_f documents, and a
-    fine-tuned cell's repeats start from another pre-trained model: the fine-tuned spread beyond
-    the scratch spread is the pre-trained model's share, drawn once per model in the bootstrap."""
+    """Tagged runs beside their grid twins; each arm's run-to-run spread (seed checks, repeats),
+    a fine-tuned one's beyond scratch's being its pre-trained model's share."""
     twins = {cell_key(c): c for c in cells}
     rows = []
     for c in sorted(checks, key=lambda r: r["name"]):
@@ -162,7 +135,8 @@ def analyse_checks(checks, cells):
         rows.append({"tag": c["tag"], "run": c["name"], "role": c["role"], "target": c["target"],
                      "N": c["N"], "D_f": c["D"], "loss": c["loss"], "converged": c["converged"],
                      "grid_run": t and t["runs"][0], "grid_loss": t and t["loss"],
-                     "diff": t and c["loss"] - t["loss"], "rel_diff": t and c["loss"] / t["loss"] - 1})
+                     "diff": t and c["loss"] - t["loss"],
+                     "rel_diff": t and c["loss"] / t["loss"] - 1})
     groups = {"scratch": {}, "finetune": {}}
     for c in checks:
         if c["tag"].startswith("seed") and cell_key(c) in twins and c["role"] in groups:
@@ -178,53 +152,53 @@ def analyse_checks(checks, cells):
         dof = sum(len(v) - 1 for v in g.values())
         out[role] = {"sigma_log": float(np.sqrt(np.sum(np.square(dev)) / dof)) if dof else None,
                      "cells": len(g), "dof": dof}
-    run = out["scratch"]["sigma_log"] or out["finetune"]["sigma_log"]
     ft = out["finetune"]["sigma_log"]
-    out["sigma_run"] = run
+    run = out["sigma_run"] = out["scratch"]["sigma_log"] or ft
     out["sigma_pretrain"] = math.sqrt(max(0.0, ft ** 2 - run ** 2)) if ft and run else 0.0
     return out
 
-# ----------------------------------------------------------------------------- reading D_e
-
+# ------------------------------------------------------------ reading D_e
 def scratch_points(cs):
-    """One size's converged scratch cells as sorted (log D, log L, n), keeping only the points that
-    beat every smaller D (more data cannot make the converged loss worse)."""
-    cs = sorted(cs, key=lambda c: c["D"])
-    keep, lo = [], float("inf")
-    for c in cs:
-        if c["loss"] < lo:
+    """One size's converged scratch cells as sorted (log D, log L, n), keeping only the points
+    that beat every smaller D (more data cannot make the converged loss worse)."""
+    keep = []
+    for c in sorted(cs, key=lambda c: c["D"]):
+        if not keep or c["loss"] < keep[-1]["loss"]:
             keep.append(c)
-            lo = c["loss"]
     return (np.log([c["D"] for c in keep]), np.log([c["loss"] for c in keep]),
             np.array([c["n"] for c in keep], float))
 
+def size_curves(conv, sizes):
+    """{N: scratch_points} of the sizes with at least two points."""
+    curves = {n: scratch_points([c for c in conv if c["N"] == n]) for n in sizes}
+    return {n: cur for n, cur in curves.items() if len(cur[0]) >= 2}
+
 def read_De(x, y, lL, form):
-    """log D_e where a size's scratch points (x = log D rising, y = log L falling) reach log loss
-    lL, and where that lies: 'measured' (between two points at most MAX_GAP apart), 'gap'
-    (between points further apart: the value is the form's), 'above' (below every scratch loss:
-    D_e > D_max) or 'below' (above the loss at the smallest D: D_e < D_min). Between points the
-    curve is monotone, PCHIP or linear in log-log (form); beyond the ends, the end segment."""
-    u = -y
-    q = -lL
+    """log D_e where a size's scratch points (x = log D, y = log L) reach lL, PCHIP or linear
+    (form) between them, the end segment beyond; and where: 'measured' (points at most MAX_GAP
+    apart), 'gap' (further apart), 'above' (D_e > D_max) or 'below' (D_e < D_min)."""
+    u, q = -y, -lL
     if q > u[-1] or q < u[0]:
-        i = len(u) - 2 if q > u[-1] else 0
+        i, end, where = (len(u) - 2, -1, "above") if q > u[-1] else (0, 0, "below")
         slope = (x[i + 1] - x[i]) / (u[i + 1] - u[i])
-        end = -1 if q > u[-1] else 0
-        return float(x[end] + (q - u[end]) * slope), "above" if q > u[-1] else "below"
+        return float(x[end] + (q - u[end]) * slope), where
     j = min(max(1, int(np.searchsorted(u, q))), len(u) - 1)
     where = "measured" if x[j] - x[j - 1] <= math.log(MAX_GAP) + 1e-9 else "gap"
     if form == "pchip" and len(u) > 2:
         return float(PchipInterpolator(u, x)(q)), where
     return float(np.interp(q, u, x)), where
 
+def read_on(curve, lL, form="pchip"):
+    """read_De on scratch_points' curve; (None, 'no_scratch_curve') without one."""
+    return (None, "no_scratch_curve") if curve is None else read_De(curve[0], curve[1], lL, form)
+
 def forward_logL(x, y, lD):
     """log L of a size's scratch curve at log D, inside its measured range (PCHIP)."""
     return PchipInterpolator(x, y)(lD) if len(x) > 2 else np.interp(lD, x, y)
 
 def fit_law(lDf, lN, lDt, w):
-    """log D_t = log k + alpha log D_f + beta log N by least squares weighted by w (1/variance);
-    an exponent whose variable takes one value is held at 0 (unidentified). Returns (log k,
-    alpha, beta)."""
+    """(log k, alpha, beta) of log D_t = log k + alpha log D_f + beta log N, least squares weighted
+    by w (1/variance); an exponent whose variable takes one value is held at 0 (unidentified)."""
     cols = [np.ones_like(lDf)] + [v for v in (lDf, lN) if np.ptp(v) > 0]
     sw = np.sqrt(w)
     coef = np.linalg.lstsq(np.stack(cols, 1) * sw[:, None], lDt * sw, rcond=None)[0]
@@ -232,41 +206,27 @@ def fit_law(lDf, lN, lDt, w):
     b = coef[-1] if np.ptp(lN) > 0 else 0.0
     return float(coef[0]), float(a), float(b)
 
-# ----------------------------------------------------------------------------- one language
-
+# ------------------------------------------------------------ one language
 def ci(values):
     v = [x for x in values if x is not None and math.isfinite(x)]
     return [float(x) for x in np.percentile(v, [2.5, 97.5])] if v else None
 
-def read_cells(curves, ft, losses, form):
-    """log D_e and where it lies for each fine-tuned cell, given the scratch curves."""
-    out = []
-    for c, lL in zip(ft, losses):
-        cur = curves.get(c["N"])
-        out.append(read_De(cur[0], cur[1], lL, form) if cur is not None else (None, "no_scratch_curve"))
-    return out
-
 def replicate(conv, ft, sizes, noise, rng, form):
-    """One bootstrap draw: every converged scratch cell and fine-tuned cell moved by the run-to-run
-    spread (over sqrt of its runs), every fine-tuned cell also by a draw of its pre-trained
-    model(s), shared by all cells that started from the same one; the curve read in `form`."""
+    """One bootstrap draw of the fine-tuned cells' log D_e: every cell moved by the run-to-run
+    spread (over sqrt n), a fine-tuned one also by its pre-trained model's share (one draw each)."""
     sr, sp = noise
     z = {}
     def pretrained(c):
         return np.mean([z.setdefault(p, rng.standard_normal()) for p in c["pretrained"]] or [0.0])
-    sc = [dict(c, loss=c["loss"] * math.exp(sr * rng.standard_normal() / math.sqrt(c["n"])))
-          for c in conv]
-    curves = {n: scratch_points([c for c in sc if c["N"] == n]) for n in sizes}
-    curves = {n: cur for n, cur in curves.items() if len(cur[0]) >= 2}
+    curves = size_curves([dict(c, loss=c["loss"] * math.exp(
+        sr * rng.standard_normal() / math.sqrt(c["n"]))) for c in conv], sizes)
     lL = [math.log(c["loss"]) + sr * rng.standard_normal() / math.sqrt(c["n"]) + sp * pretrained(c)
           for c in ft]
-    return [x for x, _ in read_cells(curves, ft, lL, form)]
+    return [read_on(curves.get(c["N"]), x, form)[0] for c, x in zip(ft, lL)]
 
 def law_and_summary(ft, lDe, law_idx, sum_idx, weights=None):
-    """The law over the cells law_idx (positive transfer), the geometric mean of D_e/D_f over
-    sum_idx: ((log k, alpha, beta) or None, log mean D_e/D_f). weights: {cell: 1/variance of
-    its log D_t}, so that a cell read where the scratch curve is flat (a small change in loss
-    moves D_e far) counts less."""
+    """(law over law_idx, weighted by 1/variance of log D_t so that a cell read off a flat curve
+    counts less; log geometric mean of D_e/D_f over sum_idx)."""
     lDf = np.log([c["D"] for c in ft])
     lN = np.log([c["N"] for c in ft])
     ratio = [lDe[i] - lDf[i] for i in sum_idx if lDe[i] is not None]
@@ -279,8 +239,8 @@ def law_and_summary(ft, lDe, law_idx, sum_idx, weights=None):
     return fit_law(lDf[idx], lN[idx], lDt, w), summary
 
 def law_weights(ft, draws, idx):
-    """1/variance of each law cell's log D_t over the bootstrap draws (None without draws); the
-    variance is floored at a tenth of the median, so that no cell decides alone."""
+    """1/variance of each law cell's log D_t over the draws (None under 10 draws), the variance
+    floored at a tenth of the median so that no cell decides alone."""
     if len(draws) < 10:
         return None
     var = {}
@@ -292,37 +252,36 @@ def law_weights(ft, draws, idx):
     floor = 0.1 * float(np.median(finite)) if finite else 1.0
     return {i: 1.0 / max(v, floor, 1e-12) for i, v in var.items()}
 
-def point_row(c, lDe, where, draws):
-    """A fine-tuned cell as results.json gives it: D_e with its interval, D_t, and flags."""
+def point_row(c, lDe, where, draws, curve):
+    """A fine-tuned cell as results.json gives it: D_e, its interval and bounds, D_t, flags."""
     De = math.exp(min(lDe, LOG_BIG)) if lDe is not None else None
     flags = [] if where == "measured" else [where]
     p = {"runs": c["runs"], "N": c["N"], "D_f": c["D"], "D_f_bytes": c["D"] * c["bpt"],
          "loss": c["loss"], "n": c["n"], "std": c["std"], "converged": c["converged"],
-         "flops": c["flops"],
-         "pretrained": c["pretrained"], "where": where, "D_e": De, "D_e_ci": None, "D_t": None,
-         "D_t_bytes": None, "De_over_Df": None, "De_over_Df_ci": None, "flags": flags}
-    if De is None:
-        return p
-    if De < c["D"]:
-        flags.append("negative")
-    if draws:
-        p["D_e_ci"] = [math.exp(v) for v in ci(draws)]
-        p["De_over_Df_ci"] = [v / c["D"] for v in p["D_e_ci"]]
-    p.update(D_t=De - c["D"], D_t_bytes=(De - c["D"]) * c["bpt"], De_over_Df=De / c["D"],
-             Df_over_De=c["D"] / De)
+         "flops": c["flops"], "pretrained": c["pretrained"], "where": where, "D_e": De,
+         "D_e_ci": None, "D_t": None, "D_t_bytes": None, "De_over_Df": None,
+         "De_over_Df_ci": None, "flags": flags}
+    if De is not None:
+        if De < c["D"]:
+            flags.append("negative")
+        if draws:
+            p["D_e_ci"] = [math.exp(v) for v in ci(draws)]
+            p["De_over_Df_ci"] = [v / c["D"] for v in p["D_e_ci"]]
+        p.update(D_t=De - c["D"], D_t_bytes=(De - c["D"]) * c["bpt"], De_over_Df=De / c["D"],
+                 Df_over_De=c["D"] / De)
+    p["D_e_lower"] = math.exp(curve[0][-1]) if where == "above" else None
+    p["D_e_upper"] = math.exp(curve[0][0]) if where == "below" else None
     return p
 
 def analyse_target(target, cells, boot, rng, noise, msgs):
     scr = [c for c in cells if c["role"] == "scratch"]
     conv = [c for c in scr if c["converged"]]
     ft = sorted((c for c in cells if c["role"] == "finetune"), key=lambda c: (c["N"], c["D"]))
-    lang = cells[0]["lang"]
+    lang, bpt = cells[0]["lang"], cells[0]["bpt"]
     label = f"{LANG.get(lang, lang)} ({target})"
-    bpt = cells[0]["bpt"]
     sizes = sorted({c["N"] for c in conv})
-    curves = {n: scratch_points([c for c in conv if c["N"] == n]) for n in sizes}
-    curves = {n: cur for n, cur in curves.items() if len(cur[0]) >= 2}
-    read = read_cells(curves, ft, [math.log(c["loss"]) for c in ft], "pchip")
+    curves = size_curves(conv, sizes)
+    read = [read_on(curves.get(c["N"]), math.log(c["loss"])) for c in ft]
     measured = [i for i, (_, w) in enumerate(read) if w == "measured"]
     positive = [i for i in measured if read[i][0] > math.log(ft[i]["D"])]
     law_idx = positive if len(positive) >= max(3, len(measured) / 2) else []
@@ -332,19 +291,15 @@ def analyse_target(target, cells, boot, rng, noise, msgs):
     reps = [law_and_summary(ft, d, law_idx, measured, weights) for d in draws]
     out = {"language": lang, "name": LANG.get(lang, lang), "label": label, "bytes_per_token": bpt,
            "note": None, "law": None}
-    out["points"] = [point_row(c, lDe, w, [d[i] for d in draws if d[i] is not None])
-                     for i, (c, (lDe, w)) in enumerate(zip(ft, read))]
-    for p in out["points"]:   # what is known beyond the measured scratch points: a bound
-        cur = curves.get(p["N"])
-        p["D_e_lower"] = math.exp(cur[0][-1]) if p["where"] == "above" else None
-        p["D_e_upper"] = math.exp(cur[0][0]) if p["where"] == "below" else None
+    out["points"] = [point_row(c, lDe, w, [d[i] for d in draws if d[i] is not None],
+                               curves.get(c["N"])) for i, (c, (lDe, w)) in enumerate(zip(ft, read))]
     out["summary"] = None if summary is None else {
         "De_over_Df": math.exp(summary), "ci": ci([math.exp(s) for _, s in reps if s is not None]),
         "n_cells": len(measured), "n_negative": len(measured) - len(positive),
         "transfer": "positive" if len(positive) > len(measured) / 2 else "negative"}
     if est is None:
-        out["note"] = (f"{len(positive)} of {len(measured)} fine-tuned cells with a measured D_e show "
-                       f"positive transfer: the law D_t = k D_f^alpha N^beta is fitted where "
+        out["note"] = (f"{len(positive)} of {len(measured)} fine-tuned cells with a measured D_e "
+                       f"show positive transfer: the law D_t = k D_f^alpha N^beta is fitted where "
                        f"transfer is positive in at least 3 cells and half of them")
         msgs.append(f"{label}: {out['note']}")
     else:
@@ -360,20 +315,18 @@ def analyse_target(target, cells, boot, rng, noise, msgs):
                      "finetune_censored": flagged["above"], "finetune_below": flagged["below"],
                      "finetune_gap": flagged["gap"], "finetune_negative": flagged["negative"],
                      "finetune_no_curve": flagged["no_scratch_curve"], "law_cells": len(law_idx)}
-    for c in scr:
-        if not c["converged"]:
-            msgs.append(f"{label}: scratch {', '.join(c['runs'])} did not converge (stopped on "
-                        f"{c.get('stop_reason') or 'its budget'}): an upper bound at "
-                        f"N={c['N']:.3g} D={c['D']:.3g}, not a point of the curve")
+    msgs.extend(f"{label}: scratch {', '.join(c['runs'])} did not converge (stopped on "
+                f"{c.get('stop_reason') or 'its budget'}): an upper bound at N={c['N']:.3g} "
+                f"D={c['D']:.3g}, not a point of the curve" for c in scr if not c["converged"])
     left = [n for n in {c["N"] for c in ft} if n not in curves]
     if left:
-        msgs.append(f"{label}: no converged scratch curve at N = {', '.join(f'{n:.3g}' for n in left)}:"
-                    f" its fine-tuned cells have no D_e")
+        msgs.append(f"{label}: no converged scratch curve at N = "
+                    f"{', '.join(f'{n:.3g}' for n in left)}: its fine-tuned cells have no D_e")
     return out
 
 def law_row(est, reps, boot, bpt, ft, idx, noise):
-    """The law's numbers with their bootstrap intervals, k also in bytes: D_f and D_t both scale by
-    c = bytes/token, so k becomes k c^(1-alpha)."""
+    """The law's numbers with their bootstrap intervals, k also in bytes: D_f and D_t both scale
+    by c = bytes/token, so k becomes k c^(1-alpha)."""
     ok = [r for r in reps if r is not None]
     lk, a, b = est
     k_bytes = [math.exp(r[0] + (1 - r[1]) * math.log(bpt)) for r in [est] + ok]
@@ -388,8 +341,7 @@ def law_row(est, reps, boot, bpt, ft, idx, noise):
             "noise": {"sigma_run": noise[0], "sigma_pretrain": noise[1]}}
 
 def curve_lines(cur, law, n, ft):
-    """What the report draws at one size: the scratch curve over its measured range, and the
-    law's fine-tuned loss L_scratch(D_f + D_t) where D_f + D_t lies inside that range."""
+    """What the report draws at one size: the scratch curve and the law's fine-tuned loss on it."""
     x, y, _ = cur
     lx = np.linspace(x[0], x[-1], 60)
     lines = {"scratch": [[float(math.exp(a)), float(math.exp(b))]
@@ -403,16 +355,19 @@ def curve_lines(cur, law, n, ft):
                         for d, v in zip(df[inside], forward_logL(x, y, le[inside]))]
     return lines
 
-# ----------------------------------------------------------------------------- pre-training, compute, forgetting
-
-def powerlaw(x, y):
-    """Least squares of log y = c + s log x; returns slope s, intercept c, R^2."""
+# ------------------------------------------------------------ pre-training, compute, forgetting
+def power_law(x, y, name):
+    """{alpha, name_c, r2} of log y = alpha (log name_c - log x); None under two points."""
+    if len(x) < 2:
+        return None
     lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
-    if len(lx) < 2 or np.ptp(lx) == 0:
-        return float("nan"), float("nan"), float("nan")
-    s, c = np.polyfit(lx, ly, 1)
-    ss = np.sum((ly - ly.mean()) ** 2)
-    return float(s), float(c), float(1 - np.sum((ly - (c + s * lx)) ** 2) / ss) if ss > 0 else float("nan")
+    s = c = r2 = float("nan")
+    if np.ptp(lx) > 0:
+        s, c = np.polyfit(lx, ly, 1)
+        ss = np.sum((ly - ly.mean()) ** 2)
+        r2 = float(1 - np.sum((ly - (c + s * lx)) ** 2) / ss) if ss > 0 else float("nan")
+        s, c = float(s), float(c)
+    return {f"alpha_{name}": -s, f"{name}_c": math.exp(c / -s) if s < 0 else None, "r2": r2}
 
 def eval_curve(r):
     """(FLOPs, val loss) of a run's evaluations, for the compute figures."""
@@ -420,82 +375,78 @@ def eval_curve(r):
     return [[C, L] for C, L in ev if C > 0 and math.isfinite(L)]
 
 def analyse_pretrain(pts):
-    out = {"points": [{"runs": r["runs"], "N": r["N"], "loss": r["loss"], "flops": r["flops"], "curve": eval_curve(r)}
-                      for r in pts]}
-    s, c, r2 = powerlaw([r["N"] for r in pts], [r["loss"] for r in pts])   # log L = alpha_N log N_c - alpha_N log N
-    out["L_of_N"] = {"alpha_N": -s, "N_c": math.exp(c / -s) if s < 0 else None, "r2": r2} if len(pts) > 1 else None
-    front, lo = [], float("inf")
-    for C, L in sorted(x for p in out["points"] for x in p["curve"]):   # lowest loss reached at or below each compute
-        if L < lo:
+    out = {"points": [{"runs": r["runs"], "N": r["N"], "loss": r["loss"], "flops": r["flops"],
+                       "curve": eval_curve(r)} for r in pts]}
+    out["L_of_N"] = power_law([r["N"] for r in pts], [r["loss"] for r in pts], "N")
+    front = []   # the lowest loss reached at or below each compute
+    for C, L in sorted(x for p in out["points"] for x in p["curve"]):
+        if not front or L < front[-1][1]:
             front.append((C, L))
-            lo = L
     out["frontier"] = [{"flops": C, "loss": L} for C, L in front]
-    s, c, r2 = powerlaw(*zip(*front)) if len(front) > 1 else (float("nan"),) * 3
-    out["L_of_C"] = {"alpha_C": -s, "C_c": math.exp(c / -s) if s < 0 else None, "r2": r2} if len(front) > 1 else None
+    out["L_of_C"] = power_law([C for C, _ in front], [L for _, L in front], "C")
     return out
 
 def find_pretrain(r, pretrain):
     """The English run a fine-tune started from: by init_from's directory name, else by N."""
     src = os.path.basename(os.path.dirname(str(r["log"].get("init_from") or "")))
-    hits = [p for p in pretrain if os.path.basename(p["dir"]) == src] or [p for p in pretrain if p["N"] == r["N"]]
+    hits = [p for p in pretrain if os.path.basename(p["dir"]) == src] or [
+        p for p in pretrain if p["N"] == r["N"]]
     return hits[0] if hits else None
 
 def compare_compute(ft, tw, pt):
-    """Compute for the fine-tuned run to first reach its scratch twin's best loss, against the
-    twin's compute to its best; with and without the pre-training compute (up to its best.pt)."""
+    """FLOPs for a fine-tune to first reach its scratch twin's best loss, against the twin's to
+    its best; with and without the pre-training's (up to its best.pt)."""
     reach = next((C for C, L in eval_curve(ft) if L <= tw["loss"]), None)
     C_pt = pt["flops"] if pt else None
-    c = {"N": ft["N"], "D_f": ft["D"], "C_scratch": tw["flops"], "C_finetune_best": ft["flops"],
-         "C_finetune_reach": reach, "C_pretrain": C_pt, "ratio": None, "ratio_with_pretrain": None,
-         "curve_finetune": eval_curve(ft), "curve_scratch": eval_curve(tw)}
-    if reach is not None and tw["flops"] > 0:
-        c["ratio"] = reach / tw["flops"]
-        c["ratio_with_pretrain"] = (reach + C_pt) / tw["flops"] if C_pt is not None else None
-    return c
+    ok = reach is not None and tw["flops"] > 0
+    ok_pt = ok and C_pt is not None
+    return {"N": ft["N"], "D_f": ft["D"], "C_scratch": tw["flops"],
+            "C_finetune_best": ft["flops"], "C_finetune_reach": reach, "C_pretrain": C_pt,
+            "ratio": reach / tw["flops"] if ok else None,
+            "ratio_with_pretrain": (reach + C_pt) / tw["flops"] if ok_pt else None,
+            "curve_finetune": eval_curve(ft), "curve_scratch": eval_curve(tw)}
 
 def forgetting(r, pt):
-    """English val loss during fine-tuning: its rise from before fine-tuning to the best and last eval."""
+    """English val loss during fine-tuning: its rise from before it to the best and last eval."""
     ev = [e for e in r["evals"] if isinstance(e.get("extra_val"), dict) and e["extra_val"]]
-    if not ev:
-        return None
-    keys = sorted(ev[0]["extra_val"])  # the English set: the pre-training dataset, the only one, or *en
+    keys = sorted(ev[0]["extra_val"]) if ev else []
+    # the English set: the pre-training dataset, the only one, or the one named *en
     key = pt["target"] if pt and pt["target"] in keys else keys[0] if len(keys) == 1 else \
         next((k for k in keys if k.endswith("en")), None)
     if key is None:
         return None
     seq = [(e.get("iter"), fnum(e["extra_val"].get(key))) for e in ev]
+    base, src = seq[0][1], f"first eval (iter {seq[0][0]})"
     if ev[0].get("iter") == 0:
-        base, src = seq[0][1], "iter 0 of the fine-tune"
+        src = "iter 0 of the fine-tune"
     elif pt and pt["target"] == key:
         base, src = pt["loss"], "pre-training best val loss"
-    else:
-        base, src = seq[0][1], f"first eval (iter {seq[0][0]})"
-    at_best = fnum((r["log"]["best"].get("extra_val") or {}).get(key))   # train.py: the best model
+    best = r["log"]["best"]
+    at_best = fnum((best.get("extra_val") or {}).get(key))   # train.py: the best model's
     if not math.isfinite(at_best):
-        at_best = next((v for i, v in seq if i == r["log"]["best"].get("iter")), float("nan"))
-    return {"run": r["name"], "N": r["N"], "D_f": r["D"], "key": key, "baseline": base, "baseline_from": src,
-            "at_best": at_best, "last": seq[-1][1], "rise_at_best": at_best - base, "rise_last": seq[-1][1] - base}
+        at_best = next((v for i, v in seq if i == best.get("iter")), float("nan"))
+    return {"run": r["name"], "N": r["N"], "D_f": r["D"], "key": key, "baseline": base,
+            "baseline_from": src, "at_best": at_best, "last": seq[-1][1],
+            "rise_at_best": at_best - base, "rise_last": seq[-1][1] - base}
 
 def corpora(runs):
-    """The corpora the runs trained on, as prepare/ recorded them: the first 12 hex digits of each
-    bin's sha256 and the source packages' versions, so that a reader sees whether theirs differ."""
+    """Each corpus as prepare/ recorded it: bin sha256s (12 hex digits), source versions."""
     out = {}
     for r in runs:
         name = r["log"]["data"]["dataset"]
         if name in out:
             continue
-        path = os.path.join((r["log"].get("config") or {}).get("data_dir") or "data", name, "meta.json")
+        data_dir = (r["log"].get("config") or {}).get("data_dir") or "data"
         try:
-            with open(path) as f:
+            with open(os.path.join(data_dir, name, "meta.json")) as f:
                 meta = json.load(f)
         except (OSError, ValueError):
-            out[name] = None
-            continue
-        src = meta.get("sources") or []
-        out[name] = {"sha256": {k: str(v)[:12] for k, v in (meta.get("sha256") or {}).items()},
-                     "sources": [f"{x.get('package')} {x.get('version')}" for x in src
-                                 if isinstance(x, dict) and x.get("package")],
-                     "command": meta.get("command")}
+            meta = None
+        out[name] = None if meta is None else {
+            "sha256": {k: str(v)[:12] for k, v in (meta.get("sha256") or {}).items()},
+            "sources": [f"{x.get('package')} {x.get('version')}" for x in meta.get("sources") or []
+                        if isinstance(x, dict) and x.get("package")],
+            "command": meta.get("command")}
     return out
 
 def compute_and_forgetting(out, cells, pre):
@@ -505,14 +456,10 @@ def compute_and_forgetting(out, cells, pre):
         pt = find_pretrain(r, pre)
         if (r["N"], r["D"]) in twins:
             out["compute"].append(compare_compute(r, twins[r["N"], r["D"]], pt))
-        f = forgetting(r, pt)
-        if f:
-            out["forgetting"].append(f)
+        if forgetting(r, pt):
+            out["forgetting"].append(forgetting(r, pt))
 
-# ----------------------------------------------------------------------------- main
-
-# ----------------------------------------------------------------------------- issue checks
-
+# ------------------------------------------------------------ issue checks
 def calibration_rate(tag):
     """The learning rate of a calibration run's tag (sweep.py: lr<rate>), else None."""
     try:
@@ -521,9 +468,8 @@ def calibration_rate(tag):
         return None
 
 def analyse_calibration(checks, cells):
-    """The learning-rate calibration: each rate's loss (mean over the calibration D_f) per
-    language, size and arm, and the rate the grid ran at; a rate at the edge of those tried
-    may not be the best one."""
+    """Each calibration rate's mean loss per language, size and arm beside the grid's rate; one
+    at the edge of the rates tried may not be the best."""
     tried = {}
     for c in checks:
         if calibration_rate(c["tag"]) is not None:
@@ -540,38 +486,33 @@ def analyse_calibration(checks, cells):
                      "at_edge": chosen in (rates[0], rates[-1]) and len(rates) > 1})
     return rows
 
-def grid_curve(cells, target, n):
-    """The converged scratch points of a target and size, as scratch_points gives them."""
-    sc = [c for c in cells if (c["target"], c["N"], c["role"]) == (target, n, "scratch")
-          and c["converged"]]
+def curve_of(runs):
+    """scratch_points of the converged scratch runs among runs, None under two."""
+    sc = [c for c in runs if c["role"] == "scratch" and c["converged"]]
     return scratch_points(sc) if len(sc) > 1 else None
 
 def analyse_reinit(checks, cells):
-    """The Chinese check: fine-tunes with fresh embedding rows for the tokens pre-training did
-    not see (tag reinit), their D_e/D_f read off the grid's scratch curve beside the grid
-    fine-tune's, and what was re-initialised."""
+    """Fine-tunes with fresh embedding rows for unseen tokens (tag reinit), beside the grid's."""
     twins = {cell_key(c): c for c in cells}
     rows = []
     for c in sorted(checks, key=lambda r: (r["target"], r["N"], r["D"])):
         if c["tag"] != "reinit" or c["role"] != "finetune":
             continue
-        curve, twin = grid_curve(cells, c["target"], c["N"]), twins.get(cell_key(c))
+        curve = curve_of(g for g in cells if (g["target"], g["N"]) == (c["target"], c["N"]))
+        twin = twins.get(cell_key(c))
         row = {"run": c["name"], "target": c["target"], "N": c["N"], "D_f": c["D"],
                "loss": c["loss"], "grid_loss": twin and twin["loss"],
                "reinit": c["log"].get("reinit")}
         for key, loss in (("ratio", c["loss"]), ("grid_ratio", twin and twin["loss"])):
-            lDe, where = (read_De(curve[0], curve[1], math.log(loss), "pchip")
-                          if curve is not None and loss else (None, "no_scratch_curve"))
+            lDe, where = read_on(curve, math.log(loss)) if loss else (None, "no_scratch_curve")
             row[key] = math.exp(lDe) / c["D"] if lDe is not None else None
             row[key + "_where"] = where
         rows.append(row)
     return rows
 
 def analyse_paired(checks, boot, rng):
-    """Two languages on the same pages (tags paired<r>: the parallel corpora, one page draw r
-    shared by both): log D_e/D_f of each fine-tune read off its own draw's scratch points, the
-    difference of the two languages averaged over D_f within a draw, and its interval
-    bootstrapped over draws (the pages drawn)."""
+    """Two languages on the same pages (tags paired<r>): their difference in log D_e/D_f, each
+    off its own draw's scratch points, averaged over D_f, bootstrapped over page draws."""
     runs = [c for c in checks if c["tag"].startswith("paired") and c["tag"][6:].isdigit()]
     langs = sorted({c["lang"] for c in runs})
     if len(langs) != 2:
@@ -580,13 +521,12 @@ def analyse_paired(checks, boot, rng):
     for draw in sorted({c["tag"] for c in runs}):
         for lang in langs:
             mine = [dict(c, n=1) for c in runs if (c["tag"], c["lang"]) == (draw, lang)]
-            sc = [c for c in mine if c["role"] == "scratch" and c["converged"]]
+            curve = curve_of(mine)
             for f in (c for c in mine if c["role"] == "finetune"):
-                x, y, _ = scratch_points(sc) if len(sc) > 1 else (None, None, None)
-                lDe, where = (read_De(x, y, math.log(f["loss"]), "pchip") if x is not None
-                              else (None, "no_scratch_curve"))
+                lDe, where = read_on(curve, math.log(f["loss"]))
                 if where == "measured":
-                    ratios.setdefault(draw, {}).setdefault(lang, {})[f["D"]] = lDe - math.log(f["D"])
+                    ratios.setdefault(draw, {}).setdefault(lang, {})[f["D"]] = \
+                        lDe - math.log(f["D"])
     per_draw = {}
     for draw, by_lang in ratios.items():
         both = set(by_lang.get(langs[0], {})) & set(by_lang.get(langs[1], {}))
@@ -602,6 +542,7 @@ def analyse_paired(checks, boot, rng):
             "difference": float(np.mean(diffs)) if len(diffs) else None,
             "ci": ci(draws), "draws": len(diffs)}
 
+# ------------------------------------------------------------ main
 def analyse(root, boot=1000, seed=0):
     """Everything report.py needs, as plain JSON-able numbers."""
     msgs = []
@@ -613,17 +554,18 @@ def analyse(root, boot=1000, seed=0):
     noise = (chk["sigma_run"], chk["sigma_pretrain"])
     if not noise[0]:
         noise = (ASSUMED_SIGMA, 0.0)
-        msgs.append(f"no cell was run more than once: the intervals assume a run-to-run spread of "
-                    f"{ASSUMED_SIGMA:.0%} and no pre-trained model's share (add repeats or seed checks)")
+        msgs.append(f"no cell was run more than once: the intervals assume a run-to-run spread "
+                    f"of {ASSUMED_SIGMA:.0%} and no pre-trained model's share (add repeats or "
+                    f"seed checks)")
     chk["noise_used"] = list(noise)
     rng = np.random.default_rng(seed)
-    res = {"schema": 1, "source": root, "bootstrap": boot, "seed": seed, "n_runs_used": len(runs) - len(checks),
-           "skipped": skipped, "messages": msgs, "checks": chk, "targets": {},
-           "loss_from": sorted({r["loss_from"] for r in runs}),
-           "corpora": corpora(runs),
-           "pretrain": analyse_pretrain(pre) if pre else None}
+    res = {"schema": 1, "source": root, "bootstrap": boot, "seed": seed,
+           "n_runs_used": len(runs) - len(checks), "skipped": skipped, "messages": msgs,
+           "checks": chk, "targets": {}, "loss_from": sorted({r["loss_from"] for r in runs}),
+           "corpora": corpora(runs), "pretrain": analyse_pretrain(pre) if pre else None}
     if not pre:
-        msgs.append("no finished pre-training runs: no L(N), no compute frontier, no pre-training cost")
+        msgs.append("no finished pre-training runs: no L(N), no compute frontier, no "
+                    "pre-training cost")
     chk["calibration"] = analyse_calibration(checks, cells)
     chk["reinit"] = analyse_reinit(checks, cells)
     chk["paired"] = analyse_paired(checks, boot, rng)
@@ -648,8 +590,7 @@ def main(argv=None):
         description="Fit transfer scaling laws from the run logs under a directory.")
     parser.add_argument("dir", help="directory searched recursively for <run>/log.json")
     parser.add_argument("--out", help="output directory (default: <dir>/report)")
-    parser.add_argument("--boot", type=int, default=1000,
-                        help="parametric bootstrap draws for the CIs")
+    parser.add_argument("--boot", type=int, default=1000, help="bootstrap draws for the CIs")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = parser.parse_args(argv)
     if args.boot < 0:

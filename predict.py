@@ -7,19 +7,12 @@ Reads only the results.json that fit_scaling.py wrote (docs/contracts.md, "Analy
     python predict.py RESULTS.json --lang=de --N=1.4e4,5.5e4 --D_f=2000,6000      # a table
     python predict.py RESULTS.json --lang=de --D_f=6000 --budget_flops=1e12       # the trade-off
 
-Several values, comma-separated, give one row per combination; D_f is in TOKENS of the language
-(bytes are printed beside them). --budget_flops: for that compute and each D_f, which arm and which
-measured size reach the lowest loss, with the pre-training already paid and counting it.
-
-The law gives D_e = D_f + k D_f^alpha N^beta and the fine-tuned loss as the scratch curve of that
-size at D_e, with intervals from the law's bootstrap draws and the curve's run-to-run spread.
-Compute (Kaplan FLOPs): a converged scratch run at D_e against the fine-tuned cells at D_f, with
-and without pre-training.
-
-A query outside the measured sizes, outside the law's D_f range, or whose D_e lies beyond the
-scratch curve's measured D, is answered as an EXTRAPOLATION, said in its row. A size between two
-measured ones is interpolated in N (log L linear in log N at the same D). A language without a
-law (pre-training did not help) gets its measured D_e/D_f instead.
+Comma-separated values give one row per combination; D_f is in TOKENS. --budget_flops: for each
+D_f, which arm and measured size reach the lowest loss in that compute. D_e = D_f + k D_f^alpha
+N^beta; the fine-tuned loss is the scratch curve at D_e (intervals: the law's bootstrap draws and
+the run-to-run spread); compute in Kaplan FLOPs. A query outside the measured sizes, the law's D_f
+or the scratch curve's D is an EXTRAPOLATION, said in its row; between two measured sizes, log L
+is linear in log N. A language without a law gets its measured D_e/D_f instead.
 """
 import json
 import math
@@ -41,9 +34,6 @@ seed = 0  # the draws of the scratch curve's spread
 
 SAME_SIZE = 0.02  # an N within 2% of a measured size is that size: labels round (56K = 55,296)
 
-
-# ----------------------------------------------------------------------------- reading the study
-
 def load_results(path):
     try:
         with open(path) as f:
@@ -56,7 +46,6 @@ def load_results(path):
     if not isinstance(res, dict) or not isinstance(res.get("targets"), dict):
         fail(f"{path} has no 'targets': rerun python fit_scaling.py on the sweep's directory")
     return res
-
 
 def find_target(res, wanted):
     """The dataset asked for, by name or by language code; exits naming the choices."""
@@ -71,7 +60,6 @@ def find_target(res, wanted):
         fail(f"{why}: use --lang= one of {have or '(none)'}")
     return targets[hits[0]]
 
-
 def parse_values(text, key):
     """Comma-separated positive numbers, e.g. '5.5e4,2e5'."""
     try:
@@ -82,18 +70,16 @@ def parse_values(text, key):
         fail(f"--{key}={text!r}: give positive numbers, comma-separated, e.g. --{key}=6000,12000")
     return values
 
-
 def short(x):
     """3 significant digits, exponents without padding: 55296 -> 5.53e4."""
-    s = f"{x:.3g}"
-    return s.replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
+    return f"{x:.3g}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
 
-
-# ----------------------------------------------------------------------------- log-log lines
+def as_float(x):
+    return None if x is None else float(x)
 
 def loglog(x, y, q):
-    """y at q by straight lines in log-log between the points (x rising); beyond the ends the end
-    segment continues (the rule fit_scaling.py reads D_e with), so q may be an array."""
+    """y at q (an array too) by straight lines in log-log between the points (x rising); beyond
+    the ends the end segment continues, the rule fit_scaling.py reads D_e with."""
     lx, ly, lq = np.log(x), np.log(y), np.log(q)
     if len(lx) == 1:
         return np.exp(np.full_like(np.asarray(lq, float), ly[0]))
@@ -102,32 +88,32 @@ def loglog(x, y, q):
     hi = ly[-1] + (lq - lx[-1]) * (ly[-1] - ly[-2]) / (lx[-1] - lx[-2])
     return np.exp(np.where(lq < lx[0], lo, np.where(lq > lx[-1], hi, inside)))
 
-
 def sorted_xy(pairs):
     pairs = sorted((a, b) for a, b in pairs if a and b and a > 0 and b > 0)
     return np.array([a for a, _ in pairs]), np.array([b for _, b in pairs])
 
+def flops_at(xy, D):
+    return None if len(xy[0]) == 0 else loglog(*xy, D)
+
+def near(n, m):
+    return abs(m / n - 1) < 1e-4
 
 class Size:
-    """One measured size: its scratch curve (the study's monotone curve inside its measured D,
-    the end segments of its converged points beyond), and its cells' FLOPs against D."""
+    """One measured size: its scratch curve (end segments beyond it) and its cells' FLOPs by D."""
 
     def __init__(self, n, curve, target, pretrain_flops):
-        self.N = n
-        near = lambda r: abs(r["N"] / n - 1) < 1e-4
-        conv = sorted((r for r in target["scratch"] if near(r) and r["converged"]),
+        self.N, self.pretrain_flops = n, pretrain_flops
+        conv = sorted((r for r in target["scratch"] if near(n, r["N"]) and r["converged"]),
                       key=lambda r: r["D"])
-        keep, low = [], float("inf")
+        keep = []
         for r in conv:   # the points beating every smaller D, as fit_scaling.scratch_points
-            if r["loss"] < low:
+            if not keep or r["loss"] < keep[-1][1]:
                 keep.append((r["D"], r["loss"]))
-                low = r["loss"]
-        self.points = sorted_xy(keep)
-        self.curve = sorted_xy(curve["scratch"])
+        self.points, self.curve = sorted_xy(keep), sorted_xy(curve["scratch"])
         self.D_range = (self.curve[0][0], self.curve[0][-1])
         self.scratch_flops = sorted_xy((r["D"], r["flops"]) for r in conv)
-        self.ft_flops = sorted_xy((p["D_f"], p["flops"]) for p in target["points"] if near(p))
-        self.pretrain_flops = pretrain_flops
+        self.ft_flops = sorted_xy((p["D_f"], p["flops"]) for p in target["points"]
+                                  if near(n, p["N"]))
 
     def loss(self, D):
         """The scratch curve's loss at D (tokens), an array like D."""
@@ -136,28 +122,18 @@ class Size:
         outside = loglog(*self.points, D) if len(self.points[0]) > 1 else inside
         return np.where((D < self.D_range[0]) | (D > self.D_range[1]), outside, inside)
 
-
-def pretrain_flops_by_size(res):
-    pts = (res.get("pretrain") or {}).get("points") or []
-    return {p["N"]: p["flops"] for p in pts if p.get("flops")}
-
-
 def build_sizes(target, res):
-    pt = pretrain_flops_by_size(res)
+    pts = (res.get("pretrain") or {}).get("points") or []
+    pt = {p["N"]: p["flops"] for p in pts if p.get("flops")}
     sizes = []
     for key, curve in (target.get("curves") or {}).items():
-        n = float(key)
-        exact = [m for m in pt if abs(m / n - 1) < 1e-4]
-        sizes.append(Size(n, curve, target, pt[exact[0]] if exact else None))
+        flops = [f for m, f in pt.items() if near(float(key), m)]
+        sizes.append(Size(float(key), curve, target, flops[0] if flops else None))
     return sorted(sizes, key=lambda s: s.N)
 
-
-# ----------------------------------------------------------------------------- across sizes
-
 def size_weights(sizes, n):
-    """[(Size, weight in log space)] that give a quantity at N = n, and the note saying how: the
-    measured size itself (within SAME_SIZE), the two neighbours (interpolated in log N), or the
-    two nearest (extrapolated in log N). A note starting with '!' is an extrapolation."""
+    """[(Size, weight in log N)] giving a quantity at N = n: that size (within SAME_SIZE) or the
+    two nearest; and a note saying how, starting with '!' if an extrapolation."""
     same = [s for s in sizes if abs(s.N / n - 1) <= SAME_SIZE]
     if same or len(sizes) == 1:
         s = same[0] if same else sizes[0]
@@ -169,11 +145,9 @@ def size_weights(sizes, n):
     a, b = sizes[j - 1], sizes[j]
     t = math.log(n / a.N) / math.log(b.N / a.N)
     if 0 < t < 1:
-        note = f"interpolated in N between {short(a.N)} and {short(b.N)}"
-    else:
-        note = f"!N outside the measured sizes {short(sizes[0].N)}-{short(sizes[-1].N)}"
-    return [(a, 1 - t), (b, t)], note
-
+        return [(a, 1 - t), (b, t)], f"interpolated in N between {short(a.N)} and {short(b.N)}"
+    return [(a, 1 - t), (b, t)], (f"!N outside the measured sizes {short(sizes[0].N)}-"
+                                  f"{short(sizes[-1].N)}")
 
 def across(weights, quantity):
     """exp(sum of w log quantity(size)): log-linear in log N; None if a size lacks it."""
@@ -182,27 +156,12 @@ def across(weights, quantity):
         return None
     return np.exp(sum(w * np.log(v) for (_, w), v in zip(weights, values)))
 
-
-def outside(weights, value, span, what):
-    """An extrapolation note when value lies outside span(size) of a size in use, else ''."""
-    spans = [span(s) for s, _ in weights]
+def outside(spans, value, what, tol=1e-9):
+    """An extrapolation note when value lies outside a span of a size in use, else ''."""
     lo, hi = max(sp[0] for sp in spans), min(sp[1] for sp in spans)
-    if lo * (1 - 1e-9) <= value <= hi * (1 + 1e-9):
+    if lo * (1 - tol) <= value <= hi * (1 + tol):
         return ""
     return f"!{what} {short(value)} outside the measured {short(lo)}-{short(hi)}"
-
-
-def flops_at(xy, D):
-    return None if len(xy[0]) == 0 else loglog(*xy, D)
-
-
-# ----------------------------------------------------------------------------- one prediction
-
-def law_draws(law):
-    """(log k, alpha, beta) per draw; the fitted values alone when there are none."""
-    draws = np.array(law.get("draws") or [], float).reshape(-1, 3)
-    return draws if len(draws) else np.array([[math.log(law["k"]), law["alpha"], law["beta"]]])
-
 
 def interval(values):
     v = np.asarray(values, float)
@@ -212,222 +171,176 @@ def interval(values):
     tail = 50 * (1 - level)
     return [float(x) for x in np.percentile(v, [tail, 100 - tail])]
 
-
 def law_notes(law, n, d_f, n_said):
-    """Where the query lies outside the cells the law was fitted on; N only if the size note
-    has not said so already (n_said)."""
-    notes = []
+    """Where the query lies outside the cells the law was fitted on (N unless said already)."""
     lo, hi = law["N_range"]
-    if not n_said and not lo * (1 - SAME_SIZE) <= n <= hi * (1 + SAME_SIZE):
-        notes.append(f"!N outside the law's {short(lo)}-{short(hi)}")
+    notes = [] if n_said or lo * (1 - SAME_SIZE) <= n <= hi * (1 + SAME_SIZE) else [
+        f"!N outside the law's {short(lo)}-{short(hi)}"]
     lo, hi = law["D_f_range"]
     if not lo * (1 - 1e-9) <= d_f <= hi * (1 + 1e-9):
         notes.append(f"!D_f outside the law's {short(lo)}-{short(hi)}")
     return notes
 
-
 def join_notes(notes):
-    """Plain notes first, then every extrapolation ('!' notes) after one loud word, so that no
-    extrapolated row reads like a measured one."""
+    """Every extrapolation ('!' notes) after one loud word, so that none reads as measured."""
     plain = [x for x in notes if x and not x.startswith("!")]
     extra = [x[1:] for x in notes if x and x.startswith("!")]
     if extra:
         plain.append("EXTRAPOLATED: " + "; ".join(extra))
     return "; ".join(plain) or "inside the measured range"
 
-
-def predict(target, sizes, noise, n, d_f, rng):
-    """Everything asked of one (N, D_f): values, their intervals and the notes on how they were
-    reached. The scratch curve's own spread (one run's, sigma_run) is drawn beside the law's."""
-    law = target["law"]
-    lk, a, b = (math.log(law["k"]), law["alpha"], law["beta"])
-    draws = law_draws(law)
-    D_e = d_f + math.exp(lk) * d_f ** a * n ** b
-    D_e_draws = d_f + np.exp(draws[:, 0]) * d_f ** draws[:, 1] * n ** draws[:, 2]
-    weights, size_note = size_weights(sizes, n)
-    spread = np.exp(noise * rng.standard_normal(len(draws)))
-    loss = lambda D: across(weights, lambda s: s.loss(D))
-    scratch_flops = lambda D: across(weights, lambda s: flops_at(s.scratch_flops, D))
-    out = {"N": n, "D_f": d_f, "D_f_bytes": d_f * target["bytes_per_token"],
-           "L_ft": float(loss(D_e)), "L_ft_ci": interval(loss(D_e_draws) * spread),
-           "L_scratch": float(loss(d_f)), "L_scratch_ci": interval(loss(d_f) * spread),
-           "D_e": D_e, "D_e_ci": interval(D_e_draws), "D_t": D_e - d_f,
-           "D_t_ci": interval(D_e_draws - d_f), "Df_over_De": d_f / D_e,
-           "Df_over_De_ci": interval(d_f / D_e_draws)}
-    c_sc = scratch_flops(D_e)
-    out["C_scratch"] = None if c_sc is None else float(c_sc)
-    out["C_scratch_ci"] = None if c_sc is None else interval(scratch_flops(D_e_draws))
-    out.update(arm_costs(weights, d_f))
-    notes = [size_note] + law_notes(law, n, d_f, size_note.startswith("!")) + [
-        outside(weights, D_e, lambda s: s.D_range, "D_e beyond the scratch curve:"),
-        outside(weights, d_f, lambda s: s.D_range, "D_f beyond the scratch curve:")]
-    out["note"] = join_notes(notes)
-    out["compute_note"] = join_notes([size_note] + compute_notes(weights, D_e, d_f))
-    return out
-
-
-def arm_costs(weights, d_f):
-    c_ft = across(weights, lambda s: flops_at(s.ft_flops, d_f))
-    c_pt = across(weights, lambda s: s.pretrain_flops)
-    return {"C_finetune": None if c_ft is None else float(c_ft),
-            "C_pretrain": None if c_pt is None else float(c_pt),
-            "C_finetune_with_pretrain": None if c_ft is None or c_pt is None
-            else float(c_ft + c_pt)}
-
-
 def compute_notes(weights, D_e, d_f):
     """Where the FLOPs lines are read beyond their cells, or missing."""
     notes = []
-    if all(len(s.scratch_flops[0]) for s, _ in weights):
-        notes.append(outside(weights, D_e, lambda s: s.scratch_flops[0][[0, -1]],
-                             "D_e beyond the scratch cells' FLOPs:"))
-    else:
-        notes.append("no converged scratch cell with FLOPs")
-    if all(len(s.ft_flops[0]) for s, _ in weights):
-        notes.append(outside(weights, d_f, lambda s: s.ft_flops[0][[0, -1]],
-                             "D_f beyond the fine-tuned cells' FLOPs:"))
-    else:
-        notes.append("no fine-tuned cell with FLOPs at this size")
+    for xy, D, what, missing in (
+            ([s.scratch_flops[0] for s, _ in weights], D_e, "D_e beyond the scratch cells'",
+             "no converged scratch cell with FLOPs"),
+            ([s.ft_flops[0] for s, _ in weights], d_f, "D_f beyond the fine-tuned cells'",
+             "no fine-tuned cell with FLOPs at this size")):
+        spans = [x[[0, -1]] for x in xy if len(x)]
+        notes.append(outside(spans, D, what + " FLOPs:") if len(spans) == len(xy) else missing)
     if any(s.pretrain_flops is None for s, _ in weights):
         notes.append("no pre-training run of this size in the study: its FLOPs unknown")
     return notes
 
-
-# ----------------------------------------------------------------------------- printing
+def predict(target, sizes, noise, n, d_f, rng):
+    """All asked of one (N, D_f), intervals from the law's draws and one run's spread, notes."""
+    law = target["law"]
+    draws = np.array(law.get("draws") or [], float).reshape(-1, 3)
+    if not len(draws):  # the fitted values alone
+        draws = np.array([[math.log(law["k"]), law["alpha"], law["beta"]]])
+    D_e = d_f + math.exp(math.log(law["k"])) * d_f ** law["alpha"] * n ** law["beta"]
+    D_e_draws = d_f + np.exp(draws[:, 0]) * d_f ** draws[:, 1] * n ** draws[:, 2]
+    weights, size_note = size_weights(sizes, n)
+    spread = np.exp(noise * rng.standard_normal(len(draws)))
+    L_scratch = across(weights, lambda s: s.loss(d_f))
+    C_scratch = across(weights, lambda s: flops_at(s.scratch_flops, D_e))
+    C_ft = across(weights, lambda s: flops_at(s.ft_flops, d_f))
+    C_pt = across(weights, lambda s: s.pretrain_flops)
+    spans = [s.D_range for s, _ in weights]
+    notes = [size_note] + law_notes(law, n, d_f, size_note.startswith("!")) + [
+        outside(spans, D_e, "D_e beyond the scratch curve:"),
+        outside(spans, d_f, "D_f beyond the scratch curve:")]
+    return {"N": n, "D_f": d_f, "D_f_bytes": d_f * target["bytes_per_token"],
+            "L_ft": float(across(weights, lambda s: s.loss(D_e))),
+            "L_ft_ci": interval(across(weights, lambda s: s.loss(D_e_draws)) * spread),
+            "L_scratch": float(L_scratch), "L_scratch_ci": interval(L_scratch * spread),
+            "D_e": D_e, "D_e_ci": interval(D_e_draws), "D_t": D_e - d_f,
+            "D_t_ci": interval(D_e_draws - d_f), "Df_over_De": d_f / D_e,
+            "Df_over_De_ci": interval(d_f / D_e_draws), "C_scratch": as_float(C_scratch),
+            "C_scratch_ci": None if C_scratch is None else interval(
+                across(weights, lambda s: flops_at(s.scratch_flops, D_e_draws))),
+            "C_finetune": as_float(C_ft), "C_pretrain": as_float(C_pt),
+            "C_finetune_with_pretrain": None if C_ft is None or C_pt is None
+            else float(C_ft + C_pt), "note": join_notes(notes),
+            "compute_note": join_notes([size_note] + compute_notes(weights, D_e, d_f))}
 
 def with_ci(x, c, fmt=short):
     if x is None:
         return "-"
     return f"{fmt(x)} [{fmt(c[0])}, {fmt(c[1])}]" if c else fmt(x)
 
-
-def loss_fmt(x):
-    return f"{x:.3f}"
-
-
-def table(header, rows):
+def table(title, header, rows):
     """Columns as wide as their widest cell; the last (a note) left as it is."""
+    print(title)
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header) - 1)]
     for r in [header] + rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
 
-
 def print_law(target):
-    law = target["law"]
-    ci = law.get("ci") or {}
-    pick = lambda key: with_ci(law[key], ci.get(key), lambda v: f"{v:.3g}")
+    law, ci = target["law"], target["law"].get("ci") or {}
+    k, alpha, beta = (with_ci(law[x], ci.get(x), "{:.3g}".format) for x in ("k", "alpha", "beta"))
     unid = [k for k, ok in (law.get("identified") or {}).items() if not ok]
     draws = law.get("draws") or []
+    (n_lo, n_hi), (d_lo, d_hi) = law["N_range"], law["D_f_range"]
     print(f"{target.get('label', target['language'])}: D_t = k D_f^alpha N^beta with "
-          f"k = {pick('k')}, alpha = {pick('alpha')}, beta = {pick('beta')}"
+          f"k = {k}, alpha = {alpha}, beta = {beta}"
           + (f" ({', '.join(unid)} not identified: held at 0)" if unid else ""))
-    print(f"  fitted on {law.get('n_cells', '?')} cells, N {short(law['N_range'][0])}-"
-          f"{short(law['N_range'][1])}, D_f {short(law['D_f_range'][0])}-"
-          f"{short(law['D_f_range'][1])} tokens; " + (
+    print(f"  fitted on {law.get('n_cells', '?')} cells, N {short(n_lo)}-{short(n_hi)}, D_f "
+          f"{short(d_lo)}-{short(d_hi)} tokens; " + (
               f"{level:.0%} intervals from {len(draws)} bootstrap draws of a rerun" if draws else
               "no draws, so no intervals of the law (rerun fit_scaling.py with --boot 1000)"))
     print(f"  D in tokens (bytes per token: {target['bytes_per_token']:.3g}); loss in nats per "
           f"token on held-out text; compute in FLOPs (Kaplan)")
 
-
 def print_predictions(rows):
-    print("\nLoss: fine-tuned (the scratch curve at D_e) and from scratch on the same D_f")
-    table(["N", "D_f tokens", "D_f bytes", "fine-tuned loss", "scratch loss at D_f", "note"],
+    loss = "{:.3f}".format
+    table("\nLoss: fine-tuned (the scratch curve at D_e) and from scratch on the same D_f",
+          ["N", "D_f tokens", "D_f bytes", "fine-tuned loss", "scratch loss at D_f", "note"],
           [[short(r["N"]), short(r["D_f"]), short(r["D_f_bytes"]),
-            with_ci(r["L_ft"], r["L_ft_ci"], loss_fmt),
-            with_ci(r["L_scratch"], r["L_scratch_ci"], loss_fmt), r["note"]] for r in rows])
-    print("\nData (tokens): D_e = D_f + D_t, the scratch data that reaches the fine-tuned loss")
-    table(["N", "D_f", "D_e", "D_t", "D_f/D_e", "note"],
+            with_ci(r["L_ft"], r["L_ft_ci"], loss),
+            with_ci(r["L_scratch"], r["L_scratch_ci"], loss), r["note"]] for r in rows])
+    table("\nData (tokens): D_e = D_f + D_t, the scratch data that reaches the fine-tuned loss",
+          ["N", "D_f", "D_e", "D_t", "D_f/D_e", "note"],
           [[short(r["N"]), short(r["D_f"]), with_ci(r["D_e"], r["D_e_ci"]),
             with_ci(r["D_t"], r["D_t_ci"]), with_ci(r["Df_over_De"], r["Df_over_De_ci"]),
             r["note"]] for r in rows])
-    print("\nCompute (FLOPs) to reach the fine-tuned loss: scratch on D_e tokens, or fine-tune")
-    table(["N", "D_f", "scratch on D_e", "fine-tune", "fine-tune + pre-training", "note"],
+    table("\nCompute (FLOPs) to reach the fine-tuned loss: scratch on D_e tokens, or fine-tune",
+          ["N", "D_f", "scratch on D_e", "fine-tune", "fine-tune + pre-training", "note"],
           [[short(r["N"]), short(r["D_f"]), with_ci(r["C_scratch"], r["C_scratch_ci"]),
             with_ci(r["C_finetune"], None), with_ci(r["C_finetune_with_pretrain"], None),
             r["compute_note"]] for r in rows])
-
 
 def print_no_law(target):
     s = target.get("summary")
     print(f"{target.get('label', target['language'])}: no law was fitted "
           f"({target.get('note') or 'transfer was not positive in enough cells'})")
     if s:
-        print(f"  measured D_e/D_f = {with_ci(s['De_over_Df'], s.get('ci'), lambda v: f'{v:.3g}')}"
-              f" (geometric mean over {s.get('n_cells', '?')} cells, {s.get('n_negative', '?')} "
-              f"negative; below 1 = pre-training hurt); no prediction per N and D_f is made")
+        ratio = with_ci(s["De_over_Df"], s.get("ci"), "{:.3g}".format)
+        print(f"  measured D_e/D_f = {ratio} (geometric mean over {s.get('n_cells', '?')} cells, "
+              f"{s.get('n_negative', '?')} negative; below 1 = pre-training hurt); no prediction "
+              f"per N and D_f is made")
     else:
         print("  no fine-tuned cell has a measured D_e: nothing to predict from")
 
-
-# ----------------------------------------------------------------------------- the trade-off
-
 def budget_rows(target, sizes, noise, d_f, rng):
-    """Per measured size, each arm's loss on D_f tokens and its FLOPs: scratch (a converged run
-    on D_f) and, where there is a law, fine-tuned (with the pre-training FLOPs beside)."""
+    """Per measured size, each arm's loss on D_f tokens and FLOPs (fine-tuned only with a law)."""
     rows = []
     for s in sizes:
-        w = [(s, 1.0)]
-        c_sc = flops_at(s.scratch_flops, d_f)
         rows.append({"arm": "scratch", "N": s.N, "loss": float(s.loss(d_f)),
                      "ci": interval(s.loss(d_f) * np.exp(noise * rng.standard_normal(200))),
-                     "C": None if c_sc is None else float(c_sc), "C_pt": 0.0,
-                     "note": join_notes([outside(w, d_f, lambda x: x.D_range,
-                                                 "D_f beyond the scratch curve:")])})
+                     "C": as_float(flops_at(s.scratch_flops, d_f)), "C_pt": 0.0, "note":
+                     join_notes([outside([s.D_range], d_f, "D_f beyond the scratch curve:")])})
         if target.get("law"):
             p = predict(target, [s], noise, s.N, d_f, rng)
             rows.append({"arm": "fine-tuned", "N": s.N, "loss": p["L_ft"], "ci": p["L_ft_ci"],
                          "C": p["C_finetune"], "C_pt": p["C_pretrain"], "note": p["note"]})
     return rows
 
-
-def best_within(rows, budget, with_pretrain):
-    """The lowest-loss row whose FLOPs (plus pre-training if asked) fit the budget."""
-    cost = lambda r: None if r["C"] is None or (with_pretrain and r["C_pt"] is None) \
-        else r["C"] + (r["C_pt"] if with_pretrain else 0.0)
-    fits = [r for r in rows if cost(r) is not None and cost(r) <= budget]
-    return min(fits, key=lambda r: r["loss"]) if fits else None
-
+def total_flops(row, with_pretrain):
+    """A budget row's FLOPs, its pre-training's too if asked; None where unknown."""
+    if row["C"] is None or (with_pretrain and row["C_pt"] is None):
+        return None
+    return row["C"] + (row["C_pt"] if with_pretrain else 0.0)
 
 def print_budget(target, sizes, noise, d_f, rng):
     rows = budget_rows(target, sizes, noise, d_f, rng)
-    print(f"\nBudget {short(budget_flops)} FLOPs, D_f = {short(d_f)} tokens "
-          f"({short(d_f * target['bytes_per_token'])} bytes): each arm at each measured size")
-    fmt = lambda x: "-" if x is None else short(x)
-    table(["arm", "N", "loss", "FLOPs", "FLOPs + pre-training", "note"],
-          [[r["arm"], short(r["N"]), with_ci(r["loss"], r["ci"], loss_fmt), fmt(r["C"]),
-            fmt(None if r["C"] is None or r["C_pt"] is None else r["C"] + r["C_pt"]),
-            r["note"]] for r in rows])
+    table(f"\nBudget {short(budget_flops)} FLOPs, D_f = {short(d_f)} tokens "
+          f"({short(d_f * target['bytes_per_token'])} bytes): each arm at each measured size",
+          ["arm", "N", "loss", "FLOPs", "FLOPs + pre-training", "note"],
+          [[r["arm"], short(r["N"]), with_ci(r["loss"], r["ci"], "{:.3f}".format),
+            with_ci(r["C"], None), with_ci(total_flops(r, True), None), r["note"]] for r in rows])
     for paid, words in ((False, "pre-training already paid"), (True, "counting pre-training")):
-        best = best_within(rows, budget_flops, paid)
+        fits = [r for r in rows if total_flops(r, paid) is not None
+                and total_flops(r, paid) <= budget_flops]
+        best = min(fits, key=lambda r: r["loss"]) if fits else None
         print(f"Lowest loss within the budget, {words}: " + (
             f"{best['arm']} N = {short(best['N'])}, loss {best['loss']:.3f}" if best else
             "nothing fits (raise --budget_flops or lower --D_f)"))
     if not target.get("law"):
         print("  (no law: the fine-tuned arm is not predicted)")
 
-
-# ----------------------------------------------------------------------------- main
-
-def split_argv(argv):
-    """The results.json (the first argument that is not --key=value) and the rest for
-    configurator.py, which would run any other bare argument as a config file."""
+def main(argv):
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__.strip())
         sys.exit(0)
-    bare = [a for a in argv if not a.startswith("--")]
+    # the results.json: the first bare argument, which configurator.py would run as a config file
+    bare = [i for i, a in enumerate(argv) if not a.startswith("--")]
     if not bare:
         fail("give the results.json first: python predict.py out/builtin/report/results.json "
              "--lang=de --N=5.5e4 --D_f=6000")
-    rest = list(argv)
-    rest.remove(bare[0])
-    return bare[0], rest
-
-
-def main(argv):
-    path, rest = split_argv(argv)
-    configure(globals(), rest)
-    res = load_results(path)
+    configure(globals(), argv[:bare[0]] + argv[bare[0] + 1:])
+    res = load_results(argv[bare[0]])
     target = find_target(res, lang)
     if not D_f:
         fail("give --D_f= the fine-tuning data in tokens, e.g. --D_f=6000")
@@ -439,19 +352,16 @@ def main(argv):
     if not sizes:
         fail(f"{target.get('label', lang)} has no converged scratch curve: nothing to read "
              f"losses from (run the scratch cells of the sweep)")
-    noise = (res.get("checks") or {}).get("noise_used") or [0.01]
+    noise = ((res.get("checks") or {}).get("noise_used") or [0.01])[0]
     rng = np.random.default_rng(seed)
     if target.get("law"):
         print_law(target)
         if Ns:
-            print_predictions([predict(target, sizes, noise[0], n, d, rng)
-                               for n in Ns for d in Dfs])
+            print_predictions([predict(target, sizes, noise, n, d, rng) for n in Ns for d in Dfs])
     else:
         print_no_law(target)
-    if budget_flops > 0:
-        for d in Dfs:
-            print_budget(target, sizes, noise[0], d, rng)
-
+    for d in Dfs if budget_flops > 0 else []:
+        print_budget(target, sizes, noise, d, rng)
 
 if __name__ == "__main__":
     main(sys.argv[1:])
