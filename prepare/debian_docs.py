@@ -1,10 +1,9 @@
 """
 Built-in offline corpora from Debian/Ubuntu documentation packages: English for pre-training,
 German, Spanish and Chinese for fine-tuning, the latter mostly translations of the same manuals.
-Packages are fetched with `apt-get download` and unpacked with `dpkg -x` into .cache/debian/
-(no root needed where apt's package lists exist), converted to text, filtered to paragraphs in
-the target language, cleaned of repeated boilerplate and exact duplicates, and written by
-prepare/common.py.
+Packages are fetched with `apt-get download` and unpacked with `dpkg -x` into .cache/debian/ (no
+root needed where apt's package lists exist), converted to text, filtered to paragraphs in the
+target language, cleaned of repeated boilerplate and exact duplicates, and written by common.py.
 
     python prepare/debian_docs.py --lang en          # -> data/builtin_en  (byte tokens)
     python prepare/debian_docs.py --lang de          # -> data/builtin_de
@@ -25,18 +24,18 @@ import argparse
 import hashlib
 import subprocess
 import multiprocessing as mp
+from collections import Counter
 from html.parser import HTMLParser
 
-if not __package__:  # run as python prepare/x.py: import from the repository root, as the
-    # other scripts do, so that prepare/common.py is one module, prepare.common, everywhere
+if not __package__:  # run as a script: import from the repository root, as prepare.common
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from prepare import common  # noqa: E402
 from util import fail  # noqa: E402
 
 # -----------------------------------------------------------------------------
-# what goes into each corpus: package -> regex of the files to read inside it (matched against
-# the path in the package). Names like python3-doc are metapackages; their version-specific
-# dependency (python3.11-doc, ...) is followed automatically, so this works across releases.
+# what goes into each corpus: package -> regex of the files to read (matched against the path in
+# the package). A metapackage (python3-doc) is followed to its version-specific dependency
+# (python3.11-doc), so that this works across releases.
 
 ENGLISH = {  # pre-training: none of these are (translations of) the fine-tuning manuals
     'python3-doc': r'/html/_sources/.*\.txt$',
@@ -52,19 +51,19 @@ ENGLISH = {  # pre-training: none of these are (translations of) the fine-tuning
     'fortunes-min': r'/games/fortunes/[^/.]+$',
     'jargon-text': r'jargon\.txt\.gz$',
 }
-# fine-tuning: the same manuals in each language; {pkg} is the package's language suffix and
-# {dir} the language's directory name inside multi-language packages
+# fine-tuning: the same manuals in each language; 'pkg' is the language suffix of package names,
+# 'dirs' the language's directory names inside multi-language packages
 TARGETS = {
     'de': {'pkg': 'de', 'dirs': ['de-DE', 'de'], 'manpages': 'manpages-de'},
     'es': {'pkg': 'es', 'dirs': ['es-ES', 'es'], 'manpages': 'manpages-es'},
     'zh': {'pkg': 'zh-cn', 'dirs': ['zh-CN', 'zh_CN', 'zh-cn'], 'manpages': 'manpages-zh'},
 }
 
-
-def target_packages(lang, manpages=False):
-    t = TARGETS[lang]
+def corpus_packages(lang, manpages=False):
+    if lang == 'en':
+        return dict(ENGLISH)
+    t, pk = TARGETS[lang], TARGETS[lang]['pkg']
     d = '(' + '|'.join(map(re.escape, t['dirs'])) + ')'
-    pk = t['pkg']
     packages = {
         f'libreoffice-help-{pk}': rf'/help/{d}/text/.*\.html$',
         'debian-handbook': rf'/html/{d}/[^/]*\.html$',
@@ -76,11 +75,6 @@ def target_packages(lang, manpages=False):
         packages[t['manpages']] = r'/man/[^/]+/man\d/[^/]*\.gz$'
     return packages
 
-
-def corpus_packages(lang, manpages=False):
-    return dict(ENGLISH) if lang == 'en' else target_packages(lang, manpages)
-
-
 def guess_pattern(package):
     """Files to read in a package given by --packages: the known pattern, else any text-like
     file outside /usr/share/doc/<pkg>/ (copyright, changelogs)."""
@@ -90,15 +84,14 @@ def guess_pattern(package):
             return known[package]
     if package.startswith('fortunes'):
         return r'/games/fortunes/(.*/)?[^/.]+(\.fortunes)?$'
-    return r'^(?!.*/usr/share/doc/[^/]+/(copyright|changelog)).*\.(html?|txt|rst|pod)(\.gz)?$|/man/.*\.gz$'
+    return (r'^(?!.*/usr/share/doc/[^/]+/(copyright|changelog)).*\.(html?|txt|rst|pod)(\.gz)?$'
+            r'|/man/.*\.gz$')
 
 # -----------------------------------------------------------------------------
 # fetching: apt-get download + dpkg -x into the cache
 
-
 def run(cmd, cwd=None):
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-
 
 def check_apt():
     for tool in ('apt-get', 'apt-cache', 'dpkg-deb'):
@@ -106,73 +99,59 @@ def check_apt():
             fail(f"{tool} not found: the built-in corpora need Debian/Ubuntu's apt; elsewhere use "
                  f"prepare/text.py --input FILES or prepare/hf.py")
 
+def cached_debs(package, debs):
+    """The package's .deb files in the cache; apt names them package_version_arch.deb."""
+    return sorted(f for f in os.listdir(debs) if f.startswith(package + '_') and f.endswith('.deb'))
 
 def fetch(package, cache):
     """Download and unpack one package (cached); returns its root directory."""
-    root = os.path.join(cache, 'root', package)
+    root, debs = os.path.join(cache, 'root', package), os.path.join(cache, 'debs')
     if os.path.isdir(root):
         return root
-    debs = os.path.join(cache, 'debs')
     os.makedirs(debs, exist_ok=True)
-    have = [f for f in os.listdir(debs) if f.startswith(package + '_') and f.endswith('.deb')]
-    if not have:
+    if not cached_debs(package, debs):
         r = run(['apt-get', 'download', package], cwd=debs)
-        have = [f for f in os.listdir(debs) if f.startswith(package + '_') and f.endswith('.deb')]
-        if r.returncode != 0 or not have:
+        if r.returncode != 0 or not cached_debs(package, debs):
             msg = (r.stderr.strip().splitlines() or ['no output'])[-1]
             fail(f"`apt-get download {package}` failed ({msg}): run `apt-get update` (as root) if "
                  f"the package lists are missing, or leave {package} out with --skip_missing or "
                  f"--packages")
-    tmp = root + '.tmp'
+    deb, tmp = os.path.join(debs, cached_debs(package, debs)[-1]), root + '.tmp'
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(os.path.dirname(tmp), exist_ok=True)
-    r = run(['dpkg-deb', '-x', os.path.join(debs, sorted(have)[-1]), tmp])
+    r = run(['dpkg-deb', '-x', deb, tmp])
     if r.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         fail(f"`dpkg-deb -x` failed on {package} ({r.stderr.strip().splitlines()[-1:]}): delete "
-             f"{os.path.join(debs, sorted(have)[-1])} and retry")
+             f"{deb} and retry")
     os.replace(tmp, root)  # only complete extractions are cached
     return root
 
-
 def package_version(package, cache):
-    """The version of the cached .deb (apt names it package_version_arch.deb, ':' as %3a): the
-    corpus is reproducible exactly only from the same package versions, so meta.json records it."""
-    debs = [f for f in os.listdir(os.path.join(cache, 'debs')) if f.startswith(package + '_')]
-    return sorted(debs)[-1].split('_')[1].replace('%3a', ':') if debs else None
-
+    """The cached .deb's version (':' is %3a in its name), for meta.json: the corpus is
+    reproducible exactly only from the same package versions."""
+    debs = cached_debs(package, os.path.join(cache, 'debs'))
+    return debs[-1].split('_')[1].replace('%3a', ':') if debs else None
 
 def list_files(root):
-    out = []
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            p = os.path.join(dirpath, f)
-            if os.path.isfile(p) and not os.path.islink(p):  # a link repeats another file
-                out.append(os.path.relpath(p, root))
-    return sorted(out)
-
-
-def is_metapackage(package, files):
-    return all(f.startswith(f'usr/share/doc/{package}/') or f.startswith('usr/share/lintian/')
-               for f in files)
-
+    paths = (os.path.join(d, f) for d, _, files in os.walk(root) for f in files)
+    return sorted(os.path.relpath(p, root) for p in paths
+                  if os.path.isfile(p) and not os.path.islink(p))  # a link repeats another file
 
 def dependencies(package):
-    r = run(['apt-cache', 'depends', package])
-    return [line.split(':', 1)[1].strip() for line in r.stdout.splitlines()
+    lines = run(['apt-cache', 'depends', package]).stdout.splitlines()
+    return [line.split(':', 1)[1].strip() for line in lines
             if line.strip().lstrip('|').startswith('Depends:')]
 
-
 def package_files(package, pattern, cache):
-    """[(path, name)] of the files matching pattern in package, following a metapackage to its
+    """[(path, name)] of the files matching pattern in package, a metapackage followed to its
     version-specific dependency (python3-doc -> python3.11-doc, linux-doc -> linux-doc-6.1)."""
     root = fetch(package, cache)
-    files = list_files(root)
-    roots = [(package, root, files)]
-    if is_metapackage(package, files):
-        stem = package.split('-')[0]
+    roots = [(package, root, list_files(root))]
+    if all(f.startswith((f'usr/share/doc/{package}/', 'usr/share/lintian/')) for f in roots[0][2]):
+        stem = package.split('-')[0].rstrip('0123456789')
         for dep in dependencies(package):
-            if dep.split('-')[0].startswith(stem.rstrip('0123456789')):
+            if dep.split('-')[0].startswith(stem):
                 droot = fetch(dep, cache)
                 roots.append((dep, droot, list_files(droot)))
     rx = re.compile(pattern)
@@ -188,7 +167,6 @@ BLOCK = {'p', 'div', 'br', 'li', 'ul', 'ol', 'dl', 'dt', 'dd', 'table', 'tr', 't
 SKIP = {'script', 'style', 'head', 'header', 'nav', 'aside', 'footer', 'noscript', 'button',
         'select', 'form'}
 SKIP_CLASS = re.compile(r'\b(navheader|navfooter|toc|breadcrumbs?|navigation|footer)\b')
-
 
 class TextExtractor(HTMLParser):
     """Visible text of an HTML page, a paragraph per block element, without navigation."""
@@ -206,9 +184,8 @@ class TextExtractor(HTMLParser):
     def handle_starttag(self, tag, attrs):
         if self.skip_depth:
             self.skip_depth += tag == self.skip_tag
-            return
-        cls = dict(attrs).get('class') or ''
-        if tag in SKIP or (tag in ('div', 'table', 'p', 'ul') and SKIP_CLASS.search(cls)):
+        elif tag in SKIP or (tag in ('div', 'table', 'p', 'ul')
+                             and SKIP_CLASS.search(dict(attrs).get('class') or '')):
             self.skip_tag, self.skip_depth = tag, 1
         elif tag in BLOCK:
             self.flush()
@@ -216,14 +193,12 @@ class TextExtractor(HTMLParser):
     def handle_endtag(self, tag):
         if self.skip_depth:
             self.skip_depth -= tag == self.skip_tag
-            return
-        if tag in BLOCK:
+        elif tag in BLOCK:
             self.flush()
 
     def handle_data(self, data):
         if not self.skip_depth:
             self.cur.append(data)
-
 
 def html_paragraphs(text):
     x = TextExtractor()
@@ -232,20 +207,16 @@ def html_paragraphs(text):
     x.flush()
     return x.pars
 
-
-MAN_ESCAPES = [(r'\\f(\[[^\]]*\]|\(..|.)', ''), (r'\\s[-+]?\d', ''), (r'\\\*(\[[^\]]*\]|\(..|.)', ''),
-               (r'\\\(em', '—'), (r'\\\(en', '–'), (r'\\\(aq', "'"), (r'\\\([lr]q', '"'),
-               (r'\\\(bu', '•'), (r'\\\(co', '©'), (r'\\\(..', ''), (r'\\\[[^\]]*\]', ''),
-               (r'\\-', '-'), (r'\\e', '\\\\'), (r'\\[ ~0]', ' '), (r'\\[&,/:%|^)]', ''),
-               (r'\\c$', '')]
-MAN_ESCAPES = [(re.compile(a), b) for a, b in MAN_ESCAPES]
-
+MAN_ESCAPES = [(re.compile(a), b) for a, b in [
+    (r'\\f(\[[^\]]*\]|\(..|.)', ''), (r'\\s[-+]?\d', ''), (r'\\\*(\[[^\]]*\]|\(..|.)', ''),
+    (r'\\\(em', '—'), (r'\\\(en', '–'), (r'\\\(aq', "'"), (r'\\\([lr]q', '"'),
+    (r'\\\(bu', '•'), (r'\\\(co', '©'), (r'\\\(..', ''), (r'\\\[[^\]]*\]', ''),
+    (r'\\-', '-'), (r'\\e', '\\\\'), (r'\\[ ~0]', ' '), (r'\\[&,/:%|^)]', ''), (r'\\c$', '')]]
 
 def man_unescape(line):
     for rx, rep in MAN_ESCAPES:
         line = rx.sub(rep, line)
     return line
-
 
 def man_paragraphs(text):
     """roff source of a man page to paragraphs: requests are dropped or become paragraph
@@ -254,44 +225,35 @@ def man_paragraphs(text):
     for line in text.splitlines():
         if line.startswith(('.\\"', "'\\\"", '\\"')):
             continue
-        if line.startswith(('.', "'")):
-            m = re.match(r"[.'](\S+)\s*(.*)", line)
-            req, rest = (m.group(1), m.group(2)) if m else ('', '')
-            rest = man_unescape(rest).replace('"', '')
-            if req in ('SH', 'SS'):
-                lines += ['', rest, '']
-            elif req in ('B', 'I', 'BR', 'IR', 'RB', 'RI', 'BI', 'IB', 'SM', 'SB', 'UR', 'MT'):
-                lines.append(rest)
-            elif req in ('PP', 'P', 'LP', 'TP', 'IP', 'HP', 'sp', 'RS', 'RE', 'nf', 'fi', 'TH',
-                         'EX', 'EE', 'TS', 'TE'):
-                lines.append('')
+        if not line.startswith(('.', "'")):
+            lines.append(man_unescape(line))
             continue
-        lines.append(man_unescape(line))
+        m = re.match(r"[.'](\S+)\s*(.*)", line)
+        req, rest = (m.group(1), man_unescape(m.group(2)).replace('"', '')) if m else ('', '')
+        if req in ('SH', 'SS'):
+            lines += ['', rest, '']
+        elif req in ('B', 'I', 'BR', 'IR', 'RB', 'RI', 'BI', 'IB', 'SM', 'SB', 'UR', 'MT'):
+            lines.append(rest)
+        elif req in ('PP', 'P', 'LP', 'TP', 'IP', 'HP', 'sp', 'RS', 'RE', 'nf', 'fi', 'TH',
+                     'EX', 'EE', 'TS', 'TE'):
+            lines.append('')
     return common.split_paragraphs('\n'.join(lines))
 
-
 POD_CODE = re.compile(r'[A-Z]<(?:<+\s+(.*?)\s+>+|([^<>]*))>')
-
 
 def pod_paragraphs(text):
     out = []
     for block in re.split(r'\n\s*\n', text):
         if block.startswith('='):
-            cmd, _, rest = block.partition(' ')
+            cmd, _, block = block.partition(' ')
             if cmd not in ('=head1', '=head2', '=head3', '=head4', '=item'):
                 continue
-            block = rest
         for _ in range(3):  # nested formatting codes: B<L<foo>>
             block = POD_CODE.sub(lambda m: (m.group(1) or m.group(2) or '').split('|')[0], block)
         p = common.normalize(block)
         if p:
             out.append(p)
     return out
-
-
-def fortune_paragraphs(text):
-    return [p for p in (common.normalize(f) for f in re.split(r'\n%\n', text)) if p]
-
 
 def sword_paragraphs(path):
     """A SWORD zText module (sword-text-web): .bzs holds (offset, size, usize) per block of the
@@ -301,8 +263,7 @@ def sword_paragraphs(path):
     with open(path, 'rb') as f:
         data = f.read()
     pars = []
-    for i in range(0, len(index) - 11, 12):
-        off, size, _ = struct.unpack('<III', index[i:i + 12])
+    for off, size, _ in struct.iter_unpack('<III', index[:len(index) // 12 * 12]):
         xml = zlib.decompress(data[off:off + size]).decode('utf-8', errors='replace')
         xml = re.sub(r'<note\b.*?</note>', '', xml, flags=re.S)  # footnotes
         xml = re.sub(r'<(div[^>]*type="x-p"|chapter|title)[^>]*>', '\n\n', xml)
@@ -310,29 +271,22 @@ def sword_paragraphs(path):
         pars += common.split_paragraphs(re.sub(r'<[^>]*>', '', xml))
     return pars
 
-
-def read_text(path):
-    opener = gzip.open if path.endswith('.gz') else open
-    with opener(path, 'rb') as f:
-        return f.read().decode('utf-8')  # UnicodeDecodeError: the caller skips the file
-
-
 def extract(path):
     """Paragraphs of one file, by format."""
     if path.endswith('.bzz'):
         return sword_paragraphs(path)
-    text = read_text(path)
+    with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f:
+        text = f.read().decode('utf-8')  # UnicodeDecodeError: the caller skips the file
     base = path[:-3] if path.endswith('.gz') else path
     if base.endswith(('.html', '.htm')):
         return html_paragraphs(text)
     if base.endswith('.pod'):
         return pod_paragraphs(text)
     if '/games/fortunes/' in path:
-        return fortune_paragraphs(text)
+        return common.split_paragraphs(text, sep=r'\n%\n')
     if '/man/' in path:
         return man_paragraphs(text)
     return common.split_paragraphs(text)
-
 
 def process_file(job):
     """Worker: extract one file and keep the paragraphs in the target language."""
@@ -341,21 +295,12 @@ def process_file(job):
         pars = extract(path)
     except (UnicodeDecodeError, OSError, zlib.error, ValueError):
         return name, [], {'unreadable_files': 1}
-    kept, st = [], {'raw_bytes': 0, 'language_dropped_bytes': 0, 'short_dropped_bytes': 0}
-    for p in pars:
-        n = len(p.encode('utf-8'))
-        st['raw_bytes'] += n
-        if n < min_bytes:
-            st['short_dropped_bytes'] += n  # menu labels, "Next", page numbers
-        elif common.in_language(p, lang):
-            kept.append(p)
-        else:
-            st['language_dropped_bytes'] += n
-    return name, kept, st
+    st = {'raw_bytes': sum(len(p.encode('utf-8')) for p in pars), 'language_dropped_bytes': 0,
+          'short_dropped_bytes': 0}
+    return name, common.keep_paragraphs(pars, lang, st, min_bytes), st
 
 # -----------------------------------------------------------------------------
 # documents present in all three target languages (--parallel_only)
-
 
 def doc_key(name, lang):
     """The language-independent identity of a translated page: package and path with the
@@ -365,7 +310,6 @@ def doc_key(name, lang):
     tags = sorted(set(t['dirs'] + [t['pkg']]), key=len, reverse=True)
     rx = r'(?<=[/.:\-])(' + '|'.join(map(re.escape, tags)) + r')(?=[/.:\-]|$)'
     return re.sub(rx, '{L}', name)
-
 
 def collect_jobs(packages, lang, args):
     """Files to extract as pool jobs, and a sources entry per package that holds them."""
@@ -383,18 +327,12 @@ def collect_jobs(packages, lang, args):
                  f"release; leave it out with --packages")
         for _, n in files:  # by the package that holds the file (python3.11-doc, not python3-doc)
             pkg = n.split(':', 1)[0]
-            sources.setdefault(pkg, {'package': pkg, 'version': package_version(pkg, args.cache_dir),
-                                     'files': 0, 'requested_as': package})
+            if pkg not in sources:
+                sources[pkg] = {'package': pkg, 'version': package_version(pkg, args.cache_dir),
+                                'files': 0, 'requested_as': package}
             sources[pkg]['files'] += 1
         jobs += [(path, n, lang, args.min_bytes) for path, n in files]
     return jobs, sources
-
-
-def extract_all(jobs, num_proc):
-    """[(name, kept paragraphs, stats)] for all files, in job order, on num_proc processes."""
-    with mp.get_context('fork').Pool(num_proc) as pool:
-        return list(pool.imap(process_file, jobs, chunksize=8))
-
 
 def parallel_corpus(args):
     """--parallel_only: the pages translated into each of de, es and zh that every language's
@@ -411,7 +349,6 @@ def parallel_corpus(args):
                   key=lambda d: rank[doc_key(d[0], args.lang)])
     return docs, sources, stats
 
-
 def build_corpus(args):
     """Fetch, extract, language-filter and clean: docs [(name, [paragraphs])], sources, stats."""
     if args.packages:
@@ -420,40 +357,35 @@ def build_corpus(args):
         packages = corpus_packages(args.lang, args.manpages)
     jobs, sources = collect_jobs(packages, args.lang, args)
     print(f"extracting {len(jobs)} files from {len(sources)} packages for {args.lang}...")
-    results = extract_all(jobs, args.num_proc)
+    with mp.get_context('fork').Pool(args.num_proc) as pool:
+        results = list(pool.imap(process_file, jobs, chunksize=8))
     if args.parallel_only:  # pages really translated: this share of their text in the language
         translated = {doc_key(n, args.lang) for n, kept, st in results if st.get('raw_bytes')
                       and sum(len(p.encode('utf-8')) for p in kept)
                       >= args.parallel_min_share * st['raw_bytes']}
         results = [r for r in results if doc_key(r[0], args.lang) in translated]
-
-    stats = {'raw_bytes': 0, 'language_dropped_bytes': 0, 'short_dropped_bytes': 0,
-             'unreadable_files': 0}
-    docs = []
-    for name_, kept, st in results:
+    stats = dict.fromkeys(['raw_bytes', 'language_dropped_bytes', 'short_dropped_bytes',
+                           'unreadable_files'], 0)
+    for name, kept, st in results:
         for k, v in st.items():
-            stats[k] = stats.get(k, 0) + v
-        src = sources[name_.split(':', 1)[0]]
+            stats[k] += v
+        src = sources[name.split(':', 1)[0]]
         src['raw_bytes'] = src.get('raw_bytes', 0) + st.get('raw_bytes', 0)
-        if kept:
-            docs.append((name_, kept))
-    docs = common.clean_corpus(docs, args.boilerplate_docs, stats)
-    kept_by_pkg = {}
-    for name_, pars in docs:
-        package = name_.split(':', 1)[0]
-        kept_by_pkg[package] = kept_by_pkg.get(package, 0) + len(common.doc_text(pars).encode())
-    for package, src in sources.items():
-        src['kept_bytes'] = kept_by_pkg.get(package, 0)
-    if not kept_by_pkg:
+    docs = common.clean_corpus([(name, kept) for name, kept, _ in results if kept],
+                               args.boilerplate_docs, stats)
+    if not docs:
         fail(f"nothing left for {args.lang} after language filtering and dedup "
              f"({stats['raw_bytes']} bytes extracted): check --packages / --lang")
-    for src in sources.values():
+    kept_by_package = Counter()
+    for name, pars in docs:
+        kept_by_package[name.split(':', 1)[0]] += len(common.doc_text(pars).encode())
+    for package, src in sources.items():
+        src['kept_bytes'] = kept_by_package[package]
         raw, kept = common.human(src.get('raw_bytes', 0)), common.human(src['kept_bytes'])
         print(f"  {src['package']:28s} {src['files']:6d} files {raw:>6s}B -> {kept:>6s}B")
     return docs, sources, stats
 
 # -----------------------------------------------------------------------------
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
@@ -481,7 +413,8 @@ def main(argv=None):
     common.check_choice(args.lang, common.LANGUAGES, 'language')
     common.check_choice(args.tokenizer, common.TOKENIZERS, 'tokenizer')
     if args.parallel_only and args.lang == 'en':
-        fail("--parallel_only selects documents shared by de, es and zh: use it with --lang de/es/zh")
+        fail("--parallel_only selects documents shared by de, es and zh: use it with --lang "
+             "de/es/zh")
     if args.packages and not args.name:
         fail("--packages makes a corpus of your own: name it with --name, so that it does not "
              f"replace data/builtin_{args.lang}")
@@ -494,7 +427,6 @@ def main(argv=None):
     if common.skip_if_done(out_dir, out_args, args.force):
         return
     check_apt()
-
     if args.parallel_only:  # whole pages, in the shared order: a piece would differ by language
         docs, sources, stats = parallel_corpus(args)
     else:
@@ -505,7 +437,6 @@ def main(argv=None):
                          seed=args.seed, val_frac=args.val_frac,
                          val_max_tokens=args.val_max_tokens, num_proc=args.num_proc, t0=t0,
                          extra={'source': 'debian_docs'}, ordered=args.parallel_only)
-
 
 if __name__ == '__main__':
     sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once

@@ -1,7 +1,7 @@
 """
 Corpora from the Hugging Face hub (or any data files the `datasets` library reads) to
-data/<name>/. The defaults load as plain data files (parquet/jsonl) with current `datasets`,
-which no longer runs dataset loading scripts (OSCAR's, OpenWebText2's original ones):
+data/<name>/. The defaults load as plain data files (parquet/jsonl); current `datasets` runs no
+loading scripts (OSCAR's, OpenWebText2's original ones):
 
   en  OpenWebText2, parquet copy: Geralt-Targaryen/openwebtext2 (the seed's corpus; this copy
       removed some low-quality samples)
@@ -12,15 +12,10 @@ which no longer runs dataset loading scripts (OSCAR's, OpenWebText2's original o
       YeungNLP/firefly-pretrain-dataset (file webText2019zh.jsonl); FineWeb-2 cmn_Hani with
       --dataset HuggingFaceFW/fineweb-2 --config cmn_Hani
 
-Everything is an argument: --dataset, --config, --data_files, --split, --text_field,
---revision. Large corpora stream (--streaming 1, the default) and stop after --max_bytes.
-
-A hub dataset is read at one commit: --revision, else its current one, looked up first and
-recorded in meta.json (sources[0].revision), so the build can be repeated after the hub changed.
-The records read are kept in data/<name>/.download/ as they come (a shard every 64 MB): an
-interrupted build (Ctrl-C, SIGTERM, a network error) run again replays them and goes on in the
-stream after the last one, at the same commit. A thread reads the stream while the processes
-tokenize; off a terminal a plain progress line is printed every --progress_mb MB.
+Large corpora stream (--streaming 1, the default) and stop after --max_bytes. A hub dataset is
+read at one commit: --revision, else its current one, recorded in meta.json. The records read are
+kept in data/<name>/.download/ (a shard every 64 MB): an interrupted build run again replays them
+and goes on in the stream after the last one, at the same commit.
 
     python prepare/hf.py --lang de --max_bytes 2e9            # -> data/hf_de (byte tokens)
     python prepare/hf.py --lang en --tokenizer gpt2 --max_bytes 10e9
@@ -37,8 +32,7 @@ import argparse
 import itertools
 import threading
 
-if not __package__:  # run as python prepare/x.py: import from the repository root, as the
-    # other scripts do, so that prepare/common.py is one module, prepare.common, everywhere
+if not __package__:  # run as a script: import from the repository root, as prepare.common
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from prepare import common  # noqa: E402
 from util import atomic_write_text, fail  # noqa: E402
@@ -57,6 +51,8 @@ QA_FIELDS = ['title', 'desc', 'content']
 LOCAL_BUILDERS = ('json', 'parquet', 'csv', 'text', 'arrow')  # data files, no hub revision
 SHARD_BYTES = 64 << 20  # a shard of .download/: the most a restart reads again
 
+def one_line(e):
+    return f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
 
 def load(args):
     try:
@@ -72,15 +68,13 @@ def load(args):
     try:
         return datasets.load_dataset(args.dataset, args.config, data_files=data_files, **kwargs)
     except Exception as e:  # hub unreachable, unknown name/config/split, unreadable files
-        msg = ' '.join(str(e).split())[:300]
         fail(f"could not load {args.dataset} (config {args.config}, split {args.split}): "
-             f"{type(e).__name__}: {msg}; check the name/--config/--data_files, the network, "
-             f"or prepare local files with prepare/text.py")
-
+             f"{one_line(e)}; check the name/--config/--data_files, the network, or prepare "
+             f"local files with prepare/text.py")
 
 def pick_field(columns, text_field):
-    """The column(s) to read: --text_field, or for auto the first usual text column, or the
-    question and answer of a QA record."""
+    """The column(s) to read: --text_field, or for auto the question and answer of a QA record,
+    else the first usual text column."""
     if text_field != 'auto':
         missing = [f for f in text_field.split(',') if f not in columns]
         if missing:
@@ -96,7 +90,6 @@ def pick_field(columns, text_field):
     fail(f"cannot tell which column holds the text (columns: {', '.join(columns)}); "
          f"set --text_field")
 
-
 def pin_revision(args):
     """The commit to read a hub dataset at: --revision, else its current one (then recorded)."""
     if args.revision or args.dataset in LOCAL_BUILDERS or os.path.exists(args.dataset):
@@ -108,20 +101,13 @@ def pin_revision(args):
         fail(f"could not look up the current revision of {args.dataset} ({type(e).__name__}): "
              f"check the name and the network, or pass --revision")
 
-
 def rows(ds, args):
     """The records; a streamed corpus can also fail halfway (network, a corrupt shard)."""
-    it = iter(ds)
-    while True:
-        try:
-            row = next(it)
-        except StopIteration:
-            return
-        except Exception as e:
-            fail(f"reading {args.dataset} failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}; "
-                 f"rerun (finished work is kept only when complete) or check the data files")
-        yield row
-
+    try:
+        yield from ds
+    except Exception as e:
+        fail(f"reading {args.dataset} failed: {one_line(e)}; rerun (finished work is kept only "
+             f"when complete) or check the data files")
 
 class Download:
     """The records read so far, in cache/NNNNN.jsonl shards (their text columns only), and
@@ -146,28 +132,24 @@ class Download:
     def replay(self):
         for i in range(self.state['shards']):
             with open(self.shard(i), encoding='utf-8') as f:
-                for line in f:
-                    yield json.loads(line)
+                yield from map(json.loads, f)
 
     def add(self, lines, records, stream_state):
-        """Another shard, then the state that counts it (written after it: a kill in between
-        leaves a shard that the next run writes again)."""
-        path = self.shard(self.state['shards'])
-        atomic_write_text(path, ''.join(lines))
+        """Another shard, then the state that counts it: a kill in between leaves a shard that
+        the next run writes again."""
+        atomic_write_text(self.shard(self.state['shards']), ''.join(lines))
         self.state.update(shards=self.state['shards'] + 1, records=records, stream=stream_state)
         common.atomic_write_json(self.state_path, self.state)
 
-
 def stream_rows(ds, args, download):
-    """The records: those of the last run's download first, then the stream from where it
-    stopped, each new shard of them kept as it fills."""
+    """The records of the last run's download, then the stream from where it stopped, each new
+    shard of them kept as it fills."""
     yield from download.replay()
-    done = download.state['records']
-    skip = done
-    if done and download.state['stream'] is not None and hasattr(ds, 'load_state_dict'):
+    skip = n = download.state['records']
+    if n and download.state['stream'] is not None and hasattr(ds, 'load_state_dict'):
         ds.load_state_dict(download.state['stream'])  # a streamed dataset seeks, reading nothing
         skip = 0
-    fields, lines, size, n = None, [], 0, done
+    fields, lines, size = None, [], 0
     for row in itertools.islice(rows(ds, args), skip, None):
         if fields is None:  # only the text columns are kept
             fields = pick_field(list(row.keys()), args.text_field)
@@ -181,12 +163,10 @@ def stream_rows(ds, args, download):
             lines, size = [], 0
         yield row
 
-
 def read_ahead(items, n=4096):
-    """items, read by a thread of their own up to n ahead: the stream downloads and parses
-    while the processes tokenize. Its errors (die's one line too) are raised here."""
-    q = queue.Queue(n)
-    end = object()
+    """items, read by a thread of their own up to n ahead: the stream downloads and parses while
+    the processes tokenize. Its errors (fail's one line too) are raised here."""
+    q, end = queue.Queue(n), object()
 
     def work():
         try:
@@ -196,14 +176,10 @@ def read_ahead(items, n=4096):
         except BaseException as e:
             q.put(e)
     threading.Thread(target=work, daemon=True).start()
-    while True:
-        item = q.get()
-        if item is end:
-            return
+    while (item := q.get()) is not end:
         if isinstance(item, BaseException):
             raise item
         yield item
-
 
 class Progress:
     """Text read: a bar on a terminal (of --max_bytes where given), else a line every N MB."""
@@ -223,36 +199,26 @@ class Progress:
                   if self.total else '') + f", {records:,} records, "
                   f"{total_bytes / 1e6 / max(time.time() - self.t0, 1e-9):.1f} MB/s")
 
-
-def documents(ds, args, stats, source, download=None):
-    """(name, [paragraphs]) per record, until --max_bytes / --max_docs."""
-    fields = None
-    progress = Progress(args)
-    records = read_ahead(stream_rows(ds, args, download)) if download else rows(ds, args)
-    for i, row in enumerate(records):
+def documents(ds, args, stats, source, download):
+    """(name, [paragraphs]) per record, a line a paragraph, until --max_bytes / --max_docs."""
+    fields, progress = None, Progress(args)
+    for i, row in enumerate(read_ahead(stream_rows(ds, args, download))):
         if fields is None:
             fields = pick_field(list(row.keys()), args.text_field)
             print(f"reading text from column(s) {', '.join(fields)}")
             stats['text_fields'] = fields
         text = '\n\n'.join(str(row[f]) for f in fields if row.get(f))
-        if isinstance(text, bytes):
-            text = text.decode('utf-8')
         nbytes = len(text.encode('utf-8'))
         stats['raw_bytes'] += nbytes
         progress.update(nbytes, stats['raw_bytes'], i + 1)
         source['bytes'], source['records'] = stats['raw_bytes'], i + 1
-        pars = common.split_paragraphs(text, by_line=True)
-        if args.lang_filter:
-            kept = [p for p in pars if common.in_language(p, args.lang)]
-            stats['language_dropped_bytes'] += sum(len(p.encode('utf-8')) for p in pars) - \
-                sum(len(p.encode('utf-8')) for p in kept)
-            pars = kept
+        pars = common.keep_paragraphs(common.split_paragraphs(text, sep=r'\n'),
+                                      args.lang if args.lang_filter else None, stats)
         if pars:
             yield f"{args.dataset}:{i}", pars
         if (args.max_docs and i + 1 >= args.max_docs) or \
                 (args.max_bytes and stats['raw_bytes'] >= args.max_bytes):
             break
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
@@ -299,19 +265,17 @@ def main(argv=None):
     if download.state['records']:
         print(f"continuing the download: {download.state['records']:,} records kept in "
               f"{download.cache}")
-    ds = load(args)
     stats = {'raw_bytes': 0, 'language_dropped_bytes': 0}
-    docs = documents(ds, args, stats, source, download)
+    docs = documents(load(args), args, stats, source, download)
     if args.dedup:
         docs = common.dedup_stream(docs, stats)
-    docs = common.split_long(docs, args.max_doc_bytes)
-    meta = common.write_dataset(docs, out_dir, tokenizer=args.tokenizer, language=args.lang,
-                                args=out_args, sources=[source], stats=stats, seed=args.seed,
+    meta = common.write_dataset(common.split_long(docs, args.max_doc_bytes), out_dir,
+                                tokenizer=args.tokenizer, language=args.lang, args=out_args,
+                                sources=[source], stats=stats, seed=args.seed,
                                 val_frac=args.val_frac, val_max_tokens=args.val_max_tokens,
                                 num_proc=args.num_proc, t0=t0, extra={'source': 'hf'})
     shutil.rmtree(download.cache, ignore_errors=True)  # in train.bin and val.bin now
     return meta
-
 
 if __name__ == '__main__':
     sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
