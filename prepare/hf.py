@@ -1,21 +1,10 @@
 """
-Corpora from the Hugging Face hub (or any data files the `datasets` library reads) to
-data/<name>/. The defaults load as plain data files (parquet/jsonl); current `datasets` runs no
-loading scripts (OSCAR's, OpenWebText2's original ones):
-
-  en  OpenWebText2, parquet copy: Geralt-Targaryen/openwebtext2 (the seed's corpus; this copy
-      removed some low-quality samples)
-  de  FineWeb-2 deu_Latn: HuggingFaceFW/fineweb-2 (OSCAR 2023 neither loads nor accepts users;
-      FineWeb-2 is the closest open Common Crawl corpus)
-  es  FineWeb-2 spa_Latn
-  zh  webtext2019zh (the seed's Chinese community-QA corpus), jsonl copy inside
-      YeungNLP/firefly-pretrain-dataset (file webText2019zh.jsonl); FineWeb-2 cmn_Hani with
-      --dataset HuggingFaceFW/fineweb-2 --config cmn_Hani
-
-Large corpora stream (--streaming 1, the default) and stop after --max_bytes. A hub dataset is
-read at one commit: --revision, else its current one, recorded in meta.json. The records read are
-kept in data/<name>/.download/ (a shard every 64 MB): an interrupted build run again replays them
-and goes on in the stream after the last one, at the same commit.
+Corpora from the Hugging Face hub (or any data files `datasets` reads) to data/<name>/. The
+defaults, plain data files (docs/data.md says why): en Geralt-Targaryen/openwebtext2, de and es
+HuggingFaceFW/fineweb-2 deu_Latn and spa_Latn, zh webText2019zh.jsonl of
+YeungNLP/firefly-pretrain-dataset. Large corpora stream and stop after --max_bytes. A hub dataset
+is read at one commit (--revision, else its current one, in meta.json); the records read are kept
+in data/<name>/.download/, so that the same command after an interruption goes on from them.
 
     python prepare/hf.py --lang de --max_bytes 2e9            # -> data/hf_de (byte tokens)
     python prepare/hf.py --lang en --tokenizer gpt2 --max_bytes 10e9
@@ -181,27 +170,13 @@ def read_ahead(items, n=4096):
             raise item
         yield item
 
-class Progress:
-    """Text read: a bar on a terminal (of --max_bytes where given), else a line every N MB."""
-
-    def __init__(self, args):
-        from tqdm import tqdm
-        self.tty, self.every = sys.stderr.isatty(), args.progress_mb * 1e6
-        self.t0, self.next, self.total = time.time(), 0, args.max_bytes or None
-        self.bar = tqdm(unit='B', unit_scale=True, desc='reading', total=self.total,
-                        mininterval=2, disable=not self.tty)
-
-    def update(self, nbytes, total_bytes, records):
-        self.bar.update(nbytes)
-        if not self.tty and self.every > 0 and total_bytes >= self.next:
-            self.next = total_bytes + self.every
-            print(f"read {total_bytes / 1e6:,.1f} MB" + (f" of {self.total / 1e6:,.0f} MB"
-                  if self.total else '') + f", {records:,} records, "
-                  f"{total_bytes / 1e6 / max(time.time() - self.t0, 1e-9):.1f} MB/s")
-
 def documents(ds, args, stats, source, download):
-    """(name, [paragraphs]) per record, a line a paragraph, until --max_bytes / --max_docs."""
-    fields, progress = None, Progress(args)
+    """(name, [paragraphs]) per record, a line a paragraph, until --max_bytes / --max_docs. The
+    text read shows as a bar on a terminal, else as a line every --progress_mb MB."""
+    from tqdm import tqdm
+    bar = tqdm(unit='B', unit_scale=True, desc='reading', total=args.max_bytes or None,
+               mininterval=2, disable=not sys.stderr.isatty())
+    fields, t0, next_line = None, time.time(), 0
     for i, row in enumerate(read_ahead(stream_rows(ds, args, download))):
         if fields is None:
             fields = pick_field(list(row.keys()), args.text_field)
@@ -210,8 +185,13 @@ def documents(ds, args, stats, source, download):
         text = '\n\n'.join(str(row[f]) for f in fields if row.get(f))
         nbytes = len(text.encode('utf-8'))
         stats['raw_bytes'] += nbytes
-        progress.update(nbytes, stats['raw_bytes'], i + 1)
         source['bytes'], source['records'] = stats['raw_bytes'], i + 1
+        bar.update(nbytes)
+        if bar.disable and args.progress_mb > 0 and stats['raw_bytes'] >= next_line:
+            next_line = stats['raw_bytes'] + args.progress_mb * 1e6
+            of = f" of {args.max_bytes / 1e6:,.0f} MB" if args.max_bytes else ''
+            print(f"read {stats['raw_bytes'] / 1e6:,.1f} MB{of}, {i + 1:,} records, "
+                  f"{stats['raw_bytes'] / 1e6 / max(time.time() - t0, 1e-9):.1f} MB/s")
         pars = common.keep_paragraphs(common.split_paragraphs(text, sep=r'\n'),
                                       args.lang if args.lang_filter else None, stats)
         if pars:
@@ -228,17 +208,14 @@ def main(argv=None):
     parser.add_argument('--config', default=None, help="dataset config, e.g. deu_Latn")
     parser.add_argument('--data_files', default=None, help="comma-separated files or globs")
     parser.add_argument('--split', default='train')
-    parser.add_argument('--revision', default=None,
-                        help="the dataset's commit; default: its current one, in meta.json")
+    parser.add_argument('--revision', default=None, help="the dataset's commit (default: newest)")
     parser.add_argument('--text_field', default='auto')
     parser.add_argument('--streaming', type=int, default=1)
     parser.add_argument('--max_bytes', type=float, default=0, help="stop after this much text")
     parser.add_argument('--max_docs', type=int, default=0)
-    parser.add_argument('--lang_filter', action='store_true',
-                        help="keep only paragraphs detected as --lang")
+    parser.add_argument('--lang_filter', action='store_true', help="keep --lang's paragraphs")
     parser.add_argument('--dedup', type=int, default=0,
-                        help="exact paragraph dedup (hub corpora are deduplicated upstream; "
-                             "costs ~50 bytes of RAM per paragraph)")
+                        help="exact paragraph dedup (~50 bytes of memory a paragraph)")
     parser.add_argument('--progress_mb', type=float, default=100,
                         help="off a terminal, a progress line every this many MB read")
     common.add_common_args(parser)

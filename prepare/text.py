@@ -96,11 +96,10 @@ def main(argv=None):
     if common.skip_if_done(out_dir, out_args, args.force):
         return
     stats = {'raw_bytes': 0, 'short_dropped_bytes': 0, 'language_dropped_bytes': 0}
-    lang = args.lang if args.lang_filter else None
+    lang = args.lang if args.lang_filter else None  # documents left empty vanish in split_long
     docs = ((doc, common.keep_paragraphs(common.split_paragraphs(text), lang, stats,
                                           args.min_bytes))
             for doc, text in read_documents(files, args.text_field, stats))
-    docs = ((doc, pars) for doc, pars in docs if pars)
     if args.dedup:
         docs = common.dedup_stream(docs, stats)
     sources = [{'path': os.path.abspath(f), 'bytes': os.path.getsize(f)} for f in files]
