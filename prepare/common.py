@@ -115,10 +115,8 @@ def detect_language(par):
     return langid().classify(par)[0]
 
 def in_language(par, lang):
-    """Chinese by script share (robust on short mixed text), the others by py3langid; this keeps
-    out the English of a translated manual's untranslated paragraphs. A short paragraph of a close
-    neighbour (Spanish read as Portuguese) is kept when `lang` is the runner-up to a non-English
-    winner."""
+    """Chinese by script share (robust on short mixed text), the others by py3langid; `lang` as
+    runner-up to a non-English winner counts (short Spanish read as Portuguese)."""
     if lang == 'zh':
         return han_share(par) >= 0.5
     if HAN.search(par) and han_share(par) >= 0.5:
@@ -160,9 +158,8 @@ def dedup_stream(docs, stats=None, repeated=frozenset()):
             yield name, kept
 
 def clean_corpus(docs, boilerplate_docs=0, stats=None):
-    """Drops paragraphs found in at least boilerplate_docs documents (navigation, notes on every
-    page; 0: off), then exact duplicates, keeping the first: a manual repeats its notes, and
-    duplicates shared by train and val would reward memorisation."""
+    """Without paragraphs in boilerplate_docs documents or more (navigation; 0: off) and exact
+    duplicates, the first kept: duplicates shared by train and val would reward memorisation."""
     repeated = set()
     if boilerplate_docs:
         counts = Counter(k for _, pars in docs for k in {para_key(p) for p in pars})
@@ -241,24 +238,22 @@ def _init_worker(tokenizer):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-def _gpt2_count(text):
-    try:
-        return len(gpt2_encoding().encode_ordinary(text))
-    except BaseException:  # gpt2 files unavailable: the bytes dataset does not need them
-        return None
-
 def _encode_worker(text):
-    # GPT-2's token count of byte-tokenized text too, for meta.json's bytes_per_token
-    other = _gpt2_count(text) if _worker_tokenizer == 'bytes' else None
-    return encode(text, _worker_tokenizer), len(text.encode('utf-8')), other
+    """ids, UTF-8 bytes, and GPT-2's token count of byte-tokenized text, for bytes_per_token."""
+    gpt2_tokens = None
+    if _worker_tokenizer == 'bytes':
+        try:
+            gpt2_tokens = len(gpt2_encoding().encode_ordinary(text))
+        except BaseException:  # gpt2 files unavailable: the bytes dataset does not need them
+            pass
+    return encode(text, _worker_tokenizer), len(text.encode('utf-8')), gpt2_tokens
 
 def tokenize_all(texts, tokenizer, path, num_proc):
     """ids + eot of each document to `path`; per-document tokens and bytes, GPT-2's tokens."""
     eot = np.array([tokenizer_info(tokenizer)['eot_token']], dtype=np.uint16).tobytes()
     ntok, nbytes, gpt2_tokens = array('q'), array('q'), 0
-    if tokenizer == 'bytes':
-        _gpt2_count('')  # load GPT-2 once, before forking, for the bytes/token report
     _init_worker(tokenizer)
+    _encode_worker('')  # loads GPT-2 once, before forking
     fork = mp.get_context('fork')
     pool = fork.Pool(num_proc, _init_worker, (tokenizer,)) if num_proc > 1 else None
     from tqdm import tqdm
@@ -284,10 +279,9 @@ def tokenize_all(texts, tokenizer, path, num_proc):
     return np.frombuffer(ntok, dtype=np.int64), np.frombuffer(nbytes, dtype=np.int64), gpt2_tokens
 
 def split_docs(ntok, seed, val_frac, val_max_tokens, ordered=False):
-    """Seeded permutation of the documents; val is its first documents up to min(val_frac * total,
-    val_max_tokens) tokens, train the rest in shuffled order, so that "the first D tokens of
-    train.bin" is a random sample of documents. ordered: the documents come shuffled already
-    (parallel corpora) and val is their first val_frac by count, so such corpora split alike."""
+    """train, val: a seeded permutation, val its first documents up to min(val_frac * total,
+    val_max_tokens) tokens, so that "the first D tokens of train.bin" is a random sample. ordered:
+    the documents come shuffled (parallel corpora) and val is the first val_frac of them."""
     n = len(ntok)
     if n < 2:
         fail(f"only {n} document(s) left after cleaning: a train/val split needs at least 2; "

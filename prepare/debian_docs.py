@@ -162,9 +162,7 @@ class TextExtractor(HTMLParser):
         self.pars, self.cur, self.skip_tag, self.skip_depth = [], [], None, 0
 
     def flush(self):
-        p = common.normalize(''.join(self.cur))
-        if p:
-            self.pars.append(p)
+        self.pars.append(common.normalize(''.join(self.cur)))
         self.cur = []
 
     def handle_starttag(self, tag, attrs):
@@ -191,7 +189,7 @@ def html_paragraphs(text):
     x.feed(text)
     x.close()
     x.flush()
-    return x.pars
+    return [p for p in x.pars if p]
 
 MAN_ESCAPES = [(re.compile(a), b) for a, b in [
     (r'\\f(\[[^\]]*\]|\(..|.)', ''), (r'\\s[-+]?\d', ''), (r'\\\*(\[[^\]]*\]|\(..|.)', ''),
@@ -235,18 +233,14 @@ def pod_paragraphs(text):
                 continue
         for _ in range(3):  # nested formatting codes: B<L<foo>>
             block = POD_CODE.sub(lambda m: (m.group(1) or m.group(2) or '').split('|')[0], block)
-        p = common.normalize(block)
-        if p:
-            out.append(p)
-    return out
+        out.append(common.normalize(block))
+    return [p for p in out if p]
 
 def sword_paragraphs(path):
     """A SWORD zText module (sword-text-web): .bzs holds (offset, size, usize) per block of the
     zlib-compressed .bzz; a block holds a book in OSIS XML, paragraphs marked by x-p divs."""
-    with open(path[:-1] + 's', 'rb') as f:
-        index = f.read()
-    with open(path, 'rb') as f:
-        data = f.read()
+    with open(path[:-1] + 's', 'rb') as index_file, open(path, 'rb') as data_file:
+        index, data = index_file.read(), data_file.read()
     pars = []
     for off, size, _ in struct.iter_unpack('<III', index[:len(index) // 12 * 12]):
         xml = zlib.decompress(data[off:off + size]).decode('utf-8', errors='replace')
