@@ -399,8 +399,7 @@ def add_common_args(parser):
     parser.add_argument('--seed', type=int, default=1337)
     parser.add_argument('--val_frac', type=float, default=0.1, help="val's share of the tokens")
     parser.add_argument('--val_max_tokens', type=int, default=1 << 20, help="val's largest size")
-    parser.add_argument('--max_doc_bytes', type=int, default=16384,
-                        help="longer documents are cut at paragraph boundaries")
+    parser.add_argument('--max_doc_bytes', type=int, default=16384, help="cut longer documents")
     parser.add_argument('--num_proc', type=int, default=os.cpu_count() or 1)
     parser.add_argument('--force', action='store_true', help="redo even if already prepared")
 

@@ -325,10 +325,8 @@ def parallel_corpus(args):
 
 def build_corpus(args):
     """Fetch, extract, language-filter and clean: docs [(name, [paragraphs])], sources, stats."""
-    if args.packages:
-        packages = {p: guess_pattern(p) for p in args.packages.split(',') if p}
-    else:
-        packages = corpus_packages(args.lang, args.manpages)
+    packages = ({p: guess_pattern(p) for p in args.packages.split(',') if p} if args.packages
+                else corpus_packages(args.lang, args.manpages))
     jobs, sources = collect_jobs(packages, args.lang, args)
     print(f"extracting {len(jobs)} files from {len(sources)} packages for {args.lang}...")
     with mp.get_context('fork').Pool(args.num_proc) as pool:
@@ -363,17 +361,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--lang', required=True, help="en (pre-training), de, es or zh")
-    parser.add_argument('--packages', default=None,
-                        help="comma-separated packages instead of the language's default list")
+    parser.add_argument('--packages', default=None, help="comma-separated, not the default ones")
     parser.add_argument('--manpages', action='store_true', help="add translated man pages")
     parser.add_argument('--parallel_only', action='store_true',
                         help="keep only pages translated into all of de, es and zh")
     parser.add_argument('--parallel_min_share', type=float, default=0.5,
                         help="a page is translated if this share of it passes the language filter")
-    parser.add_argument('--skip_missing', action='store_true',
-                        help="leave out packages this release does not have, not fail")
-    parser.add_argument('--min_bytes', type=int, default=20,
-                        help="drop paragraphs of fewer UTF-8 bytes (labels, navigation)")
+    parser.add_argument('--skip_missing', action='store_true', help="leave out missing packages")
+    parser.add_argument('--min_bytes', type=int, default=20, help="drop shorter paragraphs")
     parser.add_argument('--boilerplate_docs', type=int, default=5,
                         help="drop paragraphs found in at least this many documents (0: off)")
     parser.add_argument('--cache_dir', default=os.path.join(common.CACHE_DIR, 'debian'))

@@ -208,7 +208,7 @@ def main(argv=None):
     parser.add_argument('--config', default=None, help="dataset config, e.g. deu_Latn")
     parser.add_argument('--data_files', default=None, help="comma-separated files or globs")
     parser.add_argument('--split', default='train')
-    parser.add_argument('--revision', default=None, help="the dataset's commit (default: newest)")
+    parser.add_argument('--revision', default=None, help="the dataset's commit (default: current)")
     parser.add_argument('--text_field', default='auto')
     parser.add_argument('--streaming', type=int, default=1)
     parser.add_argument('--max_bytes', type=float, default=0, help="stop after this much text")

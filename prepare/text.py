@@ -73,10 +73,8 @@ def main(argv=None):
     parser.add_argument('--lang', required=True, help="ISO code of the text, e.g. en de es zh")
     parser.add_argument('--text_field', default='text',
                         help="JSON field(s) holding the text; comma-separated ones are joined")
-    parser.add_argument('--lang_filter', action='store_true',
-                        help="keep only paragraphs detected as --lang (en, de, es, zh)")
-    parser.add_argument('--dedup', type=int, default=1,
-                        help="1: remove exact duplicate paragraphs across the corpus")
+    parser.add_argument('--lang_filter', action='store_true', help="keep --lang's paragraphs")
+    parser.add_argument('--dedup', type=int, default=1, help="exact paragraph dedup (1: on)")
     parser.add_argument('--min_bytes', type=int, default=0, help="drop shorter paragraphs")
     common.add_common_args(parser)
     args = parser.parse_args(argv)
