@@ -1,5 +1,4 @@
-"""
-fit_scaling.py's results.json -> findings in plain words, figures and report.md beside it; it
+"""fit_scaling.py's results.json -> findings in plain words, figures and report.md beside it; it
 reads nothing else, so a report can be redrawn from a results.json alone:
 
     python report.py out/builtin/report/results.json [--out /tmp/rep]
@@ -27,10 +26,6 @@ PLOTS = {"pretrain_N": "fig2_pretrain_loss_vs_N.png",
 def name(target):
     return target.get("name") or target["label"]
 
-def slope(x, y):
-    """d log y / d log x by least squares."""
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
-
 def num(x, spec=".3g"):
     """x formatted, '-' where it is missing."""
     missing = x is None or (isinstance(x, float) and math.isnan(x))
@@ -41,21 +36,28 @@ def with_ci(x, ci, spec=".3g"):
         return "n/a"
     return f"{x:{spec}} [{num(ci[0], spec)}, {num(ci[1], spec)}]" if ci else f"{x:{spec}}"
 
+def law_ci(law, key, spec=".3g"):
+    return with_ci(law[key], law["ci"][key], spec)
+
+def kim(holds):
+    return "holds" if holds else "does not hold"
+
+def xy(items, x, y):
+    """The x and the y values of items, for a plot."""
+    return [i[x] for i in items], [i[y] for i in items]
 
 # ----------------------------------------------------------------------------- findings
 
 def finding_order(targets):
-    """Kim (2021)'s German > Spanish > Chinese, by the measured D_e/D_f (geometric mean over each
-    language's cells with a measured D_e) with its 95% interval: the order is clear when
-    neighbours' intervals do not overlap."""
-    measured = {k: t for k, t in targets.items() if t["summary"]}
-    if len(measured) < 2:
+    """Kim (2021)'s German > Spanish > Chinese by each language's measured D_e/D_f (geometric
+    mean over its cells): the order is clear when neighbours' 95% intervals do not overlap."""
+    ranked = sorted((t for t in targets.values() if t["summary"]),
+                    key=lambda t: t["summary"]["De_over_Df"], reverse=True)
+    if len(ranked) < 2:
         return None, ("Fewer than two languages have a measured D_e, so the order across "
                       "languages cannot be tested.")
-    ranked = sorted(measured.values(), key=lambda t: t["summary"]["De_over_Df"], reverse=True)
     order = [t["language"] for t in ranked if t["language"] in KIM_ORDER]
     seed = [lang for lang in KIM_ORDER if lang in order]
-    holds = order == seed if len(seed) >= 2 else None
     cis = [t["summary"]["ci"] for t in ranked]
     clear = all(a and b and a[0] > b[1] for a, b in zip(cis, cis[1:]))
     text = ("Measured D_e/D_f (geometric mean over cells, 95% interval; below 1 = negative "
@@ -63,16 +65,15 @@ def finding_order(targets):
                 f"{name(t)} {with_ci(t['summary']['De_over_Df'], t['summary']['ci'], '.2f')} "
                 f"({t['summary']['n_cells']} cells, {t['summary']['n_negative']} negative)"
                 for t in ranked) + ". Observed order: " + " > ".join(map(name, ranked)) + ". ")
-    if holds is None:
+    if len(seed) < 2:
         return None, text + "Fewer than two of German, Spanish and Chinese were measured."
-    return holds, text + (f"Kim (2021)'s German > Spanish > Chinese "
-                          f"{'holds' if holds else 'does not hold'} at this scale; " +
-                          ("the intervals separate every neighbour." if clear else
-                           "neighbouring intervals overlap (within the uncertainty)."))
+    return order == seed, text + (
+        f"Kim (2021)'s German > Spanish > Chinese {kim(order == seed)} at this scale; " +
+        ("the intervals separate every neighbour." if clear else
+         "neighbouring intervals overlap (within the uncertainty)."))
 
 def trend(target, key):
-    """'holds', 'does not hold' or 'unresolved' for one exponent: alpha < 1 (D_f/D_e rises with
-    D_f) or beta > 0 (falls with N), judged by whether the 95% CI lies on one side."""
+    """alpha < 1 (D_f/D_e rises with D_f) or beta > 0 (falls with N), judged by its 95% CI."""
     law = target["law"]
     if not law["identified"][key]:
         return "unidentified"
@@ -82,19 +83,13 @@ def trend(target, key):
     return "does not hold" if all(wrong) else "unresolved" if any(wrong) else "holds"
 
 def finding_fraction(targets):
-    fitted = [t for t in targets.values() if t["law"]]
+    fitted = [(t, trend(t, "alpha"), trend(t, "beta")) for t in targets.values() if t["law"]]
     if not fitted:
         return None, "No language has a fitted transfer law: the trends are not measured."
-    parts, verdicts = [], []
-    for target in fitted:
-        law = target["law"]
-        alpha, beta = trend(target, "alpha"), trend(target, "beta")
-        verdicts += [alpha, beta]
-        parts.append(f"{name(target)}: beta = {with_ci(law['beta'], law['ci']['beta'], '.2f')} "
-                     f"({beta}), alpha = {with_ci(law['alpha'], law['ci']['alpha'], '.2f')} "
-                     f"({alpha})")
-    holds = (False if "does not hold" in verdicts else True if set(verdicts) == {"holds"}
-             else None)
+    verdicts = {v for _, alpha, beta in fitted for v in (alpha, beta)}
+    holds = False if "does not hold" in verdicts else True if verdicts == {"holds"} else None
+    parts = [f"{name(t)}: beta = {law_ci(t['law'], 'beta', '.2f')} ({beta}), alpha = "
+             f"{law_ci(t['law'], 'alpha', '.2f')} ({alpha})" for t, alpha, beta in fitted]
     return holds, ("D_f/D_e = 1/(1 + k D_f^(alpha-1) N^beta) falls with N when beta > 0 and "
                    "rises with D_f when alpha < 1 (Kim (2021)'s finding). " + "; ".join(parts)
                    + ". Kim (2021)'s finding " + {True: "holds for every language",
@@ -115,34 +110,37 @@ def finding_compute(targets):
                    (f" (median ratio {np.median(ratios):.2f})" if ratios else "") +
                    f"; in {len(cells) - len(ratios)} it never did; {fast_with_pre} of "
                    f"{len(with_pre)} with pre-training counted. Kim (2021)'s 'pre-trained models "
-                   f"are more compute-efficient' {'holds' if holds else 'does not hold'} here.")
+                   f"are more compute-efficient' {kim(holds)} here.")
+
+def loss_slope(runs):
+    """d log loss / d log N by least squares over (N, loss) pairs; nan below two sizes."""
+    if len({n for n, _ in runs}) < 2:
+        return math.nan
+    log_N, log_loss = np.log(runs).T
+    return float(np.polyfit(log_N, log_loss, 1)[0])
 
 def finding_limited(targets):
-    steeper, total, finetune_slopes, scratch_slopes = 0, 0, [], []
+    pairs = []   # (fine-tuned, scratch) slope of loss against N at one D_f
     for target in targets.values():
         for D_f in sorted({p["D_f"] for p in target["points"]}):
-            finetuned = [(p["N"], p["loss"]) for p in target["points"] if p["D_f"] == D_f]
-            scratch = [(s["N"], s["loss"]) for s in target["scratch"]
-                       if s["D"] == D_f and s["converged"]]
-            a = slope(*zip(*finetuned)) if len({n for n, _ in finetuned}) > 1 else math.nan
-            b = slope(*zip(*scratch)) if len({n for n, _ in scratch}) > 1 else math.nan
-            if math.isfinite(a) and math.isfinite(b):
-                total += 1
-                steeper += a < b
-                finetune_slopes.append(a)
-                scratch_slopes.append(b)
-    if not total:
+            pair = (loss_slope([(p["N"], p["loss"]) for p in target["points"] if p["D_f"] == D_f]),
+                    loss_slope([(s["N"], s["loss"]) for s in target["scratch"]
+                                if s["D"] == D_f and s["converged"]]))
+            if all(map(math.isfinite, pair)):
+                pairs.append(pair)
+    if not pairs:
         return None, "No D_f has fine-tuned and converged scratch runs at two or more sizes."
-    holds = steeper > total / 2
+    steeper = sum(a < b for a, b in pairs)
+    holds = steeper > len(pairs) / 2
+    finetune_slopes, scratch_slopes = zip(*pairs)
     return holds, (f"At fixed D_f, d log L / d log N was {np.mean(finetune_slopes):.3f} "
                    f"fine-tuned and {np.mean(scratch_slopes):.3f} from scratch (mean), steeper "
-                   f"fine-tuned in {steeper} of {total} series (steep: parameter-limited). "
+                   f"fine-tuned in {steeper} of {len(pairs)} series (steep: parameter-limited). "
                    f"Kim (2021)'s 'fine-tuned models are parameter-limited, scratch models "
-                   f"data-limited' {'holds' if holds else 'does not hold'} here.")
+                   f"data-limited' {kim(holds)} here.")
 
 def finding_bounds(targets):
-    """What is only a bound, said as such: unconverged scratch runs, cells outside the measured
-    scratch points or between points too far apart, negative transfer."""
+    """What is only a bound, said as such; negative transfer named cell by cell."""
     c = {k: sum(t["counts"][k] for t in targets.values())
          for k in next(iter(targets.values()))["counts"]} if targets else {}
     if not c:
@@ -185,20 +183,19 @@ def finding_forgetting(targets):
 
 def finding_law(target):
     law, summary = target["law"], target["summary"]
+    if not law and not summary:
+        return None, f"No transfer law: {target['note']}."
     if not law:
-        if not summary:
-            return None, f"No transfer law: {target['note']}."
         ci, ratio = summary["ci"], summary["De_over_Df"]
         return None, (f"No transfer law: {target['note']}. Measured D_e/D_f = "
                       f"{with_ci(ratio, ci, '.2f')} over {summary['n_cells']} cells: "
                       f"{'pre-training hurt' if ratio < 1 else 'pre-training helped'}"
                       + (", outside the uncertainty." if ci and (ci[1] < 1 or ci[0] > 1) else
                          ", within the uncertainty of no effect."))
-    ci, boot, noise = law["ci"], law["boot"], law["noise"]
+    boot, noise = law["boot"], law["noise"]
     text = (f"log D_t = log k + alpha log D_f + beta log N over {law['n_cells']} cells: k = "
-            f"{with_ci(law['k'], ci['k'])}, alpha = {with_ci(law['alpha'], ci['alpha'])}, beta = "
-            f"{with_ci(law['beta'], ci['beta'])} (in bytes k = "
-            f"{with_ci(law['k_bytes'], ci['k_bytes'])}); {boot['draws']} bootstrap draws "
+            f"{law_ci(law, 'k')}, alpha = {law_ci(law, 'alpha')}, beta = {law_ci(law, 'beta')} "
+            f"(in bytes k = {law_ci(law, 'k_bytes')}); {boot['draws']} bootstrap draws "
             f"({100 * noise['sigma_run']:.2f}% per run, {100 * noise['sigma_pretrain']:.2f}% per "
             f"pre-trained model), {boot['failed']} with too few positive cells.")
     for key, measured in (("alpha", "D_f"), ("beta", "N")):
@@ -218,7 +215,6 @@ def findings(res):
              ("Forgetting", finding_forgetting(targets))]
     return [{"title": title, "holds": holds, "text": text} for title, (holds, text) in items]
 
-
 # ----------------------------------------------------------------------------- report.md
 
 def table(head, rows):
@@ -227,20 +223,19 @@ def table(head, rows):
 
 def cell(p):
     """One fine-tuned cell in the D_t grid: D_t (D_e/D_f), or the bound it is."""
-    if p["where"] == "no_scratch_curve":
-        return "no curve"
-    if p["where"] == "above":
-        return f"D_e > {num(p['D_e_lower'])}"
-    if p["where"] == "below":
-        return f"D_e < {num(p['D_e_upper'])}"
-    return f"{num(p['D_t'])} ({num(p['De_over_Df'], '.2f')})" + "*" * (p["where"] == "gap")
+    bounds = {"no_scratch_curve": "no curve", "above": f"D_e > {num(p['D_e_lower'])}",
+              "below": f"D_e < {num(p['D_e_upper'])}"}
+    measured = f"{num(p['D_t'])} ({num(p['De_over_Df'], '.2f')})" + "*" * (p["where"] == "gap")
+    return bounds.get(p["where"], measured)
 
 def mean_pm(x):
     return f"{x['loss']:.4f}" + (f" ± {x['std']:.4f} (n={x['n']})" if x["n"] > 1 else "")
 
+def runs_of(x):
+    return ", ".join(x["runs"])
+
 def target_md(target):
-    md = [f"## {target['label']}\n"]
-    points = target["points"]
+    md, points = [f"## {target['label']}\n"], target["points"]
     if points:
         sizes, data = sorted({p["N"] for p in points}), sorted({p["D_f"] for p in points})
         cells = {(p["N"], p["D_f"]): p for p in points}
@@ -251,46 +246,29 @@ def target_md(target):
                          for d in data]))
         md.append(table(["runs", "N", "D_f", "D_f bytes", "loss", "D_e [95%]", "D_t", "D_t bytes",
                          "D_e/D_f [95%]", "where"],
-                        [[", ".join(p["runs"]), num(p["N"]), num(p["D_f"]), num(p["D_f_bytes"]),
-                          mean_pm(p), with_ci(p["D_e"], p["D_e_ci"]), num(p["D_t"]),
-                          num(p["D_t_bytes"]), with_ci(p["De_over_Df"], p["De_over_Df_ci"], ".2f"),
+                        [[runs_of(p), num(p["N"]), num(p["D_f"]), num(p["D_f_bytes"]), mean_pm(p),
+                          with_ci(p["D_e"], p["D_e_ci"]), num(p["D_t"]), num(p["D_t_bytes"]),
+                          with_ci(p["De_over_Df"], p["De_over_Df_ci"], ".2f"),
                           " ".join([p["where"]] + [f for f in p["flags"] if f != p["where"]])]
                          for p in points]))
     md.append("Scratch cells (an unconverged one is an upper bound, not fitted):\n")
     md.append(table(["runs", "N", "D", "D bytes", "loss", "converged"],
-                    [[", ".join(s["runs"]), num(s["N"]), num(s["D"]), num(s["D_bytes"]),
-                      mean_pm(s), "yes" if s["converged"] else "no (upper bound)"]
-                     for s in target["scratch"]]))
+                    [[runs_of(s), num(s["N"]), num(s["D"]), num(s["D_bytes"]), mean_pm(s),
+                      "yes" if s["converged"] else "no (upper bound)"] for s in target["scratch"]]))
     if target["compute"]:
-        md.append("Compute: FLOPs for the fine-tune to reach its scratch twin's best loss, over "
-                  "the twin's.\n")
         keys = ("N", "D_f", "C_scratch", "C_finetune_best", "C_finetune_reach", "ratio",
                 "C_pretrain", "ratio_with_pretrain")
-        md.append(table(["N", "D_f", "C scratch", "C fine-tune best", "C to reach", "ratio",
-                         "C pre-train", "ratio with pre-train"],
-                        [[num(c[k]) for k in keys] for c in target["compute"]]))
+        md += ["Compute: FLOPs for the fine-tune to reach its scratch twin's best loss, over the "
+               "twin's.\n",
+               table(["N", "D_f", "C scratch", "C fine-tune best", "C to reach", "ratio",
+                      "C pre-train", "ratio with pre-train"],
+                     [[num(c[k]) for k in keys] for c in target["compute"]])]
     if target["forgetting"]:
+        keys = ("at_best", "last", "rise_at_best", "rise_last")
         md.append(table(["run", "English set", "baseline (from)", "at best", "last",
                          "rise at best", "rise last"],
                         [[f["run"], f["key"], f"{num(f['baseline'], '.4f')} ({f['baseline_from']})"]
-                         + [num(f[k], ".4f") for k in ("at_best", "last", "rise_at_best",
-                                                       "rise_last")]
-                         for f in target["forgetting"]]))
-    return md
-
-def headline_md(targets):
-    keys = ("scratch_converged", "scratch_unconverged", "finetune_measured", "finetune_censored",
-            "finetune_below", "finetune_gap", "finetune_negative")
-    md = ["## Counts\n",
-          table(["language", "scratch converged", "scratch unconverged (bounds)",
-                 "fine-tuned measured", "D_e > D_max", "D_e < D_min", "between far points",
-                 "negative (measured)"],
-                [[t["label"]] + [t["counts"][k] for k in keys] for t in targets.values()])]
-    md.append("## Transfer: D_e/D_f measured, and the law D_t = k D_f^alpha N^beta where transfer "
-              "is positive (95% intervals of a rerun)\n")
-    md.append(table(["language", "D_e/D_f (geo. mean)", "cells (negative)", "k (tokens)",
-                     "k (bytes)", "alpha", "beta", "law cells", "note"],
-                    [law_row(t) for t in targets.values()]))
+                         + [num(f[k], ".4f") for k in keys] for f in target["forgetting"]]))
     return md
 
 def law_row(target):
@@ -300,11 +278,23 @@ def law_row(target):
             f"{summary['n_cells']} ({summary['n_negative']})" if summary else "0"]
     if not law:
         return head + ["n/a"] * 5 + [target["note"] or ""]
-    ci, unknown = law["ci"], {k: not law["identified"][k] for k in ("alpha", "beta")}
-    return head + [with_ci(law["k"], ci["k"]), with_ci(law["k_bytes"], ci["k_bytes"]),
-                   with_ci(law["alpha"], ci["alpha"]) + " (unidentified)" * unknown["alpha"],
-                   with_ci(law["beta"], ci["beta"]) + " (unidentified)" * unknown["beta"],
-                   law["n_cells"], ""]
+    return head + [law_ci(law, "k"), law_ci(law, "k_bytes")] + [
+        law_ci(law, k) + " (unidentified)" * (not law["identified"][k]) for k in ("alpha", "beta")
+    ] + [law["n_cells"], ""]
+
+def headline_md(targets):
+    keys = ("scratch_converged", "scratch_unconverged", "finetune_measured", "finetune_censored",
+            "finetune_below", "finetune_gap", "finetune_negative")
+    return ["## Counts\n",
+            table(["language", "scratch converged", "scratch unconverged (bounds)",
+                   "fine-tuned measured", "D_e > D_max", "D_e < D_min", "between far points",
+                   "negative (measured)"],
+                  [[t["label"]] + [t["counts"][k] for k in keys] for t in targets.values()]),
+            "## Transfer: D_e/D_f measured, and the law D_t = k D_f^alpha N^beta where transfer "
+            "is positive (95% intervals of a rerun)\n",
+            table(["language", "D_e/D_f (geo. mean)", "cells (negative)", "k (tokens)",
+                   "k (bytes)", "alpha", "beta", "law cells", "note"],
+                  [law_row(t) for t in targets.values()])]
 
 def checks_md(checks):
     """Each check beside its grid twin; a budget check passes when the best loss moved by less than
@@ -315,16 +305,14 @@ def checks_md(checks):
                 [[c["tag"], c["run"], "yes" if c["converged"] else "no", num(c["loss"], ".4f"),
                   c["grid_run"] or "none", num(c["grid_loss"], ".4f"), num(c["diff"], "+.4f"),
                   num(c["rel_diff"], "+.2%")] for c in checks["runs"]])]
-    sigma = checks["sigma_run"]
-    for role in ("scratch", "finetune"):
-        spread = checks[role]
-        if spread["sigma_log"]:
-            md.append(f"Run-to-run spread of {role} cells run more than once: "
-                      f"{100 * spread['sigma_log']:.2f}% of the loss ({spread['cells']} cells, "
-                      f"{spread['dof']} degrees of freedom).\n")
+    md += [f"Run-to-run spread of {role} cells run more than once: {100 * s['sigma_log']:.2f}% of "
+           f"the loss ({s['cells']} cells, {s['dof']} degrees of freedom).\n"
+           for role, s in (("scratch", checks["scratch"]), ("finetune", checks["finetune"]))
+           if s["sigma_log"]]
     per_run, per_model = checks["noise_used"]
     md.append(f"The bootstrap draws {100 * per_run:.2f}% per run and {100 * per_model:.2f}% per "
               f"pre-trained model (the fine-tuned spread beyond the scratch spread).\n")
+    sigma = checks["sigma_run"]
     for c in checks["runs"]:
         if c["tag"].startswith("budget") and c["rel_diff"] is not None:
             verdict = ("" if not sigma else
@@ -338,99 +326,93 @@ def checks_md(checks):
 def calibration_md(rows):
     """The calibrated learning rate of each language, size and arm, and every rate's loss."""
     rates = sorted({float(r) for row in rows for r in row["losses"]})
-    md = ["## Learning rates (calibration before the grid)\n",
-          "Each arm's rate is its own best of those tried (loss: the mean over the calibration "
-          "D_f); a chosen rate at the edge of those tried is marked *.\n",
-          table(["target", "N", "arm", "chosen"] + [f"{r:g}" for r in rates],
-                [[row["target"], num(row["N"]), row["role"],
-                  num(row["chosen"]) + ("*" if row["at_edge"] else "")]
-                 + [num(row["losses"].get(f"{r:g}"), ".4f") for r in rates] for row in rows])]
-    return md
+    return ["## Learning rates (calibration before the grid)\n",
+            "Each arm's rate is its own best of those tried (loss: the mean over the calibration "
+            "D_f); a chosen rate at the edge of those tried is marked *.\n",
+            table(["target", "N", "arm", "chosen"] + [f"{r:g}" for r in rates],
+                  [[row["target"], num(row["N"]), row["role"],
+                    num(row["chosen"]) + ("*" if row["at_edge"] else "")]
+                   + [num(row["losses"].get(f"{r:g}"), ".4f") for r in rates] for row in rows])]
 
 def reinit_md(rows):
     """The Chinese check: fresh embedding rows for the tokens pre-training did not see."""
     first = rows[0]["reinit"] or {}
-    md = ["## The embedding check: fine-tuning with fresh rows for unseen tokens\n",
-          f"reinit_rare re-initialised the rows of {first.get('tokens', '?')} tokens whose share "
-          f"of the English pre-training split is below {first.get('below', '?')} (together "
-          f"{100 * first.get('share', 0):.4f}% of it): better fine-tunes than the grid's put the "
-          f"negative transfer on the byte embedding, not on the language.\n",
-          table(["run", "N", "D_f", "loss", "grid fine-tune loss", "D_e/D_f", "grid D_e/D_f"],
-                [[r["run"], num(r["N"]), num(r["D_f"]), num(r["loss"], ".4f"),
-                  num(r["grid_loss"], ".4f"), num(r["ratio"]) + f" ({r['ratio_where']})",
-                  num(r["grid_ratio"]) + f" ({r['grid_ratio_where']})"] for r in rows])]
-    return md
+    return ["## The embedding check: fine-tuning with fresh rows for unseen tokens\n",
+            f"reinit_rare re-initialised the rows of {first.get('tokens', '?')} tokens whose share "
+            f"of the English pre-training split is below {first.get('below', '?')} (together "
+            f"{100 * first.get('share', 0):.4f}% of it): better fine-tunes than the grid's put the "
+            f"negative transfer on the byte embedding, not on the language.\n",
+            table(["run", "N", "D_f", "loss", "grid fine-tune loss", "D_e/D_f", "grid D_e/D_f"],
+                  [[r["run"], num(r["N"]), num(r["D_f"]), num(r["loss"], ".4f"),
+                    num(r["grid_loss"], ".4f"), num(r["ratio"]) + f" ({r['ratio_where']})",
+                    num(r["grid_ratio"]) + f" ({r['grid_ratio_where']})"] for r in rows])]
 
 def paired_md(paired):
     """Two languages on the same pages: the difference of log D_e/D_f and its interval."""
-    a, b = paired["languages"]
-    diff = paired["difference"]
+    (a, b), diff = paired["languages"], paired["difference"]
     md = [f"## {a} against {b} on the same pages (parallel corpora)\n"]
     if diff is None:
         return md + ["No page draw had a D_e measured in both languages.\n"]
     lo, hi = paired["ci"] or (None, None)
     verdict = ("" if lo is None else f"; {a} > {b} holds" if lo > 0 else
                f"; {b} > {a} holds" if hi < 0 else "; the order is not resolved")
-    md.append(f"Over {paired['draws']} page draws, {a}'s D_e/D_f is {math.exp(diff):.3g} times "
-              f"{b}'s (log difference {diff:+.3f}, 95% interval "
-              f"[{num(lo, '+.3f')}, {num(hi, '+.3f')}] bootstrapped over the draws){verdict}.\n")
-    md.append(table(["page draw", f"log D_e/D_f {a} - {b}"],
-                    [[draw, f"{d:+.3f}"] for draw, d in sorted(paired["per_draw"].items())]))
-    return md
+    return md + [
+        f"Over {paired['draws']} page draws, {a}'s D_e/D_f is {math.exp(diff):.3g} times {b}'s "
+        f"(log difference {diff:+.3f}, 95% interval [{num(lo, '+.3f')}, {num(hi, '+.3f')}] "
+        f"bootstrapped over the draws){verdict}.\n",
+        table(["page draw", f"log D_e/D_f {a} - {b}"],
+              [[draw, f"{d:+.3f}"] for draw, d in sorted(paired["per_draw"].items())])]
 
 def report_md(res, found):
-    targets, pretrain = res["targets"], res["pretrain"]
+    targets, pretrain, checks = res["targets"], res["pretrain"], res["checks"]
     md = [f"# nanotransfer scaling report\n\nSource: `{res['source']}`; {res['n_runs_used']} runs "
           f"used, {len(res['skipped'])} left out (see Messages). Losses are best val loss in "
           f"nats/token; D in tokens unless said; N non-embedding parameters; C training FLOPs, "
-          f"Kaplan convention.\n"]
-    md += headline_md(targets)
-    md.append("## Findings\n")
-    tags = {True: " (Kim (2021)'s finding holds)", None: "",
-            False: " (Kim (2021)'s finding does not hold)"}
-    md += [f"**{f['title']}{tags[f['holds']]}.** {f['text']}\n" for f in found]
+          f"Kaplan convention.\n", *headline_md(targets), "## Findings\n"]
+    md += [f"**{f['title']}" + ("" if f["holds"] is None else
+                                f" (Kim (2021)'s finding {kim(f['holds'])})") + f".** {f['text']}\n"
+           for f in found]
     for target in targets.values():
         md += target_md(target)
     if pretrain:
         md += ["## English pre-training\n", table(["runs", "N", "best loss", "FLOPs"], [
-            [", ".join(p["runs"]), num(p["N"]), num(p["loss"], ".4f"), num(p["flops"])]
+            [runs_of(p), num(p["N"]), num(p["loss"], ".4f"), num(p["flops"])]
             for p in pretrain["points"]])]
     for key, section in (("calibration", calibration_md), ("reinit", reinit_md),
                          ("paired", paired_md)):
-        if res["checks"].get(key):
-            md += section(res["checks"][key])
-    if res["checks"]["runs"]:
-        md += checks_md(res["checks"])
-    md.append("## Corpora\n\nWhat the runs trained on (prepare/'s meta.json; another sha256 is "
-              "another corpus).\n")
+        if checks.get(key):
+            md += section(checks[key])
+    if checks["runs"]:
+        md += checks_md(checks)
     corpora = {k: m or {} for k, m in res.get("corpora", {}).items()}
-    md.append(table(["dataset", "train.bin sha256", "val.bin sha256", "sources"],
-                    [[k, m.get("sha256", {}).get("train", "?"), m.get("sha256", {}).get("val", "?"),
-                      ", ".join(m.get("sources") or []) or "?"] for k, m in corpora.items()]))
-    md.append("## Figures\n\n" + "\n".join(f"- ![{k}]({v})" for k, v in PLOTS.items()) + "\n")
-    md.append("## Messages\n\n" + ("\n".join(f"- {m}" for m in res["messages"]) or "none") + "\n")
+    md += ["## Corpora\n\nWhat the runs trained on (prepare/'s meta.json; another sha256 is "
+           "another corpus).\n",
+           table(["dataset", "train.bin sha256", "val.bin sha256", "sources"],
+                 [[k, m.get("sha256", {}).get("train", "?"), m.get("sha256", {}).get("val", "?"),
+                   ", ".join(m.get("sources") or []) or "?"] for k, m in corpora.items()]),
+           "## Figures\n\n" + "\n".join(f"- ![{k}]({v})" for k, v in PLOTS.items()) + "\n",
+           "## Messages\n\n" + ("\n".join(f"- {m}" for m in res["messages"]) or "none") + "\n"]
     return "\n".join(md)
-
 
 # ----------------------------------------------------------------------------- figures
 
-def save(fig, path):
-    # plainly: figures are for reading, no program decides from them
-    try:
+def figure(path, title, rows, cols, draw, tight=True):
+    """A rows x cols grid of panels filled by draw(axes), saved as a PNG at path."""
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
+    fig.suptitle(title)
+    try:   # plainly: figures are for reading, no program decides from them
+        draw(axes)
+        if tight:
+            fig.tight_layout()
         fig.savefig(path, format="png", dpi=100)
     finally:
         plt.close(fig)
 
-def grid(rows, cols, title):
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
-    fig.suptitle(title)
-    return fig, axes
-
 def blank(path, title, why):
-    fig, axes = grid(1, 1, title)
-    axes[0, 0].text(0.5, 0.5, why, ha="center", va="center", wrap=True)
-    axes[0, 0].set_axis_off()
-    save(fig, path)
+    def draw(axes):
+        axes[0, 0].text(0.5, 0.5, why, ha="center", va="center", wrap=True)
+        axes[0, 0].set_axis_off()
+    figure(path, title, 1, 1, draw, tight=False)
 
 def colors(values):
     values = sorted(set(values))
@@ -445,10 +427,8 @@ def draw_data_panel(ax, target, n):
     for converged, style in ((True, dict(c="k", marker="o", label="scratch (converged)")),
                              (False, dict(facecolors="none", edgecolors="k", marker="v",
                                           label="scratch unconverged (upper bound)"))):
-        runs = [s for s in scratch if s["converged"] == converged]
-        ax.scatter([s["D"] for s in runs], [s["loss"] for s in runs], **style)
-    ax.scatter([p["D_f"] for p in finetuned], [p["loss"] for p in finetuned], c="C3", marker="s",
-               label="fine-tuned")
+        ax.scatter(*xy([s for s in scratch if s["converged"] == converged], "D", "loss"), **style)
+    ax.scatter(*xy(finetuned, "D_f", "loss"), c="C3", marker="s", label="fine-tuned")
     lines = target["curves"].get(f"{n:.6g}")
     if lines:
         ax.plot(*np.array(lines["scratch"]).T, "k-", lw=0.8, label="scratch, monotone")
@@ -467,33 +447,31 @@ def plot_loss_vs_data(targets, path):
     if not rows:
         return blank(path, "Loss vs D", "no scratch or fine-tuned runs")
     sizes = [sorted({p["N"] for p in t["scratch"] + t["points"]}) for t in rows]
-    fig, axes = grid(len(rows), max(map(len, sizes)), "Loss vs data: scratch o (v = unconverged "
-                     "bound), fine-tuned s, arrows = censored (D_e > D_max)")
-    for i, (target, row_sizes) in enumerate(zip(rows, sizes)):
-        for j, n in enumerate(row_sizes):
-            draw_data_panel(axes[i, j], target, n)
-        axes[i, 0].legend(fontsize=5)
-    fig.tight_layout()
-    save(fig, path)
+    def draw(axes):
+        for i, (target, row_sizes) in enumerate(zip(rows, sizes)):
+            for j, n in enumerate(row_sizes):
+                draw_data_panel(axes[i, j], target, n)
+            axes[i, 0].legend(fontsize=5)
+    figure(path, "Loss vs data: scratch o (v = unconverged bound), fine-tuned s, arrows = "
+           "censored (D_e > D_max)", len(rows), max(map(len, sizes)), draw)
 
-def per_target(targets, path, title, draw, has_data):
+def per_target(targets, path, title, draw_one, has_data):
+    """One panel per language with data, drawn by draw_one(ax, target)."""
     rows = [t for t in targets.values() if has_data(t)]
     if not rows:
         return blank(path, title, "no data for this figure")
-    fig, axes = grid(1, len(rows), title)
-    for ax, target in zip(axes[0], rows):
-        draw(ax, target)
-        ax.set_title(target["label"])
-        ax.legend(fontsize=5)
-        # minor tick labels crowd a short log axis
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    fig.tight_layout()
-    save(fig, path)
+    def draw(axes):
+        for ax, target in zip(axes[0], rows):
+            draw_one(ax, target)
+            ax.set_title(target["label"])
+            ax.legend(fontsize=5)
+            # minor tick labels crowd a short log axis
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    figure(path, title, 1, len(rows), draw)
 
 def draw_fraction(ax, target):
     """Fig 6: per-cell D_f/D_e against D_f with its 95% interval, one colour per size, and the
-    law's line; hollow = D_e not measured (beyond or between far scratch points); above 1 =
-    negative."""
+    law's line; hollow = D_e not measured (beyond or between far scratch points)."""
     color, law = colors(p["N"] for p in target["points"]), target["law"]
     for n in color:
         for measured in (True, False):
@@ -503,10 +481,10 @@ def draw_fraction(ax, target):
                 continue
             fraction = [1 / p["De_over_Df"] for p in cells]
             ci = [p["De_over_Df_ci"] or (p["De_over_Df"],) * 2 for p in cells]
-            below = [max(0, f - 1 / hi) for f, (_, hi) in zip(fraction, ci)]
-            above = [max(0, 1 / lo - f) for f, (lo, _) in zip(fraction, ci)]
-            ax.errorbar([p["D_f"] for p in cells], fraction, yerr=[below, above], fmt="o",
-                        c=color[n], mfc=None if measured else "none", ms=4, lw=0.8,
+            yerr = [[max(0, f - 1 / hi) for f, (_, hi) in zip(fraction, ci)],
+                    [max(0, 1 / lo - f) for f, (lo, _) in zip(fraction, ci)]]
+            ax.errorbar([p["D_f"] for p in cells], fraction, yerr=yerr, fmt="o", c=color[n],
+                        mfc=None if measured else "none", ms=4, lw=0.8,
                         label=f"N={n:.3g}" if measured else None)
         if law:
             D_f = np.geomspace(*law["D_f_range"], 50)
@@ -526,7 +504,7 @@ def draw_loss_vs_N(ax, target):
             runs = sorted((r for r in runs if r[key] == d), key=lambda r: r["N"])
             if runs:
                 shown = label == "scratch" or d not in scratch_data  # one label a D
-                ax.plot([r["N"] for r in runs], [r["loss"] for r in runs], style, c=color[d],
+                ax.plot(*xy(runs, "N", "loss"), style, c=color[d],
                         label=f"D={d:.3g}" if shown else None)
     ax.set(xscale="log", xlabel="N (non-embedding params)", ylabel="val loss (nats/token)")
 
@@ -541,43 +519,43 @@ def draw_compute(ax, target):
                                     (c["curve_finetune"], "--", "fine-tuned")):
             if curve:
                 flops, loss = np.array(curve).T
-                line = dict(c=color[c["D_f"]], lw=1)
-                ax.plot(flops, loss, style, label=f"{label} D={c['D_f']:.3g}", **line)
+                ax.plot(flops, loss, style, label=f"{label} D={c['D_f']:.3g}", c=color[c["D_f"]],
+                        lw=1)
                 if label == "fine-tuned" and c["C_pretrain"]:
-                    ax.plot(flops + c["C_pretrain"], loss, ":", **line)
+                    ax.plot(flops + c["C_pretrain"], loss, ":", c=color[c["D_f"]], lw=1)
     ax.set(xscale="log", xlabel="training FLOPs (Kaplan)", ylabel="val loss (nats/token)",
            title=f"N={n:.3g}")
 
-def plot_pretrain(pretrain, path_N, path_C):
-    if not pretrain:
-        blank(path_N, "Pre-training loss vs N", "no finished pre-training runs")
-        return blank(path_C, "Pre-training loss vs compute", "no finished pre-training runs")
-    fig, axes = grid(1, 1, "English pre-training: loss vs N (Fig 2)")
+def draw_pretrain_N(axes, pretrain):
     ax, law = axes[0, 0], pretrain["L_of_N"]
-    sizes, losses = [p["N"] for p in pretrain["points"]], [p["loss"] for p in pretrain["points"]]
+    sizes, losses = xy(pretrain["points"], "N", "loss")
     ax.scatter(sizes, losses, c="k")
     if law and law["N_c"]:
         n = np.geomspace(min(sizes), max(sizes), 50)
         ax.plot(n, (law["N_c"] / n) ** law["alpha_N"], "C3-", label=f"alpha_N={law['alpha_N']:.3f}")
         ax.legend()
     ax.set(xscale="log", yscale="log", xlabel="N (non-embedding params)", ylabel="best val loss")
-    save(fig, path_N)
-    fig, axes = grid(1, 1, "English pre-training: loss vs compute (Fig 3)")
+
+def draw_pretrain_C(axes, pretrain):
     ax, color = axes[0, 0], colors(p["N"] for p in pretrain["points"])
-    frontier = pretrain["frontier"]
     for p in pretrain["points"]:
         if p["curve"]:
             ax.plot(*np.array(p["curve"]).T, c=color[p["N"]], lw=1, label=f"N={p['N']:.3g}")
-    if frontier:
-        ax.plot([f["flops"] for f in frontier], [f["loss"] for f in frontier], "k--", lw=1,
-                label="frontier")
+    if pretrain["frontier"]:
+        ax.plot(*xy(pretrain["frontier"], "flops", "loss"), "k--", lw=1, label="frontier")
     ax.set(xscale="log", yscale="log", xlabel="training FLOPs (Kaplan)", ylabel="val loss")
     ax.legend(fontsize=6)
-    save(fig, path_C)
 
 def plots(res, out):
-    targets, path = res["targets"], {k: os.path.join(out, v) for k, v in PLOTS.items()}
-    plot_pretrain(res["pretrain"], path["pretrain_N"], path["pretrain_C"])
+    targets, pretrain = res["targets"], res["pretrain"]
+    path = {k: os.path.join(out, v) for k, v in PLOTS.items()}
+    for key, what, fig_no, draw in (("pretrain_N", "loss vs N", 2, draw_pretrain_N),
+                                    ("pretrain_C", "loss vs compute", 3, draw_pretrain_C)):
+        if pretrain:
+            figure(path[key], f"English pre-training: {what} (Fig {fig_no})", 1, 1,
+                   lambda axes: draw(axes, pretrain), tight=False)
+        else:
+            blank(path[key], f"Pre-training {what}", "no finished pre-training runs")
     plot_loss_vs_data(targets, path["data"])
     per_target(targets, path["frac"], "D_f/D_e vs D_f (Fig 6): cells with 95% intervals, lines "
                "from the law; above 1 = negative", draw_fraction,
@@ -586,7 +564,6 @@ def plots(res, out):
                draw_loss_vs_N, lambda t: t["points"] or t["scratch"])
     per_target(targets, path["compute"], "Loss vs compute (Fig 7): - scratch, -- fine-tuned, : "
                "plus pre-training", draw_compute, lambda t: t["compute"])
-
 
 # ----------------------------------------------------------------------------- main
 
