@@ -41,28 +41,26 @@ def xy(items, x, y):
 
 # ----------------------------------------------------------------------------- findings
 def finding_order(targets):
-    """Kim (2021)'s German > Spanish > Chinese in measured D_e/D_f; clear where neighbours' 95%
-    intervals do not overlap."""
+    """Kim (2021)'s German > Spanish > Chinese in measured D_e/D_f."""
     ranked = sorted((t for t in targets.values() if t["summary"]),
                     key=lambda t: t["summary"]["De_over_Df"], reverse=True)
     order = [t["language"] for t in ranked if t["language"] in KIM_ORDER]
     if len(order) < 2:
         return None, "Fewer than two of German, Spanish and Chinese have a measured D_e."
     holds, cis = order == [x for x in KIM_ORDER if x in order], [t["summary"]["ci"] for t in ranked]
-    clear = all(a and b and a[0] > b[1] for a, b in zip(cis, cis[1:]))
+    apart = all(a and b and a[0] > b[1] for a, b in zip(cis, cis[1:]))
     names = [t.get("name") or t["label"] for t in ranked]
     return holds, (f"Observed {' > '.join(names)} (D_e/D_f " + ", ".join(
         f"{who} {ratio(t['summary'])}" for who, t in zip(names, ranked)) + "). Kim (2021)'s German "
         f"> Spanish > Chinese {kim(holds)} at this scale; neighbouring intervals "
-        f"{'never overlap' if clear else 'overlap'}.")
+        f"{'never overlap' if apart else 'overlap'}.")
 
 def trend(law, key):
     """alpha < 1 (D_f/D_e rises with D_f) or beta > 0 (falls with N), judged by its 95% CI."""
     if not law["identified"][key]:
         return f"unidentified: one {'D_f' if key == 'alpha' else 'N'} measured"
-    if not law["ci"][key]:
-        return "unresolved: no bootstrap"
-    wrong = [v >= 1 if key == "alpha" else v <= 0 for v in law["ci"][key]]
+    ci = law["ci"][key] or (-math.inf, math.inf)   # no bootstrap: unresolved
+    wrong = [v >= 1 if key == "alpha" else v <= 0 for v in ci]
     return "does not hold" if all(wrong) else "unresolved" if any(wrong) else "holds"
 
 def finding_fraction(targets):
@@ -73,27 +71,25 @@ def finding_fraction(targets):
     holds = False if "does not hold" in verdicts else True if verdicts == {"holds"} else None
     return holds, ("Kim (2021): D_f/D_e = 1/(1 + k D_f^(alpha-1) N^beta) falls with N (beta > 0) "
                    "and rises with D_f (alpha < 1); the Transfer table judges each by its 95% "
-                   "interval" + ", not resolved for every language." * (holds is None) or ".")
+                   "interval" + (", not resolved for every language." if holds is None else "."))
 
 def finding_bounds(targets):
-    """What is only a bound, said as such."""
-    converged, unconverged, finetuned, measured, negative = (
-        sum(t["counts"][k] for t in targets.values()) for k in
-        ("scratch_converged", "scratch_unconverged", "finetune", "finetune_measured",
-         "finetune_negative"))
+    converged, unconverged, finetuned, measured = (sum(t["counts"][k] for t in targets.values())
+        for k in ("scratch_converged", "scratch_unconverged", "finetune", "finetune_measured"))
+    negative = sum("negative" in p["flags"] and p["where"] == "measured"
+                   for t in targets.values() for p in t["points"])
     return None, (f"{unconverged} of {converged + unconverged} scratch cells did not converge: "
                   f"upper bounds, not points of the curve. {measured} of {finetuned} fine-tuned "
                   f"cells have a measured D_e, {negative} of them with negative transfer; the rest "
                   f"are bounds or guesses, flagged and kept out of the law and the summary.")
 
 def finding_law(target):
-    """Where a language has no law: did pre-training help or hurt, beyond the uncertainty?"""
-    summary = target["summary"]
-    if not summary:
+    """A language without a law: did pre-training help or hurt, beyond the uncertainty?"""
+    if not target["summary"]:
         return None, f"No transfer law: {target['note']}."
-    low, high = summary["ci"] or (1, 1)
+    low, high = target["summary"]["ci"] or (1, 1)
     return None, (f"No transfer law (see its note above); pre-training "
-                  f"{'hurt' if summary['De_over_Df'] < 1 else 'helped'}, " +
+                  f"{'hurt' if target['summary']['De_over_Df'] < 1 else 'helped'}, " +
                   ("outside the uncertainty." if high < 1 or low > 1 else
                    "within the uncertainty of no effect."))
 
@@ -149,6 +145,8 @@ def finding_forgetting(targets):
                   f"{max(at_best):.3f})" + (f", {np.mean(last):.3f} by the last." if last else "."))
 
 def findings(res):
+    """Each finding in plain words; holds: Kim (2021)'s finding holds (True), does not (False), or
+    there is none to test or it is not resolved (None)."""
     targets = res["targets"]
     items = [("Transfer across languages", finding_order(targets)),
              ("D_f/D_e against N and D_f", finding_fraction(targets)),
@@ -162,7 +160,6 @@ def findings(res):
     return [{"title": title, "holds": holds, "text": text} for title, (holds, text) in items]
 
 def heading(f):
-    """A finding's title, with Kim (2021)'s verdict where there is one."""
     return f["title"] + ("" if f["holds"] is None else f" (Kim (2021)'s finding {kim(f['holds'])})")
 
 # ----------------------------------------------------------------------------- report.md
@@ -200,16 +197,16 @@ def target_md(target):
         [", ".join(s["runs"]), num(s["N"]), num(s["D"]), num(s["D_bytes"]), mean_pm(s),
          "yes" if s["converged"] else "no (upper bound)"] for s in target["scratch"]]))
     if target["compute"]:
-        keys = ("N D_f C_scratch C_finetune_best C_finetune_reach ratio C_pretrain "
-                "ratio_with_pretrain").split()
         md.append(table("N|D_f|C scratch|C fine-tune best|C fine-tune to reach the scratch best|"
-                        "ratio|C pre-train|ratio with pre-train",
-                        [[num(c[k]) for k in keys] for c in target["compute"]]))
+                        "ratio|C pre-train|ratio with pre-train", [
+            [num(c[k]) for k in ("N", "D_f", "C_scratch", "C_finetune_best", "C_finetune_reach",
+                                 "ratio", "C_pretrain", "ratio_with_pretrain")]
+            for c in target["compute"]]))
     if target["forgetting"]:
-        keys = "at_best last rise_at_best rise_last".split()
-        md.append(table("run|English set|baseline (from)|at best|last|rise at best|rise last",
-                        [[f["run"], f["key"], f"{num(f['baseline'], '.4f')} ({f['baseline_from']})"]
-                         + [num(f[k], ".4f") for k in keys] for f in target["forgetting"]]))
+        md.append(table("run|English set|baseline (from)|at best|last|rise at best|rise last", [
+            [f["run"], f["key"], f"{num(f['baseline'], '.4f')} ({f['baseline_from']})"] +
+            [num(f[k], ".4f") for k in ("at_best", "last", "rise_at_best", "rise_last")]
+            for f in target["forgetting"]]))
     return md
 
 def law_row(target):
@@ -226,11 +223,10 @@ def law_row(target):
 def checks_md(checks):
     """Each check beside its grid twin; a budget check passes when the best loss moved by less than
     twice the run-to-run spread (the budget did not set the loss)."""
-    spreads = [f"{role} {100 * s['sigma_log']:.2f}% of the loss ({s['cells']} cells, {s['dof']} "
-               f"degrees of freedom)" for role, s in (("scratch", checks["scratch"]),
-                                                      ("fine-tuned", checks["finetune"]))
-               if s["sigma_log"]]
-    sigma, spread = checks["sigma_run"], "; ".join(spreads)
+    sigma, spread = checks["sigma_run"], "; ".join(
+        f"{role} {100 * s['sigma_log']:.2f}% of the loss ({s['cells']} cells, {s['dof']} degrees "
+        f"of freedom)" for role, s in (("scratch", checks["scratch"]),
+                                       ("fine-tuned", checks["finetune"])) if s["sigma_log"])
     return ["## Checks (runs beside the grid, not fitted)\n",
             table("tag|run|converged|loss|grid twin|twin loss|difference|relative",
                   [[c["tag"], c["run"], "yes" if c["converged"] else "no", num(c["loss"], ".4f"),
@@ -251,7 +247,7 @@ def calibration_md(rows):
             "a rate at the edge of those tried.\n",
             table("|".join(["target", "N", "arm", "chosen"] + rates),
                   [[row["target"], num(row["N"]), row["role"],
-                    num(row["chosen"]) + ("*" if row["at_edge"] else "")]
+                    num(row["chosen"]) + "*" * row["at_edge"]]
                    + [num(row["losses"].get(r), ".4f") for r in rates] for row in rows])]
 
 def reinit_md(rows):
@@ -300,9 +296,9 @@ def report_md(res, found):
           f"Intervals from {res['bootstrap']} bootstrap draws, each moving a cell's loss by the "
           f"run-to-run spread, {100 * noise[0]:.2f}%, and a fine-tuned cell's also by its "
           f"pre-trained model's, {100 * noise[1]:.2f}%. Kim (2021) finds alpha < 1 and beta > 0.\n",
-          table("language|D_e/D_f (geo. mean)|cells (negative)|k (tokens)|k (bytes)|alpha|beta|"
-                "law cells|note", [law_row(t) for t in targets.values()]), "## Findings\n"]
-    md += [f"**{heading(f)}.** {f['text']}\n" for f in found]
+          table("language|D_e/D_f (geo. mean)|cells (negative)|k (tokens)|k (bytes)|alpha (< 1?)|"
+                "beta (> 0?)|law cells|note", [law_row(t) for t in targets.values()]),
+          "## Findings\n", *(f"**{heading(f)}.** {f['text']}\n" for f in found)]
     for target in targets.values():
         md += target_md(target)
     if pretrain:
@@ -335,8 +331,7 @@ def finish(ax, target):
     ax.xaxis.set_minor_formatter(plt.NullFormatter())   # minor labels crowd a short log axis
 
 def draw_data_panel(ax, panel):
-    """Figs 4-5 at one size; D_t dotted from D_f to D_e (red: positive, blue: negative; faint
-    where D_e is not measured)."""
+    """Figs 4-5 at one size; D_t dotted from D_f to D_e (red > 0, blue < 0, faint: not measured)."""
     target, n = panel
     scratch = [s for s in target["scratch"] if s["N"] == n]
     finetuned = [p for p in target["points"] if p["N"] == n]
@@ -345,11 +340,10 @@ def draw_data_panel(ax, panel):
     ax.scatter(*xy([s for s in scratch if not s["converged"]], "D", "loss"), facecolors="none",
                edgecolors="k", marker="v", label="scratch unconverged (upper bound)")
     ax.scatter(*xy(finetuned, "D_f", "loss"), c="C3", marker="s", label="fine-tuned")
-    lines = target["curves"].get(f"{n:.6g}") or {"scratch": [], "law": []}
-    for line, style, label in ((lines["scratch"], "k-", "scratch, monotone"),
-                               (lines["law"], "C3--", "law")):
-        if line:
-            ax.plot(*np.array(line).T, style, lw=0.8, label=label)
+    lines = target["curves"].get(f"{n:.6g}") or {}
+    for key, style, label in (("scratch", "k-", "scratch, monotone"), ("law", "C3--", "law")):
+        if lines.get(key):
+            ax.plot(*np.array(lines[key]).T, style, lw=0.8, label=label)
     for p in finetuned:
         if p["D_e"] and math.isfinite(p["D_e"]):
             ax.plot([p["D_f"], p["D_e"]], [p["loss"]] * 2, ":", c="C3" if p["D_t"] > 0 else "C0",
@@ -388,10 +382,9 @@ def draw_loss_vs_N(ax, target):
     for d in color:
         for runs, key, style in ((target["scratch"], "D", "o-"), (target["points"], "D_f", "s--")):
             runs = sorted((r for r in runs if r[key] == d), key=lambda r: r["N"])
-            shown = key == "D" or d not in scratch_data  # one label a D
-            if runs:
+            if runs:   # one label a D
                 ax.plot(*xy(runs, "N", "loss"), style, c=color[d],
-                        label=f"D={d:.3g}" if shown else None)
+                        label=None if key == "D_f" and d in scratch_data else f"D={d:.3g}")
     ax.set(xscale="log", xlabel="N (non-embedding params)", ylabel="val loss (nats/token)")
     finish(ax, target)
 
