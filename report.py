@@ -74,8 +74,9 @@ def finding_fraction(targets):
                    "interval" + (", not resolved for every language." if holds is None else "."))
 
 def finding_bounds(targets):
+    keys = ("scratch_converged", "scratch_unconverged", "finetune", "finetune_measured")
     converged, unconverged, finetuned, measured = (sum(t["counts"][k] for t in targets.values())
-        for k in ("scratch_converged", "scratch_unconverged", "finetune", "finetune_measured"))
+                                                   for k in keys)
     negative = sum("negative" in p["flags"] and p["where"] == "measured"
                    for t in targets.values() for p in t["points"])
     return None, (f"{unconverged} of {converged + unconverged} scratch cells did not converge: "
