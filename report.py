@@ -1,5 +1,4 @@
-"""
-fit_scaling.py's results.json -> findings in plain words, figures and report.md beside it; it
+"""fit_scaling.py's results.json -> findings in plain words, figures and report.md beside it; it
 reads nothing else, so a report can be redrawn from a results.json alone:
 
     python report.py out/builtin/report/results.json [--out /tmp/rep]
@@ -13,7 +12,6 @@ import sys
 import numpy as np
 import matplotlib
 matplotlib.use("Agg")
-import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 from util import fail  # noqa: E402
@@ -24,83 +22,77 @@ PLOTS = {"pretrain_N": "fig2_pretrain_loss_vs_N.png",
          "data": "fig4_5_loss_vs_data.png", "frac": "fig6_Df_over_De.png",
          "N": "loss_vs_N_at_fixed_Df.png", "compute": "fig7_loss_vs_compute.png"}
 
-def name(target):
-    return target.get("name") or target["label"]
-
-def slope(x, y):
-    """d log y / d log x by least squares."""
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
-
 def num(x, spec=".3g"):
-    """x formatted, '-' where it is missing."""
-    missing = x is None or (isinstance(x, float) and math.isnan(x))
-    return "-" if missing else format(x, spec)
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 def with_ci(x, ci, spec=".3g"):
     if x is None:
         return "n/a"
     return f"{x:{spec}} [{num(ci[0], spec)}, {num(ci[1], spec)}]" if ci else f"{x:{spec}}"
 
+def ratio(summary):   # a language's D_e/D_f: the geometric mean over its measured cells
+    return with_ci(summary["De_over_Df"], summary["ci"], ".2f")
+
+def kim(holds):
+    return "holds" if holds else "does not hold"
+
+def xy(items, x, y):
+    return [i[x] for i in items], [i[y] for i in items]
 
 # ----------------------------------------------------------------------------- findings
-
 def finding_order(targets):
-    """Kim (2021)'s German > Spanish > Chinese, by the measured D_e/D_f (geometric mean over each
-    language's cells with a measured D_e) with its 95% interval: the order is clear when
-    neighbours' intervals do not overlap."""
-    measured = {k: t for k, t in targets.items() if t["summary"]}
-    if len(measured) < 2:
-        return None, ("Fewer than two languages have a measured D_e, so the order across "
-                      "languages cannot be tested.")
-    ranked = sorted(measured.values(), key=lambda t: t["summary"]["De_over_Df"], reverse=True)
+    """Kim (2021)'s German > Spanish > Chinese in measured D_e/D_f."""
+    ranked = sorted((t for t in targets.values() if t["summary"]),
+                    key=lambda t: t["summary"]["De_over_Df"], reverse=True)
     order = [t["language"] for t in ranked if t["language"] in KIM_ORDER]
-    seed = [lang for lang in KIM_ORDER if lang in order]
-    holds = order == seed if len(seed) >= 2 else None
-    cis = [t["summary"]["ci"] for t in ranked]
-    clear = all(a and b and a[0] > b[1] for a, b in zip(cis, cis[1:]))
-    text = ("Measured D_e/D_f (geometric mean over cells, 95% interval; below 1 = negative "
-            "transfer): " + ", ".join(
-                f"{name(t)} {with_ci(t['summary']['De_over_Df'], t['summary']['ci'], '.2f')} "
-                f"({t['summary']['n_cells']} cells, {t['summary']['n_negative']} negative)"
-                for t in ranked) + ". Observed order: " + " > ".join(map(name, ranked)) + ". ")
-    if holds is None:
-        return None, text + "Fewer than two of German, Spanish and Chinese were measured."
-    return holds, text + (f"Kim (2021)'s German > Spanish > Chinese "
-                          f"{'holds' if holds else 'does not hold'} at this scale; " +
-                          ("the intervals separate every neighbour." if clear else
-                           "neighbouring intervals overlap (within the uncertainty)."))
+    if len(order) < 2:
+        return None, "Fewer than two of German, Spanish and Chinese have a measured D_e."
+    holds, cis = order == [x for x in KIM_ORDER if x in order], [t["summary"]["ci"] for t in ranked]
+    apart = all(a and b and a[0] > b[1] for a, b in zip(cis, cis[1:]))
+    names = [t.get("name") or t["label"] for t in ranked]
+    return holds, (f"Observed {' > '.join(names)} (D_e/D_f " + ", ".join(
+        f"{who} {ratio(t['summary'])}" for who, t in zip(names, ranked)) + "). Kim (2021)'s German "
+        f"> Spanish > Chinese {kim(holds)} at this scale; neighbouring intervals "
+        f"{'never overlap' if apart else 'overlap'}.")
 
-def trend(target, key):
-    """'holds', 'does not hold' or 'unresolved' for one exponent: alpha < 1 (D_f/D_e rises with
-    D_f) or beta > 0 (falls with N), judged by whether the 95% CI lies on one side."""
-    law = target["law"]
+def trend(law, key):
+    """alpha < 1 (D_f/D_e rises with D_f) or beta > 0 (falls with N), judged by its 95% CI."""
     if not law["identified"][key]:
-        return "unidentified"
-    if not law["ci"][key]:
-        return "unresolved: no bootstrap"
-    wrong = [v >= 1 if key == "alpha" else v <= 0 for v in law["ci"][key]]
+        return f"unidentified: one {'D_f' if key == 'alpha' else 'N'} measured"
+    ci = law["ci"][key] or (-math.inf, math.inf)   # no bootstrap: unresolved
+    wrong = [v >= 1 if key == "alpha" else v <= 0 for v in ci]
     return "does not hold" if all(wrong) else "unresolved" if any(wrong) else "holds"
 
 def finding_fraction(targets):
-    fitted = [t for t in targets.values() if t["law"]]
-    if not fitted:
+    verdicts = {trend(t["law"], key) for t in targets.values() if t["law"]
+                for key in ("alpha", "beta")}
+    if not verdicts:
         return None, "No language has a fitted transfer law: the trends are not measured."
-    parts, verdicts = [], []
-    for target in fitted:
-        law = target["law"]
-        alpha, beta = trend(target, "alpha"), trend(target, "beta")
-        verdicts += [alpha, beta]
-        parts.append(f"{name(target)}: beta = {with_ci(law['beta'], law['ci']['beta'], '.2f')} "
-                     f"({beta}), alpha = {with_ci(law['alpha'], law['ci']['alpha'], '.2f')} "
-                     f"({alpha})")
-    holds = (False if "does not hold" in verdicts else True if set(verdicts) == {"holds"}
-             else None)
-    return holds, ("D_f/D_e = 1/(1 + k D_f^(alpha-1) N^beta) falls with N when beta > 0 and "
-                   "rises with D_f when alpha < 1 (Kim (2021)'s finding). " + "; ".join(parts)
-                   + ". Kim (2021)'s finding " + {True: "holds for every language",
-                                                False: "does not hold for at least one language",
-                                                None: "is not resolved for every language"}[holds]
-                   + ".")
+    holds = False if "does not hold" in verdicts else True if verdicts == {"holds"} else None
+    return holds, ("Kim (2021): D_f/D_e = 1/(1 + k D_f^(alpha-1) N^beta) falls with N (beta > 0) "
+                   "and rises with D_f (alpha < 1); the Transfer table judges each by its 95% "
+                   "interval" + (", not resolved for every language." if holds is None else "."))
+
+def finding_bounds(targets):
+    keys = ("scratch_converged", "scratch_unconverged", "finetune", "finetune_measured")
+    converged, unconverged, finetuned, measured = (sum(t["counts"][k] for t in targets.values())
+                                                   for k in keys)
+    negative = sum("negative" in p["flags"] and p["where"] == "measured"
+                   for t in targets.values() for p in t["points"])
+    return None, (f"{unconverged} of {converged + unconverged} scratch cells did not converge: "
+                  f"upper bounds, not points of the curve. {measured} of {finetuned} fine-tuned "
+                  f"cells have a measured D_e, {negative} of them with negative transfer; the rest "
+                  f"are bounds or guesses, flagged and kept out of the law and the summary.")
+
+def finding_law(target):
+    """A language without a law: did pre-training help or hurt, beyond the uncertainty?"""
+    if not target["summary"]:
+        return None, f"No transfer law: {target['note']}."
+    low, high = target["summary"]["ci"] or (1, 1)
+    return None, (f"No transfer law (see its note above); pre-training "
+                  f"{'hurt' if target['summary']['De_over_Df'] < 1 else 'helped'}, " +
+                  ("outside the uncertainty." if high < 1 or low > 1 else
+                   "within the uncertainty of no effect."))
 
 def finding_compute(targets):
     cells = [c for target in targets.values() for c in target["compute"]]
@@ -108,406 +100,273 @@ def finding_compute(targets):
         return None, "No fine-tuned run has a from-scratch twin: compute is not compared."
     ratios = [c["ratio"] for c in cells if c["ratio"] is not None]
     with_pre = [c["ratio_with_pretrain"] for c in cells if c["ratio_with_pretrain"] is not None]
-    fast, fast_with_pre = sum(x < 1 for x in ratios), sum(x < 1 for x in with_pre)
-    holds = fast > len(cells) / 2
-    return holds, (f"In {fast} of {len(cells)} cells the fine-tuned run reached its scratch "
-                   f"twin's best loss with less compute than the twin" +
-                   (f" (median ratio {np.median(ratios):.2f})" if ratios else "") +
-                   f"; in {len(cells) - len(ratios)} it never did; {fast_with_pre} of "
-                   f"{len(with_pre)} with pre-training counted. Kim (2021)'s 'pre-trained models "
-                   f"are more compute-efficient' {'holds' if holds else 'does not hold'} here.")
+    fast = sum(x < 1 for x in ratios)
+    return fast > len(cells) / 2, (
+        f"Kim (2021): pre-trained models are more compute-efficient. The fine-tune reached its "
+        f"scratch twin's best loss on less compute in {fast} of {len(cells)} cells" +
+        (f" (median ratio {np.median(ratios):.2f})" if ratios else "") + f", never in "
+        f"{len(cells) - len(ratios)}; counting pre-training, in {sum(x < 1 for x in with_pre)} "
+        f"of {len(with_pre)}.")
 
 def finding_limited(targets):
-    steeper, total, finetune_slopes, scratch_slopes = 0, 0, [], []
-    for target in targets.values():
-        for D_f in sorted({p["D_f"] for p in target["points"]}):
-            finetuned = [(p["N"], p["loss"]) for p in target["points"] if p["D_f"] == D_f]
-            scratch = [(s["N"], s["loss"]) for s in target["scratch"]
-                       if s["D"] == D_f and s["converged"]]
-            a = slope(*zip(*finetuned)) if len({n for n, _ in finetuned}) > 1 else math.nan
-            b = slope(*zip(*scratch)) if len({n for n, _ in scratch}) > 1 else math.nan
-            if math.isfinite(a) and math.isfinite(b):
-                total += 1
-                steeper += a < b
-                finetune_slopes.append(a)
-                scratch_slopes.append(b)
-    if not total:
+    pairs = []   # (fine-tuned, scratch) d log L / d log N at one D_f
+    for t in targets.values():
+        for D_f in sorted({p["D_f"] for p in t["points"]}):
+            series = ([p for p in t["points"] if p["D_f"] == D_f],
+                      [s for s in t["scratch"] if s["D"] == D_f and s["converged"]])
+            if all(len({r["N"] for r in runs}) > 1 for runs in series):
+                pairs.append([np.polyfit(*np.log(xy(runs, "N", "loss")), 1)[0] for runs in series])
+    if not pairs:
         return None, "No D_f has fine-tuned and converged scratch runs at two or more sizes."
-    holds = steeper > total / 2
-    return holds, (f"At fixed D_f, d log L / d log N was {np.mean(finetune_slopes):.3f} "
-                   f"fine-tuned and {np.mean(scratch_slopes):.3f} from scratch (mean), steeper "
-                   f"fine-tuned in {steeper} of {total} series (steep: parameter-limited). "
-                   f"Kim (2021)'s 'fine-tuned models are parameter-limited, scratch models "
-                   f"data-limited' {'holds' if holds else 'does not hold'} here.")
-
-def finding_bounds(targets):
-    """What is only a bound, said as such: unconverged scratch runs, cells outside the measured
-    scratch points or between points too far apart, negative transfer."""
-    c = {k: sum(t["counts"][k] for t in targets.values())
-         for k in next(iter(targets.values()))["counts"]} if targets else {}
-    if not c:
-        return None, "No scratch or fine-tuned runs."
-    negative = [f"{name(t)} N={p['N']:.3g} D_f={p['D_f']:.3g}" for t in targets.values()
-                for p in t["points"] if "negative" in p["flags"] and p["where"] == "measured"]
-    return None, (f"{c['scratch_unconverged']} of "
-                  f"{c['scratch_converged'] + c['scratch_unconverged']} scratch cells did not "
-                  f"converge: upper bounds, not points of the curve. Of {c['finetune']} fine-tuned "
-                  f"cells, {c['finetune_measured']} have a measured D_e; {c['finetune_censored']} "
-                  f"have D_e > D_max, {c['finetune_below']} D_e < D_min, {c['finetune_gap']} fell "
-                  f"between scratch points more than 2x apart and {c['finetune_no_curve']} had no "
-                  f"scratch curve (flagged, kept out of the law and the summary). {len(negative)} "
-                  f"measured cells show negative transfer" +
-                  (": " + "; ".join(negative) if negative else "") + ".")
+    steeper, (finetuned, scratch) = int(sum(a < b for a, b in pairs)), zip(*pairs)
+    return steeper > len(pairs) / 2, (
+        f"Kim (2021): fine-tuned models are parameter-limited, scratch models data-limited. At "
+        f"fixed D_f, d log L / d log N averaged {np.mean(finetuned):.3f} fine-tuned and "
+        f"{np.mean(scratch):.3f} from scratch, steeper fine-tuned in {steeper} of {len(pairs)} "
+        f"series.")
 
 def finding_pretrain(pretrain):
     if not pretrain:
         return None, "No finished English pre-training runs: L(N) and L(C) are not fitted."
     of_N, of_C, sizes = pretrain["L_of_N"], pretrain["L_of_C"], len(pretrain["points"])
-    text = (f"L(N) = (N_c/N)^alpha_N gave alpha_N = {num(of_N['alpha_N'])} (R^2 = "
-            f"{num(of_N['r2'])}) over {sizes} sizes" if of_N else f"Only {sizes} size, no L(N) fit")
-    text += (f"; the loss-vs-compute frontier gave alpha_C = {num(of_C['alpha_C'])} (R^2 = "
-             f"{num(of_C['r2'])}). " if of_C else ". ")
-    return None, text + ("For scale, Kaplan et al. (2020) report alpha_N = 0.076 and "
-                         "alpha_C = 0.050 at far larger N and C.")
+    return None, ((f"L(N) = (N_c/N)^alpha_N over {sizes} sizes: alpha_N = {num(of_N['alpha_N'])} "
+                   f"(R^2 = {num(of_N['r2'])})" if of_N else f"Only {sizes} size: no L(N) fit") +
+                  (f"; the loss-vs-compute frontier: alpha_C = {num(of_C['alpha_C'])} (R^2 = "
+                   f"{num(of_C['r2'])})" if of_C else "") + ". Kaplan et al. (2020) report "
+                  "alpha_N = 0.076 and alpha_C = 0.050 at far larger N and C.")
 
 def finding_forgetting(targets):
     runs = [x for target in targets.values() for x in target["forgetting"]]
-    if not runs:
-        return None, "No fine-tuning run logged an English val loss: forgetting is not measured."
     at_best = [x["rise_at_best"] for x in runs if x["rise_at_best"] is not None]
     last = [x["rise_last"] for x in runs if x["rise_last"] is not None]
     if not at_best:
-        return None, "English val loss was logged, but not at the best checkpoint."
-    return None, (f"Over {len(runs)} fine-tunes, English val loss rose by {np.mean(at_best):.3f} "
-                  f"nats/token on average by the best checkpoint (range {min(at_best):.3f} to "
-                  f"{max(at_best):.3f})" +
-                  (f", by {np.mean(last):.3f} by the last evaluation." if last else "."))
-
-def finding_law(target):
-    law, summary = target["law"], target["summary"]
-    if not law:
-        if not summary:
-            return None, f"No transfer law: {target['note']}."
-        ci, ratio = summary["ci"], summary["De_over_Df"]
-        return None, (f"No transfer law: {target['note']}. Measured D_e/D_f = "
-                      f"{with_ci(ratio, ci, '.2f')} over {summary['n_cells']} cells: "
-                      f"{'pre-training hurt' if ratio < 1 else 'pre-training helped'}"
-                      + (", outside the uncertainty." if ci and (ci[1] < 1 or ci[0] > 1) else
-                         ", within the uncertainty of no effect."))
-    ci, boot, noise = law["ci"], law["boot"], law["noise"]
-    text = (f"log D_t = log k + alpha log D_f + beta log N over {law['n_cells']} cells: k = "
-            f"{with_ci(law['k'], ci['k'])}, alpha = {with_ci(law['alpha'], ci['alpha'])}, beta = "
-            f"{with_ci(law['beta'], ci['beta'])} (in bytes k = "
-            f"{with_ci(law['k_bytes'], ci['k_bytes'])}); {boot['draws']} bootstrap draws "
-            f"({100 * noise['sigma_run']:.2f}% per run, {100 * noise['sigma_pretrain']:.2f}% per "
-            f"pre-trained model), {boot['failed']} with too few positive cells.")
-    for key, measured in (("alpha", "D_f"), ("beta", "N")):
-        if not law["identified"][key]:
-            text += f" {key} is unidentified (one value of {measured} measured)."
-    return None, text
+        return None, "No fine-tune logged an English val loss at its best checkpoint."
+    return None, (f"Over {len(runs)} fine-tunes the English val loss rose by {np.mean(at_best):.3f}"
+                  f" nats/token on average by the best checkpoint ({min(at_best):.3f} to "
+                  f"{max(at_best):.3f})" + (f", {np.mean(last):.3f} by the last." if last else "."))
 
 def findings(res):
+    """Each finding in plain words; holds: Kim (2021)'s finding holds (True), does not (False), or
+    there is none to test or it is not resolved (None)."""
     targets = res["targets"]
     items = [("Transfer across languages", finding_order(targets)),
              ("D_f/D_e against N and D_f", finding_fraction(targets)),
              ("Bounds, censoring, negative transfer", finding_bounds(targets)),
-             *((f"Transfer law for {t['label']}", finding_law(t)) for t in targets.values()),
+             *((f"Transfer law for {t['label']}", finding_law(t)) for t in targets.values()
+               if not t["law"]),
              ("Compute efficiency", finding_compute(targets)),
              ("Parameter- vs data-limited", finding_limited(targets)),
              ("English pre-training", finding_pretrain(res["pretrain"])),
              ("Forgetting", finding_forgetting(targets))]
     return [{"title": title, "holds": holds, "text": text} for title, (holds, text) in items]
 
+def heading(f):
+    return f["title"] + ("" if f["holds"] is None else f" (Kim (2021)'s finding {kim(f['holds'])})")
 
 # ----------------------------------------------------------------------------- report.md
-
 def table(head, rows):
-    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    """A markdown table; head is its column titles joined by '|'."""
+    return "\n".join(["| " + head.replace("|", " | ") + " |", "|" + "---|" * len(head.split("|"))]
                      + ["| " + " | ".join(map(str, r)) + " |" for r in rows]) + "\n"
 
 def cell(p):
     """One fine-tuned cell in the D_t grid: D_t (D_e/D_f), or the bound it is."""
-    if p["where"] == "no_scratch_curve":
-        return "no curve"
-    if p["where"] == "above":
-        return f"D_e > {num(p['D_e_lower'])}"
-    if p["where"] == "below":
-        return f"D_e < {num(p['D_e_upper'])}"
-    return f"{num(p['D_t'])} ({num(p['De_over_Df'], '.2f')})" + "*" * (p["where"] == "gap")
+    bounds = {"no_scratch_curve": "no curve", "above": f"D_e > {num(p['D_e_lower'])}",
+              "below": f"D_e < {num(p['D_e_upper'])}"}
+    measured = f"{num(p['D_t'])} ({num(p['De_over_Df'], '.2f')})" + "*" * (p["where"] == "gap")
+    return bounds.get(p["where"], measured)
 
 def mean_pm(x):
     return f"{x['loss']:.4f}" + (f" ± {x['std']:.4f} (n={x['n']})" if x["n"] > 1 else "")
 
 def target_md(target):
-    md = [f"## {target['label']}\n"]
-    points = target["points"]
+    md, points = [f"## {target['label']}\n"], target["points"]
     if points:
         sizes, data = sorted({p["N"] for p in points}), sorted({p["D_f"] for p in points})
-        cells = {(p["N"], p["D_f"]): p for p in points}
-        md.append("D_t in tokens (D_e/D_f); * = D_e between scratch points more than 2x apart "
-                  "(a guess); D_e > or < = beyond the measured scratch points.\n")
-        md.append(table(["D_f \\ N"] + [num(n) for n in sizes],
-                        [[num(d)] + [cell(cells[n, d]) if (n, d) in cells else "" for n in sizes]
-                         for d in data]))
-        md.append(table(["runs", "N", "D_f", "D_f bytes", "loss", "D_e [95%]", "D_t", "D_t bytes",
-                         "D_e/D_f [95%]", "where"],
-                        [[", ".join(p["runs"]), num(p["N"]), num(p["D_f"]), num(p["D_f_bytes"]),
-                          mean_pm(p), with_ci(p["D_e"], p["D_e_ci"]), num(p["D_t"]),
-                          num(p["D_t_bytes"]), with_ci(p["De_over_Df"], p["De_over_Df_ci"], ".2f"),
-                          " ".join([p["where"]] + [f for f in p["flags"] if f != p["where"]])]
-                         for p in points]))
-    md.append("Scratch cells (an unconverged one is an upper bound, not fitted):\n")
-    md.append(table(["runs", "N", "D", "D bytes", "loss", "converged"],
-                    [[", ".join(s["runs"]), num(s["N"]), num(s["D"]), num(s["D_bytes"]),
-                      mean_pm(s), "yes" if s["converged"] else "no (upper bound)"]
-                     for s in target["scratch"]]))
+        grid = {(p["N"], p["D_f"]): cell(p) for p in points}
+        md += ["D_t in tokens (D_e/D_f); *: D_e between scratch points more than 2x apart, a guess;"
+               " D_e > or <: beyond the scratch points.\n",
+               table("|".join(["D_f \\ N"] + [num(n) for n in sizes]),
+                     [[num(d)] + [grid.get((n, d), "") for n in sizes] for d in data]),
+               table("runs|N|D_f|D_f bytes|loss|D_e [95%]|D_t|D_t bytes|D_e/D_f [95%]|where",
+                     [[", ".join(p["runs"]), num(p["N"]), num(p["D_f"]), num(p["D_f_bytes"]),
+                       mean_pm(p), with_ci(p["D_e"], p["D_e_ci"]), num(p["D_t"]),
+                       num(p["D_t_bytes"]), with_ci(p["De_over_Df"], p["De_over_Df_ci"], ".2f"),
+                       " ".join([p["where"]] + [f for f in p["flags"] if f != p["where"]])]
+                      for p in points])]
+    md.append(table("scratch runs|N|D|D bytes|loss|converged", [
+        [", ".join(s["runs"]), num(s["N"]), num(s["D"]), num(s["D_bytes"]), mean_pm(s),
+         "yes" if s["converged"] else "no (upper bound)"] for s in target["scratch"]]))
     if target["compute"]:
-        md.append("Compute: FLOPs for the fine-tune to reach its scratch twin's best loss, over "
-                  "the twin's.\n")
-        keys = ("N", "D_f", "C_scratch", "C_finetune_best", "C_finetune_reach", "ratio",
-                "C_pretrain", "ratio_with_pretrain")
-        md.append(table(["N", "D_f", "C scratch", "C fine-tune best", "C to reach", "ratio",
-                         "C pre-train", "ratio with pre-train"],
-                        [[num(c[k]) for k in keys] for c in target["compute"]]))
+        md.append(table("N|D_f|C scratch|C fine-tune best|C fine-tune to reach the scratch best|"
+                        "ratio|C pre-train|ratio with pre-train", [
+            [num(c[k]) for k in ("N", "D_f", "C_scratch", "C_finetune_best", "C_finetune_reach",
+                                 "ratio", "C_pretrain", "ratio_with_pretrain")]
+            for c in target["compute"]]))
     if target["forgetting"]:
-        md.append(table(["run", "English set", "baseline (from)", "at best", "last",
-                         "rise at best", "rise last"],
-                        [[f["run"], f["key"], f"{num(f['baseline'], '.4f')} ({f['baseline_from']})"]
-                         + [num(f[k], ".4f") for k in ("at_best", "last", "rise_at_best",
-                                                       "rise_last")]
-                         for f in target["forgetting"]]))
-    return md
-
-def headline_md(targets):
-    keys = ("scratch_converged", "scratch_unconverged", "finetune_measured", "finetune_censored",
-            "finetune_below", "finetune_gap", "finetune_negative")
-    md = ["## Counts\n",
-          table(["language", "scratch converged", "scratch unconverged (bounds)",
-                 "fine-tuned measured", "D_e > D_max", "D_e < D_min", "between far points",
-                 "negative (measured)"],
-                [[t["label"]] + [t["counts"][k] for k in keys] for t in targets.values()])]
-    md.append("## Transfer: D_e/D_f measured, and the law D_t = k D_f^alpha N^beta where transfer "
-              "is positive (95% intervals of a rerun)\n")
-    md.append(table(["language", "D_e/D_f (geo. mean)", "cells (negative)", "k (tokens)",
-                     "k (bytes)", "alpha", "beta", "law cells", "note"],
-                    [law_row(t) for t in targets.values()]))
+        md.append(table("run|English set|baseline (from)|at best|last|rise at best|rise last", [
+            [f["run"], f["key"], f"{num(f['baseline'], '.4f')} ({f['baseline_from']})"] +
+            [num(f[k], ".4f") for k in ("at_best", "last", "rise_at_best", "rise_last")]
+            for f in target["forgetting"]]))
     return md
 
 def law_row(target):
     summary, law = target["summary"], target["law"]
-    head = [target["label"],
-            with_ci(summary["De_over_Df"], summary["ci"], ".2f") if summary else "n/a",
-            f"{summary['n_cells']} ({summary['n_negative']})" if summary else "0"]
+    row = [target["label"], ratio(summary) if summary else "n/a",
+           f"{summary['n_cells']} ({summary['n_negative']})" if summary else "0"]
     if not law:
-        return head + ["n/a"] * 5 + [target["note"] or ""]
-    ci, unknown = law["ci"], {k: not law["identified"][k] for k in ("alpha", "beta")}
-    return head + [with_ci(law["k"], ci["k"]), with_ci(law["k_bytes"], ci["k_bytes"]),
-                   with_ci(law["alpha"], ci["alpha"]) + " (unidentified)" * unknown["alpha"],
-                   with_ci(law["beta"], ci["beta"]) + " (unidentified)" * unknown["beta"],
-                   law["n_cells"], ""]
+        return row + ["n/a"] * 5 + [target["note"] or ""]
+    failed = law["boot"]["failed"]
+    return row + [with_ci(law[k], law["ci"][k]) for k in ("k", "k_bytes")] + [
+        f"{with_ci(law[k], law['ci'][k])} ({trend(law, k)})" for k in ("alpha", "beta")] + [
+        law["n_cells"], f"{failed} draws with too few positive cells" if failed else ""]
 
 def checks_md(checks):
     """Each check beside its grid twin; a budget check passes when the best loss moved by less than
     twice the run-to-run spread (the budget did not set the loss)."""
-    md = ["## Checks (runs beside the grid, not fitted)\n",
-          table(["tag", "run", "converged", "loss", "grid twin", "twin loss", "difference",
-                 "relative"],
-                [[c["tag"], c["run"], "yes" if c["converged"] else "no", num(c["loss"], ".4f"),
-                  c["grid_run"] or "none", num(c["grid_loss"], ".4f"), num(c["diff"], "+.4f"),
-                  num(c["rel_diff"], "+.2%")] for c in checks["runs"]])]
-    sigma = checks["sigma_run"]
-    for role in ("scratch", "finetune"):
-        spread = checks[role]
-        if spread["sigma_log"]:
-            md.append(f"Run-to-run spread of {role} cells run more than once: "
-                      f"{100 * spread['sigma_log']:.2f}% of the loss ({spread['cells']} cells, "
-                      f"{spread['dof']} degrees of freedom).\n")
-    per_run, per_model = checks["noise_used"]
-    md.append(f"The bootstrap draws {100 * per_run:.2f}% per run and {100 * per_model:.2f}% per "
-              f"pre-trained model (the fine-tuned spread beyond the scratch spread).\n")
-    for c in checks["runs"]:
-        if c["tag"].startswith("budget") and c["rel_diff"] is not None:
-            verdict = ("" if not sigma else
-                       ", within twice the run-to-run spread: the budget did not set the loss"
-                       if abs(c["rel_diff"]) < 2 * sigma else
-                       ", more than twice the run-to-run spread: the budget set the loss")
-            md.append(f"{c['tag']} ({c['run']}): the best loss moved by {c['rel_diff']:+.2%} "
-                      f"against its twin{verdict}.\n")
-    return md
+    sigma, spread = checks["sigma_run"], "; ".join(
+        f"{role} {100 * s['sigma_log']:.2f}% of the loss ({s['cells']} cells, {s['dof']} degrees "
+        f"of freedom)" for role, s in (("scratch", checks["scratch"]),
+                                       ("fine-tuned", checks["finetune"])) if s["sigma_log"])
+    return ["## Checks (runs beside the grid, not fitted)\n",
+            table("tag|run|converged|loss|grid twin|twin loss|difference|relative",
+                  [[c["tag"], c["run"], "yes" if c["converged"] else "no", num(c["loss"], ".4f"),
+                    c["grid_run"] or "none", num(c["grid_loss"], ".4f"), num(c["diff"], "+.4f"),
+                    num(c["rel_diff"], "+.2%")] for c in checks["runs"]])] + [
+        f"Run-to-run spread of cells run more than once: {spread}.\n"] * bool(spread) + [
+        f"{c['tag']} ({c['run']}): the best loss moved by {c['rel_diff']:+.2%} against its twin"
+        + ("" if not sigma else ", within twice the run-to-run spread: the budget did not set the "
+           "loss" if abs(c["rel_diff"]) < 2 * sigma else ", more than twice the run-to-run "
+           "spread: the budget set the loss") + ".\n"
+        for c in checks["runs"] if c["tag"].startswith("budget") and c["rel_diff"] is not None]
 
 def calibration_md(rows):
     """The calibrated learning rate of each language, size and arm, and every rate's loss."""
-    rates = sorted({float(r) for row in rows for r in row["losses"]})
-    md = ["## Learning rates (calibration before the grid)\n",
-          "Each arm's rate is its own best of those tried (loss: the mean over the calibration "
-          "D_f); a chosen rate at the edge of those tried is marked *.\n",
-          table(["target", "N", "arm", "chosen"] + [f"{r:g}" for r in rates],
-                [[row["target"], num(row["N"]), row["role"],
-                  num(row["chosen"]) + ("*" if row["at_edge"] else "")]
-                 + [num(row["losses"].get(f"{r:g}"), ".4f") for r in rates] for row in rows])]
-    return md
+    rates = [f"{r:g}" for r in sorted({float(r) for row in rows for r in row["losses"]})]
+    return ["## Learning rates (calibration before the grid)\n",
+            "Each arm takes its own best rate (loss: the mean over the calibration D_f); * marks "
+            "a rate at the edge of those tried.\n",
+            table("|".join(["target", "N", "arm", "chosen"] + rates),
+                  [[row["target"], num(row["N"]), row["role"],
+                    num(row["chosen"]) + "*" * row["at_edge"]]
+                   + [num(row["losses"].get(r), ".4f") for r in rates] for row in rows])]
 
 def reinit_md(rows):
     """The Chinese check: fresh embedding rows for the tokens pre-training did not see."""
     first = rows[0]["reinit"] or {}
-    md = ["## The embedding check: fine-tuning with fresh rows for unseen tokens\n",
-          f"reinit_rare re-initialised the rows of {first.get('tokens', '?')} tokens whose share "
-          f"of the English pre-training split is below {first.get('below', '?')} (together "
-          f"{100 * first.get('share', 0):.4f}% of it): better fine-tunes than the grid's put the "
-          f"negative transfer on the byte embedding, not on the language.\n",
-          table(["run", "N", "D_f", "loss", "grid fine-tune loss", "D_e/D_f", "grid D_e/D_f"],
-                [[r["run"], num(r["N"]), num(r["D_f"]), num(r["loss"], ".4f"),
-                  num(r["grid_loss"], ".4f"), num(r["ratio"]) + f" ({r['ratio_where']})",
-                  num(r["grid_ratio"]) + f" ({r['grid_ratio_where']})"] for r in rows])]
-    return md
+    return ["## The embedding check: fine-tuning with fresh rows for unseen tokens\n",
+            f"reinit_rare re-initialised the rows of {first.get('tokens', '?')} tokens whose share "
+            f"of the English pre-training split is below {first.get('below', '?')} (together "
+            f"{100 * first.get('share', 0):.4f}% of it): better fine-tunes than the grid's put the "
+            f"negative transfer on the byte embedding, not on the language.\n",
+            table("run|N|D_f|loss|grid fine-tune loss|D_e/D_f|grid D_e/D_f",
+                  [[r["run"], num(r["N"]), num(r["D_f"]), num(r["loss"], ".4f"),
+                    num(r["grid_loss"], ".4f"), num(r["ratio"]) + f" ({r['ratio_where']})",
+                    num(r["grid_ratio"]) + f" ({r['grid_ratio_where']})"] for r in rows])]
 
 def paired_md(paired):
     """Two languages on the same pages: the difference of log D_e/D_f and its interval."""
-    a, b = paired["languages"]
-    diff = paired["difference"]
+    (a, b), diff = paired["languages"], paired["difference"]
     md = [f"## {a} against {b} on the same pages (parallel corpora)\n"]
     if diff is None:
         return md + ["No page draw had a D_e measured in both languages.\n"]
     lo, hi = paired["ci"] or (None, None)
     verdict = ("" if lo is None else f"; {a} > {b} holds" if lo > 0 else
                f"; {b} > {a} holds" if hi < 0 else "; the order is not resolved")
-    md.append(f"Over {paired['draws']} page draws, {a}'s D_e/D_f is {math.exp(diff):.3g} times "
-              f"{b}'s (log difference {diff:+.3f}, 95% interval "
-              f"[{num(lo, '+.3f')}, {num(hi, '+.3f')}] bootstrapped over the draws){verdict}.\n")
-    md.append(table(["page draw", f"log D_e/D_f {a} - {b}"],
-                    [[draw, f"{d:+.3f}"] for draw, d in sorted(paired["per_draw"].items())]))
-    return md
+    return md + [
+        f"Over {paired['draws']} page draws, {a}'s D_e/D_f is {math.exp(diff):.3g} times {b}'s "
+        f"(log difference {diff:+.3f}, 95% interval [{num(lo, '+.3f')}, {num(hi, '+.3f')}] "
+        f"over the draws){verdict}.\n",
+        table(f"page draw|log D_e/D_f {a} - {b}",
+              [[draw, f"{d:+.3f}"] for draw, d in sorted(paired["per_draw"].items())])]
 
 def report_md(res, found):
-    targets, pretrain = res["targets"], res["pretrain"]
+    targets, pretrain, checks = res["targets"], res["pretrain"], res["checks"]
+    counts = ("scratch_converged scratch_unconverged finetune_measured finetune_censored "
+              "finetune_below finetune_gap finetune_no_curve finetune_negative").split()
+    noise = checks.get("noise_used") or (math.nan, math.nan)
     md = [f"# nanotransfer scaling report\n\nSource: `{res['source']}`; {res['n_runs_used']} runs "
           f"used, {len(res['skipped'])} left out (see Messages). Losses are best val loss in "
           f"nats/token; D in tokens unless said; N non-embedding parameters; C training FLOPs, "
-          f"Kaplan convention.\n"]
-    md += headline_md(targets)
-    md.append("## Findings\n")
-    tags = {True: " (Kim (2021)'s finding holds)", None: "",
-            False: " (Kim (2021)'s finding does not hold)"}
-    md += [f"**{f['title']}{tags[f['holds']]}.** {f['text']}\n" for f in found]
+          f"Kaplan convention.\n", "## Counts\n",
+          table("language|scratch converged|scratch unconverged (bounds)|fine-tuned measured|"
+                "D_e > D_max|D_e < D_min|between far points|no scratch curve|negative (measured)",
+                [[t["label"]] + [t["counts"][k] for k in counts] for t in targets.values()]),
+          "## Transfer: D_e/D_f measured, and the law D_t = k D_f^alpha N^beta where transfer is "
+          "positive (95% intervals of a rerun)\n",
+          f"Intervals from {res['bootstrap']} bootstrap draws, each moving a cell's loss by the "
+          f"run-to-run spread, {100 * noise[0]:.2f}%, and a fine-tuned cell's also by its "
+          f"pre-trained model's, {100 * noise[1]:.2f}%. Kim (2021) finds alpha < 1 and beta > 0.\n",
+          table("language|D_e/D_f (geo. mean)|cells (negative)|k (tokens)|k (bytes)|alpha (< 1?)|"
+                "beta (> 0?)|law cells|note", [law_row(t) for t in targets.values()]),
+          "## Findings\n", *(f"**{heading(f)}.** {f['text']}\n" for f in found)]
     for target in targets.values():
         md += target_md(target)
     if pretrain:
-        md += ["## English pre-training\n", table(["runs", "N", "best loss", "FLOPs"], [
+        md += ["## English pre-training\n", table("runs|N|best loss|FLOPs", [
             [", ".join(p["runs"]), num(p["N"]), num(p["loss"], ".4f"), num(p["flops"])]
             for p in pretrain["points"]])]
     for key, section in (("calibration", calibration_md), ("reinit", reinit_md),
-                         ("paired", paired_md)):
-        if res["checks"].get(key):
-            md += section(res["checks"][key])
-    if res["checks"]["runs"]:
-        md += checks_md(res["checks"])
-    md.append("## Corpora\n\nWhat the runs trained on (prepare/'s meta.json; another sha256 is "
-              "another corpus).\n")
+                         ("paired", paired_md), ("runs", checks_md)):
+        if checks.get(key):
+            md += section(checks if key == "runs" else checks[key])
     corpora = {k: m or {} for k, m in res.get("corpora", {}).items()}
-    md.append(table(["dataset", "train.bin sha256", "val.bin sha256", "sources"],
-                    [[k, m.get("sha256", {}).get("train", "?"), m.get("sha256", {}).get("val", "?"),
-                      ", ".join(m.get("sources") or []) or "?"] for k, m in corpora.items()]))
-    md.append("## Figures\n\n" + "\n".join(f"- ![{k}]({v})" for k, v in PLOTS.items()) + "\n")
-    md.append("## Messages\n\n" + ("\n".join(f"- {m}" for m in res["messages"]) or "none") + "\n")
+    md += ["## Corpora\n\nWhat the runs trained on (prepare/'s meta.json; another sha256 is "
+           "another corpus).\n",
+           table("dataset|train.bin sha256|val.bin sha256|sources",
+                 [[k, m.get("sha256", {}).get("train", "?"), m.get("sha256", {}).get("val", "?"),
+                   ", ".join(m.get("sources") or []) or "?"] for k, m in corpora.items()]),
+           "## Figures\n\n" + "\n".join(f"- ![{k}]({v})" for k, v in PLOTS.items()) + "\n",
+           "## Messages\n\n" + ("\n".join(f"- {m}" for m in res["messages"]) or "none") + "\n"]
     return "\n".join(md)
 
-
 # ----------------------------------------------------------------------------- figures
-
-def save(fig, path):
-    # plainly: figures are for reading, no program decides from them
-    try:
-        fig.savefig(path, format="png", dpi=100)
-    finally:
-        plt.close(fig)
-
-def grid(rows, cols, title):
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
-    fig.suptitle(title)
-    return fig, axes
-
-def blank(path, title, why):
-    fig, axes = grid(1, 1, title)
-    axes[0, 0].text(0.5, 0.5, why, ha="center", va="center", wrap=True)
-    axes[0, 0].set_axis_off()
-    save(fig, path)
-
 def colors(values):
     values = sorted(set(values))
     return {v: plt.cm.viridis(i / max(1, len(values) - 1)) for i, v in enumerate(values)}
 
-def draw_data_panel(ax, target, n):
-    """One size: converged scratch (o) joined by the monotone curve D_e is read off; unconverged
-    scratch as upper bounds (v); fine-tuned (s) and the law (dashed); D_t as a dotted line
-    D_f -> D_e (red: positive, blue: negative; faint where D_e is not measured)."""
+def finish(ax, target):
+    """A language's panel in a figure of one panel per language."""
+    ax.set_title(target["label"])
+    ax.legend(fontsize=5)
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())   # minor labels crowd a short log axis
+
+def draw_data_panel(ax, panel):
+    """Figs 4-5 at one size; D_t dotted from D_f to D_e (red > 0, blue < 0, faint: not measured)."""
+    target, n = panel
     scratch = [s for s in target["scratch"] if s["N"] == n]
     finetuned = [p for p in target["points"] if p["N"] == n]
-    for converged, style in ((True, dict(c="k", marker="o", label="scratch (converged)")),
-                             (False, dict(facecolors="none", edgecolors="k", marker="v",
-                                          label="scratch unconverged (upper bound)"))):
-        runs = [s for s in scratch if s["converged"] == converged]
-        ax.scatter([s["D"] for s in runs], [s["loss"] for s in runs], **style)
-    ax.scatter([p["D_f"] for p in finetuned], [p["loss"] for p in finetuned], c="C3", marker="s",
-               label="fine-tuned")
-    lines = target["curves"].get(f"{n:.6g}")
-    if lines:
-        ax.plot(*np.array(lines["scratch"]).T, "k-", lw=0.8, label="scratch, monotone")
-        if lines["law"]:
-            ax.plot(*np.array(lines["law"]).T, "C3--", lw=0.8, label="law")
+    ax.scatter(*xy([s for s in scratch if s["converged"]], "D", "loss"), c="k", marker="o",
+               label="scratch (converged)")
+    ax.scatter(*xy([s for s in scratch if not s["converged"]], "D", "loss"), facecolors="none",
+               edgecolors="k", marker="v", label="scratch unconverged (upper bound)")
+    ax.scatter(*xy(finetuned, "D_f", "loss"), c="C3", marker="s", label="fine-tuned")
+    lines = target["curves"].get(f"{n:.6g}") or {}
+    for key, style, label in (("scratch", "k-", "scratch, monotone"), ("law", "C3--", "law")):
+        if lines.get(key):
+            ax.plot(*np.array(lines[key]).T, style, lw=0.8, label=label)
     for p in finetuned:
         if p["D_e"] and math.isfinite(p["D_e"]):
             ax.plot([p["D_f"], p["D_e"]], [p["loss"]] * 2, ":", c="C3" if p["D_t"] > 0 else "C0",
                     lw=0.8, alpha=1.0 if p["where"] == "measured" else 0.4)
     ax.set(xscale="log", title=f"{target['label']}  N={n:.3g}", xlabel="D (tokens)",
            ylabel="loss (nats/token)")
-
-def plot_loss_vs_data(targets, path):
-    """Figs 4-5, one row per language, one panel per size."""
-    rows = [t for t in targets.values() if t["points"] or t["scratch"]]
-    if not rows:
-        return blank(path, "Loss vs D", "no scratch or fine-tuned runs")
-    sizes = [sorted({p["N"] for p in t["scratch"] + t["points"]}) for t in rows]
-    fig, axes = grid(len(rows), max(map(len, sizes)), "Loss vs data: scratch o (v = unconverged "
-                     "bound), fine-tuned s, arrows = censored (D_e > D_max)")
-    for i, (target, row_sizes) in enumerate(zip(rows, sizes)):
-        for j, n in enumerate(row_sizes):
-            draw_data_panel(axes[i, j], target, n)
-        axes[i, 0].legend(fontsize=5)
-    fig.tight_layout()
-    save(fig, path)
-
-def per_target(targets, path, title, draw, has_data):
-    rows = [t for t in targets.values() if has_data(t)]
-    if not rows:
-        return blank(path, title, "no data for this figure")
-    fig, axes = grid(1, len(rows), title)
-    for ax, target in zip(axes[0], rows):
-        draw(ax, target)
-        ax.set_title(target["label"])
+    if ax.get_subplotspec().is_first_col():
         ax.legend(fontsize=5)
-        # minor tick labels crowd a short log axis
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    fig.tight_layout()
-    save(fig, path)
 
 def draw_fraction(ax, target):
-    """Fig 6: per-cell D_f/D_e against D_f with its 95% interval, one colour per size, and the
-    law's line; hollow = D_e not measured (beyond or between far scratch points); above 1 =
-    negative."""
+    """Fig 6: per-cell D_f/D_e with its 95% interval, one colour per size, and the law's line."""
     color, law = colors(p["N"] for p in target["points"]), target["law"]
     for n in color:
         for measured in (True, False):
             cells = [p for p in target["points"] if p["N"] == n and p["De_over_Df"]
                      and (p["where"] == "measured") == measured]
-            if not cells:
-                continue
-            fraction = [1 / p["De_over_Df"] for p in cells]
-            ci = [p["De_over_Df_ci"] or (p["De_over_Df"],) * 2 for p in cells]
-            below = [max(0, f - 1 / hi) for f, (_, hi) in zip(fraction, ci)]
-            above = [max(0, 1 / lo - f) for f, (lo, _) in zip(fraction, ci)]
-            ax.errorbar([p["D_f"] for p in cells], fraction, yerr=[below, above], fmt="o",
-                        c=color[n], mfc=None if measured else "none", ms=4, lw=0.8,
-                        label=f"N={n:.3g}" if measured else None)
+            if cells:
+                ratio = np.array([p["De_over_Df"] for p in cells])
+                low, high = np.array([p["De_over_Df_ci"] or [p["De_over_Df"]] * 2 for p in cells]).T
+                ax.errorbar([p["D_f"] for p in cells], 1 / ratio, fmt="o", c=color[n], ms=4, lw=0.8,
+                            yerr=np.maximum(0, [1 / ratio - 1 / high, 1 / low - 1 / ratio]),
+                            mfc=None if measured else "none", label=f"N={n:.3g}" * measured or None)
         if law:
             D_f = np.geomspace(*law["D_f_range"], 50)
             ax.plot(D_f, 1 / (1 + law["k"] * D_f ** (law["alpha"] - 1) * n ** law["beta"]), "-",
@@ -515,24 +374,23 @@ def draw_fraction(ax, target):
     ax.axhline(1, c="gray", lw=0.8)
     ax.set(xscale="log", yscale="log", xlabel="D_f (tokens)",
            ylabel="D_f / D_e  (hollow: not measured)")
+    finish(ax, target)
 
 def draw_loss_vs_N(ax, target):
     """Loss against N at fixed D_f: flat = data-limited, sloped = parameter-limited."""
     scratch_data = [s["D"] for s in target["scratch"]]
     color = colors([p["D_f"] for p in target["points"]] + scratch_data)
     for d in color:
-        for runs, key, style, label in ((target["scratch"], "D", "o-", "scratch"),
-                                        (target["points"], "D_f", "s--", "fine-tuned")):
+        for runs, key, style in ((target["scratch"], "D", "o-"), (target["points"], "D_f", "s--")):
             runs = sorted((r for r in runs if r[key] == d), key=lambda r: r["N"])
-            if runs:
-                shown = label == "scratch" or d not in scratch_data  # one label a D
-                ax.plot([r["N"] for r in runs], [r["loss"] for r in runs], style, c=color[d],
-                        label=f"D={d:.3g}" if shown else None)
+            if runs:   # one label a D
+                ax.plot(*xy(runs, "N", "loss"), style, c=color[d],
+                        label=None if key == "D_f" and d in scratch_data else f"D={d:.3g}")
     ax.set(xscale="log", xlabel="N (non-embedding params)", ylabel="val loss (nats/token)")
+    finish(ax, target)
 
 def draw_compute(ax, target):
-    """Fig 7 at the largest size with twins: eval curves against compute; dotted adds
-    pre-training."""
+    """Fig 7 at the largest size with twins: loss against compute; dotted adds pre-training."""
     n = max(c["N"] for c in target["compute"])
     twins = [c for c in target["compute"] if c["N"] == n]
     color = colors(c["D_f"] for c in twins)
@@ -541,58 +399,70 @@ def draw_compute(ax, target):
                                     (c["curve_finetune"], "--", "fine-tuned")):
             if curve:
                 flops, loss = np.array(curve).T
-                line = dict(c=color[c["D_f"]], lw=1)
-                ax.plot(flops, loss, style, label=f"{label} D={c['D_f']:.3g}", **line)
+                ax.plot(flops, loss, style, c=color[c["D_f"]], lw=1,
+                        label=f"{label} D={c['D_f']:.3g}")
                 if label == "fine-tuned" and c["C_pretrain"]:
-                    ax.plot(flops + c["C_pretrain"], loss, ":", **line)
+                    ax.plot(flops + c["C_pretrain"], loss, ":", c=color[c["D_f"]], lw=1)
     ax.set(xscale="log", xlabel="training FLOPs (Kaplan)", ylabel="val loss (nats/token)",
            title=f"N={n:.3g}")
+    finish(ax, target)
 
-def plot_pretrain(pretrain, path_N, path_C):
-    if not pretrain:
-        blank(path_N, "Pre-training loss vs N", "no finished pre-training runs")
-        return blank(path_C, "Pre-training loss vs compute", "no finished pre-training runs")
-    fig, axes = grid(1, 1, "English pre-training: loss vs N (Fig 2)")
-    ax, law = axes[0, 0], pretrain["L_of_N"]
-    sizes, losses = [p["N"] for p in pretrain["points"]], [p["loss"] for p in pretrain["points"]]
+def draw_pretrain_N(ax, pretrain):
+    sizes, losses = xy(pretrain["points"], "N", "loss")
     ax.scatter(sizes, losses, c="k")
+    law = pretrain["L_of_N"]
     if law and law["N_c"]:
         n = np.geomspace(min(sizes), max(sizes), 50)
         ax.plot(n, (law["N_c"] / n) ** law["alpha_N"], "C3-", label=f"alpha_N={law['alpha_N']:.3f}")
         ax.legend()
     ax.set(xscale="log", yscale="log", xlabel="N (non-embedding params)", ylabel="best val loss")
-    save(fig, path_N)
-    fig, axes = grid(1, 1, "English pre-training: loss vs compute (Fig 3)")
-    ax, color = axes[0, 0], colors(p["N"] for p in pretrain["points"])
-    frontier = pretrain["frontier"]
+
+def draw_pretrain_C(ax, pretrain):
+    color = colors(p["N"] for p in pretrain["points"])
     for p in pretrain["points"]:
         if p["curve"]:
             ax.plot(*np.array(p["curve"]).T, c=color[p["N"]], lw=1, label=f"N={p['N']:.3g}")
-    if frontier:
-        ax.plot([f["flops"] for f in frontier], [f["loss"] for f in frontier], "k--", lw=1,
-                label="frontier")
+    if pretrain["frontier"]:
+        ax.plot(*xy(pretrain["frontier"], "flops", "loss"), "k--", lw=1, label="frontier")
     ax.set(xscale="log", yscale="log", xlabel="training FLOPs (Kaplan)", ylabel="val loss")
     ax.legend(fontsize=6)
-    save(fig, path_C)
 
 def plots(res, out):
-    targets, path = res["targets"], {k: os.path.join(out, v) for k, v in PLOTS.items()}
-    plot_pretrain(res["pretrain"], path["pretrain_N"], path["pretrain_C"])
-    plot_loss_vs_data(targets, path["data"])
-    per_target(targets, path["frac"], "D_f/D_e vs D_f (Fig 6): cells with 95% intervals, lines "
-               "from the law; above 1 = negative", draw_fraction,
-               lambda t: any(p["De_over_Df"] for p in t["points"]))
-    per_target(targets, path["N"], "Loss vs N at fixed D (o- scratch, s-- fine-tuned)",
-               draw_loss_vs_N, lambda t: t["points"] or t["scratch"])
-    per_target(targets, path["compute"], "Loss vs compute (Fig 7): - scratch, -- fine-tuned, : "
-               "plus pre-training", draw_compute, lambda t: t["compute"])
-
+    """Each figure a row of panels per list of items, draw(ax, item) filling a panel; a figure with
+    nothing to draw says so."""
+    targets, pretrain = list(res["targets"].values()), [res["pretrain"]] * bool(res["pretrain"])
+    sizes = [sorted({p["N"] for p in t["scratch"] + t["points"]}) for t in targets]
+    for key, title, rows, draw in (
+            ("pretrain_N", "English pre-training: loss vs N (Fig 2)", [pretrain], draw_pretrain_N),
+            ("pretrain_C", "English pre-training: loss vs compute (Fig 3)", [pretrain],
+             draw_pretrain_C),
+            ("data", "Loss vs data: scratch o (v = unconverged bound), fine-tuned s, arrows = "
+             "censored (D_e > D_max)", [[(t, n) for n in row] for t, row in zip(targets, sizes)],
+             draw_data_panel),
+            ("frac", "D_f/D_e vs D_f (Fig 6): cells with 95% intervals, lines from the law; above "
+             "1 = negative", [[t for t in targets if any(p["De_over_Df"] for p in t["points"])]],
+             draw_fraction),
+            ("N", "Loss vs N at fixed D (o- scratch, s-- fine-tuned)",
+             [[t for t in targets if t["points"] or t["scratch"]]], draw_loss_vs_N),
+            ("compute", "Loss vs compute (Fig 7): - scratch, -- fine-tuned, : plus pre-training",
+             [[t for t in targets if t["compute"]]], draw_compute)):
+        rows = [row for row in rows if row]
+        cols, height = max(map(len, rows), default=1), max(len(rows), 1)
+        fig, axes = plt.subplots(height, cols, figsize=(3.6 * cols, 3 * height), squeeze=False)
+        fig.suptitle(title)
+        for ax_row, row in zip(axes, rows):
+            for ax, item in zip(ax_row, row):
+                draw(ax, item)
+        if not rows:
+            axes[0, 0].text(0.5, 0.5, "no data for this figure", ha="center", va="center")
+            axes[0, 0].set_axis_off()
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, PLOTS[key]), format="png", dpi=100)  # for reading only
+        plt.close(fig)
 
 # ----------------------------------------------------------------------------- main
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Write report.md and figures from fit_scaling.py's results.json.")
+    parser = argparse.ArgumentParser(description="Write report.md and figures from a results.json.")
     parser.add_argument("results", help="a results.json written by fit_scaling.py")
     parser.add_argument("--out", help="output directory (default: the directory of results.json)")
     args = parser.parse_args(argv)
@@ -620,8 +490,7 @@ def main(argv=None):
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         fail(f"{args.results} is not a results.json as fit_scaling.py writes it "
              f"({type(e).__name__}: {e}): run fit_scaling.py again")
-    for f in found:
-        print(f"- {f['title']}: {f['text']}")
+    print("\n".join(f"- {heading(f)}: {f['text']}" for f in found))
     print(f"wrote {out}/report.md and {len(PLOTS)} figures")
     return 0
 
