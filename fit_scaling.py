@@ -459,7 +459,7 @@ def compute_and_forgetting(out, cells, pre):
         if forgetting(r, pt):
             out["forgetting"].append(forgetting(r, pt))
 
-# ------------------------------------------------------------ issue checks
+# ------------------------------------------------------------ checks of the design
 def calibration_rate(tag):
     """The learning rate of a calibration run's tag (sweep.py: lr<rate>), else None."""
     try:
