@@ -318,7 +318,10 @@ def start(run, slot):
         for f in ('ckpt.pt', 'best.pt', 'log.json'):
             if os.path.exists(os.path.join(out_dir, name, f)):
                 os.remove(os.path.join(out_dir, name, f))
-    cmd, env = command(name, args, state == 'resumable'), dict(os.environ)
+    return launch(name, command(name, args, state == 'resumable'), slot, note)
+
+def launch(name, cmd, slot, note):
+    env = dict(os.environ)
     if exclusive(name):
         pass  # the launcher's processes share the whole node
     elif gpu_count():
