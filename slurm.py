@@ -1,124 +1,33 @@
 """
-The sweep as SLURM jobs. `python sweep.py CONFIG --slurm DIR` calls write_jobs, which writes
+The sweep as SLURM jobs (docs/sweeps.md): `python sweep.py CONFIG --slurm DIR` calls write_jobs,
+which writes into DIR
 
-    DIR/pretrain_<run>.sbatch    a job per pre-training run on whole nodes: srun torchrun
-    DIR/finetune_<size>.sbatch   a job array of the runs fine-tuned from one pre-training run,
-                                 after it (afterok); task i runs line i of finetune_<size>.txt
-    DIR/scratch.sbatch           a job array of the from-scratch runs (they need nothing first)
-    DIR/fit.sbatch               fit_scaling.py once all of them ended (afterany), on the CPU
-                                 partition (slurm_partition_cpu), no GPU
-    DIR/common.sh                how a job runs a run: skipped if it finished, resumed from its
-                                 ckpt.pt if it has a whole one (a failed run too), else the
-                                 command --print shows
-    DIR/submit.sh                submits what did not finish yet, in order, with the dependencies
-
-so that a task that was pre-empted (--requeue) or resubmitted resumes where it was. As submitit
-does it, a run's job asks SLURM for USR1 some minutes before its time limit (--signal=B:USR1@s,
-to the batch shell): the shell passes it on as SIGTERM, train.py writes ckpt.pt after the step in
-progress and exits, and the shell requeues the job (scontrol requeue), which resumes the run.
-SIGTERM to the shell (scancel; a pre-emption, which SLURM requeues itself) is passed on alike,
-without a requeue. The tasks files hold the very train.py commands that --print shows. Only
-sweep.py imports this module; its settings are sweep.py's config globals (slurm_partition, ...).
+    pretrain_<run>.sbatch    a job per pre-training run on whole nodes: srun torchrun
+    finetune_<size>.sbatch   a job array of the runs fine-tuned from one pre-training run, after it
+                             (afterok); task i runs line i of finetune_<size>.txt
+    scratch.sbatch           a job array of the from-scratch runs (they need nothing first)
+    fit.sbatch               fit_scaling.py once all of them ended (afterany), with no GPU
+    common.sh                slurm_common.sh, how a job runs a run: skipped if it finished,
+                             resumed from a whole ckpt.pt (a failed run too), else the command
+                             --print shows; USR1 before the time limit (--signal) stops the run
+                             (it writes ckpt.pt) and requeues the job
+    submit.sh                submits what did not finish yet, in order, with the dependencies
 """
 
 import os
 import re
 
-from util import atomic_write, fail
+from util import atomic_write, check
 
 RDZV_PORT = 29500  # torchrun's rendezvous on a pre-training job's first node (--exclusive: one job)
-
-# Bash, shared by every job and by submit.sh. The log.json status is read with python3's json
-# module, which every Python has, rather than grepped.
-COMMON = r'''# Written by `python sweep.py ... --slurm DIR`: sourced by its jobs and by submit.sh.
-
-# run_status RUN_DIR: the status in RUN_DIR/log.json (running, done, ...); empty without one
-run_status() {
-  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["status"])' "$1/log.json" 2>/dev/null || true
-}
-
-finished() {
-  case $(run_status "$1") in done|early_stopped) return 0 ;; *) return 1 ;; esac
-}
-
-# whole CKPT: whether torch.save's zip archive is intact (every member's CRC), without torch
-whole() {
-  python3 -c 'import sys, zipfile; sys.exit(zipfile.ZipFile(sys.argv[1]).testzip() is not None)' \
-    "$1" 2>/dev/null
-}
-
-# SLURM's --signal=B:USR1 before the time limit: the run is asked to stop (SIGTERM: it writes
-# ckpt.pt and exits) and the job requeued. SIGTERM (scancel; a pre-emption, which SLURM requeues
-# itself) is passed on alike, with no requeue: a cancelled job must stay cancelled.
-stop_signal='' run_pid=''
-on_signal() {
-  stop_signal=$1
-  [ -z "$run_pid" ] || kill -TERM "$run_pid" 2>/dev/null || true
-}
-# srun does not take --cpus-per-task from the job (SLURM >= 22.05): a run's steps get the job's CPUs
-[ -z "${SLURM_CPUS_PER_TASK:-}" ] || export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK
-
-# run_resumable COMMAND...: a run of the sweep as sweep.py runs one. COMMAND is `... train.py ARGS
-# --out_dir=RUN_DIR`; its output goes to RUN_DIR/train.txt. Nothing to do if the run finished; a
-# run with a whole ckpt.pt (pre-empted, requeued, cut off by the time limit, failed) resumes from
-# it; one without (or with a corrupt one, moved to ckpt.pt.corrupt) starts over.
-run_resumable() {
-  local dir=${!#} rc=0 n
-  dir=${dir#--out_dir=}
-  local cmd=("$@")
-  case $(run_status "$dir") in
-    done|early_stopped) echo "$dir finished: nothing to do"; return 0 ;;
-  esac
-  if [ -f "$dir/ckpt.pt" ] && ! whole "$dir/ckpt.pt"; then  # resuming it would fail every time
-    mv -f "$dir/ckpt.pt" "$dir/ckpt.pt.corrupt"
-    echo "$dir/ckpt.pt is truncated or corrupt: moved to ckpt.pt.corrupt, the run starts afresh" >&2
-  fi
-  if [ -f "$dir/ckpt.pt" ]; then  # the launcher, then train.py takes the rest from the checkpoint
-    for ((n = 1; n <= $#; n++)); do [ "${!n}" = train.py ] && break; done
-    cmd=("${@:1:n}" --init_from=resume "--out_dir=$dir")
-  else
-    rm -f "$dir/best.pt" "$dir/log.json"
-  fi
-  mkdir -p "$dir"
-  echo "${cmd[*]}" >> "$dir/train.txt"
-  # in the background, so that a signal to this shell is handled while the run runs; a trapped
-  # signal cuts `wait` short, so it waits again until the run has exited (the traps are a job's:
-  # submit.sh, which sources this file too, keeps the default ones)
-  trap 'on_signal USR1' USR1
-  trap 'on_signal TERM' TERM
-  "${cmd[@]}" >> "$dir/train.txt" 2>&1 &
-  run_pid=$!
-  [ -z "$stop_signal" ] || kill -TERM "$run_pid"  # a signal that came before the run started
-  while :; do
-    rc=0
-    wait "$run_pid" || rc=$?
-    kill -0 "$run_pid" 2>/dev/null || break
-  done
-  run_pid=''
-  finished "$dir" && return 0
-  if [ "$stop_signal" = USR1 ] && [ -n "${SLURM_JOB_ID:-}" ]; then
-    echo "$dir: stopped before the time limit with its ckpt.pt: requeueing job $SLURM_JOB_ID" >&2
-    scontrol requeue "$SLURM_JOB_ID"
-    return 0
-  fi
-  echo "error: $dir did not finish (exit $rc): see $dir/train.txt, then run submit.sh again" >&2
-  return 1
-}
-
-# unfinished TASKS_FILE: the numbers of its lines whose run did not finish, as sbatch --array
-# takes them (1-3,7); empty if every run finished
-unfinished() {
-  local i=0 line todo=()
-  while IFS= read -r line; do
-    i=$((i + 1))
-    finished "${line##*--out_dir=}" || todo+=("$i")
-  done < "$1"
-  [ ${#todo[@]} -gt 0 ] || return 0
-  printf '%s\n' "${todo[@]}" | awk 'NR == 1 {s = p = $1; next} $1 == p + 1 {p = $1; next}
-    {printf "%s%s,", s, (p > s ? "-" p : ""); s = p = $1} END {printf "%s%s\n", s, (p > s ? "-" p : "")}'
-}
-'''
-
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'slurm_common.sh')) as f:
+    COMMON = f.read()
+# the first lines of submit.sh
+SUBMIT = """#!/bin/bash
+# Submits the sweep's SLURM jobs in order (written by `python sweep.py ... --slurm DIR`).
+# Run it again once they left the queue (squeue --me) to resubmit what did not finish:
+# finished runs are skipped, the rest resume from their ckpt.pt.
+set -euo pipefail"""
 
 def write(path, text, mode=0o644):
     # atomically: queued jobs read their tasks file and common.sh while a rerun rewrites them
@@ -127,104 +36,89 @@ def write(path, text, mode=0o644):
         os.fchmod(f.fileno(), mode)
     atomic_write([(path, write_text)])
 
-
-def sbatch_script(name, options, body, o, d, partition='partition'):
-    """A batch script: its #SBATCH lines (the job's name, o's partition (o[partition]) and account,
-    its own options), then o's setup, then body."""
+def sbatch_script(name, o, d, options, body, partition='partition'):
+    """#SBATCH lines (the job's name, o's partition and account, options, o's options), o's setup,
+    then body."""
     opts = [f'--job-name={name}', *(f'--{k}={o[p]}' for k, p in (('partition', partition),
                                                                 ('account', 'account')) if o[p]),
             *options, *o['options'], f'--chdir={os.getcwd()}', '--open-mode=append']
     return '\n'.join(['#!/bin/bash', *(f'#SBATCH {x}' for x in opts), o['setup'],
                       'set -euo pipefail', f'source {d}/common.sh', *body, ''])
 
+def resources(cpus, mem, time, output, *more):
+    return [f'--cpus-per-task={cpus}', f'--mem={mem}', *more, f'--time={time}',
+            f'--output={output}']
 
 def pretrain_job(name, cmd, nodes, o, d):
-    """Whole nodes, one torchrun each, over every GPU of them; a single process on CPU nodes."""
-    train = cmd[cmd.index('train.py'):]  # without --print's launcher (pretrain_launcher)
-    g = o['gpus_per_node']
-    # the node's CPUs for torchrun's processes (cpus per GPU each), and all of its memory
-    options = [f'--nodes={nodes}', '--ntasks-per-node=1', '--exclusive', '--requeue',
-               f"--cpus-per-task={o['cpus'] * max(1, g)}", f"--mem={o['mem'] if not g else 0}",
-               f"--signal=B:USR1@{o['signal_margin']}",
-               f"--time={o['time_pretrain']}", f'--output={d}/logs/%x_%j.out']
+    """Whole nodes (their CPUs and memory), one torchrun each over its GPUs; a CPU node: python."""
+    g, train = o['gpus_per_node'], ' '.join(cmd[cmd.index('train.py'):])  # no --print launcher
+    options = [f'--nodes={nodes}', '--ntasks-per-node=1', *([f'--gpus-per-node={g}'] if g else []),
+               '--exclusive', '--requeue',
+               *resources(o['cpus'] * max(1, g), 0 if g else o['mem'], o['time_pretrain'],
+                          f'{d}/logs/%x_%j.out', f"--signal=B:USR1@{o['signal_margin']}")]
+    body = [f'run_resumable srun python {train}']
     if g:
-        options.insert(2, f'--gpus-per-node={g}')
         body = ['head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
                 f'run_resumable srun torchrun --nnodes="$SLURM_NNODES" --nproc_per_node={g} '
-                f'--rdzv_id="$SLURM_JOB_ID" --rdzv_backend=c10d --rdzv_endpoint="$head:{RDZV_PORT}" '
-                + ' '.join(train)]
-    else:
-        body = ['run_resumable srun python ' + ' '.join(train)]
-    return sbatch_script(name, options, body, o, d)
-
+                f'--rdzv_id="$SLURM_JOB_ID" --rdzv_backend=c10d '
+                f'--rdzv_endpoint="$head:{RDZV_PORT}" {train}']
+    return sbatch_script(name, o, d, options, body)
 
 def array_job(name, tasks_file, o, d):
     """One task per line of tasks_file, each on one GPU (a CPU task on CPU nodes)."""
     options = [*(['--gres=gpu:1'] if o['gpus_per_node'] else []), '--requeue',
-               f"--cpus-per-task={o['cpus']}", f"--mem={o['mem']}",
-               f"--signal=B:USR1@{o['signal_margin']}",
-               '--kill-on-invalid-dep=yes', f"--time={o['time_transfer']}",
-               f'--output={d}/logs/%x_%A_%a.out']
+               *resources(o['cpus'], o['mem'], o['time_transfer'], f'{d}/logs/%x_%A_%a.out',
+                          f"--signal=B:USR1@{o['signal_margin']}", '--kill-on-invalid-dep=yes')]
     body = ['set -f  # the words of a command are not file patterns',
             f'run_resumable $(sed -n "${{SLURM_ARRAY_TASK_ID}}p" {tasks_file})']
-    return sbatch_script(name, options, body, o, d)
-
+    return sbatch_script(name, o, d, options, body)
 
 def job_var(name):
     """The shell variable of submit.sh that holds a pre-training run's job id."""
     return 'job_' + re.sub(r'\W', '_', name)
 
-
 def write_jobs(directory, runs, fit_cmd, nodes, **o):
     """runs: (name, command as --print shows it, the run it needs first) in dependency order;
-    nodes: pre-training run -> nodes of its job (1 if not named); o: partition, partition_cpu (the
-    fit's), account, time_pretrain, time_transfer, gpus_per_node, cpus (per GPU), mem (per task),
-    signal_margin (seconds), throttle, setup, options (more #SBATCH lines)."""
+    nodes: pre-training run -> nodes of its job (1 if not named); o: sweep.py's slurm_* settings
+    without the prefix, gpus_per_node and throttle."""
     d = os.path.abspath(directory)
     for word in (d, os.getcwd(), *(w for _, cmd, _ in runs for w in cmd)):
-        if any(c.isspace() for c in word):
-            fail(f"{word!r} has white space, but the SLURM jobs split commands at spaces: rename it")
+        check(any(c.isspace() for c in word),
+              f"{word!r} has white space, but the SLURM jobs split commands at spaces: rename it")
     pretrain = [(name, cmd) for name, cmd, _ in runs if name.startswith('pt_')]
-    unknown = set(nodes) - {name for name, _ in pretrain}
-    if unknown:
-        fail(f"pretrain_nodes names {', '.join(sorted(n[len('pt_N'):] for n in unknown))}, which "
-             f"is not one of the sizes: name a size of the sweep config")
-    if not o['gpus_per_node'] and any(n > 1 for n in nodes.values()):
-        fail("pretrain_nodes asks for more than one node, but gpus_per_node=0 runs a CPU "
-             "pre-training job as one process: set gpus_per_node")
+    unknown = sorted(n[len('pt_N'):] for n in set(nodes) - {name for name, _ in pretrain})
+    check(unknown, f"pretrain_nodes names {', '.join(unknown)}, which is not one of the sizes: "
+          "name a size of the sweep config")
+    check(not o['gpus_per_node'] and any(n > 1 for n in nodes.values()),
+          "pretrain_nodes asks for more than one node, but gpus_per_node=0 runs a CPU "
+          "pre-training job as one process: set gpus_per_node")
     os.makedirs(os.path.join(d, 'logs'), exist_ok=True)  # sbatch does not create --output's folder
     write(os.path.join(d, 'common.sh'), COMMON)
-    # the transfer runs in one array per run they start from: the scratch runs need none
-    arrays = {}
+    arrays = {}  # the transfer runs, an array per run they start from (the scratch runs: None)
     for name, cmd, need in runs:
         if not name.startswith('pt_'):
             arrays.setdefault(need, []).append(' '.join(cmd))
     throttle = f"%{o['throttle']}" if o['throttle'] else ''
-    submit = ['#!/bin/bash',
-              '# Submits the sweep\'s SLURM jobs in order (written by `python sweep.py ... --slurm DIR`).',
-              '# Run it again once they left the queue (squeue --me) to resubmit what did not finish:',
-              '# finished runs are skipped, the rest resume from their ckpt.pt.',
-              'set -euo pipefail', f'cd {os.getcwd()}', f'source {d}/common.sh',
+    submit = [SUBMIT, f'cd {os.getcwd()}', f'source {d}/common.sh',
               'ended=()  # every job submitted: the fit waits for them',
               'submit() { JOB=$(sbatch --parsable "$@"); JOB=${JOB%%;*}; ended+=("$JOB"); '
               'echo "submitted job $JOB: ${*: -1}"; }']
     for name, cmd in pretrain:
-        write(os.path.join(d, f'pretrain_{name}.sbatch'), pretrain_job(name, cmd, nodes.get(name, 1), o, d))
-        run_dir, var = cmd[-1][len('--out_dir='):], job_var(name)
-        submit += [f"{var}=''",
-                   f"finished {run_dir} || {{ submit {d}/pretrain_{name}.sbatch; {var}=$JOB; }}"]
+        script, var = f'{d}/pretrain_{name}.sbatch', job_var(name)
+        write(script, pretrain_job(name, cmd, nodes.get(name, 1), o, d))
+        submit += [f"{var}=''", f"finished {cmd[-1][len('--out_dir='):]} || "
+                   f"{{ submit {script}; {var}=$JOB; }}"]
     for need, lines in sorted(arrays.items(), key=lambda a: a[0] is not None):  # scratch first
         label = 'scratch' if need is None else f"finetune_{need[len('pt_'):]}"
         tasks_file = os.path.join(d, f'{label}.txt')
         write(tasks_file, ''.join(line + '\n' for line in lines))
         write(os.path.join(d, f'{label}.sbatch'), array_job(label, tasks_file, o, d))
-        after = '' if need is None else f' ${{{job_var(need)}:+--dependency=afterok:${job_var(need)}}}'
-        submit += [f'tasks=$(unfinished {tasks_file})',
-                   f'[ -z "$tasks" ] || submit --array="$tasks{throttle}"{after} {d}/{label}.sbatch']
-    fit_options = [f"--cpus-per-task={o['cpus']}", f"--mem={o['mem']}",
-                   f"--time={o['time_transfer']}", f'--output={d}/logs/%x_%j.out']
+        after = f' ${{{job_var(need)}:+--dependency=afterok:${job_var(need)}}}' if need else ''
+        submit += [f'tasks=$(unfinished {tasks_file})', '[ -z "$tasks" ] || submit '
+                   f'--array="$tasks{throttle}"{after} {d}/{label}.sbatch']
+    fit = resources(o['cpus'], o['mem'], o['time_transfer'], f'{d}/logs/%x_%j.out')
     write(os.path.join(d, 'fit.sbatch'),
-          sbatch_script('fit', fit_options, [' '.join(fit_cmd)], o, d, partition='partition_cpu'))
+          sbatch_script('fit', o, d, fit, [' '.join(fit_cmd)], partition='partition_cpu'))
     submit += ['deps=$(IFS=:; echo "${ended[*]:-}")',
                f'submit ${{deps:+--dependency=afterany:$deps}} {d}/fit.sbatch']
     write(os.path.join(d, 'submit.sh'), '\n'.join(submit) + '\n', 0o755)
