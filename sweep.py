@@ -50,6 +50,7 @@ pretrain_seeds = 1  # pre-trained models per size: the fine-tunes of a size take
 learning_rates = []  # candidates: each language, size and arm is first trained at each on
                      # calibration_tokens and then uses its best (a shared rate favours one arm)
 calibration_tokens = []  # the D_f of the calibration runs: one or two values of the grid
+calibration_round = 0  # --slurm: rounds of the calibration's jobs so far (3 at most)
 english_val = True  # log the English val loss during fine-tuning runs (forgetting)
 # runs beside the grid (both twins, or init='sc'/'ft' alone), reported beside their grid twin, not
 # fitted: e.g. dict(language='de', size='55K', dataset_tokens=8192, tag='seed2', seed=2)
@@ -563,9 +564,14 @@ def write_slurm(stage, grid_waits):
     which writes and submits the grid's jobs at the calibrated rates."""
     check(os.path.exists(slurm_dir) and not os.path.isdir(slurm_dir),
           f"--slurm {slurm_dir} is a file, not a directory: choose another path")
+    # a calibration run that fails every time must not have its jobs resubmitted forever
+    check(grid_waits and calibration_round >= 3, f"the learning-rate calibration's jobs ran "
+          f"{calibration_round} times and some of its runs did not finish: see their train.txt "
+          f"under {out_dir} and {slurm_dir}/logs, fix them, then run sweep.py --slurm again")
     import slurm
-    then = ['python', 'sweep.py', *normalise_argv(sys.argv[1:]), '&&', 'bash',
-            os.path.join(os.path.abspath(slurm_dir), 'submit.sh')]
+    argv = [a for a in normalise_argv(sys.argv[1:]) if not a.startswith('--calibration_round=')]
+    then = ['python', 'sweep.py', *argv, f'--calibration_round={calibration_round + 1}', '&&',
+            'bash', os.path.join(os.path.abspath(slurm_dir), 'submit.sh')]
     settings = {k[len('slurm_'):]: v for k, v in globals().items() if k.startswith('slurm_')}
     slurm.write_jobs(slurm_dir, [(n, command(n, a, False, python='python'), need)
                                  for n, a, need in stage],

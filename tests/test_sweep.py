@@ -181,6 +181,12 @@ def test_learning_rate_calibration_comes_first_and_each_arm_gets_its_best(data_d
     stage = open(tmp_path / 'slurm' / 'fit.sbatch').read()
     assert 'python sweep.py' in stage and 'submit.sh' in stage
     assert 'ft_de_N10K_D8K' not in open(tmp_path / 'slurm' / 'finetune_N10K.txt').read()
+    # fit.sbatch counts the rounds of the calibration's jobs: a run that fails every time stops
+    # the resubmissions at the third, with one line
+    assert '--calibration_round=1 ' in stage
+    p = run('sweep.py', str(cfg), '--slurm', str(tmp_path / 'slurm'), '--calibration_round=3',
+            check=False)
+    assert p.returncode == 1 and 'ran 3 times' in p.stderr, p.stderr
     run('sweep.py', str(cfg))
     best = {}
     for path in glob.glob(str(out / '*_lr*' / 'log.json')):
