@@ -299,8 +299,9 @@ if ckpt is not None:
     best_state, decay = ckpt.get('best_state'), log['decay']
     if len(ckpt['data_rng']) == world_size:  # each process continues its own stream
         data_rng.set_state(ckpt['data_rng'][rank])
-        train_loss_sum.copy_(ckpt['train_loss'][rank][0])
-        train_loss_n = ckpt['train_loss'][rank][1]
+        if 'train_loss' in ckpt:  # older checkpoints lack it
+            train_loss_sum.copy_(ckpt['train_loss'][rank][0])
+            train_loss_n = ckpt['train_loss'][rank][1]
     else:  # another number of processes: a stream per process, new but reproducible
         data_rng.manual_seed(data_rng.initial_seed() + 1_000_003 * (it + 1))
         if master_process:

@@ -223,9 +223,12 @@ def prepare_hint(name):
         return f"python prepare/hf.py --lang {lang}" + ' --tokenizer gpt2' * (parts[-1] == 'gpt2')
     return f"python prepare/text.py --input PATH --lang LANG --name {name}"
 
-def sha256_file(path):
+def sha256_file(path, chunk=1 << 24):
+    h = hashlib.sha256()  # a chunk at a time (hashlib.file_digest needs Python 3.11)
     with open(path, 'rb') as f:
-        return hashlib.file_digest(f, 'sha256').hexdigest()
+        for block in iter(lambda: f.read(chunk), b''):
+            h.update(block)
+    return h.hexdigest()
 
 _worker_tokenizer = None
 
