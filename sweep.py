@@ -572,7 +572,8 @@ def write_slurm(stage, grid_waits):
     argv = [a for a in normalise_argv(sys.argv[1:]) if not a.startswith('--calibration_round=')]
     then = ['python', 'sweep.py', *argv, f'--calibration_round={calibration_round + 1}', '&&',
             'bash', os.path.join(os.path.abspath(slurm_dir), 'submit.sh')]
-    settings = {k[len('slurm_'):]: v for k, v in globals().items() if k.startswith('slurm_')}
+    settings = {k[len('slurm_'):]: v for k, v in globals().items()
+                if k.startswith('slurm_') and k != 'slurm_dir'}  # the settings, not the place
     slurm.write_jobs(slurm_dir, [(n, command(n, a, False, python='python'), need)
                                  for n, a, need in stage],
                      then if grid_waits else ['python', 'fit_scaling.py', out_dir, *fit_args],
