@@ -192,7 +192,8 @@ def make_runs(rates=None):
         for s in sizes:
             transfer += [at_rate(lang, s, d, init, repeat=r) for d in dataset_tokens
                          for r in range(repeats.get(d, 1)) for init in ('ft', 'sc')]
-            transfer += [at_rate(lang, s, d, 'sc') for d in scratch_only_tokens]
+            transfer += [at_rate(lang, s, d, 'sc', repeat=r) for d in scratch_only_tokens
+                         for r in range(repeats.get(d, 1))]
     for c in checks:
         c = dict(c)
         lang, s, d = c.pop('language'), c.pop('size'), c.pop('dataset_tokens')
