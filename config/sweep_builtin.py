@@ -60,7 +60,7 @@ calibration_tokens = [4096]
 dataset_tokens = [1024, 2048, 4096, 8192]
 scratch_only_tokens = [512, 16384, 32768]
 pretrain_seeds = 2
-repeats = {1024: 2, 2048: 2, 4096: 2, 8192: 2, 16384: 2}
+repeats = {1024: 4, 2048: 4, 4096: 2, 8192: 4, 16384: 4}
 checks = [
     # run-to-run spread of one cell (two more seeds)
     dict(language='de', size='56K', dataset_tokens=4096, tag='seed2', seed=2),
