@@ -34,6 +34,7 @@ POSITIVE = ["best.val_loss", "model.N", "data.dataset_tokens", "data.dataset_byt
 MAX_GAP = 2.0        # D_e is measured only between converged scratch points at most 2x apart
 FORMS = ("pchip", "linear")   # monotone curves between scratch points; the bootstrap draws both
 ASSUMED_SIGMA = 0.01  # run-to-run spread in log L where no cell was run twice
+MIN_DOF = 4          # repeats at one D that give it its own spread (else the pooled one)
 LOG_BIG = 700.0      # exp() overflows above this
 
 # ------------------------------------------------------------ reading logs
@@ -93,6 +94,7 @@ def load_runs(root, msgs):
                      "loss": test or float(best["val_loss"]), "flops": fnum(best["flops"]),
                      "loss_from": "test" if test else "val", "converged": converged(log),
                      "pretrained": log.get("init_from") or None, "evals": log.get("evals") or [],
+                     "data_seed": d.get("data_seed"),
                      "stop_reason": log.get("stop_reason")})
     msgs.extend(f"left out {s['run']}: {s['reason']}" for s in skipped)
     return runs, skipped
@@ -113,6 +115,9 @@ def merge_duplicates(runs, msgs):
         c = dict(use[0], loss=float(np.mean(loss)), n=len(use),
                  log_losses=[math.log(x) for x in loss],
                  pretrained=sorted({r["pretrained"] for r in use if r["pretrained"]}),
+                 seeds=[r["data_seed"] for r in use],
+                 draws=sorted((r["data_seed"] or 0, r["pretrained"] or "", math.log(r["loss"]))
+                              for r in use),
                  std=float(np.std(loss, ddof=1)) if len(use) > 1 else None,
                  runs=[r["name"] for r in rs], converged=all(r["converged"] for r in use))
         cells.append(c)
@@ -122,6 +127,13 @@ def merge_duplicates(runs, msgs):
                         f"averaged {len(use)}, loss {c['loss']:.4f}"
                         + (f" +- {c['std']:.4f}" if c["std"] is not None else ""))
     return cells
+
+def spread(groups):
+    """The pooled standard deviation of log L within groups of runs of one cell."""
+    dev = [x - np.mean(v) for v in groups for x in v]
+    dof = sum(len(v) - 1 for v in groups)
+    return {"sigma_log": float(np.sqrt(np.sum(np.square(dev)) / dof)) if dof else None,
+            "cells": len(groups), "dof": dof}
 
 def analyse_checks(checks, cells):
     """Tagged runs beside their grid twins; each arm's run-to-run spread (seed checks, repeats),
@@ -148,14 +160,42 @@ def analyse_checks(checks, cells):
             groups[c["role"]].setdefault(cell_key(c), list(c["log_losses"]))
     out = {"runs": rows}
     for role, g in groups.items():
-        dev = [x - np.mean(v) for v in g.values() for x in v]
-        dof = sum(len(v) - 1 for v in g.values())
-        out[role] = {"sigma_log": float(np.sqrt(np.sum(np.square(dev)) / dof)) if dof else None,
-                     "cells": len(g), "dof": dof}
-    ft = out["finetune"]["sigma_log"]
-    run = out["sigma_run"] = out["scratch"]["sigma_log"] or ft
-    out["sigma_pretrain"] = math.sqrt(max(0.0, ft ** 2 - run ** 2)) if ft and run else 0.0
+        out[role] = dict(spread(g.values()), by_D={
+            f"{D:g}": spread([v for k, v in g.items() if k[3] == D]) for D in {k[3] for k in g}})
+    out["sigma_run"] = out["scratch"]["sigma_log"] or out["finetune"]["sigma_log"]
+    out.update(shared_spreads(cells))
     return out
+
+def shared_spreads(cells):
+    """What a rerun moves together, from the cells run twice with two draws of D_f documents (and,
+    fine-tuned, two pre-trained models), by the method of moments: the draw's share of the scratch
+    spread (a draw moves every size and both twins at a D alike: how the scratch pairs' differences
+    agree across sizes beyond their scatter), and the pre-trained model's spread (how a size's
+    fine-tuned pairs depart from their scratch twins' alike at every D, signed by model order)."""
+    diff = {}
+    for c in cells:
+        if c["n"] == 2 and c["draws"][0][0] != c["draws"][1][0]:
+            (_, p0, x0), (_, p1, x1) = c["draws"]
+            diff[cell_key(c)] = (x1 - x0, p0, p1)
+    def moments(groups):  # E[mean^2] = Var(shared) + Var(scatter)/k: (shared, scatter) variances
+        ok = [g for g in groups if len(g) > 1]
+        if not ok:
+            return 0.0, None
+        scatter = [float(np.var(g, ddof=1)) for g in ok]
+        shared = np.mean([np.mean(g) ** 2 - v / len(g) for g, v in zip(ok, scatter)])
+        return max(0.0, float(shared)), float(np.mean(scatter))
+    by_draw, by_model = {}, {}
+    for (role, t, N, D), (x, p0, p1) in diff.items():
+        if role == "scratch":
+            by_draw.setdefault((t, D), []).append(x)
+        elif p0 != p1 and ("scratch", t, N, D) in diff:
+            sign = 1.0 if p1 > p0 else -1.0
+            by_model.setdefault((t, N), []).append(sign * (x - diff["scratch", t, N, D][0]))
+    draw, scatter = moments(by_draw.values())  # pair differences: twice each effect's variance
+    model, _ = moments(by_model.values())
+    return {"draw_share": draw / (draw + scatter) if scatter else 0.0,
+            "sigma_pretrain": math.sqrt(model / 2), "draw_groups": len(by_draw),
+            "pretrain_groups": len(by_model)}
 
 # ------------------------------------------------------------ reading D_e
 def scratch_points(cs):
@@ -207,21 +247,49 @@ def fit_law(lDf, lN, lDt, w):
     return float(coef[0]), float(a), float(b)
 
 # ------------------------------------------------------------ one language
-def ci(values):
-    v = [x for x in values if x is not None and math.isfinite(x)]
-    return [float(x) for x in np.percentile(v, [2.5, 97.5])] if v else None
+def ci(values, at):
+    """The 95% interval of where a rerun's estimate lands: the draws' spread about their median,
+    times sqrt 2 (the rerun's estimate and this one each carry the noise a draw adds once), about
+    the estimate at (a draw adds noise to losses that carry theirs already: its median drifts)."""
+    v = np.array([x for x in values if x is not None and math.isfinite(x)])
+    if not len(v):
+        return None
+    return [float(at + math.sqrt(2) * q) for q in np.percentile(v - np.median(v), [2.5, 97.5])]
+
+def total_sigma(noise, role, D):
+    """A run's spread in log L at D: its role's (else scratch's) at the nearest D that had repeats
+    (the spread depends on D: a few documents decide a small D_f), else the pooled one."""
+    for table in (noise.get(role), noise.get("scratch")):
+        by_D = {float(d): s["sigma_log"] for d, s in (table or {}).items()
+                if s["sigma_log"] and s["dof"] >= MIN_DOF}
+        if by_D:
+            return by_D[min(by_D, key=lambda d: abs(math.log(d / D)))]
+    return noise["sigma_run"]
+
+def exp_ci(logs, at):
+    """ci of a quantity drawn in logs, back to the quantity."""
+    interval = ci(logs, at)
+    return [math.exp(min(x, LOG_BIG)) for x in interval] if interval else None
 
 def replicate(conv, ft, sizes, noise, rng, form):
-    """One bootstrap draw of the fine-tuned cells' log D_e: every cell moved by the run-to-run
-    spread (over sqrt n), a fine-tuned one also by its pre-trained model's share (one draw each)."""
-    sr, sp = noise
+    """One bootstrap draw of the fine-tuned cells' log D_e. Every cell moves by the draw of its
+    D_f documents (one draw per D and data seed, shared by every size and both twins), by a
+    pre-trained model's (one draw per model, shared by its fine-tunes) and by its own, each
+    averaged over the cell's n runs; together a cell's spread at its D."""
+    share, sp = noise.get("draw_share", 0.0), noise["sigma_pretrain"]
     z = {}
-    def pretrained(c):
-        return np.mean([z.setdefault(p, rng.standard_normal()) for p in c["pretrained"]] or [0.0])
-    curves = size_curves([dict(c, loss=c["loss"] * math.exp(
-        sr * rng.standard_normal() / math.sqrt(c["n"]))) for c in conv], sizes)
-    lL = [math.log(c["loss"]) + sr * rng.standard_normal() / math.sqrt(c["n"]) + sp * pretrained(c)
-          for c in ft]
+    def shared(keys):
+        return np.mean([z.setdefault(k, rng.standard_normal()) for k in keys] or [0.0])
+    def moved(c, role):
+        scratch = total_sigma(noise, "scratch", c["D"])
+        own = total_sigma(noise, role, c["D"]) ** 2 - share * scratch ** 2
+        own -= sp ** 2 if role == "finetune" else 0.0
+        return (math.sqrt(share) * scratch * shared([(c["D"], s) for s in c["seeds"]])
+                + (sp * shared(c["pretrained"]) if role == "finetune" else 0.0)
+                + math.sqrt(max(own, 0.0) / c["n"]) * rng.standard_normal())
+    curves = size_curves([dict(c, loss=c["loss"] * math.exp(moved(c, "scratch"))) for c in conv],
+                         sizes)
+    lL = [math.log(c["loss"]) + moved(c, "finetune") for c in ft]
     return [read_on(curves.get(c["N"]), x, form)[0] for c, x in zip(ft, lL)]
 
 def law_and_summary(ft, lDe, law_idx, sum_idx, weights=None):
@@ -265,7 +333,7 @@ def point_row(c, lDe, where, draws, curve):
         if De < c["D"]:
             flags.append("negative")
         if draws:
-            p["D_e_ci"] = [math.exp(v) for v in ci(draws)]
+            p["D_e_ci"] = exp_ci(draws, lDe)
             p["De_over_Df_ci"] = [v / c["D"] for v in p["D_e_ci"]]
         p.update(D_t=De - c["D"], D_t_bytes=(De - c["D"]) * c["bpt"], De_over_Df=De / c["D"],
                  Df_over_De=c["D"] / De)
@@ -294,7 +362,7 @@ def analyse_target(target, cells, boot, rng, noise, msgs):
     out["points"] = [point_row(c, lDe, w, [d[i] for d in draws if d[i] is not None],
                                curves.get(c["N"])) for i, (c, (lDe, w)) in enumerate(zip(ft, read))]
     out["summary"] = None if summary is None else {
-        "De_over_Df": math.exp(summary), "ci": ci([math.exp(s) for _, s in reps if s is not None]),
+        "De_over_Df": math.exp(summary), "ci": exp_ci([s for _, s in reps], summary),
         "n_cells": len(measured), "n_negative": len(measured) - len(positive),
         "transfer": "positive" if len(positive) > len(measured) / 2 else "negative"}
     if est is None:
@@ -329,16 +397,18 @@ def law_row(est, reps, boot, bpt, ft, idx, noise):
     by c = bytes/token, so k becomes k c^(1-alpha)."""
     ok = [r for r in reps if r is not None]
     lk, a, b = est
-    k_bytes = [math.exp(r[0] + (1 - r[1]) * math.log(bpt)) for r in [est] + ok]
+    lk_bytes = [r[0] + (1 - r[1]) * math.log(bpt) for r in [est] + ok]
     Ns, Ds = {ft[i]["N"] for i in idx}, {ft[i]["D"] for i in idx}
-    return {"k": math.exp(lk), "alpha": a, "beta": b, "k_bytes": k_bytes[0], "n_cells": len(idx),
+    return {"k": math.exp(lk), "alpha": a, "beta": b, "k_bytes": math.exp(lk_bytes[0]),
+            "n_cells": len(idx),
             "identified": {"alpha": len(Ds) > 1, "beta": len(Ns) > 1},
             "D_f_range": [min(Ds), max(Ds)], "N_range": [min(Ns), max(Ns)],
-            "ci": {"k": ci([math.exp(r[0]) for r in ok]), "alpha": ci([r[1] for r in ok]),
-                   "beta": ci([r[2] for r in ok]), "k_bytes": ci(k_bytes[1:])},
+            "ci": {"k": exp_ci([r[0] for r in ok], lk), "alpha": ci([r[1] for r in ok], a),
+                   "beta": ci([r[2] for r in ok], b),
+                   "k_bytes": exp_ci(lk_bytes[1:], lk_bytes[0])},
             "draws": [[float(x) for x in r] for r in ok],
             "boot": {"draws": boot, "failed": boot - len(ok)},
-            "noise": {"sigma_run": noise[0], "sigma_pretrain": noise[1]}}
+            "noise": {k: noise.get(k) for k in ("sigma_run", "sigma_pretrain", "draw_share")}}
 
 def curve_lines(cur, law, n, ft):
     """What the report draws at one size: the scratch curve and the law's fine-tuned loss on it."""
@@ -540,7 +610,7 @@ def analyse_paired(checks, boot, rng):
                   for draw, by in ratios.items()}
     return {"languages": langs, "per_draw": per_draw, "log_ratios": log_ratios,
             "difference": float(np.mean(diffs)) if len(diffs) else None,
-            "ci": ci(draws), "draws": len(diffs)}
+            "ci": ci(draws, float(np.mean(diffs))) if draws else None, "draws": len(diffs)}
 
 # ------------------------------------------------------------ main
 def analyse(root, boot=1000, seed=0):
@@ -551,13 +621,15 @@ def analyse(root, boot=1000, seed=0):
     cells = merge_duplicates([r for r in runs if not r["tag"]], msgs)
     pre = [c for c in cells if c["role"] == "pretrain"]
     chk = analyse_checks(checks, cells)
-    noise = (chk["sigma_run"], chk["sigma_pretrain"])
-    if not noise[0]:
-        noise = (ASSUMED_SIGMA, 0.0)
+    noise = {"sigma_run": chk["sigma_run"], "sigma_pretrain": chk["sigma_pretrain"],
+             "draw_share": chk["draw_share"], "scratch": chk["scratch"]["by_D"],
+             "finetune": chk["finetune"]["by_D"]}
+    if not noise["sigma_run"]:
+        noise = {"sigma_run": ASSUMED_SIGMA, "sigma_pretrain": 0.0}
         msgs.append(f"no cell was run more than once: the intervals assume a run-to-run spread "
                     f"of {ASSUMED_SIGMA:.0%} and no pre-trained model's share (add repeats or "
                     f"seed checks)")
-    chk["noise_used"] = list(noise)
+    chk["noise_used"] = [noise["sigma_run"], noise["sigma_pretrain"]]
     rng = np.random.default_rng(seed)
     res = {"schema": 1, "source": root, "bootstrap": boot, "seed": seed,
            "n_runs_used": len(runs) - len(checks), "skipped": skipped, "messages": msgs,

@@ -294,9 +294,12 @@ def report_md(res, found):
                 [[t["label"]] + [t["counts"][k] for k in counts] for t in targets.values()]),
           "## Transfer: D_e/D_f measured, and the law D_t = k D_f^alpha N^beta where transfer is "
           "positive (95% intervals of a rerun)\n",
-          f"Intervals from {res['bootstrap']} bootstrap draws, each moving a cell's loss by the "
-          f"run-to-run spread, {100 * noise[0]:.2f}%, and a fine-tuned cell's also by its "
-          f"pre-trained model's, {100 * noise[1]:.2f}%. Kim (2021) finds alpha < 1 and beta > 0.\n",
+          f"Intervals: where a rerun's estimate lands, from {res['bootstrap']} bootstrap draws "
+          f"(their spread times sqrt 2). A draw moves each cell's loss by the spread measured at "
+          f"its D (pooled {100 * noise[0]:.2f}%), {checks.get('draw_share', 0):.0%} of its "
+          f"variance shared by every size and both twins of a draw of D_f documents, and a "
+          f"fine-tuned cell's also by its pre-trained model's, {100 * noise[1]:.2f}%, shared by "
+          f"that model's fine-tunes. Kim (2021) finds alpha < 1 and beta > 0.\n",
           table("language|D_e/D_f (geo. mean)|cells (negative)|k (tokens)|k (bytes)|alpha (< 1?)|"
                 "beta (> 0?)|law cells|note", [law_row(t) for t in targets.values()]),
           "## Findings\n", *(f"**{heading(f)}.** {f['text']}\n" for f in found)]

@@ -14,6 +14,7 @@ largest size, are compute-limited: they stop on their budget still improving, 6%
 converged curve (as in the first built-in study). fit_scaling.py assumes no curve form, so the
 tests at the end of this file also draw scratch curves of three other shapes.
 """
+import itertools
 import json
 import math
 import os
@@ -64,7 +65,8 @@ def trajectory(loss, start, tokens_best, converged, n=12, extra=None):
 
 
 def write_log(root, name, role, lang, N, D, loss, *, status=None, schema=1, init_from=None, bpt=1.0,
-              start=None, tokens_best=None, extra=None, config=None, converged=True, old=False):
+              start=None, tokens_best=None, extra=None, config=None, converged=True, old=False,
+              data_seed=None):
     """Write out/<name>/log.json as train.py does (run contract, schema 1). old=True leaves out the
     fields train.py added later (converged, stop_reason, budget)."""
     tokens_best, start = tokens_best or 20 * D, start or max(5.5, loss + 1.0)
@@ -81,7 +83,8 @@ def write_log(root, name, role, lang, N, D, loss, *, status=None, schema=1, init
            "model": {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 128, "vocab_size": 256, "N": N,
                      "flops_per_token": fpt},
            "data": {"dataset": dataset, "language": lang, "tokenizer": "bytes", "dataset_tokens": D,
-                    "dataset_bytes": D * bpt, "val_tokens": 10000, "val_bytes": 10000 * bpt},
+                    "dataset_bytes": D * bpt, "val_tokens": 10000, "val_bytes": 10000 * bpt,
+                    "data_seed": data_seed},
            "evals": evals,
            "best": {"iter": best["iter"], "tokens": best["tokens"], "flops": best["flops"],
                     "val_loss": loss, "val_bpb": loss / math.log(2) / bpt},
@@ -326,27 +329,39 @@ def test_held_out_test_loss_is_the_one_reported(tmp_path):
 
 # ----------------------------------------------------------------------------- the spread a rerun moves
 
-def test_repeats_give_the_run_spread_and_the_pretrained_models_share(tmp_path):
-    """Scratch repeats give the run-to-run spread; fine-tuned repeats from another pre-trained
-    model spread more, and the excess is the pre-trained model's share."""
+def test_repeats_split_the_spread_into_the_draw_the_pretrained_model_and_the_run(tmp_path):
+    """Repeats with their own draw of D_f documents and pre-trained model: the draw moves every size
+    and both twins alike, a pre-trained model its size's fine-tunes alike at every D_f; what is
+    left sums to zero over the sizes, so the method of moments gives both shares exactly."""
     root = make_sweep(str(tmp_path / "sweep"), langs=("de",))
-    for N in SIZES:
-        for Df, f_sc, f_ft in ((DFS[0], 1.01, 1.03), (DFS[1], 0.99, 0.97)):
-            write_log(root, f"sc_de_N{N:.0e}_D{Df:.0e}_s2", "scratch", "de", N, Df, scratch_loss(N, Df) * f_sc)
-            L = scratch_loss(N, Df + transfer("de", N, Df))
-            write_log(root, f"ft_de_N{N:.0e}_D{Df:.0e}_s2", "finetune", "de", N, Df, L * f_ft,
-                      init_from=f"out/synth/pt_N{N:.0e}_p2/best.pt")
+    draw, own, model = {DFS[0]: 0.02, DFS[1]: -0.01}, [0.01, -0.01, 0.0], [0.02, -0.02, 0.01]
+    for (N, e, P), Df in itertools.product(zip(SIZES, own, model), draw):
+        f = math.exp(draw[Df] + e)
+        write_log(root, f"sc_de_N{N:.0e}_D{Df:.0e}_s2", "scratch", "de", N, Df,
+                  scratch_loss(N, Df) * f, data_seed=5)
+        L = scratch_loss(N, Df + transfer("de", N, Df))
+        write_log(root, f"ft_de_N{N:.0e}_D{Df:.0e}_s2", "finetune", "de", N, Df, L * f * math.exp(P),
+                  data_seed=5, init_from=f"out/synth/pt_N{N:.0e}_p2/best.pt")
     res = fs.analyse(root, boot=20)
     c = res["checks"]
-    def pooled(a, b):   # three sizes with a pair (1, a) and three with a pair (1, b)
-        return math.sqrt((np.var(np.log([1.0, a]), ddof=1) + np.var(np.log([1.0, b]), ddof=1)) / 2)
-    sd_sc, sd_ft = pooled(1.01, 0.99), pooled(1.03, 0.97)
-    assert c["scratch"]["cells"] == 6 and c["sigma_run"] == pytest.approx(sd_sc, rel=0.01)
-    assert c["finetune"]["sigma_log"] == pytest.approx(sd_ft, rel=0.01)
-    assert c["sigma_pretrain"] == pytest.approx(math.sqrt(sd_ft ** 2 - sd_sc ** 2), rel=0.02)
+    assert c["scratch"]["cells"] == 6 and c["pretrain_groups"] == 3 and c["draw_groups"] == 2
+    assert c["sigma_pretrain"] == pytest.approx(math.sqrt(np.mean(np.square(model)) / 2), rel=1e-6)
+    scatter = np.var(own, ddof=1)
+    shared = np.mean([d ** 2 - scatter / len(own) for d in draw.values()])
+    assert c["draw_share"] == pytest.approx(shared / (shared + scatter), rel=1e-6)
+    assert c["scratch"]["by_D"][f"{DFS[0]:g}"]["cells"] == 3
     cell = next(p for p in target(res, "de")["points"] if p["N"] == SIZES[0] and p["D_f"] == DFS[0])
     assert cell["n"] == 2 and len(cell["pretrained"]) == 2
     assert target(res, "de")["law"]["noise"]["sigma_pretrain"] == c["sigma_pretrain"]
+
+
+def test_an_interval_is_where_a_rerun_lands():
+    """The draws' spread about their median, times sqrt 2, about the estimate: a rerun's estimate
+    and this one each carry the noise once, and a drift of the draws' median is not the estimate's."""
+    draws = np.random.default_rng(0).normal(1.3, 0.1, 40000)
+    lo, hi = fs.ci(draws, 1.0)
+    assert lo == pytest.approx(1 - 1.96 * math.sqrt(2) * 0.1, abs=0.01)
+    assert hi == pytest.approx(1 + 1.96 * math.sqrt(2) * 0.1, abs=0.01)
 
 
 def test_checks_are_reported_beside_their_twin_and_give_the_noise(tmp_path):
