@@ -11,7 +11,9 @@ run's loss at the same N, read off a monotone curve through the converged scratc
 unconverged run is a bound, never a point); measured only between points at most MAX_GAP apart.
 Per language: D_e/D_f's geometric mean and, where transfer is positive (in at least 3 cells and
 half of them), log D_t = log k + alpha log D_f + beta log N by least squares. Intervals: where a
-rerun's estimate lands, by a bootstrap over the run-to-run spread and the pre-trained model's.
+rerun's estimate lands (a bootstrap's spread times sqrt 2), each draw moving every cell by the
+spread measured at its D, split into what the draw of D_f documents, the pre-trained model and the
+run itself move.
 """
 import argparse
 import glob
