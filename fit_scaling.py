@@ -169,35 +169,37 @@ def analyse_checks(checks, cells):
     return out
 
 def shared_spreads(cells):
-    """What a rerun moves together, from the cells run twice with two draws of D_f documents (and,
-    fine-tuned, two pre-trained models), by the method of moments: the draw's share of the scratch
-    spread (a draw moves every size and both twins at a D alike: how the scratch pairs' differences
-    agree across sizes beyond their scatter), and the pre-trained model's spread (how a size's
-    fine-tuned pairs depart from their scratch twins' alike at every D, signed by model order)."""
-    diff = {}
-    for c in cells:
-        if c["n"] == 2 and c["draws"][0][0] != c["draws"][1][0]:
-            (_, p0, x0), (_, p1, x1) = c["draws"]
-            diff[cell_key(c)] = (x1 - x0, p0, p1)
-    def moments(groups):  # E[mean^2] = Var(shared) + Var(scatter)/k: (shared, scatter) variances
-        ok = [g for g in groups if len(g) > 1]
-        if not ok:
-            return 0.0, None
-        scatter = [float(np.var(g, ddof=1)) for g in ok]
-        shared = np.mean([np.mean(g) ** 2 - v / len(g) for g, v in zip(ok, scatter)])
-        return max(0.0, float(shared)), float(np.mean(scatter))
-    by_draw, by_model = {}, {}
-    for (role, t, N, D), (x, p0, p1) in diff.items():
-        if role == "scratch":
-            by_draw.setdefault((t, D), []).append(x)
-        elif p0 != p1 and ("scratch", t, N, D) in diff:
-            sign = 1.0 if p1 > p0 else -1.0
-            by_model.setdefault((t, N), []).append(sign * (x - diff["scratch", t, N, D][0]))
-    draw, scatter = moments(by_draw.values())  # pair differences: twice each effect's variance
-    model, _ = moments(by_model.values())
-    return {"draw_share": draw / (draw + scatter) if scatter else 0.0,
-            "sigma_pretrain": math.sqrt(model / 2), "draw_groups": len(by_draw),
-            "pretrain_groups": len(by_model)}
+    """What a rerun moves together, from the cells run several times, each run with its own draw
+    of D_f documents (the same draw for every size and both twins) and, fine-tuned, one of two
+    pre-trained models, by the method of moments: the draw's share of the scratch spread (how a
+    draw moves every size's scratch run alike beyond their scatter: sizes x draws, two-way), and
+    the pre-trained model's spread (how a size's fine-tunes from one model depart from their
+    scratch twins more than those from the other, alike at every D)."""
+    runs = {cell_key(c): {seed: (model, x) for seed, model, x in c["draws"]} for c in cells
+            if c["n"] > 1 and len({seed for seed, _, _ in c["draws"]}) == c["n"]}
+    draw, own, by_model = [], [], {}
+    for t, D in sorted({(k[1], k[3]) for k in runs if k[0] == "scratch"}):
+        by_size = [r for k, r in sorted(runs.items()) if k[:2] == ("scratch", t) and k[3] == D]
+        seeds = sorted(set.intersection(*(set(r) for r in by_size)))
+        if len(by_size) > 1 and len(seeds) > 1:
+            table = np.array([[r[s][1] for s in seeds] for r in by_size])
+            resid = table - table.mean(1, keepdims=True) - table.mean(0) + table.mean()
+            own.append(float(np.sum(resid ** 2)) / ((len(by_size) - 1) * (len(seeds) - 1)))
+            draw.append(float(np.var(table.mean(0), ddof=1)) - own[-1] / len(by_size))
+    for (role, t, N, D), ft in sorted(runs.items()):
+        sc = runs.get(("scratch", t, N, D), {})
+        y = {}  # fine-tuned minus scratch twin, by pre-trained model
+        for seed in set(ft) & set(sc):
+            y.setdefault(ft[seed][0], []).append(ft[seed][1] - sc[seed][1])
+        if role == "finetune" and len(y) == 2:
+            (_, first), (_, second) = sorted(y.items())
+            by_model.setdefault((t, N), []).append(np.mean(second) - np.mean(first))
+    # the difference of two models, averaged over D beyond its scatter: twice a model's variance
+    model = [np.mean(v) ** 2 - np.var(v, ddof=1) / len(v) for v in by_model.values() if len(v) > 1]
+    draw_var, own_var = max(0.0, float(np.mean(draw))) if draw else 0.0, np.mean(own or [0.0])
+    return {"draw_share": draw_var / (draw_var + own_var) if own_var else 0.0,
+            "sigma_pretrain": math.sqrt(max(0.0, float(np.mean(model))) / 2) if model else 0.0,
+            "draw_groups": len(draw), "pretrain_groups": len(model)}
 
 # ------------------------------------------------------------ reading D_e
 def scratch_points(cs):

@@ -27,11 +27,14 @@
 #   which ones moved a scratch run's loss by 3.6% (up to 17% between two draws at 2K bytes of
 #   Spanish, on a test set of 8K or of 128K tokens alike): the luck of a document, not the
 #   amount of data.
-# - Every cell at 1K and 2K bytes twice (repeats), averaged: the second run has its own run seed,
-#   its own draw of D_f documents and, fine-tuned, the other pre-trained model, so the spread of
-#   these pairs is what a rerun of the study moves, and the intervals draw from it.
-# - Two pre-trained models per size (pretrain_seeds), the fine-tunes spread over them: the
-#   pre-trained model is shared by many cells, so its share of the spread moves them together.
+# - Every cell run four times at 1K, 2K and 8K bytes and twice at 4K, the 16K scratch point four
+#   times (repeats), averaged: each run has its own run seed, its own draw of D_f documents and,
+#   fine-tuned, the other pre-trained model, so these repeats are what a rerun of the study moves,
+#   and the intervals draw from them. The spread depends on D (2% at 1K, under 1% at 4K, 2% at
+#   16K), and the ends of the D_f range decide alpha: they get the most runs.
+# - Two pre-trained models per size (pretrain_seeds), every D_f fine-tuned from both equally
+#   often: the pre-trained model is shared by many cells, so its share of the spread moves them
+#   together, and balanced over D_f it moves no slope.
 # - Every run in float32, uncompiled: on one CPU and thread count a run then repeats bit for bit
 #   (bfloat16 compiled pre-training was 1.5x faster at 222K but moved its loss in the 4th digit
 #   from one run to the next, and every fine-tune with it), and most transfer runs last seconds,
