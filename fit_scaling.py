@@ -13,7 +13,7 @@ Per language: D_e/D_f's geometric mean and, where transfer is positive (in at le
 half of them), log D_t = log k + alpha log D_f + beta log N by least squares. Intervals: where a
 rerun's estimate lands (a bootstrap's spread times sqrt 2), each draw moving every cell by the
 spread measured at its D, split into what the draw of D_f documents, the pre-trained model and the
-run itself move.
+run itself move, and each arm by the learning rate its calibration, run again, would choose.
 """
 import argparse
 import glob
@@ -275,12 +275,27 @@ def exp_ci(logs, at):
     interval = ci(logs, at)
     return [math.exp(min(x, LOG_BIG)) for x in interval] if interval else None
 
-def replicate(conv, ft, sizes, noise, rng, form):
+def rate_shifts(calibration, noise, rng):
+    """{(N, role): log L moved} by running the calibration again: each candidate rate's loss moved
+    by its spread, and the arm moved by how much worse the rate that wins now was measured than
+    the one the grid ran at. Among rates within the spread, which one wins is noise."""
+    shifts = {}
+    for row in calibration:
+        if row["chosen"] is not None and f"{row['chosen']:g}" in row["losses"]:
+            lL = {r: math.log(L) for r, L in row["losses"].items()}
+            sigma = total_sigma(noise, row["role"], row["D"])
+            again = min(lL, key=lambda r: lL[r] + sigma * rng.standard_normal())
+            shifts[row["N"], row["role"]] = lL[again] - lL[f"{row['chosen']:g}"]
+    return shifts
+
+def replicate(conv, ft, sizes, noise, rng, form, calibration=()):
     """One bootstrap draw of the fine-tuned cells' log D_e. Every cell moves by the draw of its
     D_f documents (one draw per D and data seed, shared by every size and both twins), by a
     pre-trained model's (one draw per model, shared by its fine-tunes) and by its own, each
-    averaged over the cell's n runs; together a cell's spread at its D."""
+    averaged over the cell's n runs (together a cell's spread at its D), and each arm by the
+    learning rate a calibration run again would choose."""
     share, sp = noise.get("draw_share", 0.0), noise["sigma_pretrain"]
+    rate = rate_shifts(calibration, noise, rng)
     z = {}
     def shared(keys):
         return np.mean([z.setdefault(k, rng.standard_normal()) for k in keys] or [0.0])
@@ -288,7 +303,8 @@ def replicate(conv, ft, sizes, noise, rng, form):
         scratch = total_sigma(noise, "scratch", c["D"])
         own = total_sigma(noise, role, c["D"]) ** 2 - share * scratch ** 2
         own -= sp ** 2 if role == "finetune" else 0.0
-        return (math.sqrt(share) * scratch * shared([(c["D"], s) for s in c["seeds"]])
+        return (rate.get((c["N"], role), 0.0)
+                + math.sqrt(share) * scratch * shared([(c["D"], s) for s in c["seeds"]])
                 + (sp * shared(c["pretrained"]) if role == "finetune" else 0.0)
                 + math.sqrt(max(own, 0.0) / c["n"]) * rng.standard_normal())
     curves = size_curves([dict(c, loss=c["loss"] * math.exp(moved(c, "scratch"))) for c in conv],
@@ -345,7 +361,7 @@ def point_row(c, lDe, where, draws, curve):
     p["D_e_upper"] = math.exp(curve[0][0]) if where == "below" else None
     return p
 
-def analyse_target(target, cells, boot, rng, noise, msgs):
+def analyse_target(target, cells, boot, rng, noise, msgs, calibration=()):
     scr = [c for c in cells if c["role"] == "scratch"]
     conv = [c for c in scr if c["converged"]]
     ft = sorted((c for c in cells if c["role"] == "finetune"), key=lambda c: (c["N"], c["D"]))
@@ -357,7 +373,8 @@ def analyse_target(target, cells, boot, rng, noise, msgs):
     measured = [i for i, (_, w) in enumerate(read) if w == "measured"]
     positive = [i for i in measured if read[i][0] > math.log(ft[i]["D"])]
     law_idx = positive if len(positive) >= max(3, len(measured) / 2) else []
-    draws = [replicate(conv, ft, sizes, noise, rng, FORMS[b % len(FORMS)]) for b in range(boot)]
+    draws = [replicate(conv, ft, sizes, noise, rng, FORMS[b % len(FORMS)], calibration)
+             for b in range(boot)]
     weights = law_weights(ft, draws, law_idx)
     est, summary = law_and_summary(ft, [x for x, _ in read], law_idx, measured, weights)
     reps = [law_and_summary(ft, d, law_idx, measured, weights) for d in draws]
@@ -544,11 +561,12 @@ def calibration_rate(tag):
 def analyse_calibration(checks, cells):
     """Each calibration rate's mean loss per language, size and arm beside the grid's rate; one
     at the edge of the rates tried may not be the best."""
-    tried = {}
+    tried, at = {}, {}
     for c in checks:
         if calibration_rate(c["tag"]) is not None:
             key = (c["target"], c["N"], c["role"])
             tried.setdefault(key, {}).setdefault(calibration_rate(c["tag"]), []).append(c["loss"])
+            at[key] = min(at.get(key, c["D"]), c["D"])
     rows = []
     for (target, n, role), by_rate in sorted(tried.items()):
         grid = {(c["log"].get("config") or {}).get("learning_rate") for c in cells
@@ -556,6 +574,7 @@ def analyse_calibration(checks, cells):
         chosen = grid.pop() if len(grid) == 1 else None
         rates = sorted(by_rate)
         rows.append({"target": target, "N": n, "role": role, "chosen": chosen,
+                     "D": at[target, n, role],
                      "losses": {f"{r:g}": float(np.mean(by_rate[r])) for r in rates},
                      "at_edge": chosen in (rates[0], rates[-1]) and len(rates) > 1})
     return rows
@@ -647,7 +666,8 @@ def analyse(root, boot=1000, seed=0):
     chk["paired"] = analyse_paired(checks, boot, rng)
     for t in sorted({c["target"] for c in cells if c["role"] != "pretrain"}):
         tc = [c for c in cells if c["target"] == t and c["role"] != "pretrain"]
-        res["targets"][t] = analyse_target(t, tc, boot, rng, noise, msgs)
+        res["targets"][t] = analyse_target(t, tc, boot, rng, noise, msgs,
+                                           [r for r in chk["calibration"] if r["target"] == t])
         compute_and_forgetting(res["targets"][t], tc, pre)
     return res
 

@@ -299,7 +299,8 @@ def report_md(res, found):
           f"its D (pooled {100 * noise[0]:.2f}%), {checks.get('draw_share', 0):.0%} of its "
           f"variance shared by every size and both twins of a draw of D_f documents, and a "
           f"fine-tuned cell's also by its pre-trained model's, {100 * noise[1]:.2f}%, shared by "
-          f"that model's fine-tunes. Kim (2021) finds alpha < 1 and beta > 0.\n",
+          f"that model's fine-tunes; and each arm by the rate its calibration, run again, would "
+          f"choose. Kim (2021) finds alpha < 1 and beta > 0.\n",
           table("language|D_e/D_f (geo. mean)|cells (negative)|k (tokens)|k (bytes)|alpha (< 1?)|"
                 "beta (> 0?)|law cells|note", [law_row(t) for t in targets.values()]),
           "## Findings\n", *(f"**{heading(f)}.** {f['text']}\n" for f in found)]
