@@ -139,7 +139,7 @@ def spread(groups):
 
 def analyse_checks(checks, cells):
     """Tagged runs beside their grid twins; each arm's run-to-run spread (seed checks, repeats),
-    a fine-tuned one's beyond scratch's being its pre-trained model's share."""
+    pooled and at each D; what a rerun moves together (shared_spreads)."""
     twins = {cell_key(c): c for c in cells}
     rows = []
     for c in sorted(checks, key=lambda r: r["name"]):
@@ -187,11 +187,13 @@ def shared_spreads(cells):
             own.append(float(np.sum(resid ** 2)) / ((len(by_size) - 1) * (len(seeds) - 1)))
             draw.append(float(np.var(table.mean(0), ddof=1)) - own[-1] / len(by_size))
     for (role, t, N, D), ft in sorted(runs.items()):
+        if role != "finetune":
+            continue
         sc = runs.get(("scratch", t, N, D), {})
         y = {}  # fine-tuned minus scratch twin, by pre-trained model
         for seed in set(ft) & set(sc):
             y.setdefault(ft[seed][0], []).append(ft[seed][1] - sc[seed][1])
-        if role == "finetune" and len(y) == 2:
+        if len(y) == 2:
             (_, first), (_, second) = sorted(y.items())
             by_model.setdefault((t, N), []).append(np.mean(second) - np.mean(first))
     # the difference of two models, averaged over D beyond its scatter: twice a model's variance

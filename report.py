@@ -221,12 +221,16 @@ def law_row(target):
         f"{with_ci(law[k], law['ci'][k])} ({trend(law, k)})" for k in ("alpha", "beta")] + [
         law["n_cells"], f"{failed} draws with too few positive cells" if failed else ""]
 
+def at_each_D(spread):
+    by_D = sorted((float(d), s["sigma_log"]) for d, s in (spread.get("by_D") or {}).items())
+    return "; at D = " + ", ".join(f"{d:g}: {100 * s:.2f}%" for d, s in by_D if s) if by_D else ""
+
 def checks_md(checks):
     """Each check beside its grid twin; a budget check passes when the best loss moved by less than
     twice the run-to-run spread (the budget did not set the loss)."""
     sigma, spread = checks["sigma_run"], "; ".join(
         f"{role} {100 * s['sigma_log']:.2f}% of the loss ({s['cells']} cells, {s['dof']} degrees "
-        f"of freedom)" for role, s in (("scratch", checks["scratch"]),
+        f"of freedom{at_each_D(s)})" for role, s in (("scratch", checks["scratch"]),
                                        ("fine-tuned", checks["finetune"])) if s["sigma_log"])
     return ["## Checks (runs beside the grid, not fitted)\n",
             table("tag|run|converged|loss|grid twin|twin loss|difference|relative",
