@@ -36,8 +36,9 @@ POSITIVE = ["best.val_loss", "model.N", "data.dataset_tokens", "data.dataset_byt
 MAX_GAP = 2.0        # D_e is measured only between converged scratch points at most 2x apart
 FORMS = ("pchip", "linear")   # monotone curves between scratch points; the bootstrap draws both
 ASSUMED_SIGMA = 0.01  # run-to-run spread in log L where no cell was run twice
-MIN_DOF = 4          # repeats at one D that give it its own spread (else the pooled one)
+MIN_DOF = 4          # degrees of freedom at a D (over sizes and languages) for a spread of its own
 LOG_BIG = 700.0      # exp() overflows above this
+MAX_PAIRED = 2000    # draws whose every pair gives an interval (4M differences at most)
 
 # ------------------------------------------------------------ reading logs
 def fnum(x):
@@ -117,9 +118,8 @@ def merge_duplicates(runs, msgs):
         c = dict(use[0], loss=float(np.mean(loss)), n=len(use),
                  log_losses=[math.log(x) for x in loss],
                  pretrained=sorted({r["pretrained"] for r in use if r["pretrained"]}),
-                 seeds=[r["data_seed"] for r in use],
-                 draws=sorted((r["data_seed"] or 0, r["pretrained"] or "", math.log(r["loss"]))
-                              for r in use),
+                 by_run=sorted((r["data_seed"] or 0, r["pretrained"] or "", math.log(r["loss"]))
+                               for r in use),
                  std=float(np.std(loss, ddof=1)) if len(use) > 1 else None,
                  runs=[r["name"] for r in rs], converged=all(r["converged"] for r in use))
         cells.append(c)
@@ -152,14 +152,16 @@ def analyse_checks(checks, cells):
                      "diff": t and c["loss"] - t["loss"],
                      "rel_diff": t and c["loss"] / t["loss"] - 1})
     groups = {"scratch": {}, "finetune": {}}
-    for c in checks:
+    for c in cells:
+        if c["n"] > 1 and c["role"] in groups:
+            groups[c["role"]].setdefault(cell_key(c), list(c["log_losses"]))
+    # seed checks move the run seed alone (not the draw of D_f documents, not the pre-trained
+    # model): a rerun's spread only where no cell was repeated
+    for c in checks if not any(groups.values()) else ():
         if c["tag"].startswith("seed") and cell_key(c) in twins and c["role"] in groups:
             twin = twins[cell_key(c)]
             groups[c["role"]].setdefault(cell_key(c), list(twin["log_losses"])).append(
                 math.log(c["loss"]))
-    for c in cells:
-        if c["n"] > 1 and c["role"] in groups:
-            groups[c["role"]].setdefault(cell_key(c), list(c["log_losses"]))
     out = {"runs": rows}
     for role, g in groups.items():
         out[role] = dict(spread(g.values()), by_D={
@@ -175,8 +177,9 @@ def shared_spreads(cells):
     draw moves every size's scratch run alike beyond their scatter: sizes x draws, two-way), and
     the pre-trained model's spread (how a size's fine-tunes from one model depart from their
     scratch twins more than those from the other, alike at every D)."""
-    runs = {cell_key(c): {seed: (model, x) for seed, model, x in c["draws"]} for c in cells
-            if c["n"] > 1 and len({seed for seed, _, _ in c["draws"]}) == c["n"]}
+    runs = {cell_key(c): {seed: (model, x) for seed, model, x in c["by_run"]} for c in cells
+            if c["role"] != "pretrain" and c["n"] > 1
+            and len({seed for seed, _, _ in c["by_run"]}) == c["n"]}
     draw, own, by_model = [], [], {}
     for t, D in sorted({(k[1], k[3]) for k in runs if k[0] == "scratch"}):
         by_size = [r for k, r in sorted(runs.items()) if k[:2] == ("scratch", t) and k[3] == D]
@@ -199,7 +202,7 @@ def shared_spreads(cells):
     # the difference of two models, averaged over D beyond its scatter: twice a model's variance
     model = [np.mean(v) ** 2 - np.var(v, ddof=1) / len(v) for v in by_model.values() if len(v) > 1]
     draw_var, own_var = max(0.0, float(np.mean(draw))) if draw else 0.0, np.mean(own or [0.0])
-    return {"draw_share": draw_var / (draw_var + own_var) if own_var else 0.0,
+    return {"draw_share": draw_var / (draw_var + own_var) if draw_var + own_var else 0.0,
             "sigma_pretrain": math.sqrt(max(0.0, float(np.mean(model))) / 2) if model else 0.0,
             "draw_groups": len(draw), "pretrain_groups": len(model)}
 
@@ -254,13 +257,15 @@ def fit_law(lDf, lN, lDt, w):
 
 # ------------------------------------------------------------ one language
 def ci(values, at):
-    """The 95% interval of where a rerun's estimate lands: the draws' spread about their median,
-    times sqrt 2 (the rerun's estimate and this one each carry the noise a draw adds once), about
-    the estimate at (a draw adds noise to losses that carry theirs already: its median drifts)."""
-    v = np.array([x for x in values if x is not None and math.isfinite(x)])
-    if not len(v):
+    """The 95% interval of where a rerun's estimate lands: the estimate at plus the difference of
+    two draws, each pair of them (a rerun's estimate and this one each carry the noise that a
+    draw adds once; a drift of every draw, from adding noise to losses that carry theirs, cancels).
+    """
+    v = np.array([x for x in values if x is not None and math.isfinite(x)])[:MAX_PAIRED]
+    if len(v) < 2:
         return None
-    return [float(at + math.sqrt(2) * q) for q in np.percentile(v - np.median(v), [2.5, 97.5])]
+    pairs = np.subtract.outer(v, v)[~np.eye(len(v), dtype=bool)]
+    return [float(at + q) for q in np.percentile(pairs, [2.5, 97.5])]
 
 def total_sigma(noise, role, D):
     """A run's spread in log L at D: its role's (else scratch's) at the nearest D that had repeats
@@ -272,6 +277,14 @@ def total_sigma(noise, role, D):
             return by_D[min(by_D, key=lambda d: abs(math.log(d / D)))]
     return noise["sigma_run"]
 
+def own_sigma(noise, role, D, share, runs=1):
+    """A run's own spread at D: its total less the draw's share and, fine-tuned, less what the
+    pre-trained model adds within a cell of runs from two models (all of it for a pair)."""
+    own = total_sigma(noise, role, D) ** 2 - share * total_sigma(noise, "scratch", D) ** 2
+    if role == "finetune":
+        own -= noise["sigma_pretrain"] ** 2 * (runs / (runs - 1) / 2 if runs > 1 else 1.0)
+    return math.sqrt(max(own, 0.0))
+
 def exp_ci(logs, at):
     """ci of a quantity drawn in logs, back to the quantity."""
     interval = ci(logs, at)
@@ -279,13 +292,14 @@ def exp_ci(logs, at):
 
 def rate_shifts(calibration, noise, rng):
     """{(N, role): log L moved} by running the calibration again: each candidate rate's loss moved
-    by its spread, and the arm moved by how much worse the rate that wins now was measured than
-    the one the grid ran at. Among rates within the spread, which one wins is noise."""
+    by a run's own spread (the candidates share their draw, seed and pre-trained model), and the
+    arm moved by how much worse the rate that wins now was measured than the one the grid ran at.
+    Among rates within the spread, which one wins is noise."""
     shifts = {}
     for row in calibration:
         if row["chosen"] is not None and f"{row['chosen']:g}" in row["losses"]:
             lL = {r: math.log(L) for r, L in row["losses"].items()}
-            sigma = total_sigma(noise, row["role"], row["D"])
+            sigma = own_sigma(noise, row["role"], row["D"], noise.get("draw_share", 0.0))
             again = min(lL, key=lambda r: lL[r] + sigma * rng.standard_normal())
             shifts[row["N"], row["role"]] = lL[again] - lL[f"{row['chosen']:g}"]
     return shifts
@@ -302,13 +316,12 @@ def replicate(conv, ft, sizes, noise, rng, form, calibration=()):
     def shared(keys):
         return np.mean([z.setdefault(k, rng.standard_normal()) for k in keys] or [0.0])
     def moved(c, role):
-        scratch = total_sigma(noise, "scratch", c["D"])
-        own = total_sigma(noise, role, c["D"]) ** 2 - share * scratch ** 2
-        own -= sp ** 2 if role == "finetune" else 0.0
+        draw = math.sqrt(share) * total_sigma(noise, "scratch", c["D"])
         return (rate.get((c["N"], role), 0.0)
-                + math.sqrt(share) * scratch * shared([(c["D"], s) for s in c["seeds"]])
-                + (sp * shared(c["pretrained"]) if role == "finetune" else 0.0)
-                + math.sqrt(max(own, 0.0) / c["n"]) * rng.standard_normal())
+                + draw * shared([(c["D"], seed) for seed, _, _ in c["by_run"]])
+                + (sp * shared([m for _, m, _ in c["by_run"]]) if role == "finetune" else 0.0)
+                + own_sigma(noise, role, c["D"], share, c["n"]) / math.sqrt(c["n"])
+                * rng.standard_normal())
     curves = size_curves([dict(c, loss=c["loss"] * math.exp(moved(c, "scratch"))) for c in conv],
                          sizes)
     lL = [math.log(c["loss"]) + moved(c, "finetune") for c in ft]

@@ -258,7 +258,8 @@ def print_law(target):
           + (f" ({', '.join(unid)} not identified: held at 0)" if unid else ""))
     print(f"  fitted on {law.get('n_cells', '?')} cells, N {short(n_lo)}-{short(n_hi)}, D_f "
           f"{short(d_lo)}-{short(d_hi)} tokens; " + (
-              f"{level:.0%} intervals from {len(draws)} bootstrap draws of a rerun" if draws else
+              f"{level:.0%} intervals from {len(draws)} bootstrap draws of the law (one "
+              f"study's noise; results.json's, a rerun's, are sqrt 2 wider)" if draws else
               "no draws, so no intervals of the law (rerun fit_scaling.py with --boot 1000)"))
     print(f"  D in tokens (bytes per token: {target['bytes_per_token']:.3g}); loss in nats per "
           f"token on held-out text; compute in FLOPs (Kaplan)")

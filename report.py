@@ -56,7 +56,8 @@ def finding_order(targets):
         f"{'never overlap' if apart else 'overlap'}.")
 
 def trend(law, key):
-    """alpha < 1 (D_f/D_e rises with D_f) or beta > 0 (falls with N), judged by its 95% CI."""
+    """alpha < 1 (D_f/D_e rises with D_f) or beta > 0 (falls with N), judged by the 95% interval of
+    a rerun (stricter than a confidence interval of the estimate: it is sqrt 2 wider)."""
     if not law["identified"][key]:
         return f"unidentified: one {'D_f' if key == 'alpha' else 'N'} measured"
     ci = law["ci"][key] or (-math.inf, math.inf)   # no bootstrap: unresolved
@@ -70,8 +71,9 @@ def finding_fraction(targets):
         return None, "No language has a fitted transfer law: the trends are not measured."
     holds = False if "does not hold" in verdicts else True if verdicts == {"holds"} else None
     return holds, ("Kim (2021): D_f/D_e = 1/(1 + k D_f^(alpha-1) N^beta) falls with N (beta > 0) "
-                   "and rises with D_f (alpha < 1); the Transfer table judges each by its 95% "
-                   "interval" + (", not resolved for every language." if holds is None else "."))
+                   "and rises with D_f (alpha < 1); the Transfer table judges each by a "
+                   "rerun's 95% interval"
+                   + (", not resolved for every language." if holds is None else "."))
 
 def finding_bounds(targets):
     keys = ("scratch_converged", "scratch_unconverged", "finetune", "finetune_measured")

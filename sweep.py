@@ -44,7 +44,7 @@ transfer = {}  # ... for the transfer runs (both twins)
 run_overrides = {}  # train.py overrides for every run, after the size's (e.g. device='cpu')
 dataset_tokens = [4096, 16384, 65536]  # the D_f grid: a fine-tuned and a scratch run each
 scratch_only_tokens = []  # D with scratch runs only, beyond the grid: D_e is read off their curve
-repeats = {}  # D_f -> runs per grid cell, each with its own seed, D_f draw and pre-trained model
+repeats = {}  # D -> runs per cell (scratch-only D too): own seed, D_f draw and pre-trained model
 seed = 0  # the study's seed: moves every seed at once (a rerun with another tests the intervals)
 pretrain_seeds = 1  # pre-trained models per size: the fine-tunes of a size take them in turn
 learning_rates = []  # candidates: each language, size and arm is first trained at each on

@@ -55,6 +55,10 @@ def test_print_lists_the_grid_in_dependency_order(data_dir, tmp_path):
     more = run('sweep.py', str(cfg), '--print', '--repeats={2000: 2}').stdout.strip().splitlines()
     added = [l for l in more if l not in lines]
     assert len(added) == 4 and all('_D2K_s2' in l and l.endswith('--seed=1338') or '--seed=1338 ' in l for l in added)
+    # ... and a scratch-only D, the scratch run alone
+    more = run('sweep.py', str(cfg), '--print', '--repeats={32000: 2}').stdout.strip().splitlines()
+    added = [l for l in more if l not in lines]
+    assert len(added) == 2 and all('/sc_de_N' in l and '_D32K_s2' in l for l in added)
     # multi-GPU pre-training stays torchrun; the transfer runs are one process each
     lines = run('sweep.py', str(cfg), '--print', '--pretrain_launcher=torchrun --nproc_per_node=8').stdout.splitlines()
     assert all(l.startswith('torchrun --nproc_per_node=8 train.py ') for l in lines[:2])
