@@ -285,6 +285,12 @@ def own_sigma(noise, role, D, share, runs=1):
         own -= noise["sigma_pretrain"] ** 2 * (runs / (runs - 1) / 2 if runs > 1 else 1.0)
     return math.sqrt(max(own, 0.0))
 
+def cell_spread(noise, c):
+    """(the draw's, the run's own) spread of a cell's mean log L, as replicate draws them."""
+    share = noise.get("draw_share", 0.0)
+    return (math.sqrt(share) * total_sigma(noise, "scratch", c["D"]),
+            own_sigma(noise, c["role"], c["D"], share, c["n"]) / math.sqrt(c["n"]))
+
 def exp_ci(logs, at):
     """ci of a quantity drawn in logs, back to the quantity."""
     interval = ci(logs, at)
@@ -308,20 +314,19 @@ def replicate(conv, ft, sizes, noise, rng, form, calibration=()):
     """One bootstrap draw of the fine-tuned cells' log D_e. Every cell moves by the draw of its
     D_f documents (one draw per D and data seed, shared by every size and both twins), by a
     pre-trained model's (one draw per model, shared by its fine-tunes) and by its own, each
-    averaged over the cell's n runs (together a cell's spread at its D), and each arm by the
-    learning rate a calibration run again would choose."""
-    share, sp = noise.get("draw_share", 0.0), noise["sigma_pretrain"]
+    averaged over the cell's n runs (together a cell's spread at its D: cell_spread, in each
+    cell's "spread"), and each arm by the learning rate a calibration run again would choose."""
+    sp = noise["sigma_pretrain"]
     rate = rate_shifts(calibration, noise, rng)
     z = {}
     def shared(keys):
         return np.mean([z.setdefault(k, rng.standard_normal()) for k in keys] or [0.0])
     def moved(c, role):
-        draw = math.sqrt(share) * total_sigma(noise, "scratch", c["D"])
+        draw, own = c["spread"]
         return (rate.get((c["N"], role), 0.0)
                 + draw * shared([(c["D"], seed) for seed, _, _ in c["by_run"]])
                 + (sp * shared([m for _, m, _ in c["by_run"]]) if role == "finetune" else 0.0)
-                + own_sigma(noise, role, c["D"], share, c["n"]) / math.sqrt(c["n"])
-                * rng.standard_normal())
+                + own * rng.standard_normal())
     curves = size_curves([dict(c, loss=c["loss"] * math.exp(moved(c, "scratch"))) for c in conv],
                          sizes)
     lL = [math.log(c["loss"]) + moved(c, "finetune") for c in ft]
@@ -388,8 +393,10 @@ def analyse_target(target, cells, boot, rng, noise, msgs, calibration=()):
     measured = [i for i, (_, w) in enumerate(read) if w == "measured"]
     positive = [i for i in measured if read[i][0] > math.log(ft[i]["D"])]
     law_idx = positive if len(positive) >= max(3, len(measured) / 2) else []
-    draws = [replicate(conv, ft, sizes, noise, rng, FORMS[b % len(FORMS)], calibration)
-             for b in range(boot)]
+    conv_spread = [dict(c, spread=cell_spread(noise, c)) for c in conv]  # once, not per draw
+    ft_spread = [dict(c, spread=cell_spread(noise, c)) for c in ft]
+    draws = [replicate(conv_spread, ft_spread, sizes, noise, rng, FORMS[b % len(FORMS)],
+                       calibration) for b in range(boot)]
     weights = law_weights(ft, draws, law_idx)
     est, summary = law_and_summary(ft, [x for x, _ in read], law_idx, measured, weights)
     reps = [law_and_summary(ft, d, law_idx, measured, weights) for d in draws]
