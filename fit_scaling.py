@@ -3,8 +3,7 @@ Analysis stage, part 1 of 2: read every <run>/log.json under a directory, fit ho
 pre-training is worth on another language (Kim 2021, after Hernandez et al. 2021), and write
 <dir>/report/results.json; then report.py turns that file into report.md and figures.
 
-    python fit_scaling.py out/builtin/                     # results.json, report.md, figures
-    python fit_scaling.py out/builtin/ --out /tmp/rep --boot 2000
+    python fit_scaling.py out/builtin/ [--out /tmp/rep] [--boot 2000]
 
 N, D, C and L as docs/contracts.md defines them. D_e: the scratch data that reaches a fine-tuned
 run's loss at the same N, read off a monotone curve through the converged scratch points (an
@@ -86,9 +85,8 @@ def load_runs(root, msgs):
         if why:
             skipped.append({"run": name, "reason": why})
             continue
-        d, best = log["data"], log["best"]
-        test = fnum(best.get("test_loss"))  # held out, unlike the val loss that stopped the run
-        test = test if 0 < test < math.inf else None
+        d, best, test = log["data"], log["best"], fnum(log["best"].get("test_loss"))
+        test = test if 0 < test < math.inf else None  # held out; the val loss stopped the run
         runs.append({"name": name, "dir": os.path.dirname(path), "log": log, "role": log["role"],
                      "target": d["dataset"], "lang": d["language"] or "?",
                      "tag": (log.get("config") or {}).get("tag") or "",
@@ -97,8 +95,7 @@ def load_runs(root, msgs):
                      "loss": test or float(best["val_loss"]), "flops": fnum(best["flops"]),
                      "loss_from": "test" if test else "val", "converged": converged(log),
                      "pretrained": log.get("init_from") or None, "evals": log.get("evals") or [],
-                     "data_seed": d.get("data_seed"),
-                     "stop_reason": log.get("stop_reason")})
+                     "data_seed": d.get("data_seed"), "stop_reason": log.get("stop_reason")})
     msgs.extend(f"left out {s['run']}: {s['reason']}" for s in skipped)
     return runs, skipped
 
@@ -106,8 +103,8 @@ def cell_key(r):
     return (r["role"], r["target"], r["N"]) + ((r["D"],) if r["role"] != "pretrain" else ())
 
 def merge_duplicates(runs, msgs):
-    """One cell per (role, dataset, N, D_f): duplicates averaged (the lowest is biased low);
-    a scratch cell averages its converged runs only, if it has any."""
+    """One cell per (role, dataset, N, D_f), its runs averaged (the lowest is biased low); of a
+    scratch cell, its converged runs if it has any."""
     groups = {}
     for r in runs:
         groups.setdefault(cell_key(r), []).append(r)
@@ -138,8 +135,7 @@ def spread(groups):
             "cells": len(groups), "dof": dof}
 
 def analyse_checks(checks, cells):
-    """Tagged runs beside their grid twins; each arm's run-to-run spread (seed checks, repeats),
-    pooled and at each D; what a rerun moves together (shared_spreads)."""
+    """Tagged runs beside their grid twins; each arm's run-to-run spread, pooled and at each D."""
     twins = {cell_key(c): c for c in cells}
     rows = []
     for c in sorted(checks, key=lambda r: r["name"]):
@@ -155,8 +151,8 @@ def analyse_checks(checks, cells):
     for c in cells:
         if c["n"] > 1 and c["role"] in groups:
             groups[c["role"]].setdefault(cell_key(c), list(c["log_losses"]))
-    # seed checks move the run seed alone (not the draw of D_f documents, not the pre-trained
-    # model): a rerun's spread only where no cell was repeated
+    # a seed check moves the run seed alone, not the documents nor the pre-trained model: a
+    # rerun's spread only where no cell was repeated
     for c in checks if not any(groups.values()) else ():
         if c["tag"].startswith("seed") and cell_key(c) in twins and c["role"] in groups:
             twin = twins[cell_key(c)]
@@ -171,12 +167,10 @@ def analyse_checks(checks, cells):
     return out
 
 def shared_spreads(cells):
-    """What a rerun moves together, from the cells run several times, each run with its own draw
-    of D_f documents (the same draw for every size and both twins) and, fine-tuned, one of two
-    pre-trained models, by the method of moments: the draw's share of the scratch spread (how a
-    draw moves every size's scratch run alike beyond their scatter: sizes x draws, two-way), and
-    the pre-trained model's spread (how a size's fine-tunes from one model depart from their
-    scratch twins more than those from the other, alike at every D)."""
+    """What a rerun moves together, by the method of moments on cells run several times: the
+    share of the scratch spread that a draw of D_f documents moves alike at every size (sizes x
+    draws, two-way), and the spread of the pre-trained model (fine-tunes from one model against
+    those from the other, each beside its scratch twin)."""
     runs = {cell_key(c): {seed: (model, x) for seed, model, x in c["by_run"]} for c in cells
             if c["role"] != "pretrain" and c["n"] > 1
             and len({seed for seed, _, _ in c["by_run"]}) == c["n"]}
@@ -208,14 +202,13 @@ def shared_spreads(cells):
 
 # ------------------------------------------------------------ reading D_e
 def scratch_points(cs):
-    """One size's converged scratch cells as sorted (log D, log L, n), keeping only the points
-    that beat every smaller D (more data cannot make the converged loss worse)."""
+    """One size's converged scratch cells as sorted (log D, log L), only the points that beat
+    every smaller D (more data cannot make the converged loss worse)."""
     keep = []
     for c in sorted(cs, key=lambda c: c["D"]):
         if not keep or c["loss"] < keep[-1]["loss"]:
             keep.append(c)
-    return (np.log([c["D"] for c in keep]), np.log([c["loss"] for c in keep]),
-            np.array([c["n"] for c in keep], float))
+    return np.log([c["D"] for c in keep]), np.log([c["loss"] for c in keep])
 
 def size_curves(conv, sizes):
     """{N: scratch_points} of the sizes with at least two points."""
@@ -223,9 +216,9 @@ def size_curves(conv, sizes):
     return {n: cur for n, cur in curves.items() if len(cur[0]) >= 2}
 
 def read_De(x, y, lL, form):
-    """log D_e where a size's scratch points (x = log D, y = log L) reach lL, PCHIP or linear
-    (form) between them, the end segment beyond; and where: 'measured' (points at most MAX_GAP
-    apart), 'gap' (further apart), 'above' (D_e > D_max) or 'below' (D_e < D_min)."""
+    """(log D_e where the scratch points x = log D, y = log L reach lL, PCHIP or linear between
+    them and the end segment beyond; where: 'measured', 'gap' (points over MAX_GAP apart),
+    'above' (D_e > D_max) or 'below')."""
     u, q = -y, -lL
     if q > u[-1] or q < u[0]:
         i, end, where = (len(u) - 2, -1, "above") if q > u[-1] else (0, 0, "below")
@@ -239,15 +232,15 @@ def read_De(x, y, lL, form):
 
 def read_on(curve, lL, form="pchip"):
     """read_De on scratch_points' curve; (None, 'no_scratch_curve') without one."""
-    return (None, "no_scratch_curve") if curve is None else read_De(curve[0], curve[1], lL, form)
+    return (None, "no_scratch_curve") if curve is None else read_De(*curve, lL, form)
 
 def forward_logL(x, y, lD):
     """log L of a size's scratch curve at log D, inside its measured range (PCHIP)."""
     return PchipInterpolator(x, y)(lD) if len(x) > 2 else np.interp(lD, x, y)
 
 def fit_law(lDf, lN, lDt, w):
-    """(log k, alpha, beta) of log D_t = log k + alpha log D_f + beta log N, least squares weighted
-    by w (1/variance); an exponent whose variable takes one value is held at 0 (unidentified)."""
+    """(log k, alpha, beta) by least squares weighted by w; an exponent whose variable takes one
+    value is held at 0 (unidentified)."""
     cols = [np.ones_like(lDf)] + [v for v in (lDf, lN) if np.ptp(v) > 0]
     sw = np.sqrt(w)
     coef = np.linalg.lstsq(np.stack(cols, 1) * sw[:, None], lDt * sw, rcond=None)[0]
@@ -257,10 +250,8 @@ def fit_law(lDf, lN, lDt, w):
 
 # ------------------------------------------------------------ one language
 def ci(values, at):
-    """The 95% interval of where a rerun's estimate lands: the estimate at plus the difference of
-    two draws, each pair of them (a rerun's estimate and this one each carry the noise that a
-    draw adds once; a drift of every draw, from adding noise to losses that carry theirs, cancels).
-    """
+    """The 95% interval of where a rerun's estimate lands: at plus the difference of each pair of
+    draws (a rerun and this study each carry the noise; a drift of every draw cancels)."""
     v = np.array([x for x in values if x is not None and math.isfinite(x)])[:MAX_PAIRED]
     if len(v) < 2:
         return None
@@ -268,8 +259,8 @@ def ci(values, at):
     return [float(at + q) for q in np.percentile(pairs, [2.5, 97.5])]
 
 def total_sigma(noise, role, D):
-    """A run's spread in log L at D: its role's (else scratch's) at the nearest D that had repeats
-    (the spread depends on D: a few documents decide a small D_f), else the pooled one."""
+    """A run's spread in log L at D (a few documents decide a small D_f): its role's (else
+    scratch's) at the nearest D that had repeats, else the pooled one."""
     for table in (noise.get(role), noise.get("scratch")):
         by_D = {float(d): s["sigma_log"] for d, s in (table or {}).items()
                 if s["sigma_log"] and s["dof"] >= MIN_DOF}
@@ -278,8 +269,8 @@ def total_sigma(noise, role, D):
     return noise["sigma_run"]
 
 def own_sigma(noise, role, D, share, runs=1):
-    """A run's own spread at D: its total less the draw's share and, fine-tuned, less what the
-    pre-trained model adds within a cell of runs from two models (all of it for a pair)."""
+    """A run's own spread at D: its total less the draw's share and, fine-tuned, the pre-trained
+    model's within a cell of runs from two models (all of it for one run)."""
     own = total_sigma(noise, role, D) ** 2 - share * total_sigma(noise, "scratch", D) ** 2
     if role == "finetune":
         own -= noise["sigma_pretrain"] ** 2 * (runs / (runs - 1) / 2 if runs > 1 else 1.0)
@@ -297,10 +288,8 @@ def exp_ci(logs, at):
     return [math.exp(min(x, LOG_BIG)) for x in interval] if interval else None
 
 def rate_shifts(calibration, noise, rng):
-    """{(N, role): log L moved} by running the calibration again: each candidate rate's loss moved
-    by a run's own spread (the candidates share their draw, seed and pre-trained model), and the
-    arm moved by how much worse the rate that wins now was measured than the one the grid ran at.
-    Among rates within the spread, which one wins is noise."""
+    """{(N, role): log L moved} by a calibration run again: each rate's loss moved by a run's own
+    spread, the arm by how much worse the winner was measured than the grid's rate."""
     shifts = {}
     for row in calibration:
         if row["chosen"] is not None and f"{row['chosen']:g}" in row["losses"]:
@@ -311,11 +300,9 @@ def rate_shifts(calibration, noise, rng):
     return shifts
 
 def replicate(conv, ft, sizes, noise, rng, form, calibration=()):
-    """One bootstrap draw of the fine-tuned cells' log D_e. Every cell moves by the draw of its
-    D_f documents (one draw per D and data seed, shared by every size and both twins), by a
-    pre-trained model's (one draw per model, shared by its fine-tunes) and by its own, each
-    averaged over the cell's n runs (together a cell's spread at its D: cell_spread, in each
-    cell's "spread"), and each arm by the learning rate a calibration run again would choose."""
+    """One bootstrap draw of the fine-tuned cells' log D_e: every cell moved by its documents'
+    draw (per D and data seed), its pre-trained model's (per model) and its own, each averaged
+    over its runs, and each arm by the rate a calibration run again would choose."""
     sp = noise["sigma_pretrain"]
     rate = rate_shifts(calibration, noise, rng)
     z = {}
@@ -333,10 +320,9 @@ def replicate(conv, ft, sizes, noise, rng, form, calibration=()):
     return [read_on(curves.get(c["N"]), x, form)[0] for c, x in zip(ft, lL)]
 
 def law_and_summary(ft, lDe, law_idx, sum_idx, weights=None):
-    """(law over law_idx, weighted by 1/variance of log D_t so that a cell read off a flat curve
-    counts less; log geometric mean of D_e/D_f over sum_idx)."""
-    lDf = np.log([c["D"] for c in ft])
-    lN = np.log([c["N"] for c in ft])
+    """(the law over law_idx, a cell read off a flat curve weighted less; log geometric mean of
+    D_e/D_f over sum_idx)."""
+    lDf, lN = np.log([c["D"] for c in ft]), np.log([c["N"] for c in ft])
     ratio = [lDe[i] - lDf[i] for i in sum_idx if lDe[i] is not None]
     summary = float(np.mean(ratio)) if ratio else None
     idx = [i for i in law_idx if lDe[i] is not None and lDe[i] > lDf[i]]
@@ -347,8 +333,8 @@ def law_and_summary(ft, lDe, law_idx, sum_idx, weights=None):
     return fit_law(lDf[idx], lN[idx], lDt, w), summary
 
 def law_weights(ft, draws, idx):
-    """1/variance of each law cell's log D_t over the draws (None under 10 draws), the variance
-    floored at a tenth of the median so that no cell decides alone."""
+    """1/variance of each law cell's log D_t over the draws (None under 10 draws), floored at a
+    tenth of the median so that no cell decides alone."""
     if len(draws) < 10:
         return None
     var = {}
@@ -419,13 +405,12 @@ def analyse_target(target, cells, boot, rng, noise, msgs, calibration=()):
                        "loss": c["loss"], "n": c["n"], "std": c["std"], "flops": c["flops"],
                        "converged": c["converged"]} for c in scr]
     out["curves"] = {f"{n:.6g}": curve_lines(curves[n], out["law"], n, ft) for n in curves}
-    flagged = {flag: sum(flag in p["flags"] for p in out["points"])
-               for flag in ("above", "below", "gap", "negative", "no_scratch_curve")}
+    flags = {"censored": "above", "below": "below", "gap": "gap", "negative": "negative",
+             "no_curve": "no_scratch_curve"}
     out["counts"] = {"scratch_converged": len(conv), "scratch_unconverged": len(scr) - len(conv),
-                     "finetune": len(ft), "finetune_measured": len(measured),
-                     "finetune_censored": flagged["above"], "finetune_below": flagged["below"],
-                     "finetune_gap": flagged["gap"], "finetune_negative": flagged["negative"],
-                     "finetune_no_curve": flagged["no_scratch_curve"], "law_cells": len(law_idx)}
+                     "finetune": len(ft), "finetune_measured": len(measured), **{
+                         f"finetune_{k}": sum(f in p["flags"] for p in out["points"])
+                         for k, f in flags.items()}, "law_cells": len(law_idx)}
     msgs.extend(f"{label}: scratch {', '.join(c['runs'])} did not converge (stopped on "
                 f"{c.get('stop_reason') or 'its budget'}): an upper bound at N={c['N']:.3g} "
                 f"D={c['D']:.3g}, not a point of the curve" for c in scr if not c["converged"])
@@ -436,26 +421,23 @@ def analyse_target(target, cells, boot, rng, noise, msgs, calibration=()):
     return out
 
 def law_row(est, reps, boot, bpt, ft, idx, noise):
-    """The law's numbers with their bootstrap intervals, k also in bytes: D_f and D_t both scale
-    by c = bytes/token, so k becomes k c^(1-alpha)."""
+    """The law with its intervals; k in bytes is k c^(1-alpha), c = bytes/token (D_f, D_t scale)."""
     ok = [r for r in reps if r is not None]
     lk, a, b = est
     lk_bytes = [r[0] + (1 - r[1]) * math.log(bpt) for r in [est] + ok]
     Ns, Ds = {ft[i]["N"] for i in idx}, {ft[i]["D"] for i in idx}
     return {"k": math.exp(lk), "alpha": a, "beta": b, "k_bytes": math.exp(lk_bytes[0]),
-            "n_cells": len(idx),
-            "identified": {"alpha": len(Ds) > 1, "beta": len(Ns) > 1},
+            "n_cells": len(idx), "identified": {"alpha": len(Ds) > 1, "beta": len(Ns) > 1},
             "D_f_range": [min(Ds), max(Ds)], "N_range": [min(Ns), max(Ns)],
             "ci": {"k": exp_ci([r[0] for r in ok], lk), "alpha": ci([r[1] for r in ok], a),
-                   "beta": ci([r[2] for r in ok], b),
-                   "k_bytes": exp_ci(lk_bytes[1:], lk_bytes[0])},
+                   "beta": ci([r[2] for r in ok], b), "k_bytes": exp_ci(lk_bytes[1:], lk_bytes[0])},
             "draws": [[float(x) for x in r] for r in ok],
             "boot": {"draws": boot, "failed": boot - len(ok)},
             "noise": {k: noise.get(k) for k in ("sigma_run", "sigma_pretrain", "draw_share")}}
 
 def curve_lines(cur, law, n, ft):
     """What the report draws at one size: the scratch curve and the law's fine-tuned loss on it."""
-    x, y, _ = cur
+    x, y = cur
     lx = np.linspace(x[0], x[-1], 60)
     lines = {"scratch": [[float(math.exp(a)), float(math.exp(b))]
                          for a, b in zip(lx, forward_logL(x, y, lx))], "law": []}
@@ -510,8 +492,7 @@ def compare_compute(ft, tw, pt):
     """FLOPs for a fine-tune to first reach its scratch twin's best loss, against the twin's to
     its best; with and without the pre-training's (up to its best.pt)."""
     reach = next((C for C, L in eval_curve(ft) if L <= tw["loss"]), None)
-    C_pt = pt["flops"] if pt else None
-    ok = reach is not None and tw["flops"] > 0
+    C_pt, ok = pt["flops"] if pt else None, reach is not None and tw["flops"] > 0
     ok_pt = ok and C_pt is not None
     return {"N": ft["N"], "D_f": ft["D"], "C_scratch": tw["flops"],
             "C_finetune_best": ft["flops"], "C_finetune_reach": reach, "C_pretrain": C_pt,
@@ -564,13 +545,10 @@ def corpora(runs):
 
 def compute_and_forgetting(out, cells, pre):
     twins = {(c["N"], c["D"]): c for c in cells if c["role"] == "scratch"}
-    out["compute"], out["forgetting"] = [], []
-    for r in (c for c in cells if c["role"] == "finetune"):
-        pt = find_pretrain(r, pre)
-        if (r["N"], r["D"]) in twins:
-            out["compute"].append(compare_compute(r, twins[r["N"], r["D"]], pt))
-        if forgetting(r, pt):
-            out["forgetting"].append(forgetting(r, pt))
+    ft = [(r, find_pretrain(r, pre)) for r in cells if r["role"] == "finetune"]
+    out["compute"] = [compare_compute(r, twins[r["N"], r["D"]], pt) for r, pt in ft
+                      if (r["N"], r["D"]) in twins]
+    out["forgetting"] = [f for f in (forgetting(r, pt) for r, pt in ft) if f]
 
 # ------------------------------------------------------------ checks of the design
 def calibration_rate(tag):
@@ -593,8 +571,7 @@ def analyse_calibration(checks, cells):
     for (target, n, role), by_rate in sorted(tried.items()):
         grid = {(c["log"].get("config") or {}).get("learning_rate") for c in cells
                 if (c["target"], c["N"], c["role"]) == (target, n, role)}
-        chosen = grid.pop() if len(grid) == 1 else None
-        rates = sorted(by_rate)
+        chosen, rates = grid.pop() if len(grid) == 1 else None, sorted(by_rate)
         rows.append({"target": target, "N": n, "role": role, "chosen": chosen,
                      "D": at[target, n, role],
                      "losses": {f"{r:g}": float(np.mean(by_rate[r])) for r in rates},
@@ -635,7 +612,7 @@ def analyse_paired(checks, boot, rng):
     ratios = {}
     for draw in sorted({c["tag"] for c in runs}):
         for lang in langs:
-            mine = [dict(c, n=1) for c in runs if (c["tag"], c["lang"]) == (draw, lang)]
+            mine = [c for c in runs if (c["tag"], c["lang"]) == (draw, lang)]
             curve = curve_of(mine)
             for f in (c for c in mine if c["role"] == "finetune"):
                 lDe, where = read_on(curve, math.log(f["loss"]))

@@ -289,8 +289,8 @@ def test_negative_transfer_is_a_number_below_one(tmp_path):
 
 
 def test_reading_flat_or_rising_points_does_not_raise():
-    x, y, _ = fs.scratch_points([{"D": d, "loss": v, "n": 1} for d, v in
-                                 ((1e4, 3.0), (2e4, 2.5), (4e4, 2.6), (8e4, 2.5 * (1 - 1e-12)))])
+    x, y = fs.scratch_points([{"D": d, "loss": v, "n": 1} for d, v in
+                              ((1e4, 3.0), (2e4, 2.5), (4e4, 2.6), (8e4, 2.5 * (1 - 1e-12)))])
     assert list(np.exp(x)) == pytest.approx([1e4, 2e4, 8e4])       # the rising point is dropped
     lDe, where = fs.read_De(x, y, math.log(2.0), "pchip")          # far beyond a near-flat end
     assert where == "above" and lDe > x[-1]
