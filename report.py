@@ -1,5 +1,5 @@
 """fit_scaling.py's results.json -> findings in plain words, figures and report.md beside it; it
-reads nothing else, so a report can be redrawn from a results.json alone:
+reads nothing else and imports nothing of the project, so a results.json alone redraws a report:
 
     python report.py out/builtin/report/results.json [--out /tmp/rep]
 """
@@ -14,13 +14,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from util import fail  # noqa: E402
-
 KIM_ORDER = ["de", "es", "zh"]   # Kim (2021)'s finding: German > Spanish > Chinese
 PLOTS = {"pretrain_N": "fig2_pretrain_loss_vs_N.png",
          "pretrain_C": "fig3_pretrain_loss_vs_compute.png",
          "data": "fig4_5_loss_vs_data.png", "frac": "fig6_Df_over_De.png",
          "N": "loss_vs_N_at_fixed_Df.png", "compute": "fig7_loss_vs_compute.png"}
+
+def fail(msg):  # util.fail's one line and exit status 1, without importing the project
+    sys.exit(f"error: {msg}")
 
 def num(x, spec=".3g"):
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
@@ -39,9 +40,11 @@ def kim(holds):
 def xy(items, x, y):
     return [i[x] for i in items], [i[y] for i in items]
 
+def every(targets, key):
+    return [x for t in targets.values() for x in t[key]]
+
 # ----------------------------------------------------------------------------- findings
 def finding_order(targets):
-    """Kim (2021)'s German > Spanish > Chinese in measured D_e/D_f."""
     ranked = sorted((t for t in targets.values() if t["summary"]),
                     key=lambda t: t["summary"]["De_over_Df"], reverse=True)
     order = [t["language"] for t in ranked if t["language"] in KIM_ORDER]
@@ -56,8 +59,7 @@ def finding_order(targets):
         f"{'never overlap' if apart else 'overlap'}.")
 
 def trend(law, key):
-    """alpha < 1 (D_f/D_e rises with D_f) or beta > 0 (falls with N), judged by the 95% interval of
-    a rerun (stricter than a confidence interval of the estimate: it is sqrt 2 wider)."""
+    """alpha < 1 or beta > 0 by a rerun's 95% interval (sqrt 2 wider than the estimate's)."""
     if not law["identified"][key]:
         return f"unidentified: one {'D_f' if key == 'alpha' else 'N'} measured"
     ci = law["ci"][key] or (-math.inf, math.inf)   # no bootstrap: unresolved
@@ -65,29 +67,27 @@ def trend(law, key):
     return "does not hold" if all(wrong) else "unresolved" if any(wrong) else "holds"
 
 def finding_fraction(targets):
-    verdicts = {trend(t["law"], key) for t in targets.values() if t["law"]
-                for key in ("alpha", "beta")}
+    verdicts = {trend(t["law"], k) for t in targets.values() if t["law"] for k in ("alpha", "beta")}
     if not verdicts:
         return None, "No language has a fitted transfer law: the trends are not measured."
     holds = False if "does not hold" in verdicts else True if verdicts == {"holds"} else None
     return holds, ("Kim (2021): D_f/D_e = 1/(1 + k D_f^(alpha-1) N^beta) falls with N (beta > 0) "
                    "and rises with D_f (alpha < 1); the Transfer table judges each by a "
-                   "rerun's 95% interval"
-                   + (", not resolved for every language." if holds is None else "."))
+                   "rerun's 95% interval" + (", not resolved for every language." if holds is None
+                                             else "."))
 
 def finding_bounds(targets):
     keys = ("scratch_converged", "scratch_unconverged", "finetune", "finetune_measured")
     converged, unconverged, finetuned, measured = (sum(t["counts"][k] for t in targets.values())
                                                    for k in keys)
     negative = sum("negative" in p["flags"] and p["where"] == "measured"
-                   for t in targets.values() for p in t["points"])
+                   for p in every(targets, "points"))
     return None, (f"{unconverged} of {converged + unconverged} scratch cells did not converge: "
                   f"upper bounds, not points of the curve. {measured} of {finetuned} fine-tuned "
                   f"cells have a measured D_e, {negative} of them with negative transfer; the rest "
                   f"are bounds or guesses, flagged and kept out of the law and the summary.")
 
-def finding_law(target):
-    """A language without a law: did pre-training help or hurt, beyond the uncertainty?"""
+def finding_law(target):   # a language without a law: did pre-training help or hurt?
     if not target["summary"]:
         return None, f"No transfer law: {target['note']}."
     low, high = target["summary"]["ci"] or (1, 1)
@@ -97,7 +97,7 @@ def finding_law(target):
                    "within the uncertainty of no effect."))
 
 def finding_compute(targets):
-    cells = [c for target in targets.values() for c in target["compute"]]
+    cells = every(targets, "compute")
     if not cells:
         return None, "No fine-tuned run has a from-scratch twin: compute is not compared."
     ratios = [c["ratio"] for c in cells if c["ratio"] is not None]
@@ -138,7 +138,7 @@ def finding_pretrain(pretrain):
                   "alpha_N = 0.076 and alpha_C = 0.050 at far larger N and C.")
 
 def finding_forgetting(targets):
-    runs = [x for target in targets.values() for x in target["forgetting"]]
+    runs = every(targets, "forgetting")
     at_best = [x["rise_at_best"] for x in runs if x["rise_at_best"] is not None]
     last = [x["rise_last"] for x in runs if x["rise_last"] is not None]
     if not at_best:
@@ -148,8 +148,7 @@ def finding_forgetting(targets):
                   f"{max(at_best):.3f})" + (f", {np.mean(last):.3f} by the last." if last else "."))
 
 def findings(res):
-    """Each finding in plain words; holds: Kim (2021)'s finding holds (True), does not (False), or
-    there is none to test or it is not resolved (None)."""
+    """Each finding in plain words; holds: whether Kim (2021)'s holds (None: nothing to judge)."""
     targets = res["targets"]
     items = [("Transfer across languages", finding_order(targets)),
              ("D_f/D_e against N and D_f", finding_fraction(targets)),
@@ -247,7 +246,6 @@ def checks_md(checks):
         for c in checks["runs"] if c["tag"].startswith("budget") and c["rel_diff"] is not None]
 
 def calibration_md(rows):
-    """The calibrated learning rate of each language, size and arm, and every rate's loss."""
     rates = [f"{r:g}" for r in sorted({float(r) for row in rows for r in row["losses"]})]
     return ["## Learning rates (calibration before the grid)\n",
             "Each arm takes its own best rate (loss: the mean over the calibration D_f); * marks "
@@ -258,7 +256,6 @@ def calibration_md(rows):
                    + [num(row["losses"].get(r), ".4f") for r in rates] for row in rows])]
 
 def reinit_md(rows):
-    """The Chinese check: fresh embedding rows for the tokens pre-training did not see."""
     first = rows[0]["reinit"] or {}
     return ["## The embedding check: fine-tuning with fresh rows for unseen tokens\n",
             f"reinit_rare re-initialised the rows of {first.get('tokens', '?')} tokens whose share "
@@ -271,7 +268,6 @@ def reinit_md(rows):
                     num(r["grid_ratio"]) + f" ({r['grid_ratio_where']})"] for r in rows])]
 
 def paired_md(paired):
-    """Two languages on the same pages: the difference of log D_e/D_f and its interval."""
     (a, b), diff = paired["languages"], paired["difference"]
     md = [f"## {a} against {b} on the same pages (parallel corpora)\n"]
     if diff is None:
@@ -335,8 +331,8 @@ def colors(values):
     values = sorted(set(values))
     return {v: plt.cm.viridis(i / max(1, len(values) - 1)) for i, v in enumerate(values)}
 
-def finish(ax, target):
-    """A language's panel in a figure of one panel per language."""
+def finish(ax, target, **settings):   # a language's panel
+    ax.set(**settings)
     ax.set_title(target["label"])
     ax.legend(fontsize=5)
     ax.xaxis.set_minor_formatter(plt.NullFormatter())   # minor labels crowd a short log axis
@@ -382,9 +378,8 @@ def draw_fraction(ax, target):
             ax.plot(D_f, 1 / (1 + law["k"] * D_f ** (law["alpha"] - 1) * n ** law["beta"]), "-",
                     c=color[n], lw=0.8)
     ax.axhline(1, c="gray", lw=0.8)
-    ax.set(xscale="log", yscale="log", xlabel="D_f (tokens)",
+    finish(ax, target, xscale="log", yscale="log", xlabel="D_f (tokens)",
            ylabel="D_f / D_e  (hollow: not measured)")
-    finish(ax, target)
 
 def draw_loss_vs_N(ax, target):
     """Loss against N at fixed D_f: flat = data-limited, sloped = parameter-limited."""
@@ -396,8 +391,8 @@ def draw_loss_vs_N(ax, target):
             if runs:   # one label a D
                 ax.plot(*xy(runs, "N", "loss"), style, c=color[d],
                         label=None if key == "D_f" and d in scratch_data else f"D={d:.3g}")
-    ax.set(xscale="log", xlabel="N (non-embedding params)", ylabel="val loss (nats/token)")
-    finish(ax, target)
+    finish(ax, target, xscale="log", xlabel="N (non-embedding params)",
+           ylabel="val loss (nats/token)")
 
 def draw_compute(ax, target):
     """Fig 7 at the largest size with twins: loss against compute; dotted adds pre-training."""
@@ -413,14 +408,12 @@ def draw_compute(ax, target):
                         label=f"{label} D={c['D_f']:.3g}")
                 if label == "fine-tuned" and c["C_pretrain"]:
                     ax.plot(flops + c["C_pretrain"], loss, ":", c=color[c["D_f"]], lw=1)
-    ax.set(xscale="log", xlabel="training FLOPs (Kaplan)", ylabel="val loss (nats/token)",
-           title=f"N={n:.3g}")
-    finish(ax, target)
+    finish(ax, target, xscale="log", xlabel="training FLOPs (Kaplan)",
+           ylabel="val loss (nats/token)")
 
 def draw_pretrain_N(ax, pretrain):
-    sizes, losses = xy(pretrain["points"], "N", "loss")
+    (sizes, losses), law = xy(pretrain["points"], "N", "loss"), pretrain["L_of_N"]
     ax.scatter(sizes, losses, c="k")
-    law = pretrain["L_of_N"]
     if law and law["N_c"]:
         n = np.geomspace(min(sizes), max(sizes), 50)
         ax.plot(n, (law["N_c"] / n) ** law["alpha_N"], "C3-", label=f"alpha_N={law['alpha_N']:.3f}")
@@ -438,8 +431,7 @@ def draw_pretrain_C(ax, pretrain):
     ax.legend(fontsize=6)
 
 def plots(res, out):
-    """Each figure a row of panels per list of items, draw(ax, item) filling a panel; a figure with
-    nothing to draw says so."""
+    """Each figure a row of panels per list of items, draw(ax, item) filling a panel."""
     targets, pretrain = list(res["targets"].values()), [res["pretrain"]] * bool(res["pretrain"])
     sizes = [sorted({p["N"] for p in t["scratch"] + t["points"]}) for t in targets]
     for key, title, rows, draw in (
