@@ -115,8 +115,7 @@ class Size:
         self.ft_flops = sorted_xy((p["D_f"], p["flops"]) for p in target["points"]
                                   if near(n, p["N"]))
 
-    def loss(self, D):
-        """The scratch curve's loss at D (tokens), an array like D."""
+    def loss(self, D):   # the scratch curve's loss at D tokens, an array like D
         D = np.asarray(D, float)
         inside = loglog(*self.curve, np.clip(D, *self.D_range))
         outside = loglog(*self.points, D) if len(self.points[0]) > 1 else inside
@@ -132,8 +131,8 @@ def build_sizes(target, res):
     return sorted(sizes, key=lambda s: s.N)
 
 def size_weights(sizes, n):
-    """[(Size, weight in log N)] giving a quantity at N = n: that size (within SAME_SIZE) or the
-    two nearest; and a note saying how, starting with '!' if an extrapolation."""
+    """[(Size, weight in log N)] at N = n: that size (within SAME_SIZE) or the two nearest; and
+    a note saying how, starting with '!' if an extrapolation."""
     same = [s for s in sizes if abs(s.N / n - 1) <= SAME_SIZE]
     if same or len(sizes) == 1:
         s = same[0] if same else sizes[0]
@@ -173,12 +172,11 @@ def interval(values):
 
 def law_notes(law, n, d_f, n_said):
     """Where the query lies outside the cells the law was fitted on (N unless said already)."""
-    lo, hi = law["N_range"]
-    notes = [] if n_said or lo * (1 - SAME_SIZE) <= n <= hi * (1 + SAME_SIZE) else [
-        f"!N outside the law's {short(lo)}-{short(hi)}"]
-    lo, hi = law["D_f_range"]
-    if not lo * (1 - 1e-9) <= d_f <= hi * (1 + 1e-9):
-        notes.append(f"!D_f outside the law's {short(lo)}-{short(hi)}")
+    notes = []
+    for what, x, (lo, hi), tol in (("N", n, law["N_range"], SAME_SIZE),
+                                   ("D_f", d_f, law["D_f_range"], 1e-9)):
+        if not (what == "N" and n_said) and not lo * (1 - tol) <= x <= hi * (1 + tol):
+            notes.append(f"!{what} outside the law's {short(lo)}-{short(hi)}")
     return notes
 
 def join_notes(notes):
