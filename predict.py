@@ -263,22 +263,19 @@ def print_law(target):
           f"token on held-out text; compute in FLOPs (Kaplan)")
 
 def print_predictions(rows):
-    loss = "{:.3f}".format
+    def cells(r, keys, fmt=short):   # each value with its interval, where it has one
+        return [with_ci(r[k], r.get(k + "_ci"), fmt) for k in keys]
     table("\nLoss: fine-tuned (the scratch curve at D_e) and from scratch on the same D_f",
           ["N", "D_f tokens", "D_f bytes", "fine-tuned loss", "scratch loss at D_f", "note"],
-          [[short(r["N"]), short(r["D_f"]), short(r["D_f_bytes"]),
-            with_ci(r["L_ft"], r["L_ft_ci"], loss),
-            with_ci(r["L_scratch"], r["L_scratch_ci"], loss), r["note"]] for r in rows])
+          [cells(r, ["N", "D_f", "D_f_bytes"]) + cells(r, ["L_ft", "L_scratch"], "{:.3f}".format)
+           + [r["note"]] for r in rows])
     table("\nData (tokens): D_e = D_f + D_t, the scratch data that reaches the fine-tuned loss",
           ["N", "D_f", "D_e", "D_t", "D_f/D_e", "note"],
-          [[short(r["N"]), short(r["D_f"]), with_ci(r["D_e"], r["D_e_ci"]),
-            with_ci(r["D_t"], r["D_t_ci"]), with_ci(r["Df_over_De"], r["Df_over_De_ci"]),
-            r["note"]] for r in rows])
+          [cells(r, ["N", "D_f", "D_e", "D_t", "Df_over_De"]) + [r["note"]] for r in rows])
     table("\nCompute (FLOPs) to reach the fine-tuned loss: scratch on D_e tokens, or fine-tune",
           ["N", "D_f", "scratch on D_e", "fine-tune", "fine-tune + pre-training", "note"],
-          [[short(r["N"]), short(r["D_f"]), with_ci(r["C_scratch"], r["C_scratch_ci"]),
-            with_ci(r["C_finetune"], None), with_ci(r["C_finetune_with_pretrain"], None),
-            r["compute_note"]] for r in rows])
+          [cells(r, ["N", "D_f", "C_scratch", "C_finetune", "C_finetune_with_pretrain"])
+           + [r["compute_note"]] for r in rows])
 
 def print_no_law(target):
     s = target.get("summary")
