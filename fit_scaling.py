@@ -24,7 +24,7 @@ import sys
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-import report  # one way: report.py reads results.json and imports nothing of ours but util
+import report  # one way: report.py reads results.json and imports nothing of ours
 from util import atomic_write_text, fail
 
 SCHEMA = 1
