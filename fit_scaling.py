@@ -289,11 +289,13 @@ def exp_ci(logs, at):
 
 def rate_shifts(calibration, noise, rng):
     """{(N, role): log L moved} by a calibration run again: each rate's loss moved by a run's own
-    spread, the arm by how much worse the winner was measured than the grid's rate."""
+    spread, the arm by how much worse the winner was measured than the grid's rate (the winner
+    among rates whose runs converged, as sweep.py chooses)."""
     shifts = {}
     for row in calibration:
         if row["chosen"] is not None and f"{row['chosen']:g}" in row["losses"]:
-            lL = {r: math.log(L) for r, L in row["losses"].items()}
+            lL = {r: math.log(L) for r, L in row["losses"].items()
+                  if row["converged"][r] or not any(row["converged"].values())}
             sigma = own_sigma(noise, row["role"], row["D"], noise.get("draw_share", 0.0))
             again = min(lL, key=lambda r: lL[r] + sigma * rng.standard_normal())
             shifts[row["N"], row["role"]] = lL[again] - lL[f"{row['chosen']:g}"]
@@ -559,13 +561,14 @@ def calibration_rate(tag):
         return None
 
 def analyse_calibration(checks, cells):
-    """Each calibration rate's mean loss per language, size and arm beside the grid's rate; one
-    at the edge of the rates tried may not be the best."""
+    """Each calibration rate's mean loss per language, size and arm, and whether its runs
+    converged, beside the grid's rate; one at the edge of the rates tried may not be the best."""
     tried, at = {}, {}
     for c in checks:
         if calibration_rate(c["tag"]) is not None:
             key = (c["target"], c["N"], c["role"])
-            tried.setdefault(key, {}).setdefault(calibration_rate(c["tag"]), []).append(c["loss"])
+            tried.setdefault(key, {}).setdefault(calibration_rate(c["tag"]), []).append(
+                (c["loss"], c["converged"]))
             at[key] = min(at.get(key, c["D"]), c["D"])
     rows = []
     for (target, n, role), by_rate in sorted(tried.items()):
@@ -574,7 +577,9 @@ def analyse_calibration(checks, cells):
         chosen, rates = grid.pop() if len(grid) == 1 else None, sorted(by_rate)
         rows.append({"target": target, "N": n, "role": role, "chosen": chosen,
                      "D": at[target, n, role],
-                     "losses": {f"{r:g}": float(np.mean(by_rate[r])) for r in rates},
+                     "losses": {f"{r:g}": float(np.mean([L for L, _ in by_rate[r]]))
+                                for r in rates},
+                     "converged": {f"{r:g}": all(c for _, c in by_rate[r]) for r in rates},
                      "at_edge": chosen in (rates[0], rates[-1]) and len(rates) > 1})
     return rows
 

@@ -248,12 +248,15 @@ def checks_md(checks):
 def calibration_md(rows):
     rates = [f"{r:g}" for r in sorted({float(r) for row in rows for r in row["losses"]})]
     return ["## Learning rates (calibration before the grid)\n",
-            "Each arm takes its own best rate (loss: the mean over the calibration D_f); * marks "
-            "a rate at the edge of those tried.\n",
+            "Each arm takes its own best rate among those whose runs converged (loss: the mean "
+            "over the calibration D_f; (b): stopped by its budget, a bound); * marks a rate at "
+            "the edge of those tried.\n",
             table("|".join(["target", "N", "arm", "chosen"] + rates),
                   [[row["target"], num(row["N"]), row["role"],
                     num(row["chosen"]) + "*" * row["at_edge"]]
-                   + [num(row["losses"].get(r), ".4f") for r in rates] for row in rows])]
+                   + [num(row["losses"].get(r), ".4f")
+                      + ("" if row.get("converged", {}).get(r, True) else " (b)") for r in rates]
+                   for row in rows])]
 
 def reinit_md(rows):
     first = rows[0]["reinit"] or {}

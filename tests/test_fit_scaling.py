@@ -366,17 +366,22 @@ def test_an_interval_is_where_a_rerun_lands():
 
 def test_a_rate_within_the_spread_may_win_when_the_calibration_runs_again():
     """Which of two rates 0.2% apart wins is noise at a 1% spread: the arm then runs at the other
-    one about half the time, 0.2% worse; a rate 18% worse never wins."""
+    one about half the time, 0.2% worse; a rate 18% worse never wins, nor one whose run its
+    budget stopped (a bound: sweep.py chooses among the converged rates alike)."""
     noise = {"sigma_run": 0.01, "sigma_pretrain": 0.0}
-    rows = [{"N": 1.0, "role": "scratch", "chosen": 1e-3, "D": 4096,
+    both = {"0.001": True, "0.002": True}
+    rows = [{"N": 1.0, "role": "scratch", "chosen": 1e-3, "D": 4096, "converged": both,
              "losses": {"0.001": 2.0, "0.002": 2.0 * math.exp(0.002)}},
-            {"N": 1.0, "role": "finetune", "chosen": 1e-3, "D": 4096,
-             "losses": {"0.001": 2.0, "0.002": 2.4}}]
+            {"N": 1.0, "role": "finetune", "chosen": 1e-3, "D": 4096, "converged": both,
+             "losses": {"0.001": 2.0, "0.002": 2.4}},
+            {"N": 2.0, "role": "finetune", "chosen": 1e-3, "D": 4096,
+             "converged": {"0.0005": False, "0.001": True},
+             "losses": {"0.0005": 1.99, "0.001": 2.0}}]
     rng = np.random.default_rng(0)
     shifts = [fs.rate_shifts(rows, noise, rng) for _ in range(400)]
     moved = np.array([s[1.0, "scratch"] for s in shifts])
     assert 0.3 < np.mean(moved > 0) < 0.6 and moved.max() == pytest.approx(0.002)
-    assert all(s[1.0, "finetune"] == 0 for s in shifts)
+    assert all(s[1.0, "finetune"] == 0 and s[2.0, "finetune"] == 0 for s in shifts)
 
 
 def test_checks_are_reported_beside_their_twin_and_give_the_noise(tmp_path):
