@@ -365,7 +365,8 @@ def point_row(c, lDe, where, draws, curve):
             p["De_over_Df_ci"] = [v / c["D"] for v in p["D_e_ci"]]
         p.update(D_t=De - c["D"], D_t_bytes=(De - c["D"]) * c["bpt"], De_over_Df=De / c["D"],
                  Df_over_De=c["D"] / De)
-    p["D_e_lower"] = math.exp(curve[0][-1]) if where == "above" else None
+    p["D_e_lower"] = math.exp(curve[0][-1]) if where == "above" else (
+        De if where == "budget" else None)
     p["D_e_upper"] = math.exp(curve[0][0]) if where == "below" else None
     return p
 
@@ -378,6 +379,9 @@ def analyse_target(target, cells, boot, rng, noise, msgs, calibration=()):
     sizes = sorted({c["N"] for c in conv})
     curves = size_curves(conv, sizes)
     read = [read_on(curves.get(c["N"]), math.log(c["loss"])) for c in ft]
+    # a fine-tune its budget stopped was still improving: its D_e is a lower bound, not a point
+    read = [(x, "budget" if w == "measured" and not c["converged"] else w)
+            for c, (x, w) in zip(ft, read)]
     measured = [i for i, (_, w) in enumerate(read) if w == "measured"]
     positive = [i for i in measured if read[i][0] > math.log(ft[i]["D"])]
     law_idx = positive if len(positive) >= max(3, len(measured) / 2) else []
@@ -408,7 +412,7 @@ def analyse_target(target, cells, boot, rng, noise, msgs, calibration=()):
                        "converged": c["converged"]} for c in scr]
     out["curves"] = {f"{n:.6g}": curve_lines(curves[n], out["law"], n, ft) for n in curves}
     flags = {"censored": "above", "below": "below", "gap": "gap", "negative": "negative",
-             "no_curve": "no_scratch_curve"}
+             "no_curve": "no_scratch_curve", "budget": "budget"}
     out["counts"] = {"scratch_converged": len(conv), "scratch_unconverged": len(scr) - len(conv),
                      "finetune": len(ft), "finetune_measured": len(measured), **{
                          f"finetune_{k}": sum(f in p["flags"] for p in out["points"])

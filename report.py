@@ -173,6 +173,7 @@ def table(head, rows):
 def cell(p):
     """One fine-tuned cell in the D_t grid: D_t (D_e/D_f), or the bound it is."""
     bounds = {"no_scratch_curve": "no curve", "above": f"D_e > {num(p['D_e_lower'])}",
+              "budget": f"D_e > {num(p['D_e_lower'])} (budget)",
               "below": f"D_e < {num(p['D_e_upper'])}"}
     measured = f"{num(p['D_t'])} ({num(p['De_over_Df'], '.2f')})" + "*" * (p["where"] == "gap")
     return bounds.get(p["where"], measured)
@@ -186,7 +187,8 @@ def target_md(target):
         sizes, data = sorted({p["N"] for p in points}), sorted({p["D_f"] for p in points})
         grid = {(p["N"], p["D_f"]): cell(p) for p in points}
         md += ["D_t in tokens (D_e/D_f); *: D_e between scratch points more than 2x apart, a guess;"
-               " D_e > or <: beyond the scratch points.\n",
+               " D_e > or <: beyond the scratch points, or (budget) from a fine-tune its budget"
+               " stopped.\n",
                table("|".join(["D_f \\ N"] + [num(n) for n in sizes]),
                      [[num(d)] + [grid.get((n, d), "") for n in sizes] for d in data]),
                table("runs|N|D_f|D_f bytes|loss|D_e [95%]|D_t|D_t bytes|D_e/D_f [95%]|where",
@@ -288,7 +290,8 @@ def paired_md(paired):
 def report_md(res, found):
     targets, pretrain, checks = res["targets"], res["pretrain"], res["checks"]
     counts = ("scratch_converged scratch_unconverged finetune_measured finetune_censored "
-              "finetune_below finetune_gap finetune_no_curve finetune_negative").split()
+              "finetune_below finetune_gap finetune_no_curve finetune_negative "
+              "finetune_budget").split()
     noise = checks.get("noise_used") or (math.nan, math.nan)
     md = [f"# nanotransfer scaling report\n\nSource: `{res['source']}`; {res['n_runs_used']} runs "
           f"used, {len(res['skipped'])} left out (see Messages). Losses are best val loss in "

@@ -252,6 +252,29 @@ def test_unconverged_scratch_runs_are_bounds_not_points(tmp_path):
     assert target(res_old, "de")["law"]["alpha"] == pytest.approx(o["law"]["alpha"], abs=1e-12)
 
 
+def test_a_fine_tune_its_budget_stopped_gives_a_lower_bound_on_D_e(tmp_path):
+    """A fine-tune still improving when its budget ran out ends above its converged loss: the D_e
+    read off it is a lower bound, flagged `budget` and kept out of the law, like no run at all."""
+    N, Df = SIZES[1], DFS[1]
+    name = f"ft_de_N{N:.0e}_D{Df:.0e}"
+    runs = {}
+    for case in ("budget", "none"):
+        root = make_sweep(str(tmp_path / case), langs=("de",))
+        if case == "budget":
+            L = scratch_loss(N, Df + transfer("de", N, Df)) * 1.03
+            write_log(root, name, "finetune", "de", N, Df, L, converged=False,
+                      init_from="out/synth/pt/best.pt")
+        else:
+            os.remove(os.path.join(root, name, "log.json"))
+        runs[case] = target(fs.analyse(root, boot=0), "de")
+    point = next(p for p in runs["budget"]["points"] if p["runs"] == [name])
+    assert point["where"] == "budget" and point["D_e_lower"] == pytest.approx(point["D_e"])
+    assert point["D_e"] < Df + transfer("de", N, Df)     # below the truth: a lower bound
+    assert runs["budget"]["counts"]["finetune_budget"] == 1
+    assert runs["budget"]["law"]["n_cells"] == runs["none"]["law"]["n_cells"]
+    assert runs["budget"]["law"]["alpha"] == pytest.approx(runs["none"]["law"]["alpha"], abs=1e-12)
+
+
 def test_beyond_the_measured_points_is_a_bound(tmp_path):
     """A fine-tuned loss below every converged scratch loss of its size only says D_e > D_max; one
     above the loss at the smallest D, D_e < D_min: flagged, shown as bounds, not fitted."""
