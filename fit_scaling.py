@@ -290,15 +290,16 @@ def exp_ci(logs, at):
 def rate_shifts(calibration, noise, rng):
     """{(N, role): log L moved} by a calibration run again: each rate's loss moved by a run's own
     spread, the arm by how much worse the winner was measured than the grid's rate (the winner
-    among rates whose runs converged, as sweep.py chooses)."""
+    among rates whose runs converged, as sweep.py chooses, and the grid's)."""
     shifts = {}
     for row in calibration:
-        if row["chosen"] is not None and f"{row['chosen']:g}" in row["losses"]:
+        chosen = None if row["chosen"] is None else f"{row['chosen']:g}"
+        if chosen in row["losses"]:
             lL = {r: math.log(L) for r, L in row["losses"].items()
-                  if row["converged"][r] or not any(row["converged"].values())}
+                  if row["converged"][r] or r == chosen or not any(row["converged"].values())}
             sigma = own_sigma(noise, row["role"], row["D"], noise.get("draw_share", 0.0))
             again = min(lL, key=lambda r: lL[r] + sigma * rng.standard_normal())
-            shifts[row["N"], row["role"]] = lL[again] - lL[f"{row['chosen']:g}"]
+            shifts[row["N"], row["role"]] = lL[again] - lL[chosen]
     return shifts
 
 def replicate(conv, ft, sizes, noise, rng, form, calibration=()):
