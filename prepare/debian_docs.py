@@ -1,9 +1,7 @@
 """
-Built-in offline corpora from Debian/Ubuntu documentation packages (docs/data.md): English for
-pre-training; German, Spanish and Chinese, mostly translations of the same manuals, for
-fine-tuning. Packages are fetched with `apt-get download` and unpacked with `dpkg -x` into
-.cache/debian/ (no root needed where apt's package lists exist), converted to text, filtered to
-paragraphs in the language, cleaned of boilerplate and exact duplicates, and written by common.py.
+Built-in offline corpora from Debian/Ubuntu documentation packages (docs/data.md): fetched with
+`apt-get download` and `dpkg -x` into .cache/debian/, converted to text, filtered to paragraphs
+in the language and cleaned of boilerplate and exact duplicates.
 
     python prepare/debian_docs.py --lang en          # -> data/builtin_en  (byte tokens)
     python prepare/debian_docs.py --lang de          # -> data/builtin_de
@@ -33,9 +31,7 @@ from prepare import common  # noqa: E402
 from util import fail  # noqa: E402
 
 # ----------------------------------------------------------------------------- the corpora
-# package -> regex of the files to read (matched against the path in the package). A metapackage
-# (python3-doc) is followed to its version-specific dependency (python3.11-doc), so that this
-# works across releases.
+# package -> regex of the files to read (matched against the path in the package)
 ENGLISH = {  # pre-training: none of these are (translations of) the fine-tuning manuals
     'python3-doc': r'/html/_sources/.*\.txt$',
     'linux-doc': r'/Documentation/(?!translations/).*\.(rst|txt)(\.gz)?$',
@@ -84,12 +80,6 @@ def guess_pattern(package):
 def run(cmd, cwd=None):
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
 
-def check_apt():
-    for tool in ('apt-get', 'apt-cache', 'dpkg-deb'):
-        if shutil.which(tool) is None:
-            fail(f"{tool} not found: the built-in corpora need Debian/Ubuntu's apt; elsewhere use "
-                 f"prepare/text.py --input FILES or prepare/hf.py")
-
 def cached_debs(package, debs):
     """The package's .deb files in the cache; apt names them package_version_arch.deb."""
     return sorted(f for f in os.listdir(debs) if f.startswith(package + '_') and f.endswith('.deb'))
@@ -123,30 +113,26 @@ def package_version(package, cache):
     debs = cached_debs(package, os.path.join(cache, 'debs'))
     return debs[-1].split('_')[1].replace('%3a', ':') if debs else None
 
-def list_files(root):
-    paths = (os.path.join(d, f) for d, _, files in os.walk(root) for f in files)
-    return sorted(os.path.relpath(p, root) for p in paths
-                  if os.path.isfile(p) and not os.path.islink(p))  # a link repeats another file
-
 def dependencies(package):
     lines = run(['apt-cache', 'depends', package]).stdout.splitlines()
     return [line.split(':', 1)[1].strip() for line in lines
             if line.strip().lstrip('|').startswith('Depends:')]
 
 def package_files(package, pattern, cache):
-    """[(path, name)] of the files matching pattern in package, a metapackage followed to its
-    version-specific dependency (python3-doc -> python3.11-doc, linux-doc -> linux-doc-6.1)."""
-    root = fetch(package, cache)
-    roots = [(package, root, list_files(root))]
-    if all(f.startswith((f'usr/share/doc/{package}/', 'usr/share/lintian/')) for f in roots[0][2]):
-        stem = package.split('-')[0].rstrip('0123456789')
-        for dep in dependencies(package):
-            if dep.split('-')[0].startswith(stem):
-                droot = fetch(dep, cache)
-                roots.append((dep, droot, list_files(droot)))
-    rx = re.compile(pattern)
-    return [(os.path.join(r, f), f'{p}:{f}') for p, r, fs in roots for f in fs
-            if rx.search('/' + f)]
+    """[(path, name)] of the files matching pattern in package (links repeat other files), a
+    metapackage followed to its version-specific dependency (python3-doc -> python3.11-doc)."""
+    packages, files = [package], []
+    for p in packages:
+        root = fetch(p, cache)
+        paths = (os.path.join(d, f) for d, _, names in os.walk(root) for f in names)
+        found = sorted(os.path.relpath(f, root) for f in paths
+                       if os.path.isfile(f) and not os.path.islink(f))
+        if p == package and all(f.startswith((f'usr/share/doc/{p}/', 'usr/share/lintian/'))
+                                for f in found):
+            stem = p.split('-')[0].rstrip('0123456789')
+            packages += [d for d in dependencies(p) if d.split('-')[0].startswith(stem)]
+        files += [(os.path.join(root, f), f'{p}:{f}') for f in found if re.search(pattern, '/' + f)]
+    return files
 
 # ----------------------------------- text extraction, a function per format: normalised paragraphs
 BLOCK = set('p div br li ul ol dl dt dd table tr td th pre h1 h2 h3 h4 h5 h6 blockquote section '
@@ -256,7 +242,7 @@ def extract(path):
         return sword_paragraphs(path)
     with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f:
         text = f.read().decode('utf-8')  # UnicodeDecodeError: the caller skips the file
-    base = path[:-3] if path.endswith('.gz') else path
+    base = path.removesuffix('.gz')
     if base.endswith(('.html', '.htm')):
         return html_paragraphs(text)
     if base.endswith('.pod'):
@@ -300,13 +286,13 @@ def collect_jobs(packages, lang, args):
         if not files:
             fail(f"package {package} has no files matching {pattern}: its layout differs in this "
                  f"release; leave it out with --packages")
-        for _, n in files:  # by the package that holds the file (python3.11-doc, not python3-doc)
-            pkg = n.split(':', 1)[0]
+        for path, name in files:  # by the package that holds it (python3.11-doc, not python3-doc)
+            pkg = name.split(':', 1)[0]
             if pkg not in sources:
                 sources[pkg] = {'package': pkg, 'version': package_version(pkg, args.cache_dir),
                                 'files': 0, 'requested_as': package}
             sources[pkg]['files'] += 1
-        jobs += [(path, n, lang, args.min_bytes) for path, n in files]
+            jobs.append((path, name, lang, args.min_bytes))
     return jobs, sources
 
 def parallel_corpus(args):
@@ -358,8 +344,7 @@ def build_corpus(args):
     return docs, sources, stats
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.arg_parser(__doc__)
     parser.add_argument('--lang', required=True, help="en (pre-training), de, es or zh")
     parser.add_argument('--packages', default=None, help="comma-separated, not the default ones")
     parser.add_argument('--manpages', action='store_true', help="add translated man pages")
@@ -372,11 +357,8 @@ def main(argv=None):
     parser.add_argument('--boilerplate_docs', type=int, default=5,
                         help="drop paragraphs found in at least this many documents (0: off)")
     parser.add_argument('--cache_dir', default=os.path.join(common.CACHE_DIR, 'debian'))
-    common.add_common_args(parser)
-    args = parser.parse_args(argv)
+    args = common.parse_args(parser, argv)
     t0 = time.time()
-    common.check_choice(args.lang, common.LANGUAGES, 'language')
-    common.check_choice(args.tokenizer, common.TOKENIZERS, 'tokenizer')
     if args.parallel_only and args.lang == 'en':
         fail("--parallel_only selects documents shared by de, es and zh: use it with --lang "
              "de/es/zh")
@@ -384,24 +366,21 @@ def main(argv=None):
         fail("--packages makes a corpus of your own: name it with --name, so that it does not "
              f"replace data/builtin_{args.lang}")
     # options that change the corpus change the default name, so builtin_<lang> stays the default
-    name = args.name or (f"builtin_{args.lang}" + ('_man' if args.manpages else '')
-                         + ('_parallel' if args.parallel_only else '')
-                         + ('' if args.tokenizer == 'bytes' else '_' + args.tokenizer))
-    out_dir = os.path.join(args.data_dir, name)
-    out_args = common.output_args(args, skip=('force', 'num_proc', 'data_dir', 'cache_dir'))
-    if common.skip_if_done(out_dir, out_args, args.force):
+    out_dir, out_args = common.output_dir(args, f"builtin_{args.lang}" + '_man' * args.manpages
+                                          + '_parallel' * args.parallel_only)
+    if out_dir is None:
         return
-    check_apt()
+    for tool in ('apt-get', 'apt-cache', 'dpkg-deb'):
+        if shutil.which(tool) is None:
+            fail(f"{tool} not found: the built-in corpora need Debian/Ubuntu's apt; elsewhere use "
+                 f"prepare/text.py --input FILES or prepare/hf.py")
     if args.parallel_only:  # whole pages, in the shared order: a piece would differ by language
         docs, sources, stats = parallel_corpus(args)
     else:
         docs, sources, stats = build_corpus(args)
         docs = list(common.split_long(docs, args.max_doc_bytes))
-    common.write_dataset(docs, out_dir, tokenizer=args.tokenizer, language=args.lang,
-                         args=out_args, sources=list(sources.values()), stats=stats,
-                         seed=args.seed, val_frac=args.val_frac,
-                         val_max_tokens=args.val_max_tokens, num_proc=args.num_proc, t0=t0,
-                         extra={'source': 'debian_docs'}, ordered=args.parallel_only)
+    common.write(docs, out_dir, out_args, args, t0, 'debian_docs', sources=list(sources.values()),
+                 stats=stats, ordered=args.parallel_only)
 
 if __name__ == '__main__':
     sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
