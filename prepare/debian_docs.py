@@ -1,10 +1,8 @@
 """
-Built-in offline corpora from Debian/Ubuntu documentation packages (docs/data.md): fetched with
-`apt-get download` and `dpkg -x` into .cache/debian/, converted to text, filtered to paragraphs
-in the language and cleaned of boilerplate and exact duplicates.
+Built-in offline corpora from Debian/Ubuntu documentation packages (docs/data.md), fetched with
+`apt-get download` and `dpkg -x` into .cache/debian/.
 
     python prepare/debian_docs.py --lang en          # -> data/builtin_en  (byte tokens)
-    python prepare/debian_docs.py --lang de          # -> data/builtin_de
     python prepare/debian_docs.py --lang zh --tokenizer gpt2   # -> data/builtin_zh_gpt2
     python prepare/debian_docs.py --lang de --parallel_only    # -> data/builtin_de_parallel
     python prepare/debian_docs.py --lang zh --manpages         # -> data/builtin_zh_man
@@ -22,7 +20,6 @@ import argparse
 import hashlib
 import subprocess
 import multiprocessing as mp
-from collections import Counter
 from html.parser import HTMLParser
 
 if not __package__:  # run as a script: import from the repository root, as prepare.common
@@ -108,11 +105,6 @@ def fetch(package, cache):
     os.replace(tmp, root)  # only complete extractions are cached
     return root
 
-def package_version(package, cache):
-    """For meta.json: the corpus is reproducible exactly only from the same package versions."""
-    debs = cached_debs(package, os.path.join(cache, 'debs'))
-    return debs[-1].split('_')[1].replace('%3a', ':') if debs else None
-
 def dependencies(package):
     lines = run(['apt-cache', 'depends', package]).stdout.splitlines()
     return [line.split(':', 1)[1].strip() for line in lines
@@ -142,7 +134,6 @@ SKIP_CLASS = re.compile(r'\b(navheader|navfooter|toc|breadcrumbs?|navigation|foo
 
 class TextExtractor(HTMLParser):
     """Visible text of an HTML page, a paragraph per block element, without navigation."""
-
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.pars, self.cur, self.skip_tag, self.skip_depth = [], [], None, 0
@@ -288,9 +279,11 @@ def collect_jobs(packages, lang, args):
                  f"release; leave it out with --packages")
         for path, name in files:  # by the package that holds it (python3.11-doc, not python3-doc)
             pkg = name.split(':', 1)[0]
-            if pkg not in sources:
-                sources[pkg] = {'package': pkg, 'version': package_version(pkg, args.cache_dir),
-                                'files': 0, 'requested_as': package}
+            if pkg not in sources:  # the corpus is reproducible from the same versions only
+                debs = cached_debs(pkg, os.path.join(args.cache_dir, 'debs'))
+                version = debs[-1].split('_')[1].replace('%3a', ':') if debs else None
+                sources[pkg] = {'package': pkg, 'version': version, 'files': 0,
+                                'requested_as': package}
             sources[pkg]['files'] += 1
             jobs.append((path, name, lang, args.min_bytes))
     return jobs, sources
@@ -334,11 +327,9 @@ def build_corpus(args):
     if not docs:
         fail(f"nothing left for {args.lang} after language filtering and dedup "
              f"({stats['raw_bytes']} bytes extracted): check --packages / --lang")
-    kept_by_package = Counter()
-    for name, pars in docs:
-        kept_by_package[name.split(':', 1)[0]] += len(common.doc_text(pars).encode())
     for package, src in sources.items():
-        src['kept_bytes'] = kept_by_package[package]
+        src['kept_bytes'] = sum(len(common.doc_text(pars).encode()) for name, pars in docs
+                                if name.startswith(package + ':'))
         raw, kept = common.human(src.get('raw_bytes', 0)), common.human(src['kept_bytes'])
         print(f"  {src['package']:28s} {src['files']:6d} files {raw:>6s}B -> {kept:>6s}B")
     return docs, sources, stats

@@ -215,8 +215,7 @@ def main(argv=None):
     out_dir, out_args = common.output_dir(args, f"hf_{args.lang}")
     if out_dir is None:
         return
-    source = {'dataset': args.dataset, 'config': args.config, 'data_files': args.data_files,
-              'split': args.split, 'revision': args.revision}
+    source = {k: vars(args)[k] for k in ('dataset', 'config', 'data_files', 'split', 'revision')}
     download = Download(os.path.join(out_dir, '.download'),
                         dict(source, text_field=args.text_field))
     # a restart reads at the commit its download began with, not at the hub's newest

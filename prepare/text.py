@@ -1,7 +1,6 @@
 """
-Local text to data/<name>/: a .txt file (one document; long ones are cut at paragraph
-boundaries), a .jsonl file (one document per line, text in --text_field), or a directory of
-them (read recursively, in sorted order). Text is read as UTF-8.
+Local UTF-8 text to data/<name>/: .txt files (a document each, cut at paragraphs if long),
+.jsonl files (a document a line, text in --text_field), or directories of them (sorted).
 
     python prepare/text.py --input notes.txt --lang de --name notes_de
     python prepare/text.py --input corpus/ --lang zh --text_field content --tokenizer gpt2
@@ -49,7 +48,7 @@ def jsonl_text(line, field, where):
     return '\n\n'.join(str(obj[f]) for f in field.split(',') if obj[f] is not None)
 
 def read_documents(files, text_field, stats):
-    """Yields (name, text) for each document, reading lazily so memory stays flat."""
+    """(name, paragraphs) of each document, read lazily so that memory stays flat."""
     for path in files:
         try:
             with open(path, encoding='utf-8') as f:
@@ -58,7 +57,7 @@ def read_documents(files, text_field, stats):
                     for i, line in enumerate(f, 1) if line.strip())
                 for name, text in docs:
                     stats['raw_bytes'] += len(text.encode('utf-8'))
-                    yield name, text
+                    yield name, common.split_paragraphs(text)
         except UnicodeDecodeError as e:
             fail(f"cannot read {path}: not UTF-8 ({e.reason} at byte {e.start}); convert it, "
                  f"e.g. iconv -t UTF-8")
@@ -89,9 +88,8 @@ def main(argv=None):
         return
     stats = {'raw_bytes': 0, 'short_dropped_bytes': 0, 'language_dropped_bytes': 0}
     lang = args.lang if args.lang_filter else None  # documents left empty vanish in split_long
-    docs = ((doc, common.keep_paragraphs(common.split_paragraphs(text), lang, stats,
-                                          args.min_bytes))
-            for doc, text in read_documents(files, args.text_field, stats))
+    docs = ((name, common.keep_paragraphs(pars, lang, stats, args.min_bytes))
+            for name, pars in read_documents(files, args.text_field, stats))
     if args.dedup:
         docs = common.dedup_stream(docs, stats)
     sources = [{'path': os.path.abspath(f), 'bytes': os.path.getsize(f)} for f in files]
