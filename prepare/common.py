@@ -22,7 +22,6 @@ import numpy as np
 from util import atomic_write_text, commit, fail, remove_dead_temps, remove_temps, temp_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CACHE_DIR = os.path.join(REPO, '.cache')
 LANGUAGES = ('en', 'de', 'es', 'zh')
 TOKENIZERS = ('bytes', 'gpt2')
 FORMAT_VERSION = 3  # bump when the output of the same arguments changes, so reruns redo the work
@@ -74,16 +73,20 @@ def output_dir(args, name, **extra_args):
               f"pass --force to redo it")
     return (None if done else out_dir), out_args
 
-def write(docs, out_dir, out_args, args, t0, source, **kwargs):
-    """write_dataset with the arguments every script takes."""
+def write(docs, out_dir, out_args, args, t0, source, stats, ordered=False, **kwargs):
+    """write_dataset with the arguments every script takes, after --dedup (hf.py, text.py) and
+    cutting long documents (not ordered ones: parallel pages stay whole, as in every language)."""
+    if getattr(args, 'dedup', 0):
+        docs = dedup_stream(docs, stats)
+    docs = docs if ordered else split_long(docs, args.max_doc_bytes)
     return write_dataset(docs, out_dir, tokenizer=args.tokenizer, language=args.lang,
-                         args=out_args, seed=args.seed, val_frac=args.val_frac,
+                         args=out_args, stats=stats, seed=args.seed, val_frac=args.val_frac,
                          val_max_tokens=args.val_max_tokens, num_proc=args.num_proc, t0=t0,
-                         extra={'source': source}, **kwargs)
+                         extra={'source': source}, ordered=ordered, **kwargs)
 
 def prepare_hint(name):
-    """The command that writes data/<name>/, read back from the names the scripts give; text.py
-    for a name of one's own."""
+    """The command that writes data/<name>/, from the names the scripts give (builtin_<lang>[_man]
+    [_parallel][_gpt2], hf_<lang>[_gpt2]); any other name: text.py."""
     parts = name.split('_')
     lang = parts[1] if len(parts) > 1 and parts[1] in LANGUAGES else '<lang>'
     opts = (' --manpages' * ('man' in parts[2:]) + ' --parallel_only' * ('parallel' in parts[2:])

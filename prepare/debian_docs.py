@@ -347,7 +347,7 @@ def main(argv=None):
     parser.add_argument('--min_bytes', type=int, default=20, help="drop shorter paragraphs")
     parser.add_argument('--boilerplate_docs', type=int, default=5,
                         help="drop paragraphs found in at least this many documents (0: off)")
-    parser.add_argument('--cache_dir', default=os.path.join(common.CACHE_DIR, 'debian'))
+    parser.add_argument('--cache_dir', default=os.path.join(common.REPO, '.cache', 'debian'))
     args = common.parse_args(parser, argv)
     t0 = time.time()
     if args.parallel_only and args.lang == 'en':
@@ -365,13 +365,9 @@ def main(argv=None):
         if shutil.which(tool) is None:
             fail(f"{tool} not found: the built-in corpora need Debian/Ubuntu's apt; elsewhere use "
                  f"prepare/text.py --input FILES or prepare/hf.py")
-    if args.parallel_only:  # whole pages, in the shared order: a piece would differ by language
-        docs, sources, stats = parallel_corpus(args)
-    else:
-        docs, sources, stats = build_corpus(args)
-        docs = list(common.split_long(docs, args.max_doc_bytes))
-    common.write(docs, out_dir, out_args, args, t0, 'debian_docs', sources=list(sources.values()),
-                 stats=stats, ordered=args.parallel_only)
+    docs, sources, stats = parallel_corpus(args) if args.parallel_only else build_corpus(args)
+    common.write(docs, out_dir, out_args, args, t0, 'debian_docs', stats,
+                 ordered=args.parallel_only, sources=list(sources.values()))
 
 if __name__ == '__main__':
     sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once

@@ -226,10 +226,7 @@ def main(argv=None):
               f"{download.cache}")
     stats = {'raw_bytes': 0, 'language_dropped_bytes': 0}
     docs = documents(load(args), args, stats, source, download)
-    if args.dedup:
-        docs = common.dedup_stream(docs, stats)
-    meta = common.write(common.split_long(docs, args.max_doc_bytes), out_dir, out_args, args, t0,
-                        'hf', sources=[source], stats=stats)
+    meta = common.write(docs, out_dir, out_args, args, t0, 'hf', stats, sources=[source])
     shutil.rmtree(download.cache, ignore_errors=True)  # in train.bin and val.bin now
     return meta
 

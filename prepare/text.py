@@ -90,11 +90,8 @@ def main(argv=None):
     lang = args.lang if args.lang_filter else None  # documents left empty vanish in split_long
     docs = ((name, common.keep_paragraphs(pars, lang, stats, args.min_bytes))
             for name, pars in read_documents(files, args.text_field, stats))
-    if args.dedup:
-        docs = common.dedup_stream(docs, stats)
     sources = [{'path': os.path.abspath(f), 'bytes': os.path.getsize(f)} for f in files]
-    return common.write(common.split_long(docs, args.max_doc_bytes), out_dir, out_args, args, t0,
-                        'text', sources=sources, stats=stats)
+    return common.write(docs, out_dir, out_args, args, t0, 'text', stats, sources=sources)
 
 if __name__ == '__main__':
     sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
