@@ -308,9 +308,8 @@ def tokenize_all(texts, tokenizer, path, num_proc):
     return np.frombuffer(ntok, dtype=np.int64), np.frombuffer(nbytes, dtype=np.int64), gpt2_tokens
 
 def split_docs(ntok, seed, val_frac, val_max_tokens, ordered=False):
-    """train, val: a seeded permutation, val its first documents up to min(val_frac * total,
-    val_max_tokens) tokens, so that "the first D tokens of train.bin" is a random sample. ordered:
-    the documents come shuffled (parallel corpora) and val is the first val_frac of them."""
+    """train, val: val the first documents of a seeded permutation up to min(val_frac * total,
+    val_max_tokens) tokens; ordered (already shuffled): val the first val_frac of them."""
     n = len(ntok)
     if n < 2:
         fail(f"only {n} document(s) left after cleaning: a train/val split needs at least 2; "
@@ -341,8 +340,7 @@ def write_split(src_path, starts, ntok, order, path):
 def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=None, seed=1337,
                   val_frac=0.1, val_max_tokens=1 << 20, num_proc=None, t0=None, extra=None,
                   ordered=False):
-    """train.bin, val.bin and meta.json of docs, each complete or absent: meta.json, which marks
-    completion, is removed first and written last."""
+    """train.bin, val.bin and meta.json, each whole or absent: meta.json is removed first."""
     t0 = time.time() if t0 is None else t0
     info = tokenizer_info(tokenizer)
     num_proc = num_proc or os.cpu_count() or 1

@@ -289,9 +289,8 @@ def collect_jobs(packages, lang, args):
     return jobs, sources
 
 def parallel_corpus(args):
-    """--parallel_only: the pages translated into de, es and zh and kept by every language's
-    cleaning, in an order drawn from their doc_key, so that the three corpora hold the same pages
-    in the same places: train.py's data_documents then draws the same pages in every language."""
+    """--parallel_only: the pages kept in each of de, es and zh, in an order drawn from their
+    doc_key: train.py's data_documents then draws the same pages in every language."""
     built = {lang: build_corpus(argparse.Namespace(**dict(vars(args), lang=lang)))
              for lang in TARGETS}
     shared = set.intersection(*({doc_key(n, lang) for n, _ in built[lang][0]} for lang in TARGETS))
