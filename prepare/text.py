@@ -1,7 +1,6 @@
 """
-Local text to data/<name>/: a .txt file (one document; long ones are cut at paragraph
-boundaries), a .jsonl file (one document per line, text in --text_field), or a directory of
-them (read recursively, in sorted order). Text is read as UTF-8.
+Local UTF-8 text to data/<name>/: .txt files (a document each, cut at paragraphs if long),
+.jsonl files (a document a line, text in --text_field), or directories of them (sorted).
 
     python prepare/text.py --input notes.txt --lang de --name notes_de
     python prepare/text.py --input corpus/ --lang zh --text_field content --tokenizer gpt2
@@ -11,7 +10,6 @@ import os
 import sys
 import json
 import time
-import argparse
 
 if not __package__:  # run as a script: import from the repository root, as prepare.common
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,7 +48,7 @@ def jsonl_text(line, field, where):
     return '\n\n'.join(str(obj[f]) for f in field.split(',') if obj[f] is not None)
 
 def read_documents(files, text_field, stats):
-    """Yields (name, text) for each document, reading lazily so memory stays flat."""
+    """(name, paragraphs) of each document, read lazily so that memory stays flat."""
     for path in files:
         try:
             with open(path, encoding='utf-8') as f:
@@ -59,7 +57,7 @@ def read_documents(files, text_field, stats):
                     for i, line in enumerate(f, 1) if line.strip())
                 for name, text in docs:
                     stats['raw_bytes'] += len(text.encode('utf-8'))
-                    yield name, text
+                    yield name, common.split_paragraphs(text)
         except UnicodeDecodeError as e:
             fail(f"cannot read {path}: not UTF-8 ({e.reason} at byte {e.start}); convert it, "
                  f"e.g. iconv -t UTF-8")
@@ -67,8 +65,7 @@ def read_documents(files, text_field, stats):
             fail(f"cannot read {path}: {e.strerror}; check the path and its permissions")
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.arg_parser(__doc__)
     parser.add_argument('--input', nargs='+', required=True, help=".txt/.jsonl files or dirs")
     parser.add_argument('--lang', required=True, help="ISO code of the text, e.g. en de es zh")
     parser.add_argument('--text_field', default='text',
@@ -76,36 +73,25 @@ def main(argv=None):
     parser.add_argument('--lang_filter', action='store_true', help="keep --lang's paragraphs")
     parser.add_argument('--dedup', type=int, default=1, help="exact paragraph dedup (1: on)")
     parser.add_argument('--min_bytes', type=int, default=0, help="drop shorter paragraphs")
-    common.add_common_args(parser)
-    args = parser.parse_args(argv)
+    args = common.parse_args(parser, argv, check_lang=False)
     t0 = time.time()
-    common.check_choice(args.tokenizer, common.TOKENIZERS, 'tokenizer')
     if args.lang_filter:
         common.check_choice(args.lang, common.LANGUAGES, 'language for --lang_filter')
     files = input_files(args.input)
-    base = os.path.splitext(os.path.basename(os.path.normpath(args.input[0])))[0]
-    name = args.name or base + ('' if args.tokenizer == 'bytes' else '_' + args.tokenizer)
-    out_dir = os.path.join(args.data_dir, name)
-    out_args = common.output_args(args)
-    out_args['input'] = [os.path.abspath(p) for p in args.input]
     # skip-if-done also needs the inputs unchanged: their sizes and times are part of the key
-    out_args['input_files'] = {os.path.abspath(f): [os.path.getsize(f), int(os.path.getmtime(f))]
-                               for f in files}
-    if common.skip_if_done(out_dir, out_args, args.force):
+    out_dir, out_args = common.output_dir(
+        args, os.path.splitext(os.path.basename(os.path.normpath(args.input[0])))[0],
+        input=[os.path.abspath(p) for p in args.input],
+        input_files={os.path.abspath(f): [os.path.getsize(f), int(os.path.getmtime(f))]
+                     for f in files})
+    if out_dir is None:
         return
     stats = {'raw_bytes': 0, 'short_dropped_bytes': 0, 'language_dropped_bytes': 0}
     lang = args.lang if args.lang_filter else None  # documents left empty vanish in split_long
-    docs = ((doc, common.keep_paragraphs(common.split_paragraphs(text), lang, stats,
-                                          args.min_bytes))
-            for doc, text in read_documents(files, args.text_field, stats))
-    if args.dedup:
-        docs = common.dedup_stream(docs, stats)
+    docs = ((name, common.keep_paragraphs(pars, lang, stats, args.min_bytes))
+            for name, pars in read_documents(files, args.text_field, stats))
     sources = [{'path': os.path.abspath(f), 'bytes': os.path.getsize(f)} for f in files]
-    return common.write_dataset(common.split_long(docs, args.max_doc_bytes), out_dir,
-                                tokenizer=args.tokenizer, language=args.lang, args=out_args,
-                                sources=sources, stats=stats, seed=args.seed,
-                                val_frac=args.val_frac, val_max_tokens=args.val_max_tokens,
-                                num_proc=args.num_proc, t0=t0, extra={'source': 'text'})
+    return common.write(docs, out_dir, out_args, args, t0, 'text', stats, sources=sources)
 
 if __name__ == '__main__':
     sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
