@@ -1,23 +1,17 @@
-"""
-Time the real training step and report its hardware efficiency:
+"""Time the real training step and report its hardware efficiency (docs/speed.md):
     python bench.py config/pretrain_16M.py --device=cpu --dataset=builtin_en_gpt2 --batch_size=8
     python bench.py --dataset= --vocab_size=50257 --dtype=bfloat16 --json_out=-
-The same config files and --key=value overrides as train.py (every train.py key is accepted; those
-a step does not read are ignored), plus the bench keys below. One step is what train.py does:
-gradient_accumulation_steps x (get_batch, forward under autocast, backward), gradient clipping,
-the AdamW step (model.configure_optimizer) and zero_grad.
-
-MFU (PaLM's convention) = tokens/s x model.flops_per_token(True, attention_factor=12) against
-the best dense matmul throughput measured in this process (dtype, device and threads in use),
-measured again after every repeat; each repeat is taken against the better peak beside it, and the
-median reported. On the CPU also against a matmul of the model's own width (mfu_model_width), which
-small models cannot exceed. Peak memory: torch.cuda.max_memory_allocated, or the process's peak
-RSS (VmHWM) and its growth over the timed steps; page faults a step should be near zero once warm
-(runtime.keep_freed_memory). Details and measurements: docs/speed.md.
+train.py's config files and --key=value overrides (the keys a step does not read are ignored),
+plus the bench keys below. One step is train.py's: gradient_accumulation_steps x (get_batch,
+forward under autocast, backward), clipping, the AdamW step and zero_grad. MFU (PaLM's FLOPs) is
+against the best dense matmul throughput measured in this process, beside each repeat; on the CPU
+also against a matmul of the model's width (mfu_model_width). Peak memory: CUDA's, else the peak
+RSS; page faults a step should be near zero once warm (runtime.keep_freed_memory).
 """
 
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -27,13 +21,11 @@ import torch
 
 from configurator import configure, script_defaults
 from model import GPT, GPTConfig, compile_model
-from runtime import (check_ids, device_settings, get_batch, load_meta, load_tokens, optimizer_step,
-                     use_compile_cache)
-from util import fail
+from runtime import (check_config, device_settings, get_batch, load_meta, load_train_data,
+                     optimizer_step, use_compile_cache)
 
 # -----------------------------------------------------------------------------
-# train.py's keys and defaults, from its source (one source for each default), so that its config
-# files run unchanged: a step reads the data, model, optimizer and system keys, the rest are ignored
+# train.py's keys and defaults, read from its source, so that its config files run unchanged
 globals().update(script_defaults('train.py'))
 device = 'cuda' if torch.cuda.is_available() else 'cpu'
 batch_size = 8  # but this one (train.py's is 16): the batch docs/speed.md's CPU figures time
@@ -50,36 +42,30 @@ json_out = ''  # write the results as JSON to this path ('-' = stdout, the rest 
 configure(globals(), sys.argv[1:])
 sys.stdout.reconfigure(line_buffering=True)  # redirected (a job's log), each line at once
 # -----------------------------------------------------------------------------
-say_file = sys.stderr if json_out == '-' else sys.stdout
 
 def say(*a):
-    print(*a, file=say_file, flush=True)
+    print(*a, file=sys.stderr if json_out == '-' else sys.stdout, flush=True)
 
 if threads > 0:
     torch.set_num_threads(threads)
-if dtype not in ('auto', 'float32', 'bfloat16', 'float16') or compile not in (None, True, False):
-    fail(f"dtype must be auto/float32/bfloat16/float16 (got {dtype!r}), compile True or False")
+check_config(globals())
 device_type, dtype, compile, autocast = device_settings(device, dtype, compile)
+cuda = device_type == 'cuda'
 if compile:
     use_compile_cache(compile_cache)
-ptdtype = getattr(torch, dtype)
 torch.manual_seed(seed)
 
 def sync():
-    if device_type == 'cuda':
+    if cuda:
         torch.cuda.synchronize()
 
 # -----------------------------------------------------------------------------
-# data: train.py's loader (uniformly random block_size windows of a uint16 memmap)
-if dataset:  # train.py's checks: meta.json, the file's length, every token id in the vocabulary
+# data: train.py's loader and checks (meta.json, the file's length, every id in the vocabulary)
+if dataset:
     meta = load_meta(data_dir, dataset)
     vocab_size = meta['vocab_size']
-    train_data = load_tokens(data_dir, dataset, 'train', meta)
-    if dataset_tokens:
-        train_data = train_data[:dataset_tokens]
-    if len(train_data) < block_size + 1:
-        fail(f"{dataset}'s train split ({len(train_data)} tokens) is shorter than block_size+1")
-    check_ids(train_data, meta, dataset, 'train')
+    train_data = load_train_data(data_dir, dataset, meta, dataset_tokens, block_size, 0, 0,
+                                 False)[2]
 else:
     train_data = np.random.default_rng(seed).integers(0, vocab_size, 1 << 20).astype(np.uint16)
 data_rng = torch.Generator().manual_seed(seed)
@@ -103,34 +89,13 @@ def train_step():
     optimizer_step(model, optimizer, scaler, grad_clip)
     return loss
 
-def minor_faults():
-    """Page faults so far that the kernel served without disk (memory touched anew); 0 without."""
-    try:
-        import resource
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    except ImportError:
-        return 0
-
 def rss_mb(field):
     """VmRSS / VmHWM of this process in MB (Linux), or None."""
     try:
         with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith(field + ':'):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-def reset_peak_memory():
-    if device_type == 'cuda':
-        torch.cuda.reset_peak_memory_stats()
-        return
-    try:  # "5" resets the peak resident set size (VmHWM) to the current one, Linux >= 4.0
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-    except OSError:
-        pass
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith(field + ':'))
+    except (OSError, StopIteration):
+        return None
 
 # -----------------------------------------------------------------------------
 # the matmul peak for this dtype on this device, measured now
@@ -140,32 +105,26 @@ def matmul_flops(n, loop_s=0.05):
     """The best of 5 timed loops of n x n matmuls, each loop about loop_s long: a fixed count of
     FLOPs would take minutes where a dtype is emulated (bf16 on a CPU without AMX: 2 GFLOP/s)."""
     if n not in _operands:
-        _operands[n] = tuple(torch.randn(n, n, device=device, dtype=ptdtype) for _ in range(2))
-    a, b = _operands[n]
-    for _ in range(2):
-        torch.mm(a, b)
-    sync()
-    t0 = time.perf_counter()
-    torch.mm(a, b)
-    sync()
-    reps = max(1, min(10_000, int(loop_s / max(time.perf_counter() - t0, 1e-7))))
-    best = float('inf')
-    for _ in range(5):
+        _operands[n] = [torch.randn(n, n, device=device, dtype=getattr(torch, dtype))
+                        for _ in range(2)]
+
+    def seconds(reps):  # per matmul, over reps of them
         sync()
         t0 = time.perf_counter()
         for _ in range(reps):
-            torch.mm(a, b)
+            torch.mm(*_operands[n])
         sync()
-        best = min(best, (time.perf_counter() - t0) / reps)
-    return 2 * n ** 3 / best
+        return (time.perf_counter() - t0) / reps
+    seconds(2)  # warm-up
+    reps = max(1, min(10_000, int(loop_s / max(seconds(1), 1e-7))))
+    return 2 * n ** 3 / min(seconds(reps) for _ in range(5))
 
 def measure_peak():
     width = {n_embd} if device_type == 'cpu' else set()  # for mfu_model_width, reported on the CPU
     # the model's width and its MLP width, and larger squares, which run closest to peak
     sizes = ({int(s) for s in peak_sizes.split(',')} if peak_sizes else
-             {4 * n_embd, 1024, 2048} | ({4096, 8192} if device_type == 'cuda' else set()))
-    results = {n: matmul_flops(n) for n in sorted(sizes | width)}
-    return max(results.values()), results
+             {4 * n_embd, 1024, 2048} | ({4096, 8192} if cuda else set()))
+    return {n: matmul_flops(n) for n in sorted(sizes | width)}
 
 # -----------------------------------------------------------------------------
 load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
@@ -174,7 +133,7 @@ say(f"bench: {n_layer} layers, d_model {n_embd}, {n_head} heads, context {block_
     f"{gradient_accumulation_steps}, {device} {dtype}{' compiled' if compile else ''}, "
     f"{torch.get_num_threads()} threads, data {dataset or 'synthetic'}"
     + (f", load average {load:.2f}" if load is not None else ''))
-peak, peak_by_size = measure_peak()
+peak_by_size = measure_peak()
 say(f"matmul peak ({dtype}): " + ', '.join(f"{n}: {f / 1e9:.0f}" for n, f in peak_by_size.items())
     + " GFLOP/s")
 
@@ -184,26 +143,30 @@ for _ in range(warmup):
 sync()
 warmup_s = time.perf_counter() - t0
 rss_before = rss_mb('VmRSS')
-reset_peak_memory()
+if cuda:
+    torch.cuda.reset_peak_memory_stats()
+else:
+    try:  # "5" resets the peak resident set size (VmHWM) to the current one, Linux >= 4.0
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        pass
 # each repeat's MFU is against the better of the peaks just before and after it: a machine whose
 # speed drifts compares like with like, and a peak measured in a slow moment cannot inflate the MFU
 times, peaks, faults = [], [peak_by_size], 0
 for _ in range(repeats):
     sync()
-    f0, t0 = minor_faults(), time.perf_counter()
+    f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
     for _ in range(steps):
         loss = train_step()
     sync()
     times.append((time.perf_counter() - t0) / steps)
-    faults += minor_faults() - f0
-    peaks.append(measure_peak()[1])
+    faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0  # memory touched anew
+    peaks.append(measure_peak())
 loss = loss.item()
-if device_type == 'cuda':
-    peak_mem, peak_delta = torch.cuda.max_memory_allocated() / 2 ** 20, None
-    mem_kind = 'torch.cuda.max_memory_allocated'
-else:
-    peak_mem, mem_kind = rss_mb('VmHWM'), 'peak RSS (VmHWM) of the process'
-    peak_delta = None if peak_mem is None or rss_before is None else peak_mem - rss_before
+peak_mem = torch.cuda.max_memory_allocated() / 2 ** 20 if cuda else rss_mb('VmHWM')
+mem_kind = 'torch.cuda.max_memory_allocated' if cuda else 'peak RSS (VmHWM) of the process'
+peak_delta = None if cuda or peak_mem is None or rss_before is None else peak_mem - rss_before
 
 step_s = statistics.median(times)
 tokens_per_s = tokens_per_step / step_s
@@ -219,7 +182,6 @@ mfu, peak = statistics.median(mfus), max(peak_by_size.values())
 mfu_width = statistics.median(mfus_width) if mfus_width else None
 peak_width = peak_by_size.get(n_embd) if mfus_width else None
 device_peaks = [max(p.values()) for p in peaks]
-busy = max(device_peaks) > 1.1 * min(device_peaks)
 result = dict(
     config=dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
                 vocab_size=vocab_size, batch_size=batch_size,
@@ -250,17 +212,17 @@ growth = (f"; {peak_delta:+.0f} MB over the {rss_before:.0f} MB before the timed
 say(f"peak memory {peak_mem:.0f} MB ({mem_kind}{growth}), "
     f"{faults / (repeats * steps):,.0f} page faults a step")
 # the load average counts this process too: more than one runnable task per core means sharing
-if busy or (load is not None and load > (os.cpu_count() or 1)):
+if max(device_peaks) > 1.1 * min(device_peaks) or (load or 0) > (os.cpu_count() or 1):
     say("warning: the machine looks busy (load average or an unstable peak): measure again")
 
 if profile:
     from torch.profiler import ProfilerActivity, profile as torch_profile
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device_type == 'cuda' else [])
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with torch_profile(activities=activities) as prof:
         for _ in range(steps):
             train_step()
         sync()
-    sort = 'self_cuda_time_total' if device_type == 'cuda' else 'self_cpu_time_total'
+    sort = 'self_cuda_time_total' if cuda else 'self_cpu_time_total'
     say(prof.key_averages().table(sort_by=sort, row_limit=25))
 
 if json_out == '-':

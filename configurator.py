@@ -1,13 +1,8 @@
-"""
-nanoGPT-style configuration, shared by train.py, sample.py, bench.py and sweep.py.
-
+"""nanoGPT-style configuration for train.py, sample.py, bench.py and sweep.py:
     python train.py config/finetune_de.py --dataset_tokens=1e6 --device=cpu
-
-Config files are plain Python, executed in order; then --key=value overrides, parsed as Python
-literals (a bare word is a string). Every key must already exist as a module-level default of the
-calling script and keep its type (an integral float such as 1e6 is accepted for an int key), so a
-typo exits with one line that names the key and the closest known one, instead of being ignored.
--h or --help prints the script's docstring and its keys with their defaults.
+Config files (plain Python, in order), then --key=value overrides (Python literals; a bare word is
+a string). A key must be a module-level default of the script and keep its type (1e6 is fine for an
+int), so a typo exits naming the closest known key. -h/--help lists the keys and defaults.
 """
 
 import ast
@@ -26,19 +21,17 @@ def _coerce(key, value, default, source):
     if default is None or isinstance(value, type(default)) and not (
             isinstance(value, bool) and not isinstance(default, bool)):
         return value
-    if isinstance(default, bool):
-        pass  # an int is not a bool: fall through to the error
-    elif isinstance(default, int) and isinstance(value, float) and value.is_integer():
-        return int(value)
-    elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if not isinstance(default, bool) and not isinstance(value, bool):  # an int is not a bool
+        if isinstance(default, int) and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(default, float) and isinstance(value, int):
+            return float(value)
     fail(f"{source}: {key}={value!r} must be of type {type(default).__name__} "
           f"(default {default!r})")
 
 def configure(config, argv):
-    """Apply config files and --key=value overrides in argv to the dict config (a script's
-    globals()). Returns {key: where it was last set (the config file, or '--key')} of the keys set
-    explicitly, for messages that must say which setting to change."""
+    """Apply argv's config files and overrides to config (a script's globals()); returns {key:
+    where it was last set (the config file, or '--key')} for messages that name the setting."""
     known = [k for k, v in config.items() if not k.startswith('_') and
              isinstance(v, (int, float, bool, str, list, dict, tuple, type(None)))]
     if '-h' in argv or '--help' in argv:
@@ -84,9 +77,8 @@ def configure(config, argv):
     return explicit
 
 def script_defaults(script='train.py'):
-    """A script's config defaults, read from its source without running it (no torch, no
-    training): the literal module-level assignments between its first two '# ---' rule lines.
-    One source for each default: sweep.py and bench.py take train.py's from here."""
+    """A script's config defaults read from its source without running it: the literal
+    assignments between its first two '# ---' rule lines (None where computed at run time)."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), script)
     block = open(path).read().split('\n# ' + '-' * 77 + '\n')[1]
     defaults = {}
@@ -94,6 +86,6 @@ def script_defaults(script='train.py'):
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
             try:
                 defaults[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:  # computed at run time (device): not a literal
+            except ValueError:
                 defaults[node.targets[0].id] = None
     return defaults

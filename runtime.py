@@ -1,8 +1,5 @@
-"""
-What train.py does besides the training loop, and shares with bench.py, sample.py and sweep.py:
-device settings, data (checked, drawn, evaluation sets), config checks, resume, batches, the
-optimizer step, the token budget, timers and checkpoints.
-"""
+"""What train.py does besides the training loop, shared with bench.py, sample.py and sweep.py:
+device settings, data, config checks, resume, batches, the optimizer step, budget, timers."""
 
 import ctypes
 import fcntl
@@ -21,10 +18,9 @@ from prepare.common import TOKENIZERS, prepare_hint, sha256_file
 from util import check, fail, remove_dead_temps
 
 def device_settings(device, dtype, compile):
-    """(device_type, dtype, compile, autocast): dtype 'auto' is bf16 on CUDA (else fp16, with a
-    GradScaler in the caller), float32 on the CPU. compile None is on for CUDA and for CPU bf16/fp16
-    (inductor fuses autocast's casts), off for CPU float32 (it gains nothing) and without a C++
-    compiler (inductor needs one on the CPU: $CXX, else g++, clang++ on macOS)."""
+    """(device_type, dtype, compile, autocast): dtype 'auto' is bf16 on CUDA (else fp16), float32
+    on the CPU; compile None is on for CUDA and CPU bf16/fp16 (inductor fuses autocast's casts),
+    off for CPU float32 (no gain) and without the C++ compiler inductor needs on the CPU."""
     device_type = 'cuda' if device.startswith('cuda') else 'cpu'
     if dtype == 'auto':
         dtype = ('bfloat16' if torch.cuda.is_bf16_supported() else 'float16') \
@@ -42,16 +38,17 @@ def device_settings(device, dtype, compile):
     return device_type, dtype, compile, autocast
 
 def keep_freed_memory():
-    """Keep a CPU step's freed activations (a few MB each) in glibc's heap: unmapped, every step
-    would page-fault them in again (mallopt; a no-op without glibc)."""
+    """Keep a CPU step's freed activations in glibc's heap, not page-faulted in again every step."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    # mallopt(3) documents 32 MB as the largest threshold; newer glibc takes more, else 32 MB
     mallopt(M_MMAP_THRESHOLD, 1 << 30) or mallopt(M_MMAP_THRESHOLD, 1 << 25)
     mallopt(M_TRIM_THRESHOLD, 1 << 30)
+
+def again(name):
+    return f"prepare {name} again ({prepare_hint(name)} --force)"
 
 def load_meta(data_dir, name):
     """data_dir/name/meta.json (docs/contracts.md), or one line on how to prepare the dataset."""
@@ -65,45 +62,41 @@ def load_meta(data_dir, name):
         train = m['splits']['train']
         if m['tokenizer'] not in TOKENIZERS:
             fail(f"{path} names tokenizer {m['tokenizer']!r}, not one of {', '.join(TOKENIZERS)}: "
-                 f"prepare {name} again ({prepare_hint(name)} --force)")
+                 f"{again(name)}")
         if m['tokenizer'] and all(isinstance(v, int) for v in (m['vocab_size'], m['eot_token'],
                                                                train['tokens'], train['bytes'])):
             return m
     except (OSError, ValueError, KeyError, TypeError):
         pass
     fail(f"{path} is malformed or lacks vocab_size, eot_token, tokenizer or splits.train "
-         f"tokens/bytes: prepare {name} again ({prepare_hint(name)} --force)")
+         f"tokens/bytes: {again(name)}")
 
 def load_tokens(data_dir, name, split, meta=None):
-    """A split's uint16 ids as a memmap, as many as meta counts (a file cut short would train on
-    less data), and up to 256 MB with meta's sha256 (beyond, hashing costs minutes a run)."""
+    """A split's uint16 ids as a memmap, as many as meta counts, up to 256 MB with meta's sha256."""
     path = os.path.join(data_dir, name, f'{split}.bin')
     size = os.path.getsize(path) if os.path.exists(path) else -1
     if size <= 0 or size % 2:  # two bytes a token
         what = 'missing' if size < 0 else 'empty' if size == 0 else f'{size:,} bytes, an odd length'
-        fail(f"{path} is {what}: prepare {name} again ({prepare_hint(name)} --force)")
+        fail(f"{path} is {what}: {again(name)}")
     want = (meta or {}).get('splits', {}).get(split, {}).get('tokens')
     if isinstance(want, int) and size // 2 != want:
         fail(f"{path} holds {size // 2:,} tokens but meta.json counts {want:,}: the file is cut "
-             f"short or from another preparation; prepare {name} again "
-             f"({prepare_hint(name)} --force)")
+             f"short or from another preparation; {again(name)}")
     digest = (meta or {}).get('sha256')
     digest = digest.get(split) if isinstance(digest, dict) else None
     if isinstance(digest, str) and size <= 1 << 28 and sha256_file(path) != digest:
         fail(f"{path} is not the file meta.json describes (its sha256 differs): it is corrupt or "
-             f"from another preparation; prepare {name} again ({prepare_hint(name)} --force)")
+             f"from another preparation; {again(name)}")
     return np.memmap(path, dtype=np.uint16, mode='r')
 
 def check_ids(tokens, meta, name, split):
-    """Every id must index the embedding (else an IndexError deep in the model): all up to 2^27
-    tokens, beyond 128 chunks of 2^20 spread evenly (a wrong tokenizer shows in every chunk)."""
+    """Every id must index the embedding: all up to 2^27 tokens, else 128 chunks of 2^20."""
     n, chunk = len(tokens), 1 << 20
     starts = range(0, n, chunk) if n <= 1 << 27 else np.linspace(0, n - chunk, 128).astype(np.int64)
     top = max(int(tokens[s:s + chunk].max()) for s in starts)
     if top >= meta['vocab_size']:
         fail(f"{name}'s {split}.bin holds token id {top}, but its vocabulary "
-             f"({meta['tokenizer']}) has {meta['vocab_size']} ids: prepare {name} again "
-             f"({prepare_hint(name)} --force)")
+             f"({meta['tokenizer']}) has {meta['vocab_size']} ids: {again(name)}")
 
 def check_config(c):
     """Fail on a train.py config c (its globals) that no run can have."""
@@ -136,8 +129,8 @@ def check_config(c):
           f"a fraction of the best val loss (0 = off)")
 
 def claim_out_dir(out_dir):
-    """Create and lock out_dir (its fd, held by the caller): one process at a time on a run. The
-    lock is on the directory, so it leaves no file and dies with its process."""
+    """Create and lock out_dir (its fd, held by the caller): one process at a time on a run; a
+    flock on the directory leaves no file and dies with its process."""
     try:
         os.makedirs(out_dir, exist_ok=True)
         if not os.access(out_dir, os.W_OK):
@@ -169,8 +162,7 @@ def count_bytes(tokens, meta):
 def draw_train_data(split, eot, n, seed, chunk, documents):
     """(offset, tokens): D_f = n tokens of the split. Seed 0: the first n; else documents from an
     offset the seed draws, or (chunk) chunk-token pieces from as many places, or (documents) the
-    first chunk tokens of documents the seed draws (parallel corpora: the same documents). A draw
-    does not depend on n: one seed's runs are nested, so a curve over D follows the data."""
+    first chunk tokens of documents the seed draws. One seed's draws are nested over n."""
     rng = np.random.default_rng(seed)
     if seed and chunk and documents:
         starts = np.concatenate([[0], np.flatnonzero(split[:-1] == eot) + 1])
@@ -199,8 +191,7 @@ def draw_train_data(split, eot, n, seed, chunk, documents):
     return offset, data
 
 def load_train_data(data_dir, name, meta, n, block_size, seed, chunk, documents):
-    """(D_f, offset, tokens, bytes): n tokens of the train split (0: all) as draw_train_data draws
-    them, checked to fit the split and the vocabulary."""
+    """(D_f, offset, tokens, bytes): n tokens of the train split (0: all), drawn and checked."""
     split = load_tokens(data_dir, name, 'train', meta)
     n = n or len(split)
     check(n > len(split), f"dataset_tokens={n:,} but {name}'s train split holds only "
@@ -215,9 +206,8 @@ def load_train_data(data_dir, name, meta, n, block_size, seed, chunk, documents)
     return n, offset, data, n_bytes
 
 def load_eval_sets(data_dir, name, meta, extra_val, tokens, test_tokens, test_split, *shard):
-    """({dataset: set, extra_val's: sets}, test set or None), sets as load_val's; shard =
-    (block_size, rank, world_size). With test_split the val split's first half ranks the steps and
-    its second tests the best model: the loss a study reports is not the one that chose it."""
+    """({dataset: set, extra_val's: sets}, test set or None), as load_val's; shard = (block_size,
+    rank, world_size). test_split: val's first half ranks the steps, its second tests the best."""
     val_sets = {name: load_val(data_dir, name, meta, tokens, *shard, 0 if test_split else None)}
     test_set = (load_val(data_dir, name, meta, test_tokens or tokens, *shard, 1)
                 if test_split else None)
@@ -230,8 +220,8 @@ def load_eval_sets(data_dir, name, meta, extra_val, tokens, test_tokens, test_sp
     return val_sets, test_set
 
 def load_val(data_dir, name, meta, tokens, block_size, rank, world_size, half=None):
-    """(x, y, tokens, bytes): tokens tokens as block_size windows spread evenly over the val split
-    (or its half 0 or 1), the same for every evaluation and twin; every world_size-th per rank."""
+    """(x, y, tokens, bytes): block_size windows spread evenly over the val split (or its half 0
+    or 1), the same for every evaluation and twin; every world_size-th per rank."""
     val = load_tokens(data_dir, name, 'val', meta)
     if half is not None:
         val = val[:len(val) // 2] if half == 0 else val[len(val) // 2:]
@@ -246,8 +236,7 @@ def load_val(data_dir, name, meta, tokens, block_size, rank, world_size, half=No
     return seqs[:, :-1], seqs[:, 1:], n * block_size, count_bytes(windows[:, 1:].ravel(), meta)
 
 def reinit_rare_rows(model, tokens, vocab_size, below, seed):
-    """Fresh embedding rows, drawn as GPT draws them, for ids rarer than below in tokens (the
-    pre-training split): those rows learnt only that the ids are unlikely."""
+    """Fresh embedding rows for ids rarer than below in tokens (the pre-training split)."""
     wte = model.transformer.wte.weight
     counts = sum(np.bincount(tokens[i:i + (1 << 24)], minlength=vocab_size)
                  for i in range(0, len(tokens), 1 << 24))[:vocab_size]
@@ -305,13 +294,11 @@ def optimizer_step(model, optimizer, scaler, grad_clip):
     optimizer.zero_grad(set_to_none=True)
 
 def dense_eval_iters(eval_interval):
-    """Early evaluations every ~25% of the steps so far, up to 5 x eval_interval: a fine-tune
-    peaks within its first few dozen steps, and its best is only as good as the grid there."""
+    """Evaluations every ~25% of the steps so far up to 5 x eval_interval: fine-tunes peak early."""
     return {round(1.25 ** j) for j in range(60)} & set(range(1, 5 * eval_interval))
 
 def budget_tokens(max_tokens, max_epochs, min_tokens, dataset_tokens):
-    """Token budget (0: max_iters decides): max_epochs of D_f within [min_tokens, max_tokens],
-    else max_tokens. Twins share it; a larger D_f gets a longer one."""
+    """Token budget (0: max_iters): max_epochs of D_f in [min_tokens, max_tokens], or max_tokens."""
     if max_epochs <= 0:
         return max_tokens
     tokens = max(min_tokens, round(max_epochs * dataset_tokens))
@@ -329,8 +316,7 @@ def peak_flops(device):
     return next((f for part, f in BF16_PEAK_FLOPS if part in name), None)
 
 def use_compile_cache(path):
-    """torch.compile's caches in path, shared by runs: a sweep compiles each shape once ('':
-    torch's default, under /tmp, which a batch job's node may lose)."""
+    """torch.compile's caches in path, shared by runs ('': torch's default, under /tmp)."""
     if path:
         os.environ['TORCHINDUCTOR_CACHE_DIR'] = os.path.abspath(path)
 
@@ -343,7 +329,7 @@ SHAPE_KEYS = ('n_layer', 'n_head', 'n_embd', 'block_size', 'bias')
 
 def resume_checkpoint(g, explicit_keys, master):
     """out_dir/ckpt.pt, checked to be the run's, its config written over train.py's globals g;
-    exits 0 where log.json says the run is finished (rewriting its log would only harm it)."""
+    exits 0 where log.json says the run is finished."""
     out_dir = g['out_dir']
     ckpt_path, log_path = os.path.join(out_dir, 'ckpt.pt'), os.path.join(out_dir, 'log.json')
     try:
@@ -393,8 +379,8 @@ def resume_checkpoint(g, explicit_keys, master):
     return ckpt
 
 class Timers:
-    """A run's seconds: startup, compile (a compiled run's first evaluation and step), data, eval,
-    checkpoint and training (the rest), added to before (a resumed run's first part)."""
+    """A run's seconds: startup, compile (the first evaluation and step), data, eval, checkpoint
+    and training (the rest), added to before (a resumed run's first part)."""
 
     def __init__(self, t_process, compiled, before):
         self.t_process, self.before = t_process, before
@@ -434,7 +420,7 @@ def crash_message(kind, value, tb, it, resumable):
 
 def source_shape(source, init_from, config, explicit_keys, meta, dataset):
     """Checkpoint source's shape, into config and returned; it must have meta's tokenizer, and
-    naming another shape (explicit_keys) is a mistake, not a request."""
+    naming another shape (explicit_keys) is a mistake."""
     for k in SHAPE_KEYS:
         want = source['model_args'][k]
         fix = (f"drop --{k}" if explicit_keys.get(k) == f"--{k}" else

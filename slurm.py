@@ -1,17 +1,7 @@
-"""
-The sweep as SLURM jobs (docs/sweeps.md): `python sweep.py CONFIG --slurm DIR` calls write_jobs,
-which writes into DIR
-
-    pretrain_<run>.sbatch    a job per pre-training run on whole nodes: srun torchrun
-    finetune_<size>.sbatch   a job array of the runs fine-tuned from one pre-training run, after it
-                             (afterok); task i runs line i of finetune_<size>.txt
-    scratch.sbatch           a job array of the from-scratch runs (they need nothing first)
-    fit.sbatch               fit_scaling.py once all of them ended (afterany), with no GPU
-    common.sh                slurm_common.sh, how a job runs a run: skipped if it finished,
-                             resumed from a whole ckpt.pt (a failed run too), else the command
-                             --print shows; USR1 before the time limit (--signal) stops the run
-                             (it writes ckpt.pt) and requeues the job
-    submit.sh                submits what did not finish yet, in order, with the dependencies
+"""The sweep as SLURM jobs: `python sweep.py CONFIG --slurm DIR` calls write_jobs, which writes
+into DIR pretrain_<run>.sbatch (whole nodes, srun torchrun), finetune_<size>.sbatch (a job array
+after its pre-training job), scratch.sbatch, fit.sbatch (once all ended), common.sh (how a job runs,
+resumes and requeues a run; slurm_common.sh) and submit.sh. docs/sweeps.md tells the whole story.
 """
 
 import os
@@ -22,7 +12,6 @@ from util import atomic_write, check
 RDZV_PORT = 29500  # torchrun's rendezvous on a pre-training job's first node (--exclusive: one job)
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'slurm_common.sh')) as f:
     COMMON = f.read()
-# the first lines of submit.sh
 SUBMIT = """#!/bin/bash
 # Submits the sweep's SLURM jobs in order (written by `python sweep.py ... --slurm DIR`).
 # Run it again once they left the queue (squeue --me) to resubmit what did not finish:
@@ -30,15 +19,14 @@ SUBMIT = """#!/bin/bash
 set -euo pipefail"""
 
 def write(path, text, mode=0o644):
-    # atomically: queued jobs read their tasks file and common.sh while a rerun rewrites them
+    """Atomically: queued jobs read their tasks file and common.sh while a rerun rewrites them."""
     def write_text(f):
         f.write(text.encode())
         os.fchmod(f.fileno(), mode)
     atomic_write([(path, write_text)])
 
 def sbatch_script(name, o, d, options, body, partition='partition'):
-    """#SBATCH lines (the job's name, o's partition and account, options, o's options), o's setup,
-    then body."""
+    """#SBATCH lines (name, o's partition and account, options, o's options), o's setup, body."""
     opts = [f'--job-name={name}', *(f'--{k}={o[p]}' for k, p in (('partition', partition),
                                                                 ('account', 'account')) if o[p]),
             *options, *o['options'], f'--chdir={os.getcwd()}', '--open-mode=append']
@@ -56,12 +44,11 @@ def pretrain_job(name, cmd, nodes, o, d):
                '--exclusive', '--requeue',
                *resources(o['cpus'] * max(1, g), 0 if g else o['mem'], o['time_pretrain'],
                           f'{d}/logs/%x_%j.out', f"--signal=B:USR1@{o['signal_margin']}")]
-    body = [f'run_resumable srun python {train}']
-    if g:
-        body = ['head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
-                f'run_resumable srun torchrun --nnodes="$SLURM_NNODES" --nproc_per_node={g} '
-                f'--rdzv_id="$SLURM_JOB_ID" --rdzv_backend=c10d '
-                f'--rdzv_endpoint="$head:{RDZV_PORT}" {train}']
+    body = ['head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+            f'run_resumable srun torchrun --nnodes="$SLURM_NNODES" --nproc_per_node={g} '
+            f'--rdzv_id="$SLURM_JOB_ID" --rdzv_backend=c10d '
+            f'--rdzv_endpoint="$head:{RDZV_PORT}" {train}'] if g else [
+                f'run_resumable srun python {train}']
     return sbatch_script(name, o, d, options, body)
 
 def array_job(name, tasks_file, o, d):
@@ -73,14 +60,12 @@ def array_job(name, tasks_file, o, d):
             f'run_resumable $(sed -n "${{SLURM_ARRAY_TASK_ID}}p" {tasks_file})']
     return sbatch_script(name, o, d, options, body)
 
-def job_var(name):
-    """The shell variable of submit.sh that holds a pre-training run's job id."""
+def job_var(name):  # submit.sh's variable for a pre-training run's job id
     return 'job_' + re.sub(r'\W', '_', name)
 
 def write_jobs(directory, runs, fit_cmd, nodes, **o):
     """runs: (name, command as --print shows it, the run it needs first) in dependency order;
-    nodes: pre-training run -> nodes of its job (1 if not named); o: sweep.py's slurm_* settings
-    without the prefix, gpus_per_node and throttle."""
+    nodes: pre-training run -> nodes of its job; o: sweep.py's slurm_* settings, unprefixed."""
     d = os.path.abspath(directory)
     for word in (d, os.getcwd(), *(w for _, cmd, _ in runs for w in cmd)):
         check(any(c.isspace() for c in word),
@@ -117,8 +102,7 @@ def write_jobs(directory, runs, fit_cmd, nodes, **o):
         submit += [f'tasks=$(unfinished {tasks_file})', '[ -z "$tasks" ] || submit '
                    f'--array="$tasks{throttle}"{after} {d}/{label}.sbatch']
     fit = resources(o['cpus'], o['mem'], o['time_transfer'], f'{d}/logs/%x_%j.out')
-    write(os.path.join(d, 'fit.sbatch'),
-          sbatch_script('fit', o, d, fit, [' '.join(fit_cmd)], partition='partition_cpu'))
+    write(f'{d}/fit.sbatch', sbatch_script('fit', o, d, fit, [' '.join(fit_cmd)], 'partition_cpu'))
     submit += ['deps=$(IFS=:; echo "${ended[*]:-}")',
                f'submit ${{deps:+--dependency=afterany:$deps}} {d}/fit.sbatch']
     write(os.path.join(d, 'submit.sh'), '\n'.join(submit) + '\n', 0o755)

@@ -1,5 +1,4 @@
-"""
-Run a whole study: the English pre-training run of each model size, then for every language,
+"""Run a whole study: the English pre-training run of each model size, then for every language,
 size and fine-tuning set size D_f one run fine-tuned from English and its twin from scratch, then
 fit_scaling.py on the results.
 
@@ -47,14 +46,12 @@ scratch_only_tokens = []  # D with scratch runs only, beyond the grid: D_e is re
 repeats = {}  # D -> runs per cell (scratch-only D too): own seed, D_f draw and pre-trained model
 seed = 0  # the study's seed: moves every seed at once (a rerun with another tests the intervals)
 pretrain_seeds = 1  # pre-trained models per size: the fine-tunes of a size take them in turn
-learning_rates = []  # candidates: each language, size and arm is first trained at each on
-                     # calibration_tokens and then uses its best (a shared rate favours one arm)
+learning_rates = []  # each language, size and arm runs at its best of these on calibration_tokens
 calibration_tokens = []  # the D_f of the calibration runs: one or two values of the grid
 calibration_round = 0  # --slurm: rounds of the calibration's jobs so far (3 at most)
 english_val = True  # log the English val loss during fine-tuning runs (forgetting)
-# runs beside the grid (both twins, or init='sc'/'ft' alone), reported beside their grid twin, not
-# fitted: e.g. dict(language='de', size='55K', dataset_tokens=8192, tag='seed2', seed=2)
-checks = []
+# runs beside the grid (both twins, or init='sc'/'ft' alone), reported, not fitted:
+checks = []  # e.g. dict(language='de', size='55K', dataset_tokens=8192, tag='seed2', seed=2)
 jobs = 1  # runs at once: one GPU each when there are GPUs, else the CPU cores split evenly
 print_only = False  # print the commands instead of running them (--print)
 pretrain_launcher = ''  # e.g. 'torchrun --standalone --nproc_per_node=8' for pre-training runs
@@ -110,14 +107,16 @@ def human(n):
 def overrides(d):
     return [f'--{k}={v}' for k, v in d.items()]
 
-def size_args(size):
+def train_args(size, configs, stage, dataset):
     """A size's config file goes first (the study's configs refine it), its overrides last."""
     check(size not in sizes,
           f"size {size!r} is not in sizes ({', '.join(map(repr, sizes))}): fix the check")
     spec = sizes[size]
     check(isinstance(spec, str) and not os.path.isfile(spec),
           f"size {size!r} names config file {spec}, which does not exist: fix sizes")
-    return ([spec], []) if isinstance(spec, str) else ([], overrides(spec))
+    first, last = ([spec], []) if isinstance(spec, str) else ([], overrides(spec))
+    return [*first, *configs, *overrides(stage), *last, *overrides(run_overrides),
+            f'--dataset={dataset}']
 
 def run_seed(r):
     """train.py's seed of the r-th run of a cell (or pre-trained model) in study `seed`."""
@@ -132,22 +131,19 @@ def pretrain_name(size, p):
     return f"pt_N{size}" + (f"_p{p + 1}" if p else '')
 
 def pretrain_run(size, p):
-    first, last = size_args(size)
-    return pretrain_name(size, p), [*first, *pretrain_configs, *overrides(pretrain), *last,
-                                    *overrides(run_overrides), f'--dataset={pretrain_dataset}',
-                                    f'--seed={run_seed(p)}'], None
+    args = train_args(size, pretrain_configs, pretrain, pretrain_dataset)
+    return pretrain_name(size, p), [*args, f'--seed={run_seed(p)}'], None
 
 def transfer_run(lang, size, d, init, extra=None, repeat=0):
-    """(name, train.py arguments, the run it needs first); repeat r > 0 is the cell again with the
-    next seeds (_s<r+1>). Fine-tunes take the size's pre-trained models in turn."""
+    """(name, train.py arguments, the run it needs first); repeat r > 0: the cell with the next
+    seeds (_s<r+1>). Fine-tunes take the size's pre-trained models in turn."""
     extra = {k: v + 1000 * seed if k in ('seed', 'data_seed') else v  # a check's own seeds too
              for k, v in (extra or {}).items()}
     extra = dict({'seed': run_seed(repeat), 'data_seed': data_seed(lang, repeat)}, **extra)
     name = (f"{init}_{lang}_N{size}_D{human(d)}" + (f"_{extra['tag']}" if extra.get('tag') else '')
             + (f"_s{repeat + 1}" if repeat else ''))
-    first, last = size_args(size)
-    args = [*first, *transfer_configs, *overrides(transfer), *last, *overrides(run_overrides),
-            f'--dataset={languages[lang]}', f'--dataset_tokens={d}', *overrides(extra)]
+    args = [*train_args(size, transfer_configs, transfer, languages[lang]),
+            f'--dataset_tokens={d}', *overrides(extra)]
     if init != 'ft':
         return name, args, None
     if english_val:  # forgetting is a fine-tuned model's: scratch runs skip it
@@ -157,8 +153,7 @@ def transfer_run(lang, size, d, init, extra=None, repeat=0):
     return name, args + [f'--init_from={os.path.join(out_dir, need, "best.pt")}'], need
 
 def calibration_cells():
-    """((language, size, arm, rate), run) of every candidate rate on each calibration D_f, tagged
-    lr<rate> (fit_scaling.py reports them beside the grid)."""
+    """((language, size, arm, rate), run) of every candidate rate on each calibration D_f."""
     return [((lang, s, init, rate),
              transfer_run(lang, s, d, init, dict(tag=f'lr{rate:g}', learning_rate=rate)))
             for d in sorted(calibration_tokens, reverse=True) for lang in languages for s in sizes
@@ -174,8 +169,7 @@ def chosen_rates():
     for (lang, size, init, rate), (name, _, _) in calibration_cells():
         if run_state(name) != 'finished':
             return None
-        with open(os.path.join(out_dir, name, 'log.json')) as f:
-            best = json.load(f)['best']
+        best = read_log(name)['best']
         losses[lang, size, init][rate].append(math.log(best.get('test_loss') or best['val_loss']))
     return {key: min(by_rate, key=lambda r: sum(by_rate[r]) / len(by_rate[r]))
             for key, by_rate in losses.items()}
@@ -205,25 +199,26 @@ def make_runs(rates=None):
         transfer += [at_rate(lang, s, d, i, c) for i in ([init] if init else ['ft', 'sc'])]
     return runs + calibration_runs() + [r for _, r in sorted(transfer, key=lambda x: -x[0])]
 
+def read_log(name):
+    """A run's log.json, or None where it is missing or not JSON."""
+    try:
+        with open(os.path.join(out_dir, name, 'log.json')) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
 def run_state(name, args=()):
     """'finished', 'failed', 'resumable' or 'new', from the run's log.json and ckpt.pt; 'stale'
     where it ran at another learning rate than args ask (a calibration that chose anew)."""
-    d = os.path.join(out_dir, name)
-    try:
-        with open(os.path.join(d, 'log.json')) as f:
-            log = json.load(f)
-        status = log['status']
-    except (OSError, ValueError, KeyError, TypeError):
-        status = log = None
+    d, log = os.path.join(out_dir, name), read_log(name)
+    status = log.get('status') if isinstance(log, dict) else None
     rate = [float(a.split('=', 1)[1]) for a in args
             if learning_rates and a.startswith('--learning_rate=')]  # only a calibration chooses
     if status and rate and (log.get('config') or {}).get('learning_rate') != rate[-1]:
         return 'stale'
-    if status in ('done', 'early_stopped'):
-        # a pre-training run's best.pt is what its fine-tunes start from: without it, run it again
-        if name.startswith('pt_') and not os.path.exists(os.path.join(d, 'best.pt')):
-            return 'failed'
-        return 'finished'
+    if status in ('done', 'early_stopped'):  # a pre-training run's fine-tunes need its best.pt
+        return 'failed' if name.startswith('pt_') and not os.path.exists(
+            os.path.join(d, 'best.pt')) else 'finished'
     if status == 'failed':
         return 'failed'
     return 'resumable' if os.path.exists(os.path.join(d, 'ckpt.pt')) else 'new'
@@ -237,39 +232,38 @@ def whole(path):
         return False
 
 def check_datasets(runs):
-    """Every dataset and D_f of the grid exists before the first run starts (a missing one would
-    fail its runs only after all the pre-training ran); --prepare first prepares the missing."""
+    """Every dataset and D_f of the grid exists before the first run starts (not once the
+    pre-training ran); --prepare first prepares the missing ones, one after another."""
     from prepare.common import prepare_hint
     configs = [(name, resolve(args)) for name, args, _ in runs]
-    dirs = {os.path.join(c.get('data_dir', 'data'), n): n for _, c in configs for n in
-            [c.get('dataset', 'builtin_en'), *filter(None, str(c.get('extra_val', '')).split(','))]}
+    dirs = {os.path.join(c['data_dir'], n): n for _, c in configs
+            for n in [c['dataset'], *filter(None, str(c['extra_val']).split(','))]}
     def missing():
         return {d: prepare_hint(n) for d, n in dirs.items()
                 if not all(os.path.exists(os.path.join(d, f)) for f in ('train.bin', 'meta.json'))}
-    if prepare:  # study.sh: one after another
-        for d, cmd in missing().items():
-            if cmd.startswith('python prepare/') and '<' not in cmd and 'PATH' not in cmd:
-                print(f"sweep: {d} missing: {cmd}", flush=True)
-                check(subprocess.run([sys.executable, *cmd.split()[1:]]).returncode,
-                      f"{cmd} failed (its message is above): fix that and rerun")
+    for d, cmd in missing().items() if prepare else ():
+        if cmd.startswith('python prepare/') and '<' not in cmd and 'PATH' not in cmd:
+            print(f"sweep: {d} missing: {cmd}", flush=True)
+            check(subprocess.run([sys.executable, *cmd.split()[1:]]).returncode,
+                  f"{cmd} failed (its message is above): fix that and rerun")
     todo = missing()
     check(todo, f"{', '.join(todo)} not prepared (train.bin, meta.json): prepare "
           f"{'them' if len(todo) > 1 else 'it'} first with {'; '.join(todo.values())}"
           " (or run the sweep with --prepare)")
     for name, c in configs:
-        path = os.path.join(c.get('data_dir', 'data'), c.get('dataset', 'builtin_en'), 'meta.json')
+        path = os.path.join(c['data_dir'], c['dataset'], 'meta.json')
         try:
             with open(path) as f:
                 tokens = json.load(f)['splits']['train']['tokens']
         except (OSError, ValueError, KeyError, TypeError):
             continue  # train.py says what is wrong with it
-        if isinstance(tokens, int) and c.get('dataset_tokens', 0) > tokens:
+        if isinstance(tokens, int) and c['dataset_tokens'] > tokens:
             fail(f"run {name} has dataset_tokens={c['dataset_tokens']:,}, but {path}'s "
                  f"train split holds {tokens:,} tokens: remove it from dataset_tokens (or checks)")
 
 def lock(directory):
-    """One sweep at a time on an out_dir (a second would rerun every run beside the first and
-    rewrite the best.pt its fine-tunes load); flock, so that the lock dies with its sweep."""
+    """One sweep at a time on an out_dir (a second would rerun its runs and rewrite their best.pt);
+    flock, so that the lock dies with its sweep."""
     import fcntl
     try:
         os.makedirs(directory, exist_ok=True)
@@ -295,11 +289,10 @@ def command(name, args, resume, python=sys.executable):
     return [*launcher, 'train.py', *args, f'--out_dir={os.path.join(out_dir, name)}']
 
 def die_with_parent():
-    """A sweep killed with SIGKILL leaves no runs behind that a restarted sweep would run a second
-    time next to them (Linux: PR_SET_PDEATHSIG)."""
+    """Runs die with their sweep, even a SIGKILLed one: a restarted sweep would run them twice."""
     try:
         import ctypes
-        ctypes.CDLL('libc.so.6').prctl(1, signal.SIGKILL)
+        ctypes.CDLL('libc.so.6').prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
     except OSError:
         pass
 
@@ -307,9 +300,10 @@ children = []  # every process started, for stop()
 lock_fd = None
 
 def start(run, slot):
-    """Start a run in a slot (afresh if it failed, is new or stale): (process, its train.txt)."""
+    """Start a run in a slot (afresh if it failed, is new or stale); its output to train.txt."""
     name, args, _ = run
-    state, ckpt, note = run_state(name, args), os.path.join(out_dir, name, 'ckpt.pt'), ''
+    run_dir = os.path.join(out_dir, name)
+    state, ckpt, note = run_state(name, args), os.path.join(run_dir, 'ckpt.pt'), ''
     if state == 'resumable' and not whole(ckpt):  # resuming it would fail every time
         os.replace(ckpt, ckpt + '.corrupt')
         note = (f"sweep: {ckpt} is truncated or corrupt: moved to ckpt.pt.corrupt, the run "
@@ -318,39 +312,33 @@ def start(run, slot):
         state = 'failed'
     if state in ('failed', 'new', 'stale'):  # no ckpt.pt, or one at a rate no longer chosen
         for f in ('ckpt.pt', 'best.pt', 'log.json'):
-            if os.path.exists(os.path.join(out_dir, name, f)):
-                os.remove(os.path.join(out_dir, name, f))
-    return launch(name, command(name, args, state == 'resumable'), slot, note)
-
-def launch(name, cmd, slot, note):
-    env = dict(os.environ)
+            if os.path.exists(os.path.join(run_dir, f)):
+                os.remove(os.path.join(run_dir, f))
+    cmd, env = command(name, args, state == 'resumable'), dict(os.environ)
     if exclusive(name):
         pass  # the launcher's processes share the whole node
     elif gpu_count():
         env['CUDA_VISIBLE_DEVICES'] = str(slot % gpu_count())
     else:  # split the cores: two runs fighting over every core are slower than one each
         env['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // jobs))
-    os.makedirs(os.path.join(out_dir, name), exist_ok=True)
-    out = open(os.path.join(out_dir, name, 'train.txt'), 'a')
-    out.write((note + '\n' if note else '') + ' '.join(cmd) + '\n')
-    out.flush()
-    if forking() and cmd[:2] == [sys.executable, 'train.py']:
-        children.append(ForkedRun(cmd[1:], out, env))
-    else:
-        children.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                         preexec_fn=die_with_parent if os.name == 'posix'
-                                         else None))
-    return children[-1], out
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, 'train.txt'), 'a') as out:  # the run holds its own copy
+        out.write((note + '\n' if note else '') + ' '.join(cmd) + '\n')
+        out.flush()
+        if forking() and cmd[:2] == [sys.executable, 'train.py']:
+            children.append(ForkedRun(cmd[1:], out, env))
+        else:
+            children.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                             preexec_fn=die_with_parent))
+    return children[-1]
 
 def forking():
-    """CPU runs start as forks, where start-up is a large share of a short run; a GPU run, hours
-    long, is better off in a new interpreter than in a fork nobody here could test."""
+    """CPU runs start as forks (start-up is much of a short run); GPU runs in a new interpreter."""
     return fork_runs and hasattr(os, 'fork') and not gpu_count()
 
 def preload():
-    """Import what train.py imports (the optimizer imports dynamo), once, before the first fork.
-    Nothing here may run a parallel torch kernel (a fork inherits an OpenMP pool without its
-    threads) or initialise CUDA."""
+    """Import what train.py imports (the optimizer imports dynamo) once, before the first fork; no
+    parallel torch kernel (a fork inherits an OpenMP pool without its threads), no CUDA."""
     t0 = time.time()
     import numpy, torch, torch._dynamo, torch.distributed, torch.nn.parallel  # noqa: F401
     import model, runtime  # noqa: F401
@@ -362,13 +350,9 @@ class ForkedRun:
     def __init__(self, args, out, env):
         sys.stdout.flush()  # or the child would write the parent's pending output a second time
         sys.stderr.flush()
-        self.returncode = None
-        self.pid = os.fork()
-        if self.pid == 0:
-            os._exit(self._child(args, out, env))
-
-    @staticmethod
-    def _child(args, out, env):
+        self.returncode, self.pid = None, os.fork()
+        if self.pid:
+            return
         code = 1
         try:
             die_with_parent()
@@ -395,7 +379,7 @@ class ForkedRun:
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
-        return code
+        os._exit(code)
 
     def poll(self, flags=os.WNOHANG):
         if self.returncode is None:
@@ -411,11 +395,11 @@ class ForkedRun:
         if self.returncode is None:
             os.kill(self.pid, sig)
 
-def gpu_count():
-    return int(os.environ.get('NUM_GPUS', '0')) or _cuda_count()
-
 @functools.lru_cache(maxsize=None)
-def _cuda_count():
+def gpu_count():
+    """NUM_GPUS, else the GPUs nvidia-smi lists."""
+    if int(os.environ.get('NUM_GPUS', '0')):
+        return int(os.environ['NUM_GPUS'])
     try:
         out = subprocess.run(['nvidia-smi', '-L'], capture_output=True, text=True, timeout=10)
         return len(out.stdout.strip().splitlines()) if out.returncode == 0 else 0
@@ -433,10 +417,9 @@ def run_all(runs):
     while todo or running:
         if stopping:
             stop(stopping)
-        for name, (p, f, slot) in list(running.items()):
+        for name, (p, slot) in list(running.items()):
             if p.poll() is None:
                 continue
-            f.close()
             del running[name]
             if run_state(name, by_name[name][1]) == 'finished':
                 done.add(name)
@@ -462,30 +445,26 @@ def run_all(runs):
                 continue
             todo.remove(r)
             attempts[name] += 1
-            slot = min(set(range(jobs)) - {s for _, _, s in running.values()})
-            running[name] = (*start(r, slot), slot)
+            slot = min(set(range(jobs)) - {s for _, s in running.values()})
+            running[name] = (start(r, slot), slot)
             bar.set_postfix_str(name)
         time.sleep(0.2)
     bar.close()
     return failed
 
 def print_time_breakdown(runs):
-    """Where the runs' time went, summed over their logs: what is not training (start-up, data
-    loading, evaluation, checkpoints) is the study's overhead."""
+    """Where the runs' time went, summed over their logs: what is not training is overhead."""
     total = collections.Counter()
     for name, _, _ in runs:
-        try:
-            with open(os.path.join(out_dir, name, 'log.json')) as f:
-                total.update(json.load(f).get('time', {}))
-        except (OSError, ValueError):
-            continue
+        total.update((read_log(name) or {}).get('time', {}))
     if total.get('total'):
         print(f"time in runs: {total['total']:.0f}s of CPU/GPU slots: " + ', '.join(
             f"{k} {100 * total.get(k, 0) / total['total']:.1f}%"
             for k in ('training', 'startup', 'compile', 'data', 'eval', 'checkpoint')))
 
 def resolve(args):
-    """The train.py settings a run's arguments make (its defaults, config files, overrides)."""
+    """The train.py settings a run's arguments make (its defaults, config files, overrides); an
+    unknown key is left to train.py, which fails that run alone."""
     cfg = script_defaults('train.py')
     for a in args:
         if a.startswith('--'):
@@ -502,25 +481,24 @@ def resolve(args):
     return cfg
 
 def eval_tokens_of(c, iters, finetune):
-    """Tokens a run of iters steps evaluates, as train.py does: the stopping set at each evaluation
-    (every eval_interval steps, the dense early ones, a decay's quarters), the test set once, and
-    a fine-tune's extra val sets at the first and last evaluation and on the best model."""
+    """Tokens a run of iters steps evaluates, as train.py does: the val set at each evaluation
+    (with the dense early ones and a decay's quarters), the test set once, and a fine-tune's
+    extra_val sets at the first and last evaluation and on the best model."""
     from runtime import dense_eval_iters
     interval, window = c['eval_interval'], c['block_size']
+    val = c['eval_tokens'] // window * window
     dense = {i for i in dense_eval_iters(interval) if i <= iters and i % interval}
     evals = iters // interval + 1 + (len(dense) if c['eval_dense'] else 0)
-    evals += 4 if c['lr_schedule'] == 'wsd' else 0
-    tokens = evals * (c['eval_tokens'] // window * window)
+    tokens = (evals + (4 if c['lr_schedule'] == 'wsd' else 0)) * val
     if c['test_split']:
         tokens += (c['test_tokens'] or c['eval_tokens']) // window * window
     if finetune and c['extra_val']:
-        tokens += 3 * len(c['extra_val'].split(',')) * (c['eval_tokens'] // window * window)
+        tokens += 3 * len(c['extra_val'].split(',')) * val
     return tokens
 
 def print_cost(runs):
-    """FLOPs per run (model.py's, output layer included: real work on a GPU) at its full token
-    budget, evaluation included (a forward pass is a third of a step's FLOPs): early stopping
-    makes transfer runs cheaper than this bound."""
+    """FLOPs per run (output layer included) at its full token budget, evaluation included (a
+    forward pass is a third of a step's): early stopping makes transfer runs cheaper."""
     import torch
     from model import GPT, GPTConfig
     from runtime import budget_tokens
@@ -531,14 +509,14 @@ def print_cost(runs):
         with torch.device('meta'):  # shapes only, no memory
             model = GPT(GPTConfig(n_layer=c['n_layer'], n_head=1, n_embd=c['n_embd'],
                                   block_size=c['block_size'],
-                                  vocab_size=50257 if 'gpt2' in str(c.get('dataset')) else 257))
+                                  vocab_size=50257 if 'gpt2' in str(c['dataset']) else 257))
         per_iter = c['batch_size'] * c['block_size'] * c['gradient_accumulation_steps']
         tokens = budget_tokens(c['max_tokens'], c['max_epochs'], c['min_tokens'],
                                c['dataset_tokens'])
         tokens = math.ceil(tokens / per_iter) * per_iter if tokens else c['max_iters'] * per_iter
         per_token = model.flops_per_token(include_output_layer=True)
-        finetune = c['init_from'] not in ('scratch', 'resume')
-        evaluated = eval_tokens_of(c, tokens // per_iter, finetune)
+        evaluated = eval_tokens_of(c, tokens // per_iter, c['init_from'] not in ('scratch',
+                                                                               'resume'))
         kind = ('pre-training' if name.startswith('pt_') else
                 'lr calibration' if name in calibration else
                 'scratch beyond the grid' if c['dataset_tokens'] not in dataset_tokens else
@@ -561,8 +539,8 @@ def print_cost(runs):
         print(f"{d:>12,} {tokens:>14,} {tokens / d:>8.1f} {schedule:>9} {n:>5}")
 
 def write_slurm(stage, grid_waits):
-    """--slurm: the stage's runs as SLURM jobs, then the fit, or (grid_waits) this sweep again,
-    which writes and submits the grid's jobs at the calibrated rates."""
+    """The stage's runs as SLURM jobs, then the fit, or (grid_waits) this sweep again, which
+    writes and submits the grid's jobs at the calibrated rates."""
     check(os.path.exists(slurm_dir) and not os.path.isdir(slurm_dir),
           f"--slurm {slurm_dir} is a file, not a directory: choose another path")
     # a calibration run that fails every time must not have its jobs resubmitted forever
@@ -586,14 +564,13 @@ def write_slurm(stage, grid_waits):
               "ended, writes the grid's jobs at each arm's best rate and submits them")
 
 def on_signal(signum, frame):
-    # noted, and acted on where the sweep waits (run_all's loop, the fit): stopping right here
-    # could find a Popen.wait or a waitpid cut short, holding its lock or its child's exit status
+    # acted on where the sweep waits: here a Popen.wait or waitpid may be cut short mid-way
     global stopping
     stopping = signum
 
 def stop(signum):
-    """Ctrl-C or SIGTERM: pass it on to the runs (train.py leaves each resumable, with one line in
-    its train.txt) and the fit, wait for them, and leave with one line."""
+    """Ctrl-C or SIGTERM: pass it on to the runs (each stays resumable) and the fit, wait for
+    them, and leave with one line."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)  # one stop; a second Ctrl-C must not cut it short
     live = [p for p in children if p.poll() is None]
