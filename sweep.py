@@ -164,15 +164,20 @@ def calibration_runs():
 
 def chosen_rates():
     """{(language, size, arm): the rate with the lowest mean log test loss over the calibration
-    D_f}; None while a calibration run has not finished."""
+    D_f among the rates whose runs converged (a run its budget stopped is a bound, and the grid
+    needs points), among all where none did}; None while a calibration run has not finished."""
     losses = collections.defaultdict(lambda: collections.defaultdict(list))
     for (lang, size, init, rate), (name, _, _) in calibration_cells():
         if run_state(name) != 'finished':
             return None
-        best = read_log(name)['best']
-        losses[lang, size, init][rate].append(math.log(best.get('test_loss') or best['val_loss']))
-    return {key: min(by_rate, key=lambda r: sum(by_rate[r]) / len(by_rate[r]))
-            for key, by_rate in losses.items()}
+        log = read_log(name)
+        loss = math.log(log['best'].get('test_loss') or log['best']['val_loss'])
+        losses[lang, size, init][rate].append((loss, log.get('converged', True)))
+    def best(by_rate):
+        converged = {r: runs for r, runs in by_rate.items() if all(c for _, c in runs)}
+        candidates = converged or by_rate
+        return min(candidates, key=lambda r: sum(l for l, _ in candidates[r]) / len(candidates[r]))
+    return {key: best(by_rate) for key, by_rate in losses.items()}
 
 def make_runs(rates=None):
     """Every run: pre-training, the calibration, then the transfer runs at each arm's calibrated

@@ -192,12 +192,16 @@ def test_learning_rate_calibration_comes_first_and_each_arm_gets_its_best(data_d
             check=False)
     assert p.returncode == 1 and 'ran 3 times' in p.stderr, p.stderr
     run('sweep.py', str(cfg))
-    best = {}
-    for path in glob.glob(str(out / '*_lr*' / 'log.json')):
-        log = read_log(os.path.dirname(path))
-        arm, loss = os.path.basename(os.path.dirname(path))[:2], log['best']['test_loss']
-        if loss < best.get(arm, (None, float('inf')))[1]:
-            best[arm] = (log['config']['learning_rate'], loss)
+    def best_rates():   # each arm's lowest test loss among converged runs (all where none is)
+        best = {}
+        for path in glob.glob(str(out / '*_lr*' / 'log.json')):
+            log = read_log(os.path.dirname(path))
+            arm = os.path.basename(os.path.dirname(path))[:2]
+            rank = (not log['converged'], log['best']['test_loss'])
+            if rank < best.get(arm, (None, (True, float('inf'))))[1]:
+                best[arm] = (log['config']['learning_rate'], rank)
+        return best
+    best = best_rates()
     grid = [read_log(out / f'{arm}_de_N10K_D{d}') for arm in ('ft', 'sc') for d in ('2K', '8K')]
     assert [g['config']['learning_rate'] for g in grid] == [best['ft'][0]] * 2 + [best['sc'][0]] * 2
     # once calibrated, --print shows the grid at those rates
@@ -210,3 +214,14 @@ def test_learning_rate_calibration_comes_first_and_each_arm_gets_its_best(data_d
     json.dump(log, open(path, 'w'))
     run('sweep.py', str(cfg))
     assert read_log(out / 'ft_de_N10K_D8K')['config']['learning_rate'] == best['ft'][0]
+    # a rate whose calibration run its budget stopped is a bound: the other rate wins, and the
+    # grid runs again at it
+    other = next(r for r in (3e-4, 3e-2) if r != best['ft'][0])
+    for rate, converged in ((best['ft'][0], False), (other, True)):
+        path = out / f'ft_de_N10K_D2K_lr{rate:g}' / 'log.json'
+        log = json.load(open(path))
+        log['converged'] = converged
+        json.dump(log, open(path, 'w'))
+    run('sweep.py', str(cfg))
+    assert best_rates()['ft'][0] == other
+    assert read_log(out / 'ft_de_N10K_D8K')['config']['learning_rate'] == other
