@@ -103,14 +103,14 @@ def cell_key(r):
     return (r["role"], r["target"], r["N"]) + ((r["D"],) if r["role"] != "pretrain" else ())
 
 def merge_duplicates(runs, msgs):
-    """One cell per (role, dataset, N, D_f), its runs averaged (the lowest is biased low); of a
-    scratch cell, its converged runs if it has any."""
+    """One cell per (role, dataset, N, D_f), its runs averaged (the lowest is biased low): its
+    converged runs if it has any (a run its budget stopped is a bound), in both arms alike."""
     groups = {}
     for r in runs:
         groups.setdefault(cell_key(r), []).append(r)
     cells = []
     for key, rs in sorted(groups.items()):
-        use = ([r for r in rs if r["converged"]] if key[0] == "scratch" else rs) or rs
+        use = [r for r in rs if r["converged"]] or rs
         loss = [r["loss"] for r in use]
         c = dict(use[0], loss=float(np.mean(loss)), n=len(use),
                  log_losses=[math.log(x) for x in loss],
@@ -380,7 +380,7 @@ def analyse_target(target, cells, boot, rng, noise, msgs, calibration=()):
     sizes = sorted({c["N"] for c in conv})
     curves = size_curves(conv, sizes)
     read = [read_on(curves.get(c["N"]), math.log(c["loss"])) for c in ft]
-    # a fine-tune its budget stopped was still improving: its D_e is a lower bound, not a point
+    # fine-tunes their budget stopped were still improving: their D_e is a lower bound
     read = [(x, "budget" if w == "measured" and not c["converged"] else w)
             for c, (x, w) in zip(ft, read)]
     measured = [i for i, (_, w) in enumerate(read) if w == "measured"]

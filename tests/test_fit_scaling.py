@@ -273,6 +273,14 @@ def test_a_fine_tune_its_budget_stopped_gives_a_lower_bound_on_D_e(tmp_path):
     assert runs["budget"]["counts"]["finetune_budget"] == 1
     assert runs["budget"]["law"]["n_cells"] == runs["none"]["law"]["n_cells"]
     assert runs["budget"]["law"]["alpha"] == pytest.approx(runs["none"]["law"]["alpha"], abs=1e-12)
+    # beside a converged run of the same cell, the bound is left out of its mean (as in scratch)
+    root = str(tmp_path / "budget")
+    write_log(root, name + "_s2", "finetune", "de", N, Df, L * 1.05, converged=False,
+              init_from="out/synth/pt/best.pt")
+    write_log(root, name, "finetune", "de", N, Df, L / 1.03, init_from="out/synth/pt/best.pt")
+    point = next(p for p in target(fs.analyse(root, boot=0), "de")["points"] if name in p["runs"])
+    assert point["where"] == "measured" and point["n"] == 1
+    assert point["loss"] == pytest.approx(L / 1.03)
 
 
 def test_beyond_the_measured_points_is_a_bound(tmp_path):
